@@ -1,0 +1,1 @@
+"""The ``greenlight`` command: ``main.py`` dispatches, one module per verb."""

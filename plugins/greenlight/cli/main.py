@@ -1,0 +1,73 @@
+"""Entry point of the ``greenlight`` console script.
+
+Only parses the verb and dispatches: each verb lives in ``greenlight/cli/<verb>.py`` and exposes
+``add_parser(subparsers)`` which registers its sub-parser and sets ``func`` (a callable taking the
+parsed ``argparse.Namespace`` and returning an exit code).
+Exit codes: 0 ok, 1 the check found a problem, 2 bad input or usage.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from greenlight.errors import GreenlightError
+
+# Verb -> module under greenlight.cli. A module that is missing is simply not offered.
+VERBS = {
+    "up": "up",
+    "down": "up",
+    "flush": "flush",
+    "settings": "settings",
+    "coverage": "coverage",
+    "schema": "schema",
+    "shards": "shards",
+    "flaky": "shards",
+    "deploy": "deploy",
+    "rollback": "deploy",
+    "releases": "deploy",
+    "deploys": "deploy",
+    "incident": "incident",
+    "experiment": "experiment",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default exits 2 as well; keep the usage
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="greenlight", description="Continuous deployment on Buildbot.")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    loaded = set()
+    for module_name in dict.fromkeys(VERBS.values()):
+        try:
+            module = importlib.import_module(f"greenlight.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"greenlight.cli.{module_name}":
+                continue
+            raise
+        module.add_parser(subparsers)
+        loaded.add(module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GreenlightError as exc:
+        print(f"greenlight {args.verb}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

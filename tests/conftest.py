@@ -1,0 +1,75 @@
+"""Shared fixtures. Engines' tests build real git repositories with ``make_repo``."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada Author",
+    "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada Author",
+    "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(cwd: Path | str, *args: str, env: dict | None = None) -> str:
+    """Run git with an argument list (never a shell string) and return its stdout."""
+    full_env = {**os.environ, **GIT_ENV, **(env or {})}
+    out = subprocess.run(["git", *args], cwd=cwd, env=full_env, check=True,
+                         capture_output=True)
+    return out.stdout.decode("utf-8", "surrogateescape").strip()
+
+
+class Repo:
+    """A real git work tree for tests: write files, commit, read shas."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        git(path, "init", "-q", "-b", "main")
+        git(path, "config", "user.name", GIT_ENV["GIT_AUTHOR_NAME"])
+        git(path, "config", "user.email", GIT_ENV["GIT_AUTHOR_EMAIL"])
+        git(path, "config", "commit.gpgsign", "false")
+
+    def write(self, name: str | bytes, content: str | bytes) -> Path:
+        target = Path(os.fsdecode(name))
+        full = self.path / target
+        full.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            full.write_text(content)
+        else:
+            full.write_bytes(content)
+        return full
+
+    def commit(self, message: str = "change", author: str | None = None, **env: str) -> str:
+        git(self.path, "add", "-A")
+        extra = dict(env)
+        if author:
+            name, _, email = author.partition(" <")
+            extra.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email.rstrip(">") or "a@b.c")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message, env=extra)
+        return self.head()
+
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "HEAD")
+
+    def git(self, *args: str) -> str:
+        return git(self.path, *args)
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """Factory of fresh git repositories under the test's tmp dir."""
+    counter = iter(range(1000))
+
+    def factory(name: str | None = None) -> Repo:
+        path = tmp_path / (name or f"repo{next(counter)}")
+        path.mkdir()
+        return Repo(path)
+
+    return factory
