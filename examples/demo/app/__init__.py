@@ -1,0 +1,1 @@
+"""Greenlight's demo application: a tiny shop with logins, registrations and purchases."""
