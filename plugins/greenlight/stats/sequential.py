@@ -1,0 +1,212 @@
+"""Sequential tests that stay valid when the judge looks at every scrape.
+
+A fixed-sample 1% test re-run every second for a minute rolls back 7–8% of healthy canaries.
+Wald's sequential probability ratio test (SPRT) accumulates a log-likelihood ratio (LLR) between
+"no change" and "a change of the configured minimum size" and stops the first time it leaves a
+band: above ``log((1 − β)/α)`` it fails, below ``log(β/(1 − α))`` it passes. By Ville's
+inequality the chance that a healthy canary ever crosses the upper line is at most α, however
+often it is looked at; and no test has a smaller expected sample size (Wald & Wolfowitz 1948).
+
+The functions take numpy arrays as well as numbers, so the benchmark runs thousands of simulated
+canaries through exactly the code the judge runs. ``msprt_p_value`` is the always-valid mixture
+p-value (Johari, Pekelis & Walsh) for experiment results, which have no single effect to aim at.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from greenlight.errors import UsageError
+from greenlight.stats.proportions import binomial_rate_test
+
+__all__ = [
+    "BreakageResult",
+    "SprtBounds",
+    "always_valid_p_value",
+    "breakage_zero_rate",
+    "breakage_zero_rate_p",
+    "gaussian_llr",
+    "msprt_p_value",
+    "rate_ratio_llr",
+    "sprt_bounds",
+    "sprt_decision",
+    "two_proportion_llr",
+]
+
+LOWER_IS_BAD = "lower-is-bad"
+HIGHER_IS_BAD = "higher-is-bad"
+DIRECTIONS = (LOWER_IS_BAD, HIGHER_IS_BAD)
+
+# Below this many events (of the rarer outcome, both arms together) the normal approximation
+# behind the LLR is too rough to trust; the exact breakage path covers those first seconds.
+MIN_EVENTS = 20
+
+
+@dataclass(frozen=True)
+class SprtBounds:
+    """The two lines of Wald's test on the log-likelihood-ratio scale."""
+
+    alpha: float
+    beta: float
+    lower: float  # at or below: pass (no change of the minimum size)
+    upper: float  # at or above: fail (a change at least the minimum size is likely)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sprt_bounds(alpha: float = 0.01, beta: float = 0.05) -> SprtBounds:
+    """Wald's boundaries for false-alarm rate ``alpha`` and miss rate ``beta``."""
+    for value, name in ((alpha, "alpha"), (beta, "beta")):
+        if not 0.0 < value < 1.0:
+            raise UsageError(f"{name} must be strictly between 0 and 1 (got {value})")
+    if alpha + beta >= 1.0:
+        raise UsageError(f"alpha + beta must be below 1 (got {alpha} + {beta})")
+    return SprtBounds(alpha, beta, math.log(beta / (1 - alpha)), math.log((1 - beta) / alpha))
+
+
+def sprt_decision(llr, bounds: SprtBounds):
+    """"fail" / "pass" / "pending" for one LLR value (numbers only; arrays use the bounds)."""
+    if llr >= bounds.upper:
+        return "fail"
+    if llr <= bounds.lower:
+        return "pass"
+    return "pending"
+
+
+def gaussian_llr(estimate, null, alternative, variance):
+    """LLR of N(alternative, variance) against N(null, variance) at ``estimate``.
+
+    The estimate of a difference (of rates, of rank probabilities) taken on more and more data
+    behaves like a Brownian motion in information time 1/variance, so this is Wald's SPRT for
+    its drift. A variance of 0 or less (no data yet) gives 0: no evidence either way.
+    """
+    estimate, variance = np.asarray(estimate, float), np.asarray(variance, float)
+    shift = alternative - null
+    safe = np.where(variance > 0, variance, 1.0)
+    llr = np.where(variance > 0, shift * (estimate - (null + alternative) / 2) / safe, 0.0)
+    return llr if llr.ndim else float(llr)
+
+
+def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_trials,
+                       min_effect: float, direction: str = LOWER_IS_BAD,
+                       model: str = "binomial", min_events: int = MIN_EVENTS):
+    """Wald's LLR for "the canary's rate is ``min_effect`` (relative) worse than the
+    baseline's" against "both rates are equal", from request counts of both arms.
+
+    Harm is baseline − canary for a lower-is-bad rate (logins per request) and canary −
+    baseline for a higher-is-bad one (errors per request); the alternative is a harm of
+    ``min_effect`` × the pooled rate. The variance is the pooled binomial p(1 − p)(1/n_c + 1/n_b)
+    (``model="poisson"`` uses p instead of p(1 − p) for amounts per request such as revenue).
+    Until both outcomes have ``min_events`` events the LLR is 0.
+    """
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be one of {DIRECTIONS} (got {direction!r})")
+    if model not in ("binomial", "poisson"):
+        raise UsageError(f"model must be binomial or poisson (got {model!r})")
+    if not min_effect > 0:
+        raise UsageError(f"min_effect must be > 0 (got {min_effect})")
+    a, n_c = np.asarray(canary_events, float), np.asarray(canary_trials, float)
+    b, n_b = np.asarray(baseline_events, float), np.asarray(baseline_trials, float)
+    trials = n_c + n_b
+    events = a + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = np.where(trials > 0, events / np.where(trials > 0, trials, 1.0), 0.0)
+        unit = pooled if model == "poisson" else pooled * (1 - pooled)
+        inverse = np.where((n_c > 0) & (n_b > 0),
+                           1 / np.where(n_c > 0, n_c, 1.0) + 1 / np.where(n_b > 0, n_b, 1.0),
+                           0.0)
+        rate_c = np.where(n_c > 0, a / np.where(n_c > 0, n_c, 1.0), 0.0)
+        rate_b = np.where(n_b > 0, b / np.where(n_b > 0, n_b, 1.0), 0.0)
+    harm = rate_b - rate_c if direction == LOWER_IS_BAD else rate_c - rate_b
+    rarer = events if model == "poisson" else np.minimum(events, trials - events)
+    variance = np.where(rarer >= min_events, unit * inverse, 0.0)
+    return gaussian_llr(harm, 0.0, min_effect * pooled, variance)
+
+
+def rate_ratio_llr(canary_events, canary_trials, baseline_events, baseline_trials,
+                   ratio: float):
+    """Exact conditional LLR for "the canary's rate is ``ratio`` × the baseline's".
+
+    Given N events, each lands on the canary with probability equal to its share of traffic
+    under the null, and with the share tilted by ``ratio`` under the alternative; this is the
+    binomial SPRT of the breakage fast path (``ratio=5``: errors up five-fold). Exact for rare
+    events, so it may be read after every few events.
+    """
+    if not ratio > 0 or ratio == 1:
+        raise UsageError(f"ratio must be > 0 and != 1 (got {ratio})")
+    a, n_c = np.asarray(canary_events, float), np.asarray(canary_trials, float)
+    b, n_b = np.asarray(baseline_events, float), np.asarray(baseline_trials, float)
+    total = n_c + n_b
+    ok = (n_c > 0) & (n_b > 0)
+    share0 = np.where(ok, n_c / np.where(total > 0, total, 1.0), 0.5)
+    share1 = ratio * share0 / (ratio * share0 + (1 - share0))
+    llr = np.where(ok, a * np.log(share1 / share0) + b * np.log((1 - share1) / (1 - share0)), 0.0)
+    return llr if llr.ndim else float(llr)
+
+
+@dataclass(frozen=True)
+class BreakageResult:
+    """The breakage fast path: the canary's rate at zero while the baseline's is not."""
+
+    canary_events: int
+    baseline_events: int
+    p_value: float
+    broken: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def breakage_zero_rate(canary_events: int, canary_trials: int, baseline_events: int,
+                       baseline_trials: int, alpha: float) -> BreakageResult:
+    """Exact binomial test of a canary that has seen none of the events the baseline sees.
+
+    Valid under continuous monitoring without correction: "no canary event among the first N"
+    only shrinks as N grows, so the chance it ever holds at p < α is the chance at the first N
+    where it could, which is below α. With equal traffic the baseline needs 7 events at 1%.
+    """
+    if canary_events > 0 or baseline_events == 0 or canary_trials == 0:
+        return BreakageResult(canary_events, baseline_events, 1.0, False)
+    result = binomial_rate_test(int(baseline_events), int(baseline_trials), 0,
+                                int(canary_trials), alternative="less")
+    return BreakageResult(0, int(baseline_events), result.p_value, result.p_value <= alpha)
+
+
+def breakage_zero_rate_p(canary_events, canary_trials, baseline_events, baseline_trials):
+    """Vectorised p-value of :func:`breakage_zero_rate` (1 where the canary saw events):
+    P(all N events on the baseline) = (baseline share)^N, the same exact binomial tail."""
+    a, n_c = np.asarray(canary_events, float), np.asarray(canary_trials, float)
+    b, n_b = np.asarray(baseline_events, float), np.asarray(baseline_trials, float)
+    total = n_c + n_b
+    share_b = np.where(total > 0, n_b / np.where(total > 0, total, 1.0), 1.0)
+    p = np.where((a == 0) & (b > 0) & (n_c > 0), share_b ** b, 1.0)
+    return p if p.ndim else float(p)
+
+
+def always_valid_p_value(max_llr) -> float:
+    """p-value valid at any stopping time: 1 / (largest likelihood ratio seen so far).
+
+    Ville's inequality bounds P(sup LR ≥ 1/α) by α under the null, which lets Holm or
+    Bonferroni combine the judge's metrics at every look.
+    """
+    value = np.minimum(1.0, np.exp(-np.maximum(np.asarray(max_llr, float), -700.0)))
+    return value if value.ndim else float(value)
+
+
+def msprt_p_value(estimate: float, variance: float, tau2: float,
+                  previous_p: float = 1.0) -> float:
+    """Always-valid p-value of the normal-mixture SPRT (Johari, Pekelis & Walsh 2015).
+
+    ``estimate`` is the observed difference, ``variance`` its variance, ``tau2`` the variance of
+    the effects one expects (the mixture). The ratio is
+    √(V/(V+τ²))·exp(τ²θ²/(2V(V+τ²))); the p-value is the running minimum of 1/ratio, so pass
+    the previous look's value as ``previous_p``.
+    """
+    if variance <= 0 or tau2 <= 0:
+        return previous_p
+    ratio_log = 0.5 * math.log(variance / (variance + tau2)) + \
+        tau2 * estimate ** 2 / (2 * variance * (variance + tau2))
+    return min(previous_p, 1.0, math.exp(-ratio_log) if ratio_log < 700 else 0.0)
