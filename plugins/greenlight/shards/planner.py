@@ -1,0 +1,250 @@
+"""Duration-balanced shard planning: a pure function from (test ids, durations) to shards.
+
+Why not pytest-split's greedy pass alone: largest-first (LPT) is within 4/3 of the optimum but
+often leaves one shard a test or two heavier than it needs to be. We start from several seeds
+(LPT, round-robin in collection order, contiguous chunks), improve each by moving or swapping
+tests between the heaviest shard and the others until no single move or swap lowers it, and keep
+the best. Starting from the baselines themselves guarantees we are never worse than them.
+
+Everything is deterministic: ties break on the test id, never on hash or dict order, so every
+shard (and every xdist worker inside a shard) computes the same plan from the same input.
+"""
+from __future__ import annotations
+
+import bisect
+import statistics
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from greenlight.errors import UsageError
+
+DEFAULT_UNKNOWN_SECONDS = 1.0
+_EPS = 1e-9
+_MAX_ROUNDS = 100_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard: its 1-based index, its tests in collection order, and their predicted time."""
+
+    index: int
+    tests: tuple[str, ...]
+    predicted_seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A complete plan: every input test is in exactly one shard."""
+
+    shards: tuple[Shard, ...]
+    total_seconds: float
+    ideal_seconds: float
+    median_seconds: float
+    unknown: tuple[str, ...] = ()
+    group_by_module: bool = False
+    seed: str = "lpt"
+    durations_used: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def makespan(self) -> float:
+        return max((s.predicted_seconds for s in self.shards), default=0.0)
+
+    def shard_of(self, test_id: str) -> int | None:
+        """1-based index of the shard holding ``test_id`` (None when the plan doesn't know it)."""
+        for shard in self.shards:
+            if test_id in shard.tests:
+                return shard.index
+        return None
+
+    def to_json(self) -> dict:
+        """The JSON contract of ``greenlight shards plan --format json`` (see docs/shards.md)."""
+        return {
+            "shards": [
+                {"index": s.index, "predicted_seconds": round(s.predicted_seconds, 6),
+                 "count": len(s.tests), "tests": list(s.tests)}
+                for s in self.shards
+            ],
+            "makespan_seconds": round(self.makespan, 6),
+            "ideal_seconds": round(self.ideal_seconds, 6),
+            "total_seconds": round(self.total_seconds, 6),
+            "median_seconds": round(self.median_seconds, 6),
+            "unknown": list(self.unknown),
+            "group_by_module": self.group_by_module,
+            "seed": self.seed,
+        }
+
+
+def module_of(test_id: str) -> str:
+    """The module part of a pytest node id (``tests/a.py::T::t[1]`` -> ``tests/a.py``)."""
+    return test_id.split("::", 1)[0]
+
+
+def median_duration(test_ids: Iterable[str], durations: Mapping[str, float]) -> float:
+    """Median of the known durations of these tests; falls back to all durations, then 1 s."""
+    known = [float(durations[t]) for t in test_ids if t in durations]
+    if not known:
+        known = [float(v) for v in durations.values()]
+    return statistics.median(known) if known else DEFAULT_UNKNOWN_SECONDS
+
+
+def ideal_makespan(weights: Sequence[float], shards: int) -> float:
+    """The lower bound every plan is measured against: total/N, or the longest unit if larger."""
+    if not weights:
+        return 0.0
+    return max(sum(weights) / shards, max(weights))
+
+
+def plan_shards(test_ids: Sequence[str], durations: Mapping[str, float], shards: int,
+                group_by_module: bool = False) -> Plan:
+    """Split ``test_ids`` into ``shards`` groups of nearly equal predicted duration.
+
+    ``durations`` maps test id -> seconds (extra ids are ignored); tests without a duration get
+    the median of the known ones. With ``group_by_module`` all tests of one module stay in one
+    shard (module-scoped fixtures run once). Duplicated ids are planned once.
+    """
+    if shards < 1:
+        raise UsageError(f"shard count must be >= 1, got {shards}")
+    ordered = list(dict.fromkeys(test_ids))
+    for d_id, seconds in durations.items():
+        if seconds is None or float(seconds) < 0 or float(seconds) != float(seconds):
+            raise UsageError(f"duration of {d_id!r} must be a number >= 0, got {seconds!r}")
+    median = median_duration(ordered, durations)
+    weight = {t: float(durations[t]) if t in durations else median for t in ordered}
+    unknown = tuple(t for t in ordered if t not in durations)
+
+    # Units are what the planner moves around: single tests, or whole modules.
+    if group_by_module:
+        unit_members: dict[str, list[str]] = {}
+        for t in ordered:
+            unit_members.setdefault(module_of(t), []).append(t)
+    else:
+        unit_members = {t: [t] for t in ordered}
+    units = list(unit_members)
+    unit_weight = {u: sum(weight[t] for t in unit_members[u]) for u in units}
+
+    best_assign, best_seed = None, ""
+    for seed_name, seed in (("lpt", _seed_lpt), ("round-robin", _seed_round_robin),
+                            ("chunks", _seed_chunks)):
+        assign = seed(units, unit_weight, shards)
+        _improve(assign, unit_weight, shards)
+        if best_assign is None or _key(assign, unit_weight, shards) < _key(
+                best_assign, unit_weight, shards):
+            best_assign, best_seed = assign, seed_name
+
+    position = {t: i for i, t in enumerate(ordered)}
+    result = []
+    for k in range(shards):
+        members = sorted((t for u in best_assign[k] for t in unit_members[u]),
+                         key=position.__getitem__)
+        result.append(Shard(index=k + 1, tests=tuple(members),
+                            predicted_seconds=sum(weight[t] for t in members)))
+    total = sum(weight.values())
+    return Plan(shards=tuple(result), total_seconds=total,
+                ideal_seconds=ideal_makespan(list(unit_weight.values()), shards),
+                median_seconds=median, unknown=unknown, group_by_module=group_by_module,
+                seed=best_seed, durations_used=weight)
+
+
+def round_robin(test_ids: Sequence[str], shards: int) -> list[list[str]]:
+    """The naive baseline: test k goes to shard k mod N (used by tests and the benchmark)."""
+    groups: list[list[str]] = [[] for _ in range(shards)]
+    for k, t in enumerate(dict.fromkeys(test_ids)):
+        groups[k % shards].append(t)
+    return groups
+
+
+# --- seeds -------------------------------------------------------------------------------------
+
+def _seed_lpt(units: list[str], w: Mapping[str, float], n: int) -> list[list[str]]:
+    """Longest processing time first: heaviest unit onto the lightest shard (ties: lowest index)."""
+    assign: list[list[str]] = [[] for _ in range(n)]
+    loads = [0.0] * n
+    for u in sorted(units, key=lambda u: (-w[u], u)):
+        k = min(range(n), key=lambda i: (loads[i], i))
+        assign[k].append(u)
+        loads[k] += w[u]
+    return assign
+
+
+def _seed_round_robin(units: list[str], w: Mapping[str, float], n: int) -> list[list[str]]:
+    assign: list[list[str]] = [[] for _ in range(n)]
+    for k, u in enumerate(units):
+        assign[k % n].append(u)
+    return assign
+
+
+def _seed_chunks(units: list[str], w: Mapping[str, float], n: int) -> list[list[str]]:
+    """Contiguous slices of about total/N each, in collection order (pytest-split's chunks)."""
+    assign: list[list[str]] = [[] for _ in range(n)]
+    target = sum(w.values()) / n
+    k, load = 0, 0.0
+    for u in units:
+        if load >= target and k < n - 1:
+            k, load = k + 1, 0.0
+        assign[k].append(u)
+        load += w[u]
+    return assign
+
+
+# --- improvement -------------------------------------------------------------------------------
+
+def _key(assign: list[list[str]], w: Mapping[str, float], n: int) -> tuple:
+    """Order of goodness: smaller makespan, then a flatter profile (sorted loads, descending)."""
+    loads = sorted((sum(w[u] for u in a) for a in assign), reverse=True)
+    return tuple(round(x, 9) for x in loads)
+
+
+def _improve(assign: list[list[str]], w: Mapping[str, float], n: int) -> None:
+    """Move or swap units between the heaviest shard and another while that lowers the heavier.
+
+    Each accepted step strictly lowers the heaviest shard's load without lifting any other shard
+    to it, so the sorted load vector decreases and the loop ends.
+    """
+    if n < 2:
+        return
+    loads = [sum(w[u] for u in a) for a in assign]
+    for _ in range(_MAX_ROUNDS):
+        heavy = max(range(n), key=lambda i: (loads[i], -i))
+        best = None  # (new pair max, tie-break..., action)
+        heavy_units = sorted(assign[heavy], key=lambda u: (w[u], u))
+        for other in range(n):
+            if other == heavy:
+                continue
+            gap = loads[heavy] - loads[other]
+            if gap <= _EPS:
+                continue
+            # Move: a unit of weight d < gap lowers the pair's max to max(LA-d, LB+d).
+            for u in heavy_units:
+                d = w[u]
+                if _EPS < d < gap - _EPS:
+                    new_max = max(loads[heavy] - d, loads[other] + d)
+                    cand = (new_max, other, 0, u, "")
+                    if best is None or cand < best:
+                        best = cand
+            # Swap a (heavy) with b (other), d = w[a] - w[b] in (0, gap): best d is near gap/2.
+            other_units = sorted(assign[other], key=lambda u: (w[u], u))
+            other_weights = [w[u] for u in other_units]
+            for a in heavy_units:
+                want = w[a] - gap / 2
+                pos = bisect.bisect_left(other_weights, want)
+                for j in (pos - 1, pos):
+                    if 0 <= j < len(other_units):
+                        b = other_units[j]
+                        d = w[a] - w[b]
+                        if _EPS < d < gap - _EPS:
+                            new_max = max(loads[heavy] - d, loads[other] + d)
+                            cand = (new_max, other, 1, a, b)
+                            if best is None or cand < best:
+                                best = cand
+        if best is None or best[0] >= loads[heavy] - _EPS:
+            return
+        new_max, other, is_swap, a, b = best
+        assign[heavy].remove(a)
+        assign[other].append(a)
+        loads[heavy] -= w[a]
+        loads[other] += w[a]
+        if is_swap:
+            assign[other].remove(b)
+            assign[heavy].append(b)
+            loads[heavy] += w[b]
+            loads[other] -= w[b]
