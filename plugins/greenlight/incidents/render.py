@@ -1,0 +1,197 @@
+"""Render a Report as Markdown, JSON or one self-contained HTML page.
+
+Renderers never compute: they only format what ``correlate`` decided. In HTML every string that
+came from a commit, a trace or an alert is escaped; links are only emitted for http(s) URLs.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from greenlight.incidents.model import Report, iso
+
+FORMATS = ("md", "json", "html")
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "html":
+        return render_html(report)
+    return render_markdown(report)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
+
+
+def _md(text: Any) -> str:
+    """Keep commit text from breaking the Markdown table/line structure."""
+    return str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+
+
+def _md_link(label: str, url: str | None) -> str:
+    return f"[{label}]({url})" if url else label
+
+
+def render_markdown(report: Report) -> str:
+    inc = report.incident
+    out = [f"# Incident: {_md(inc.title)}", ""]
+    if inc.id is not None:
+        out.append(f"- id: {inc.id}")
+    out += [f"- started: {iso(inc.started_at)}", f"- source: {inc.source}"]
+    if inc.service:
+        out.append(f"- service: {_md(inc.service)}")
+    out.append(f"- window: {iso(report.window_start)} → {iso(inc.started_at)}")
+    if report.live:
+        live = ", ".join(f"{_md(h)}: `{s[:12]}`" for h, s in sorted(report.live.items()))
+        out.append(f"- live at start: {live}")
+    out.append("")
+    for note in report.notes:
+        out.append(f"> {_md(note)}")
+    if report.notes:
+        out.append("")
+
+    out += ["## Suspects", ""]
+    if not report.suspects:
+        out += ["No suspect commit.", ""]
+    for rank, suspect in enumerate(report.suspects, 1):
+        c = suspect.commit
+        out.append(f"{rank}. **{_md_link(c.sha[:12], suspect.url)}** {_md(c.summary)} — "
+                   f"{_md(c.author)} <{_md(c.email)}> — score {suspect.score:.1f} "
+                   f"(deploy {suspect.deploy.id})")
+        for ev in suspect.evidence:
+            out.append(f"   - {ev.kind} +{ev.points:.1f}: {_md_link(_md(ev.detail), ev.url)}"
+                       if ev.points >= 0 else f"   - {ev.kind} {ev.points:.1f}: {_md(ev.detail)}")
+    out.append("")
+
+    out += ["## Deploy timeline", "", "| when | deploy | kind | outcome | range | commits |",
+            "|---|---|---|---|---|---|"]
+    for entry in report.timeline:
+        d = entry.deploy
+        rng = f"{d.previous_sha[:12]}..{d.sha[:12]}" if d.previous_sha else d.sha[:12]
+        commits = "; ".join(f"{_md_link(c.sha[:8], report.links.get(c.sha))} {_md(c.summary)}"
+                            for c in entry.commits[:10])
+        if len(entry.commits) > 10:
+            commits += f"; … {len(entry.commits) - 10} more"
+        if entry.note:
+            commits = f"{_md(entry.note)}. {commits}"
+        out.append(f"| {iso(d.started_at)} ({entry.position}) | {d.id} | {d.kind} | "
+                   f"{d.outcome or ''} | {_md_link(rng, entry.compare_url)} | {commits} |")
+    if not report.timeline:
+        out.append("| — | — | — | — | — | no deploy |")
+    out.append("")
+
+    if report.after:
+        out += ["## Deployed after the incident started (not suspects)", ""]
+        for c in report.after:
+            out.append(f"- {_md_link(c.sha[:12], report.links.get(c.sha))} {_md(c.summary)} "
+                       f"— {_md(c.author)}")
+        out.append("")
+    if report.frames or report.unmapped_frames:
+        out += ["## Stack frames", ""]
+        for f in report.frames:
+            mark = " ← failed here" if f.innermost else ""
+            out.append(f"- `{_md(f.repo_path)}:{f.line}` {_md(f.function or '')}{mark}")
+        for f in report.unmapped_frames:
+            out.append(f"- `{_md(f.path)}:{f.line}` (not in the repository)")
+        out.append("")
+    out += ["## 5 Whys", ""]
+    for why in report.whys:
+        out.append(f"{why['question']} {_md(why['answer']) or '_…_'}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text if text is not None else ""), quote=True)
+
+
+def _a(label_html: str, url: str | None) -> str:
+    if url and url.lower().startswith(("http://", "https://", "/")):
+        return f'<a href="{_e(url)}">{label_html}</a>'
+    return label_html
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;max-width:72em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top}
+.score{font-weight:bold}.ev{margin:.1em 0}.neg{color:#777}.note{background:#fff5d6;padding:.5em}
+code{background:#f3f3f3;padding:0 .2em}textarea{width:100%}
+"""
+
+
+def render_html(report: Report, form_action: str | None = None) -> str:
+    """One HTML page; with ``form_action`` the 5 Whys become a form that POSTs the answers."""
+    inc = report.incident
+    p: list[str] = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
+                    f"<title>Incident: {_e(inc.title)}</title><style>{_STYLE}</style></head><body>",
+                    f"<h1>Incident: {_e(inc.title)}</h1><ul>"]
+    if inc.id is not None:
+        p.append(f"<li>id: {_e(inc.id)}</li>")
+    p.append(f"<li>started: {_e(iso(inc.started_at))}</li><li>source: {_e(inc.source)}</li>")
+    if inc.service:
+        p.append(f"<li>service: {_e(inc.service)}</li>")
+    p.append(f"<li>window: {_e(iso(report.window_start))} → {_e(iso(inc.started_at))}</li>")
+    if report.live:
+        live = ", ".join(f"{_e(h)}: <code>{_e(s[:12])}</code>" for h, s in sorted(report.live.items()))
+        p.append(f"<li>live at start: {live}</li>")
+    p.append("</ul>")
+    for note in report.notes:
+        p.append(f'<p class="note">{_e(note)}</p>')
+
+    p.append("<h2>Suspects</h2>")
+    if not report.suspects:
+        p.append("<p>No suspect commit.</p>")
+    else:
+        p.append("<ol>")
+        for s in report.suspects:
+            c = s.commit
+            p.append(f'<li><span class="score">{s.score:.1f}</span> '
+                     f"{_a(f'<code>{_e(c.sha[:12])}</code>', s.url)} {_e(c.summary)} — "
+                     f"{_e(c.author)} &lt;{_e(c.email)}&gt; (deploy {_e(s.deploy.id)})<ul>")
+            for ev in s.evidence:
+                cls = "ev neg" if ev.points < 0 else "ev"
+                p.append(f'<li class="{cls}">{_e(ev.kind)} {ev.points:+.1f}: '
+                         f"{_a(_e(ev.detail), ev.url)}</li>")
+            p.append("</ul></li>")
+        p.append("</ol>")
+
+    p.append("<h2>Deploy timeline</h2><table><tr><th>when</th><th>deploy</th><th>kind</th>"
+             "<th>outcome</th><th>range</th><th>commits</th></tr>")
+    for entry in report.timeline:
+        d = entry.deploy
+        rng = f"{d.previous_sha[:12]}..{d.sha[:12]}" if d.previous_sha else d.sha[:12]
+        commits = "<br>".join(f"{_a(f'<code>{_e(c.sha[:8])}</code>', report.links.get(c.sha))} "
+                              f"{_e(c.summary)} — {_e(c.author)}" for c in entry.commits[:20])
+        if len(entry.commits) > 20:
+            commits += f"<br>… {len(entry.commits) - 20} more"
+        if entry.note:
+            commits = f"{_e(entry.note)}<br>{commits}"
+        p.append(f"<tr><td>{_e(iso(d.started_at))} ({_e(entry.position)})</td><td>{_e(d.id)}</td>"
+                 f"<td>{_e(d.kind)}</td><td>{_e(d.outcome or '')}</td>"
+                 f"<td>{_a(f'<code>{_e(rng)}</code>', entry.compare_url)}</td><td>{commits}</td></tr>")
+    p.append("</table>")
+
+    if report.after:
+        p.append("<h2>Deployed after the incident started (not suspects)</h2><ul>")
+        for c in report.after:
+            p.append(f"<li>{_a(f'<code>{_e(c.sha[:12])}</code>', report.links.get(c.sha))} "
+                     f"{_e(c.summary)} — {_e(c.author)}</li>")
+        p.append("</ul>")
+    if inc.trace:
+        p.append(f"<h2>Stack trace</h2><pre>{_e(inc.trace)}</pre>")
+
+    p.append("<h2>5 Whys</h2>")
+    if form_action:
+        p.append(f'<form method="post" action="{_e(form_action)}">')
+    p.append("<ol>")
+    for i, why in enumerate(report.whys):
+        p.append(f'<li><label>{_e(why["question"])}<br><textarea name="why{i + 1}" rows="2">'
+                 f"{_e(why['answer'])}</textarea></label></li>")
+    p.append("</ol>")
+    if form_action:
+        p.append('<button type="submit">Save</button></form>')
+    p.append("</body></html>")
+    return "\n".join(p) + "\n"
