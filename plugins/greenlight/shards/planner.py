@@ -19,6 +19,9 @@ from typing import Iterable, Mapping, Sequence
 from greenlight.errors import UsageError
 
 DEFAULT_UNKNOWN_SECONDS = 1.0
+# JUnit rounds times to the millisecond, so fast tests read 0.000; every test still costs
+# collection and setup, and a zero weight would let the planner pile them all on one shard.
+MIN_SECONDS = 0.001
 _EPS = 1e-9
 _MAX_ROUNDS = 100_000
 
@@ -109,7 +112,8 @@ def plan_shards(test_ids: Sequence[str], durations: Mapping[str, float], shards:
         if seconds is None or float(seconds) < 0 or float(seconds) != float(seconds):
             raise UsageError(f"duration of {d_id!r} must be a number >= 0, got {seconds!r}")
     median = median_duration(ordered, durations)
-    weight = {t: float(durations[t]) if t in durations else median for t in ordered}
+    weight = {t: max(float(durations[t]) if t in durations else median, MIN_SECONDS)
+              for t in ordered}
     unknown = tuple(t for t in ordered if t not in durations)
 
     # Units are what the planner moves around: single tests, or whole modules.
@@ -160,7 +164,7 @@ def _seed_lpt(units: list[str], w: Mapping[str, float], n: int) -> list[list[str
     assign: list[list[str]] = [[] for _ in range(n)]
     loads = [0.0] * n
     for u in sorted(units, key=lambda u: (-w[u], u)):
-        k = min(range(n), key=lambda i: (loads[i], i))
+        k = min(range(n), key=lambda i: (loads[i], len(assign[i]), i))
         assign[k].append(u)
         loads[k] += w[u]
     return assign
