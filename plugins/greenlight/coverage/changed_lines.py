@@ -1,0 +1,172 @@
+"""Which lines did a push add or change? The only module of the coverage engine that runs git.
+
+One ``git diff -U0 -M`` between the two trees (through gitpython) gives every added or modified
+line: renames are followed so a moved file contributes only its really edited lines, deleted files
+and deleted lines contribute nothing, binary files have no hunks. The diff is tree to tree, so a
+merge inside the range brings in exactly the lines the first-parent line did not have before.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from greenlight.errors import UsageError
+
+ZERO_SHA = re.compile(r"^0+$")
+_HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13,
+            b'"': 34, b"\\": 92}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """Added or modified lines of one file at head (``old_path`` set when it was renamed)."""
+
+    path: str
+    lines: frozenset[int]
+    old_path: str | None = None
+
+
+@dataclass
+class DiffRange:
+    """The resolved range: ``base`` None means the first push (compared with the empty tree)."""
+
+    base: str | None
+    head: str
+    compared_with: str          # the tree-ish the diff was taken against
+    sole_commit: str | None = None  # set when the range holds exactly one commit
+    from_empty_tree: bool = False
+
+    @property
+    def rev_range(self) -> str:
+        """The range for git log/blame: head alone on a first push."""
+        return self.head if self.from_empty_tree else f"{self.compared_with}..{self.head}"
+
+
+def open_repo(repo_dir: Path) -> git.Repo:
+    try:
+        return git.Repo(repo_dir, search_parent_directories=False)
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
+        raise UsageError(f"{repo_dir} is not a git work tree; pass --repo DIR of a clone") from exc
+
+
+def resolve_commit(repo: git.Repo, rev: str, what: str) -> str:
+    try:
+        return repo.commit(rev).hexsha
+    except (git.BadName, ValueError, git.GitCommandError) as exc:
+        raise UsageError(f"unknown {what} revision {rev!r} in {repo.working_dir}: "
+                         "fetch it (git fetch) or pass a sha that exists there") from exc
+
+
+def resolve_range(repo: git.Repo, base: str | None, head: str) -> DiffRange:
+    """Resolve shas; a missing or all-zero base is a first push; a base that is not an ancestor of
+    head (force push) is replaced by their merge base, so only head's own lines count."""
+    head_sha = resolve_commit(repo, head, "head")
+    if not base or ZERO_SHA.match(base):
+        empty_tree = repo.git.hash_object("-t", "tree", "/dev/null")
+        return _with_sole_commit(repo, DiffRange(None, head_sha, empty_tree, from_empty_tree=True))
+    base_sha = resolve_commit(repo, base, "base")
+    if repo.is_ancestor(base_sha, head_sha):
+        return _with_sole_commit(repo, DiffRange(base_sha, head_sha, base_sha))
+    merge_bases = repo.merge_base(base_sha, head_sha)
+    if merge_bases:
+        return _with_sole_commit(repo, DiffRange(base_sha, head_sha, merge_bases[0].hexsha))
+    empty_tree = repo.git.hash_object("-t", "tree", "/dev/null")
+    return _with_sole_commit(repo, DiffRange(base_sha, head_sha, empty_tree, from_empty_tree=True))
+
+
+def _with_sole_commit(repo: git.Repo, rng: DiffRange) -> DiffRange:
+    """Note the commit when the range has just one: every new line then comes from it."""
+    shas = repo.git.rev_list("--max-count=2", rng.rev_range).split()
+    rng.sole_commit = shas[0] if len(shas) == 1 else None
+    return rng
+
+
+def _unquote(raw: bytes) -> bytes:
+    """Undo git's C-style quoting of unusual paths ("a\\tb", octal escapes of bytes)."""
+    if not raw.startswith(b'"'):
+        return raw
+    body, out, i = raw[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i:i + 1]
+        if ch == b"\\":
+            nxt = body[i + 1:i + 2]
+            if nxt.isdigit():
+                out.append(int(body[i + 1:i + 4], 8))
+                i += 4
+                continue
+            out.append(_ESCAPES.get(nxt, nxt[0]))
+            i += 2
+            continue
+        out += ch
+        i += 1
+    return bytes(out)
+
+
+def _strip_prefix(raw: bytes, prefix: bytes) -> bytes:
+    raw = _unquote(raw.rstrip(b"\t"))  # git appends a tab after names containing spaces
+    return raw[len(prefix):] if raw.startswith(prefix) else raw
+
+
+def parse_unified_zero(diff: bytes) -> list[FileChange]:
+    """Parse ``git diff -U0`` output (pure: bytes in, changes out). Paths are decoded the way
+    Python decodes file names (surrogateescape), so non-UTF-8 names round-trip to the disk."""
+    changes: list[FileChange] = []
+    path: bytes | None = None
+    old: bytes | None = None
+    lines: set[int] = set()
+
+    def flush() -> None:
+        if path is not None and lines:
+            old_path = os.fsdecode(old) if old is not None and old != path else None
+            changes.append(FileChange(os.fsdecode(path), frozenset(lines), old_path))
+
+    for line in diff.split(b"\n"):
+        if line.startswith(b"diff --git "):
+            flush()
+            path, old, lines = None, None, set()
+        elif line.startswith(b"@@ "):
+            match = _HUNK.match(line)
+            if match and path is not None:
+                start, count = int(match.group(1)), int(match.group(2) or 1)
+                lines.update(range(start, start + count))
+        elif line.startswith(b"--- ") and path is None:
+            name = line[4:]
+            old = None if name == b"/dev/null" else _strip_prefix(name, b"a/")
+        elif line.startswith(b"+++ ") and path is None:
+            name = line[4:]
+            path = None if name == b"/dev/null" else _strip_prefix(name, b"b/")
+    flush()
+    return changes
+
+
+def changed_lines(repo_dir: Path, base: str | None, head: str,
+                  extensions: tuple[str, ...] = (".py",)) -> tuple[DiffRange, list[FileChange]]:
+    """Added and modified lines of base..head, per file, for files ending in ``extensions``
+    (empty tuple = every text file)."""
+    repo = open_repo(repo_dir)
+    rng = resolve_range(repo, base, head)
+    raw = repo.git.diff(
+        "--no-color", "--no-ext-diff", "--no-textconv", "--unified=0", "--find-renames",
+        "--diff-filter=d", "--ignore-submodules=all", "--src-prefix=a/", "--dst-prefix=b/",
+        rng.compared_with, rng.head, "--", stdout_as_string=False, strip_newline_in_stdout=False)
+    changes = parse_unified_zero(raw)
+    if extensions:
+        changes = [c for c in changes if c.path.endswith(extensions)]
+    return rng, changes
+
+
+def dirty_paths(repo_dir: Path, head: str, paths: set[str]) -> list[str]:
+    """Those of ``paths`` whose work-tree content differs from ``head``: coverage reads sources
+    from the disk, so they must be the ones that were measured and that head holds."""
+    if not paths:
+        return []
+    repo = open_repo(repo_dir)
+    raw = repo.git.diff("--name-only", "-z", "--no-ext-diff", "--no-textconv", head, "--",
+                        stdout_as_string=False)
+    names = {os.fsdecode(n) for n in raw.split(b"\0") if n}
+    return sorted(names & paths)

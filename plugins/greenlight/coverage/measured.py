@@ -1,0 +1,199 @@
+"""What coverage.py measured on the changed lines: the only module that reads coverage data.
+
+It goes through coverage's own API (``Coverage.load()``, ``CoverageData`` lines and arcs and the
+Python file reporter), so the target's configuration applies exactly as ``coverage report`` would
+apply it: omit/include/source, ``exclude_lines`` and ``# pragma: no cover``, ``relative_files``,
+``[paths]`` remapping. A changed line that is not executable (comment, blank, docstring,
+``else:``) maps to no statement; a changed line inside a multi-line statement maps to the
+statement's first line, so the statement counts once however many of its lines changed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import coverage
+from coverage.exceptions import CoverageException, NotPython
+from coverage.files import GlobMatcher, PathAliases, prep_patterns
+from coverage.python import PythonFileReporter
+from coverage.results import analysis_from_file_reporter
+
+from greenlight.errors import UsageError
+
+CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
+
+
+@dataclass
+class FileMeasure:
+    """Coverage of the new statements of one file (line numbers are statements' first lines)."""
+
+    path: str
+    statements: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    changed_in: dict[int, list[int]] = field(default_factory=dict)  # statement -> changed lines
+    partial: dict[int, list[int]] = field(default_factory=dict)     # branch line -> missed dests
+    branches: int = 0
+    branches_covered: int = 0
+    in_data: bool = True
+    source_lines: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Skipped:
+    """A changed file that is out of coverage's scope, and why."""
+
+    path: str
+    reason: str
+
+
+def _data_path(repo_dir: Path, data_file: Path | None, cov_config_data: str) -> Path:
+    path = Path(data_file) if data_file else repo_dir / cov_config_data
+    path = path if path.is_absolute() else (Path.cwd() / path)
+    if path.is_file():
+        return path
+    pieces = sorted(path.parent.glob(path.name + ".*"))
+    if pieces:
+        raise UsageError(
+            f"no combined coverage data at {path}, but {len(pieces)} parallel data file(s) "
+            f"such as {pieces[0].name} exist: run `coverage combine` in {path.parent} first")
+    raise UsageError(
+        f"no coverage data at {path}: run the tests under coverage first (for example "
+        "`coverage run -m pytest`, then `coverage combine` with parallel = true), or pass --data")
+
+
+def _matcher(patterns: list[str] | None, name: str) -> GlobMatcher | None:
+    return GlobMatcher(prep_patterns(patterns), name) if patterns else None
+
+
+def _source_roots(config: coverage.CoverageConfig, repo_dir: Path) -> list[str]:
+    """Directories that ``source``/``source_pkgs`` put in scope (packages as dotted paths)."""
+    roots = []
+    for entry in list(config.source or []) + list(config.source_pkgs or []):
+        candidate = Path(entry) if os.path.isabs(entry) else repo_dir / entry
+        if not candidate.exists():
+            candidate = repo_dir / entry.replace(".", os.sep)
+        if not candidate.exists() and Path(str(candidate) + ".py").exists():
+            candidate = Path(str(candidate) + ".py")
+        roots.append(os.path.realpath(candidate))
+    return roots
+
+
+class MeasuredData:
+    """A loaded coverage data file plus the configuration that applies to the target."""
+
+    def __init__(self, repo_dir: Path, data_file: Path | None, config_file: Path | None):
+        self.repo_dir = Path(os.path.realpath(repo_dir))
+        if config_file is not None:
+            config_file = Path(config_file).resolve()
+            if not config_file.is_file():
+                raise UsageError(f"coverage config {config_file} does not exist; "
+                                 "pass --config FILE of the target's coverage settings")
+        with contextlib.chdir(self.repo_dir):
+            try:
+                self.cov = coverage.Coverage(
+                    data_file=None, config_file=str(config_file) if config_file else True)
+                self.config = self.cov.config
+                data_path = _data_path(self.repo_dir, data_file, self.config.data_file)
+                self.cov = coverage.Coverage(
+                    data_file=str(data_path),
+                    config_file=str(config_file) if config_file else True)
+                self.cov.load()
+                data = self.cov.get_data()
+                if self.config.paths:
+                    aliases = PathAliases(relative=self.config.relative_files)
+                    for paths in self.config.paths.values():
+                        for pattern in paths[1:]:
+                            aliases.add(pattern, paths[0])
+                    mapped = coverage.CoverageData(no_disk=True)
+                    mapped.update(data, map_path=aliases.map)
+                    data = mapped
+            except CoverageException as exc:
+                raise UsageError(f"cannot read coverage data or config in {self.repo_dir}: "
+                                 f"{exc}") from exc
+            self.omit = _matcher((self.config.run_omit or []) + (self.config.report_omit or []),
+                                 "omit")
+            self.include = _matcher((self.config.run_include or [])
+                                    + (self.config.report_include or []), "include")
+        self.data = data
+        self.data_path = data_path
+        self.sources = _source_roots(self.config, self.repo_dir)
+        self.keys: dict[str, str] = {}
+        for key in data.measured_files():
+            self.keys[os.path.realpath(os.path.join(self.repo_dir, key))] = key
+        self._check_tree()
+
+    def _check_tree(self) -> None:
+        if not self.keys:
+            raise UsageError(f"coverage data {self.data_path} measured no files: the tests did "
+                             "not run under coverage, or `source`/`include` excludes everything")
+        inside = [p for p in self.keys if p.startswith(str(self.repo_dir) + os.sep)]
+        if not inside:
+            example = next(iter(self.keys.values()))
+            raise UsageError(
+                f"coverage data {self.data_path} was recorded in another tree (e.g. {example!r} "
+                f"is not under {self.repo_dir}): set relative_files = true or a [paths] "
+                "remapping in the coverage config, or pass --repo DIR of the measured checkout")
+
+    def scope(self, rel_path: str) -> str | None:
+        """Why a changed file is out of coverage's scope, or None when it is in scope."""
+        full = os.path.realpath(self.repo_dir / rel_path)
+        if self.omit and self.omit.match(full):
+            return "omitted by the coverage configuration"
+        if self.include and not self.include.match(full):
+            return "not included by the coverage configuration"
+        if self.sources and full not in self.keys and not any(
+                full == root or full.startswith(root + os.sep) for root in self.sources):
+            return "outside the configured coverage source"
+        return None
+
+    def measure(self, rel_path: str, changed: frozenset[int]) -> FileMeasure:
+        """Coverage of the statements that ``changed`` lines of ``rel_path`` belong to."""
+        full = os.path.realpath(self.repo_dir / rel_path)
+        key = self.keys.get(full)
+        result = FileMeasure(rel_path, in_data=key is not None)
+        with contextlib.chdir(self.repo_dir):
+            reporter = PythonFileReporter(full, self.cov)
+            try:
+                analysis = analysis_from_file_reporter(
+                    self.data, self.config.precision, reporter, key or full)
+                parser = reporter.parser
+            except NotPython as exc:
+                result.note = f"not measurable as Python: {exc}"
+                return result
+            except OSError as exc:
+                raise UsageError(f"cannot read {full}: {exc}; run from a checkout of head") from exc
+        result.source_lines = reporter.source().splitlines()
+        self._check_version(rel_path, key, len(result.source_lines))
+        for line in sorted(changed):
+            first = parser.first_line(line)
+            if first in analysis.statements:
+                result.changed_in.setdefault(first, []).append(line)
+        result.statements = sorted(result.changed_in)
+        result.missing = sorted(set(result.statements) & analysis.missing)
+        if analysis.has_arcs:
+            missed_arcs = analysis.missing_branch_arcs()
+            for line in result.statements:
+                exits = analysis.exit_counts.get(line, 0)
+                if exits < 2 or line in analysis.no_branch:
+                    continue
+                missed = sorted(missed_arcs.get(line, []))
+                result.branches += exits
+                result.branches_covered += exits - len(missed)
+                if missed and line not in analysis.missing:
+                    result.partial[line] = missed
+        if key is None:
+            result.note = "never imported while coverage was measuring"
+        return result
+
+    def _check_version(self, rel_path: str, key: str | None, n_lines: int) -> None:
+        if key is None:
+            return
+        executed = self.data.lines(key) or []
+        beyond = [n for n in executed if n > n_lines]
+        if beyond:
+            raise UsageError(
+                f"coverage data {self.data_path} is from another version of {rel_path}: it ran "
+                f"line {max(beyond)} of a {n_lines}-line file; re-run the tests on head")
