@@ -1,0 +1,251 @@
+"""Split a migration file into statements, keeping each statement's line number.
+
+Parsers want one statement at a time and know nothing of client-side syntax, so we split
+ourselves: MySQL's ``DELIMITER`` command, ``/*! ... */`` executable comments (code, not
+comments: their content runs when the server version allows it), ``#`` comments; Postgres
+``$tag$`` bodies, ``E''`` strings and nested block comments.  The splitter never raises on
+malformed input: an unterminated string or comment simply ends the last statement, which the
+parser then reports as unparsed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MYSQL_DIALECTS = ("mysql", "mariadb")
+DIALECTS = ("mysql", "mariadb", "postgres")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement: its code (comments removed, executable comments unwrapped) and origin."""
+
+    sql: str
+    line: int
+    path: str = ""
+
+
+_DELIMITER_LINE = re.compile(r"[ \t]*delimiter[ \t]+(\S+)[^\n]*", re.IGNORECASE)
+_PSQL_META = re.compile(r"[ \t]*\\[^\n]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
+_EXEC_COMMENT = re.compile(r"/\*(M?)!(\d{5,6})?")
+
+
+def _version_number(flavour: str, version: tuple[int, ...]) -> int:
+    """MySQL writes 8.0.35 as 80035 and MariaDB 10.11.6 as 101106 in ``/*!`` comments."""
+    major, minor, patch = (tuple(version) + (0, 0, 0))[:3]
+    return major * 10000 + minor * 100 + patch
+
+
+def _exec_comment_runs(flavour: str, version: tuple[int, ...], mariadb_only: bool,
+                       digits: str | None) -> bool:
+    """Decide whether a ``/*!NNNNN`` (or MariaDB ``/*M!NNNNNN``) comment is executed."""
+    if mariadb_only and flavour != "mariadb":
+        return False
+    if not digits:
+        return True
+    wanted = int(digits)
+    if flavour == "mariadb" and not mariadb_only:
+        # MariaDB compares 5-digit MySQL versions against 5.7.0 and skips newer ones.
+        return wanted < 50700
+    return wanted <= _version_number(flavour, version)
+
+
+class _Scanner:
+    """A single forward pass over the text; ``pos`` only moves forward, so input of any shape
+    terminates in linear time."""
+
+    def __init__(self, text: str, dialect: str, version: tuple[int, ...], path: str):
+        self.text = text
+        self.dialect = dialect
+        self.mysql = dialect in MYSQL_DIALECTS
+        self.version = version
+        self.path = path
+        self.delimiter = ";"
+        self.statements: list[Statement] = []
+        self.parts: list[str] = []
+        self.start: int | None = None  # offset of the first code character of the statement
+        self.exec_depth = 0  # inside /*! ... */ whose content is code
+        self._set_pattern()
+
+    def _set_pattern(self) -> None:
+        specials = ["'", '"', "--", "/*", "\n"]
+        if self.mysql:
+            specials += ["`", "#"]
+            if self.exec_depth:
+                specials.append("*/")
+        else:
+            specials += ["$"]
+        delimiter = re.escape(self.delimiter)
+        self.pattern = re.compile(
+            delimiter + "|" + "|".join(re.escape(s) for s in specials))
+
+    def _code(self, begin: int, end: int) -> None:
+        chunk = self.text[begin:end]
+        if not chunk:
+            return
+        if self.start is None:
+            stripped = len(chunk) - len(chunk.lstrip())
+            if stripped == len(chunk):
+                self.parts.append(chunk)
+                return
+            self.start = begin + stripped
+        self.parts.append(chunk)
+
+    def _flush(self) -> None:
+        sql = "".join(self.parts).strip()
+        if sql and self.start is not None:
+            line = self.text.count("\n", 0, self.start) + 1
+            self.statements.append(Statement(sql, line, self.path))
+        self.parts = []
+        self.start = None
+
+    def _at_line_start(self, pos: int) -> bool:
+        return pos == 0 or self.text[pos - 1] == "\n"
+
+    def _client_command(self, pos: int) -> int | None:
+        """Handle ``DELIMITER x`` (MySQL) or ``\\meta`` (psql) at the start of a statement."""
+        if self.start is not None or self.exec_depth:
+            return None
+        if self.mysql:
+            match = _DELIMITER_LINE.match(self.text, pos)
+            if match:
+                self._flush()
+                self.delimiter = match.group(1)
+                self._set_pattern()
+                return match.end()
+        else:
+            match = _PSQL_META.match(self.text, pos)
+            if match:
+                self._flush()
+                return match.end()
+        return None
+
+    def run(self) -> list[Statement]:
+        text, n = self.text, len(self.text)
+        pos = 0
+        line_start = True
+        while pos < n:
+            if line_start:
+                line_start = False
+                after = self._client_command(pos)
+                if after is not None:
+                    pos = after
+                    continue
+            match = self.pattern.search(text, pos)
+            if not match:
+                self._code(pos, n)
+                break
+            token, at = match.group(0), match.start()
+            self._code(pos, at)
+            pos = match.end()
+            if token == self.delimiter:
+                self._flush()
+                continue
+            if token == "\n":
+                self.parts.append("\n")
+                line_start = True
+            elif token in ("'", '"', "`"):
+                pos = self._quoted(at, token)
+            elif token == "--":
+                if self.mysql and pos < n and text[pos] not in " \t\r\n":
+                    self._code(at, pos)  # MySQL needs whitespace after --; else it is an operator
+                    continue
+                pos = self._line_comment(pos)
+            elif token == "#":
+                pos = self._line_comment(pos)
+            elif token == "/*":
+                pos = self._block_comment(at)
+            elif token == "*/":  # end of an executed /*! ... */ comment
+                self.exec_depth -= 1
+                self._set_pattern()
+                self.parts.append(" ")
+            elif token == "$":
+                pos = self._dollar(at)
+        self._flush()
+        return self.statements
+
+    def _quoted(self, at: int, quote: str) -> int:
+        text, n = self.text, len(self.text)
+        backslash = (self.mysql and quote != "`") or (
+            not self.mysql and quote == "'" and at > 0 and text[at - 1] in "eE"
+            and (at < 2 or not (text[at - 2].isalnum() or text[at - 2] == "_")))
+        pos = at + 1
+        while pos < n:
+            ch = text[pos]
+            if backslash and ch == "\\":
+                pos += 2
+                continue
+            if ch == quote:
+                if pos + 1 < n and text[pos + 1] == quote:
+                    pos += 2
+                    continue
+                pos += 1
+                break
+            pos += 1
+        pos = min(pos, n)
+        self._code(at, pos)
+        return pos
+
+    def _line_comment(self, pos: int) -> int:
+        end = self.text.find("\n", pos)
+        return len(self.text) if end < 0 else end
+
+    def _block_comment(self, at: int) -> int:
+        text, n = self.text, len(self.text)
+        if self.mysql:
+            match = _EXEC_COMMENT.match(text, at)
+            if match:
+                flavour = self.dialect
+                if _exec_comment_runs(flavour, self.version, bool(match.group(1)),
+                                      match.group(2)):
+                    self.exec_depth += 1
+                    self._set_pattern()
+                    self.parts.append(" ")
+                    return match.end()
+            end = text.find("*/", at + 2)
+            self.parts.append(" ")
+            return n if end < 0 else end + 2
+        depth, pos = 0, at
+        while pos < n:  # Postgres block comments nest
+            if text.startswith("/*", pos):
+                depth += 1
+                pos += 2
+            elif text.startswith("*/", pos):
+                depth -= 1
+                pos += 2
+                if depth == 0:
+                    break
+            else:
+                nxt = min((i for i in (text.find("/*", pos), text.find("*/", pos)) if i >= 0),
+                          default=n)
+                pos = nxt
+        self.parts.append(" ")
+        return min(pos, n)
+
+    def _dollar(self, at: int) -> int:
+        text = self.text
+        if at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_"):
+            self._code(at, at + 1)  # part of an identifier such as a$b
+            return at + 1
+        match = _DOLLAR_TAG.match(text, at)
+        if not match:
+            self._code(at, at + 1)  # $1 parameter or stray dollar
+            return at + 1
+        tag = match.group(0)
+        end = text.find(tag, match.end())
+        end = len(text) if end < 0 else end + len(tag)
+        self._code(at, end)
+        return end
+
+
+def split_statements(text: str, dialect: str, version: tuple[int, ...] = (8, 0, 35),
+                     path: str = "") -> list[Statement]:
+    """Split ``text`` into statements for ``dialect`` (mysql, mariadb or postgres).
+
+    ``version`` is the server version, used to decide which ``/*!NNNNN`` comments run.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", " ")
+    return _Scanner(text, dialect, version, path).run()
