@@ -1,0 +1,546 @@
+"""The canary judge: compares canary hosts with baseline hosts over the same window, metric by
+metric, and says fail / pass / pending after every scrape.
+
+Pure: it takes request counts (totals since the window started, per series) and returns a
+verdict; scraping lives in ``greenlight.deploy.metrics``. It is read at every scrape, so each
+metric runs a sequential test (Wald's SPRT, ``greenlight.stats.sequential``) whose false-alarm
+rate holds under continuous monitoring, and the family of metrics is held at ``alpha`` with
+Holm over always-valid p-values. A share of alpha (``breakage_share``) goes to the breakage fast
+path: an exact binomial test that catches a rate falling to zero, or errors up five-fold, within
+seconds. See docs/judge.md for the settings and what the judge can see at a given traffic.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta as beta_dist
+from scipy.stats import norm
+
+from greenlight.errors import SettingsError, UsageError
+from greenlight.stats import (
+    binomial_rate_test,
+    detectable_relative_change,
+    holm_adjust,
+    sample_size_per_arm,
+    seed_rule_on_rarer_outcome,
+    two_proportion_test,
+)
+from greenlight.stats.ranks import bucket_counts_from_cumulative, mann_whitney_buckets
+from greenlight.stats.sequential import (
+    HIGHER_IS_BAD,
+    LOWER_IS_BAD,
+    MIN_EVENTS,
+    always_valid_p_value,
+    breakage_zero_rate_p,
+    gaussian_llr,
+    rate_ratio_llr,
+    sprt_bounds,
+    two_proportion_llr,
+)
+
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+Totals = Mapping[SeriesKey, float]
+
+RATIO, LATENCY = "ratio", "latency"
+OUTCOMES = ("fail", "pass", "pending")
+BREAKAGE_RATIO = 5.0  # "errors up five-fold" of the breakage fast path
+
+
+def series_key(name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
+    """How a series is named in the totals the judge reads: sample name + sorted labels."""
+    return name, tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items()))
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One watched metric. ``ratio``: numerator counter per denominator counter (logins per
+    request); ``latency``: a Prometheus histogram compared by Mann-Whitney on its buckets.
+
+    ``min_effect`` is relative for ratios (0.1 = the canary's rate 10% worse) and a shift of
+    P(canary slower) above ½ for latency (0.05 = slower in 55% of pairs). Labels filter series
+    (a series matches when it carries all of them); matching series are summed.
+    """
+
+    name: str
+    kind: str = RATIO
+    numerator: str = ""
+    denominator: str = ""
+    numerator_labels: Mapping[str, str] = field(default_factory=dict)
+    denominator_labels: Mapping[str, str] = field(default_factory=dict)
+    histogram: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    direction: str = LOWER_IS_BAD
+    min_effect: float = 0.1
+    model: str = "binomial"  # binomial (events per request) | poisson (amounts per request)
+    unit: float = 1.0  # the numerator is divided by it (revenue counted in typical purchases)
+    breakage: bool = True  # take part in the breakage fast path
+    floor: float = 0.0  # higher-is-bad: a canary rate surely below this passes
+
+    def __post_init__(self) -> None:
+        where = f"judge metric {self.name!r}"
+        if self.kind not in (RATIO, LATENCY):
+            raise SettingsError(f"{where}: kind must be ratio or latency, got {self.kind!r}")
+        if self.direction not in (LOWER_IS_BAD, HIGHER_IS_BAD):
+            raise SettingsError(f"{where}: direction must be {LOWER_IS_BAD} or {HIGHER_IS_BAD}, "
+                                f"got {self.direction!r}")
+        if self.kind == RATIO and not (self.numerator and self.denominator):
+            raise SettingsError(f"{where}: a ratio needs `numerator` and `denominator` metric "
+                                "names (e.g. demo_logins_total and demo_requests_total)")
+        if self.kind == LATENCY and not self.histogram:
+            raise SettingsError(f"{where}: a latency metric needs `histogram` (the histogram's "
+                                "name without _bucket, e.g. demo_request_duration_seconds)")
+        limit = 0.5 if self.kind == LATENCY else math.inf
+        if not 0 < self.min_effect < limit:
+            raise SettingsError(f"{where}: min_effect must be > 0"
+                                + (" and < 0.5" if self.kind == LATENCY else "")
+                                + f", got {self.min_effect}")
+        if self.model not in ("binomial", "poisson"):
+            raise SettingsError(f"{where}: model must be binomial or poisson, got {self.model!r}")
+        if not self.unit > 0:
+            raise SettingsError(f"{where}: unit must be > 0, got {self.unit}")
+
+    @classmethod
+    def from_settings(cls, table: Mapping[str, Any], where: str = "judge.metrics") -> MetricSpec:
+        """Build from one ``[[deploy.judge.metrics]]`` table; unknown keys are errors."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise SettingsError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        if "name" not in table:
+            raise SettingsError(f"{where}: every metric needs a `name`")
+        try:
+            return cls(**{k: (dict(v) if isinstance(v, Mapping) else v)
+                          for k, v in table.items()})
+        except TypeError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+
+
+DEFAULT_SPECS = (
+    MetricSpec("logins per request", numerator="demo_logins_total",
+               denominator="demo_requests_total", direction=LOWER_IS_BAD, min_effect=0.25),
+    MetricSpec("registrations per request", numerator="demo_registrations_total",
+               denominator="demo_requests_total", direction=LOWER_IS_BAD, min_effect=0.25),
+    MetricSpec("errors per request", numerator="demo_errors_total",
+               denominator="demo_requests_total", direction=HIGHER_IS_BAD, min_effect=1.0,
+               floor=0.01),
+    MetricSpec("latency", kind=LATENCY, histogram="demo_request_duration_seconds",
+               direction=HIGHER_IS_BAD, min_effect=0.1),
+)
+
+
+def select(totals: Totals, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """Sum of the series called ``name`` carrying every label of ``labels``."""
+    wanted = set((labels or {}).items())
+    return float(sum(v for (n, lab), v in totals.items() if n == name and wanted <= set(lab)))
+
+
+def histogram_buckets(totals: Totals, histogram: str,
+                      labels: Mapping[str, str] | None = None) -> dict[float, float]:
+    """Counts per bucket (upper bound → count, not cumulative) of a histogram's matching
+    series, summed over the other labels."""
+    wanted = set((labels or {}).items())
+    cumulative: dict[float, float] = {}
+    for (n, lab), value in totals.items():
+        if n != f"{histogram}_bucket" or not wanted <= set(lab):
+            continue
+        le = dict(lab).get("le")
+        if le is None:
+            continue
+        bound = math.inf if le in ("+Inf", "inf", "Inf") else float(le)
+        cumulative[bound] = cumulative.get(bound, 0.0) + value
+    bounds = sorted(cumulative)
+    return dict(zip(bounds, bucket_counts_from_cumulative([cumulative[b] for b in bounds])))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each metric's tests decide, given alpha split over metrics and fast path."""
+
+    alpha: float
+    beta: float
+    metrics: int
+    breakage_share: float
+
+    @property
+    def sprt_alpha(self) -> float:  # family-wise, for Holm over always-valid p-values
+        return self.alpha * (1 - self.breakage_share)
+
+    @property
+    def breakage_alpha(self) -> float:  # per metric (Bonferroni)
+        return self.alpha * self.breakage_share / self.metrics
+
+    @property
+    def upper(self) -> float:  # the first Holm step: p = 1/LR <= sprt_alpha / m
+        return math.log(self.metrics / self.sprt_alpha)
+
+    @property
+    def lower(self) -> float:
+        return sprt_bounds(self.sprt_alpha / self.metrics, self.beta).lower
+
+
+def ratio_counts(spec: MetricSpec, totals: Totals) -> tuple[float, float]:
+    """(events, trials) of a ratio metric in one arm's totals; events in ``unit``s."""
+    return (select(totals, spec.numerator, spec.numerator_labels) / spec.unit,
+            select(totals, spec.denominator, spec.denominator_labels))
+
+
+def ratio_evidence(spec: MetricSpec, canary_events, canary_trials, baseline_events,
+                   baseline_trials):
+    """(LLR of the sequential test, p-value of the breakage fast path) for a ratio metric.
+
+    Works on numbers or numpy arrays: the judge calls it once per scrape, bench/judge.py on
+    thousands of simulated canaries at once, so both run the same test.
+    """
+    a, n_c = np.asarray(canary_events, float), np.asarray(canary_trials, float)
+    b, n_b = np.asarray(baseline_events, float), np.asarray(baseline_trials, float)
+    llr = two_proportion_llr(a, n_c, b, n_b, spec.min_effect, spec.direction, spec.model)
+    breakage_p = np.ones_like(np.asarray(llr, float))
+    if spec.breakage:
+        if spec.direction == LOWER_IS_BAD:
+            breakage_p = breakage_zero_rate_p(a, n_c, b, n_b)
+        else:
+            # errors up five-fold: exact conditional binomial SPRT, read as always-valid p.
+            trials = n_c + n_b
+            pooled = np.where(trials > 0, (a + b) / np.where(trials > 0, trials, 1), 0.0)
+            fold = rate_ratio_llr(a, n_c, b, n_b, BREAKAGE_RATIO)
+            breakage_p = np.where(pooled <= 0.5, always_valid_p_value(fold), 1.0)
+    if np.ndim(llr) == 0:
+        return float(llr), float(breakage_p)
+    return llr, breakage_p
+
+
+@dataclass
+class MetricVerdict:
+    """What the judge knows about one metric at this scrape, and why it decided."""
+
+    name: str
+    kind: str
+    direction: str
+    status: str = "pending"
+    reason: str = "not enough data yet"
+    canary_events: float = 0.0
+    canary_trials: float = 0.0
+    baseline_events: float = 0.0
+    baseline_trials: float = 0.0
+    canary_value: float | None = None
+    baseline_value: float | None = None
+    relative_change: float | None = None
+    llr: float = 0.0
+    lower: float = 0.0
+    upper: float = 0.0
+    p_value: float = 1.0  # always-valid (1 / largest likelihood ratio so far)
+    adjusted_p: float = 1.0  # Holm over all metrics
+    breakage_p: float = 1.0
+    fixed_z_p: float | None = None  # the fixed-sample test, for comparison only (not used)
+    seed_rule: str = ""  # D² > N on the rarer outcome, shown beside the general test
+    detectable: float | None = None  # smallest effect visible at the traffic so far
+    requests_needed: float | None = None  # more canary requests for the minimum effect
+    min_effect: float = 0.0
+    decided_at_s: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    """The judge's answer at one scrape: ``outcome`` in fail / pass / pending."""
+
+    outcome: str
+    reason: str
+    elapsed_s: float
+    metrics: list[MetricVerdict]
+    alpha: float
+    max_window_s: float
+
+    @property
+    def failing(self) -> list[MetricVerdict]:
+        return [m for m in self.metrics if m.status == "fail"]
+
+    def as_dict(self) -> dict:
+        return {"outcome": self.outcome, "reason": self.reason, "elapsed_s": self.elapsed_s,
+                "alpha": self.alpha, "max_window_s": self.max_window_s,
+                "metrics": [m.as_dict() for m in self.metrics]}
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.as_dict()), sort_keys=True)
+
+    @property
+    def table(self) -> str:
+        return render_table(self)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf/nan: write them as strings so the ledger stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class Judge:
+    """Sequential canary judge over a fixed set of metrics.
+
+    ``observe`` is called after every scrape with the totals of the window so far (canary
+    arm, baseline arm). Decisions are sticky: a metric that crossed a line stays decided.
+    """
+
+    def __init__(self, specs: Iterable[MetricSpec] | None = None, alpha: float = 0.01,
+                 max_window_s: float = 300.0, on_timeout: str = "fail", beta: float = 0.05,
+                 breakage_share: float = 0.25, min_window_s: float = 0.0):
+        self.specs = list(DEFAULT_SPECS if specs is None else specs)
+        if not self.specs:
+            raise UsageError("the judge needs at least one metric to watch")
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            raise UsageError(f"judge metric names must be unique, got {names}")
+        if on_timeout not in ("fail", "pass"):
+            raise UsageError(f"on_timeout must be fail or pass, got {on_timeout!r}")
+        if not 0 < breakage_share < 1:
+            raise UsageError(f"breakage_share must be in (0, 1), got {breakage_share}")
+        if not max_window_s > 0:
+            raise UsageError(f"max_window_s must be > 0, got {max_window_s}")
+        sprt_bounds(alpha, beta)  # validates both
+        self.alpha, self.beta = alpha, beta
+        self.max_window_s, self.on_timeout = float(max_window_s), on_timeout
+        self.min_window_s = float(min_window_s)
+        self.thresholds = Thresholds(alpha, beta, len(self.specs), breakage_share)
+        self._max_llr = {s.name: -math.inf for s in self.specs}
+        self._decided: dict[str, tuple[str, str, float]] = {}
+        self._started: float | None = None
+
+    @classmethod
+    def from_settings(cls, table: Mapping[str, Any] | None, *, max_window_s: float | None = None,
+                      on_timeout: str | None = None, where: str = "[deploy.judge]") -> Judge:
+        """Build from the settings' judge table (``alpha``, ``beta``, ``breakage_share``,
+        ``min_window_s``, ``max_window_s``, ``on_timeout``, ``[[metrics]]``); keyword
+        arguments given here (the deploy's observe window) win over the table."""
+        table = dict(table or {})
+        known = {"alpha", "beta", "breakage_share", "min_window_s", "max_window_s",
+                 "on_timeout", "metrics", "baseline", "prometheus_url", "scrape_timeout_s"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise SettingsError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        metrics = table.get("metrics")
+        specs = None
+        if metrics is not None:
+            if not isinstance(metrics, list) or not all(isinstance(m, Mapping) for m in metrics):
+                raise SettingsError(f"{where}: `metrics` must be an array of tables")
+            specs = [MetricSpec.from_settings(m, f"{where} metrics[{i}]")
+                     for i, m in enumerate(metrics)]
+        kw: dict[str, Any] = {}
+        for key in ("alpha", "beta", "breakage_share", "min_window_s", "max_window_s"):
+            if key in table:
+                value = table[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise SettingsError(f"{where}: `{key}` must be a number, got {value!r}")
+                kw[key] = float(value)
+        if "on_timeout" in table:
+            kw["on_timeout"] = table["on_timeout"]
+        if max_window_s is not None:
+            kw["max_window_s"] = max_window_s
+        if on_timeout is not None:
+            kw["on_timeout"] = on_timeout
+        try:
+            return cls(specs, **kw)
+        except UsageError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+
+    def observe(self, canary: Totals, baseline: Totals,
+                elapsed_s: float | None = None) -> Verdict:
+        """Judge the window so far. ``elapsed_s`` defaults to the time since the first call."""
+        if elapsed_s is None:
+            now = time.monotonic()
+            if self._started is None:
+                self._started = now
+            elapsed_s = now - self._started
+        verdicts = [self._judge_metric(spec, canary, baseline) for spec in self.specs]
+        adjusted = holm_adjust([v.p_value for v in verdicts])
+        t = self.thresholds
+        for spec, v, adj in zip(self.specs, verdicts, adjusted):
+            v.adjusted_p = adj
+            previous = self._decided.get(spec.name, ("pending",))[0]
+            if previous != "fail":  # a passed metric can still break: the fast path watches on
+                decision = None
+                if v.breakage_p <= t.breakage_alpha:
+                    decision = ("fail", f"breakage fast path: exact binomial p = "
+                                        f"{v.breakage_p:.2g} <= {t.breakage_alpha:.2g}")
+                elif previous == "pass":
+                    decision = None
+                elif adj <= t.sprt_alpha:
+                    decision = ("fail", f"sequential test: worse by >= {spec.min_effect:g} "
+                                        f"(Holm p = {adj:.2g} <= {t.sprt_alpha:.2g})")
+                elif v.llr <= t.lower and elapsed_s >= self.min_window_s:
+                    decision = ("pass", f"sequential test: no change of {spec.min_effect:g} "
+                                        f"(LLR {v.llr:.2f} <= {t.lower:.2f})")
+                elif (spec.floor > 0 and spec.direction == HIGHER_IS_BAD and spec.kind == RATIO
+                      and elapsed_s >= self.min_window_s and v.canary_trials > 0
+                      and _upper_bound(v.canary_events, v.canary_trials, t.sprt_alpha)
+                      < spec.floor):
+                    decision = ("pass", f"canary rate surely below the floor {spec.floor:g}")
+                if decision:
+                    self._decided[spec.name] = (*decision, elapsed_s)
+            if spec.name in self._decided:
+                v.status, v.reason, v.decided_at_s = self._decided[spec.name]
+        outcome, reason = self._overall(verdicts, elapsed_s)
+        return Verdict(outcome, reason, float(elapsed_s), verdicts, self.alpha,
+                       self.max_window_s)
+
+    def _overall(self, verdicts: list[MetricVerdict], elapsed_s: float) -> tuple[str, str]:
+        failing = [v.name for v in verdicts if v.status == "fail"]
+        if failing:
+            return "fail", "failing: " + ", ".join(failing)
+        if all(v.status == "pass" for v in verdicts):
+            return "pass", "all metrics pass"
+        if elapsed_s >= self.max_window_s:
+            undecided = ", ".join(v.name for v in verdicts if v.status == "pending")
+            return self.on_timeout, (f"window of {self.max_window_s:g} s over with "
+                                     f"{undecided} undecided: on_timeout = {self.on_timeout}")
+        return "pending", "waiting for enough requests"
+
+    def _judge_metric(self, spec: MetricSpec, canary: Totals, baseline: Totals) -> MetricVerdict:
+        t = self.thresholds
+        v = MetricVerdict(spec.name, spec.kind, spec.direction, lower=t.lower, upper=t.upper,
+                          min_effect=spec.min_effect)
+        if spec.kind == RATIO:
+            self._ratio(spec, canary, baseline, v)
+        else:
+            self._latency(spec, canary, baseline, v)
+        self._max_llr[spec.name] = max(self._max_llr[spec.name], v.llr)
+        v.p_value = always_valid_p_value(self._max_llr[spec.name])
+        return v
+
+    def _ratio(self, spec: MetricSpec, canary: Totals, baseline: Totals,
+               v: MetricVerdict) -> None:
+        t = self.thresholds
+        a, n_c = ratio_counts(spec, canary)
+        b, n_b = ratio_counts(spec, baseline)
+        v.canary_events, v.canary_trials, v.baseline_events, v.baseline_trials = a, n_c, b, n_b
+        if n_c <= 0 or n_b <= 0:
+            v.reason = "no requests yet on " + ("canary" if n_c <= 0 else "baseline")
+            return
+        v.canary_value, v.baseline_value = a / n_c, b / n_b
+        if v.baseline_value:
+            v.relative_change = v.canary_value / v.baseline_value - 1
+        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b)
+        rarer = min(a + b, n_c + n_b - a - b) if spec.model == "binomial" else a + b
+        if rarer < MIN_EVENTS:
+            v.reason = f"{rarer:g} events so far; the sequential test starts at {MIN_EVENTS}"
+        else:
+            v.reason = "collecting evidence"
+        if spec.model == "binomial" and a <= n_c and b <= n_b:
+            ai, bi, nci, nbi = (int(round(x)) for x in (a, b, n_c, n_b))
+            v.fixed_z_p = two_proportion_test(bi, nbi, ai, nci).p_less \
+                if spec.direction == LOWER_IS_BAD else two_proportion_test(bi, nbi, ai, nci).p_greater
+            if abs(nci - nbi) <= 0.1 * max(nci, nbi):
+                seed = seed_rule_on_rarer_outcome(bi, nbi, ai, nci)
+                v.seed_rule = (f"D={seed.d:g} N={seed.n} "
+                               + ("D²>N" if seed.significant else "D²<=N") + f" ({seed.outcome})")
+            else:
+                exact = binomial_rate_test(bi, nbi, ai, nci, "less" if spec.direction ==
+                                           LOWER_IS_BAD else "greater")
+                v.seed_rule = f"unequal traffic: exact binomial p={exact.p_value:.2g}"
+        pooled = (a + b) / (n_c + n_b)
+        alpha_m = t.sprt_alpha / t.metrics
+        if spec.model == "binomial" and 0 < pooled < 1:
+            n_eff = 2 / (1 / n_c + 1 / n_b)  # equal-arm size with the same variance
+            v.detectable = detectable_relative_change(pooled, n_eff, alpha_m, 1 - self.beta)
+            change = spec.min_effect if spec.direction == LOWER_IS_BAD else -spec.min_effect
+            try:
+                n95 = sample_size_per_arm(pooled, change, alpha_m, 1 - self.beta)
+            except UsageError:
+                n95 = None
+            if n95 is not None:
+                k = n_b / n_c
+                v.requests_needed = max(0.0, math.ceil(n95 * (1 + 1 / k) / 2 - n_c))
+
+    def _latency(self, spec: MetricSpec, canary: Totals, baseline: Totals,
+                 v: MetricVerdict) -> None:
+        t = self.thresholds
+        cb = histogram_buckets(canary, spec.histogram, spec.labels)
+        bb = histogram_buckets(baseline, spec.histogram, spec.labels)
+        bounds = sorted(set(cb) | set(bb))
+        first = [cb.get(x, 0.0) for x in bounds]
+        second = [bb.get(x, 0.0) for x in bounds]
+        mw = mann_whitney_buckets(first, second)
+        v.canary_trials, v.baseline_trials = float(mw.n1), float(mw.n2)
+        v.canary_value = _median_bound(bounds, first)
+        v.baseline_value = _median_bound(bounds, second)
+        if mw.n1 < MIN_EVENTS or mw.n2 < MIN_EVENTS or mw.superiority_variance <= 0:
+            v.reason = f"{min(mw.n1, mw.n2)} requests on the smaller arm; need {MIN_EVENTS}"
+            return
+        shift = mw.superiority - 0.5
+        harm = shift if spec.direction == HIGHER_IS_BAD else -shift
+        v.relative_change = shift
+        v.llr = gaussian_llr(harm, 0.0, spec.min_effect, mw.superiority_variance)
+        v.fixed_z_p = mw.p_greater if spec.direction == HIGHER_IS_BAD else mw.p_less
+        v.reason = "collecting evidence"
+        z = norm.isf(t.sprt_alpha / t.metrics) + norm.isf(self.beta)
+        sd = math.sqrt(mw.superiority_variance)
+        v.detectable = z * sd
+        factor = (z * sd / spec.min_effect) ** 2
+        v.requests_needed = max(0.0, math.ceil(mw.n1 * factor - mw.n1))
+
+
+def _upper_bound(events: float, trials: float, alpha: float) -> float:
+    """Exact (Clopper-Pearson) one-sided upper confidence bound of a rate."""
+    if events >= trials:
+        return 1.0
+    return float(beta_dist.ppf(1 - alpha, events + 1, trials - events))
+
+
+def _median_bound(bounds: list[float], counts: list[float]) -> float | None:
+    """The bucket upper bound holding the median request (what a histogram can tell)."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    running = 0.0
+    for bound, count in zip(bounds, counts):
+        running += count
+        if running >= total / 2:
+            return bound
+    return bounds[-1]
+
+
+def _fmt(value: float | None, pattern: str = "{:.4g}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def render_table(verdict: Verdict) -> str:
+    """A plain-text table of the verdict for the deploy log: per metric the status, both
+    arms, the evidence and what the traffic so far can and cannot show."""
+    head = ("metric", "status", "canary", "baseline", "change", "LLR [pass, fail]",
+            "Holm p", "fixed z p", "D²>N / exact", "detectable", "requests needed")
+    rows = [head]
+    for m in verdict.metrics:
+        if m.kind == RATIO:
+            canary = f"{m.canary_events:g}/{m.canary_trials:g}"
+            baseline = f"{m.baseline_events:g}/{m.baseline_trials:g}"
+            change = _fmt(m.relative_change, "{:+.1%}")
+            detectable = _fmt(m.detectable, "{:.1%}")
+        else:
+            canary = f"median<={_fmt(m.canary_value)}s n={m.canary_trials:g}"
+            baseline = f"median<={_fmt(m.baseline_value)}s n={m.baseline_trials:g}"
+            change = _fmt(m.relative_change, "P(slower)-½={:+.3f}")
+            detectable = _fmt(m.detectable, "{:.3f}")
+        rows.append((m.name, m.status, canary, baseline, change,
+                     f"{m.llr:.2f} [{m.lower:.2f}, {m.upper:.2f}]", f"{m.adjusted_p:.3g}",
+                     _fmt(m.fixed_z_p, "{:.3g}"), m.seed_rule or "-", detectable,
+                     _fmt(m.requests_needed, "{:.0f}")))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    summary = (f"verdict: {verdict.outcome.upper()} after {verdict.elapsed_s:.1f} s of "
+               f"{verdict.max_window_s:g} s — {verdict.reason} (alpha {verdict.alpha:g} over "
+               f"{len(verdict.metrics)} metric(s))")
+    reasons = [f"  {m.name}: {m.reason}" for m in verdict.metrics]
+    return "\n".join([summary, *lines, *reasons]) + "\n"
