@@ -1,0 +1,1 @@
+"""Assembles the Buildbot configuration (``BuildmasterConfig``) from one settings file."""

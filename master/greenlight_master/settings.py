@@ -1,0 +1,287 @@
+"""Greenlight's one settings file: a declarative TOML file, validated against a schema.
+
+The embedded default needs no file at all (the demo world: SQLite, local workers, the demo repo).
+A wrong setting fails at start with the file, the line, the key and what was expected.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from greenlight.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its expected kind (checked), default and a sentence for error messages."""
+
+    check: Callable[[Any], bool]
+    expected: str
+    default: Any = None
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_port(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _non_negative_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _percent(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 100
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _nonempty_str_list(v: Any) -> bool:
+    return _str_list(v) and len(v) > 0
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+def _roles_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(_str_list(r) for r in v.values())
+
+
+def _table_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, dict) for x in v)
+
+
+def _table(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+BRANCH_RE = re.compile(r"^[^\x00-\x20~^:?*\[\\]+$")
+
+# The schema: section -> key -> Key. Engines' sections list the keys their adapters read.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "greenlight": {
+        "state_dir": Key(_is_str, "a directory path (relative to the project root)", "var"),
+        "title": Key(_is_str, "a string", "Greenlight"),
+    },
+    "master": {
+        "web_port": Key(_is_port, "a TCP port number 1-65535", 8010),
+        "worker_port": Key(_is_port, "a TCP port number 1-65535", 9989),
+        "db_url": Key(_is_str, "an SQLAlchemy URL", "sqlite:///state.sqlite"),
+        "buildbot_url": Key(_is_str, "a URL ending with /", ""),
+    },
+    "repository": {
+        "name": Key(_is_str, "a string", "demo"),
+        "url": Key(_is_str, "a git URL or path (default: the demo bare repo)", ""),
+        "branches": Key(_nonempty_str_list, "a non-empty list of branch names", ["main"]),
+        "deploy_branch": Key(_is_str, "a branch name", "main"),
+        "poll_interval": Key(_non_negative_int, "seconds (0 = rely on the push hook)", 0),
+    },
+    "workers": {
+        "count": Key(_positive_int, "a whole number >= 1", 2),
+        "name_prefix": Key(_is_str, "a string", "local-worker"),
+    },
+    "verify": {
+        "setup_command": Key(_str_list, "a list of strings (argv)",
+                             ["{python}", "-m", "greenlight.worker.venv", "--requirements",
+                              "requirements.txt", "--cache", "{state_dir}/worker-venvs",
+                              "--link", ".venv"]),
+        "test_command": Key(_nonempty_str_list, "a non-empty list of strings (argv)",
+                            [".venv/bin/python", "-m", "pytest", "-n", "auto", "-q",
+                             "-p", "no:cacheprovider"]),
+        "junit_file": Key(_is_str, "a file name", "junit.xml"),
+        "timeout": Key(_positive_int, "seconds >= 1", 1200),
+        "collapse": Key(_is_bool, "true or false", True),
+    },
+    "auth": {
+        "password_file": Key(_is_str, "a path to a Greenlight password file",
+                             "{state_dir}/passwords"),
+        "roles": Key(_roles_map, "a table: user = [role, ...]",
+                     {"admin": ["engineers", "schema-reviewers", "deployers", "experimenters"],
+                      "dev": ["engineers"], "viewer": []}),
+    },
+    "change_hook": {
+        "username": Key(_is_str, "a string", "greenlight-hook"),
+        "password_file": Key(_is_str, "a path to a file holding the hook's password",
+                             "{state_dir}/change-hook.secret"),
+    },
+    "coverage": {
+        "enabled": Key(_is_bool, "true or false", True),
+        "fail_under": Key(_percent, "a percentage 0-100", 100.0),
+    },
+    "schema": {
+        "enabled": Key(_is_bool, "true or false", True),
+        "dialect": Key(_one_of("mysql", "mariadb", "postgres"), "mysql, mariadb or postgres",
+                       "mariadb"),
+        "migrations_dir": Key(_is_str, "a directory inside the repository", "migrations"),
+        "sizes_file": Key(_is_str, "a sizes JSON file inside the repository", "schema_sizes.json"),
+        "db_url": Key(_is_str, "an SQLAlchemy URL of the live database", ""),
+        "server_version": Key(_is_str, "a version such as 10.11 or 8.0.36", ""),
+        "large_rows": Key(_non_negative_int, "a whole number of rows", 1_000_000),
+        "large_bytes": Key(_non_negative_int, "a whole number of bytes", 1_073_741_824),
+    },
+    "shards": {
+        "count": Key(_non_negative_int, "a whole number (0 = one per worker)", 0),
+        "group_by_module": Key(_is_bool, "true or false", False),
+        "flaky_fails_build": Key(_is_bool, "true or false", False),
+    },
+    "deploy": {
+        "enabled": Key(_is_bool, "true or false", True),
+        "canary_fraction": Key(_fraction, "a fraction in (0, 1]", 0.05),
+        "keep_releases": Key(_positive_int, "a whole number >= 1", 5),
+        "hosts": Key(_table_list, "a list of host tables", []),
+        "demo_hosts": Key(_non_negative_int, "a whole number of local demo hosts", 20),
+        "demo_first_port": Key(_is_port, "a TCP port number", 18100),
+        "migrate_command": Key(_str_list, "a list of strings (argv)", []),
+        "build_command": Key(_str_list, "a list of strings (argv)", []),
+        "health_path": Key(_is_str, "a URL path", "/health"),
+        "observe_seconds": Key(_positive_int, "seconds >= 1", 60),
+        "prometheus_url": Key(_is_str, "a Prometheus server URL or empty", ""),
+        "judge": Key(_table, "a table of judge settings", {}),
+        "metrics": Key(_table_list, "a list of metric tables", []),
+        "ledger_url": Key(_is_str, "an SQLAlchemy URL", "sqlite:///{state_dir}/ledger.sqlite"),
+    },
+    "incidents": {
+        "link_preset": Key(_one_of("", "github", "gitlab", "gitea", "cgit"),
+                           "one of github, gitlab, gitea, cgit or empty", ""),
+        "web_url": Key(_is_str, "the repository's web URL", ""),
+        "window": Key(_is_str, "a duration such as 6h", "6h"),
+    },
+    "experiments": {
+        "db_url": Key(_is_str, "an SQLAlchemy URL",
+                      "sqlite:///{state_dir}/experiments.sqlite"),
+    },
+}
+
+
+class Settings:
+    """Validated settings with defaults filled in; ``settings["verify"]["timeout"]``."""
+
+    def __init__(self, data: dict[str, dict[str, Any]], source: str):
+        self._data = data
+        self.source = source
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self._data[section]
+
+    @property
+    def state_dir(self) -> Path:
+        path = Path(self._data["greenlight"]["state_dir"])
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def expand(self, value: str) -> str:
+        """Fill ``{state_dir}``, ``{python}`` and ``{project}`` placeholders in a setting."""
+        import sys
+
+        return value.format(state_dir=self.state_dir, python=sys.executable,
+                            project=PROJECT_ROOT)
+
+    def path(self, section: str, key: str) -> Path:
+        path = Path(self.expand(self._data[section][key]))
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {s: dict(v) for s, v in self._data.items()}
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of ``[section] key`` in a TOML text (tomllib gives none)."""
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            current = header.group(1).split(".")[0].strip('"')
+            if key is None and current == section:
+                return number
+            continue
+        if current == section and key and re.match(rf'^"?{re.escape(key)}"?\s*=', stripped):
+            return number
+    return None
+
+
+def validate(raw: dict[str, Any], source: str = "<defaults>", text: str = "") -> Settings:
+    """Check every section and key against SCHEMA; fill defaults."""
+
+    def fail(section: str, key: str | None, message: str) -> None:
+        line = _line_of(text, section, key) if text else None
+        where = f"{source}:{line}" if line else source
+        name = f"[{section}] {key}" if key else f"[{section}]"
+        raise SettingsError(f"{where}: {name}: {message}")
+
+    data: dict[str, dict[str, Any]] = {}
+    for section, value in raw.items():
+        if section not in SCHEMA:
+            fail(section, None, f"unknown section; expected one of {', '.join(SCHEMA)}")
+        if not isinstance(value, dict):
+            fail(section, None, "expected a table of settings")
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        for key in given:
+            if key not in keys:
+                fail(section, key, f"unknown key; expected one of {', '.join(keys)}")
+        data[section] = {}
+        for key, spec in keys.items():
+            if key in given:
+                if not spec.check(given[key]):
+                    fail(section, key, f"expected {spec.expected}, got {given[key]!r}")
+                data[section][key] = given[key]
+            else:
+                data[section][key] = _copy(spec.default)
+    for branch in data["repository"]["branches"] + [data["repository"]["deploy_branch"]]:
+        if not BRANCH_RE.match(branch):
+            fail("repository", "branches", f"not a valid branch name: {branch!r}")
+    if data["master"]["web_port"] == data["master"]["worker_port"]:
+        fail("master", "worker_port", "must differ from web_port")
+    return Settings(data, source)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        import copy
+
+        return copy.deepcopy(value)
+    return value
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Load the settings file named by ``path`` or ``$GREENLIGHT_SETTINGS``; none = defaults."""
+    path = path or os.environ.get("GREENLIGHT_SETTINGS") or None
+    if not path:
+        return validate({})
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{file}: cannot read settings file: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{file}: not valid TOML: {exc}") from None
+    return validate(raw, str(file), text)

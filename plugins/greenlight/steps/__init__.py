@@ -1,0 +1,1 @@
+"""Buildbot steps: thin adapters that run Greenlight's engines on a worker."""

@@ -1,0 +1,1 @@
+"""Helpers that run on a Buildbot worker for the target repository (no Buildbot import)."""
