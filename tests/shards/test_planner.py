@@ -1,0 +1,121 @@
+"""Planner properties (hypothesis) and the behaviours the CLI and plugin rely on."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytest_split.algorithms import Algorithms
+
+from greenlight.errors import UsageError
+from greenlight.shards.planner import (MIN_SECONDS, ideal_makespan, median_duration,
+                                       plan_shards, round_robin)
+
+
+class _Item:
+    """What pytest-split's algorithms read from a pytest item: its node id."""
+
+    def __init__(self, nodeid: str):
+        self.nodeid = nodeid
+
+    def __str__(self) -> str:
+        return self.nodeid
+
+
+def _makespan(groups, durations) -> float:
+    return max((sum(durations[t] for t in g) for g in groups), default=0.0)
+
+
+suites = st.lists(st.floats(min_value=MIN_SECONDS, max_value=100.0, allow_nan=False),
+                  min_size=1, max_size=60).map(
+    lambda ds: {f"tests/test_m{i % 7}.py::test_{i}": d for i, d in enumerate(ds)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(durations=suites, n=st.integers(min_value=1, max_value=9))
+def test_every_test_lands_in_exactly_one_shard(durations, n):
+    ids = list(durations)
+    plan = plan_shards(ids, durations, n)
+    placed = [t for s in plan.shards for t in s.tests]
+    assert sorted(placed) == sorted(ids)
+    assert len(plan.shards) == n
+    assert [s.index for s in plan.shards] == list(range(1, n + 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(durations=suites, n=st.integers(min_value=1, max_value=9))
+def test_makespan_never_worse_than_round_robin_or_pytest_split(durations, n):
+    ids = list(durations)
+    plan = plan_shards(ids, durations, n)
+    ours = _makespan([s.tests for s in plan.shards], durations)
+    items = [_Item(t) for t in ids]
+    least = max(g.duration for g in Algorithms.least_duration.value(n, items, durations))
+    chunks = max(g.duration for g in Algorithms.duration_based_chunks.value(n, items, durations))
+    tol = 1e-6
+    assert ours <= _makespan(round_robin(ids, n), durations) + tol
+    assert ours <= least + tol
+    assert ours <= chunks + tol
+    assert ours >= ideal_makespan(list(durations.values()), n) - tol
+
+
+@settings(max_examples=60, deadline=None)
+@given(durations=suites, n=st.integers(min_value=1, max_value=6))
+def test_group_by_module_keeps_modules_whole(durations, n):
+    plan = plan_shards(list(durations), durations, n, group_by_module=True)
+    home = {}
+    for s in plan.shards:
+        for t in s.tests:
+            home.setdefault(t.split("::")[0], set()).add(s.index)
+    assert all(len(shards) == 1 for shards in home.values())
+
+
+def test_deterministic_whatever_the_dict_order():
+    durations = {f"t.py::test_{i}": (i * 37 % 11) / 10 + 0.01 for i in range(40)}
+    reordered = dict(reversed(list(durations.items())))
+    a = plan_shards(list(durations), durations, 4)
+    b = plan_shards(list(durations), reordered, 4)
+    assert a.to_json() == b.to_json()
+
+
+def test_keeps_collection_order_inside_a_shard():
+    ids = [f"t.py::test_{i}" for i in range(12)]
+    plan = plan_shards(ids, {t: 1.0 + i for i, t in enumerate(ids)}, 3)
+    for s in plan.shards:
+        assert list(s.tests) == sorted(s.tests, key=ids.index)
+
+
+def test_unknown_tests_get_the_median():
+    durations = {"a.py::t1": 1.0, "a.py::t2": 3.0, "a.py::t3": 10.0}
+    plan = plan_shards([*durations, "a.py::new"], durations, 2)
+    assert plan.unknown == ("a.py::new",)
+    assert plan.median_seconds == 3.0
+    assert plan.total_seconds == pytest.approx(17.0)
+    assert median_duration(["x"], {}) == 1.0
+
+
+def test_improves_on_plain_largest_first():
+    # LPT alone gives {3,2,2} | {3,2} = 7; the optimum {3,3} | {2,2,2} = 6 needs a swap.
+    durations = {"t.py::a": 3, "t.py::b": 3, "t.py::c": 2, "t.py::d": 2, "t.py::e": 2}
+    plan = plan_shards(list(durations), durations, 2)
+    assert plan.makespan == pytest.approx(6.0)
+
+
+def test_zero_durations_still_spread_evenly():
+    ids = [f"t.py::test_{i}" for i in range(9)]
+    plan = plan_shards(ids, dict.fromkeys(ids, 0.0), 3)
+    assert [len(s.tests) for s in plan.shards] == [3, 3, 3]
+
+
+def test_more_shards_than_tests_leaves_empty_shards():
+    plan = plan_shards(["t.py::a", "t.py::b"], {}, 4)
+    assert sorted(len(s.tests) for s in plan.shards) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_rejects_a_bad_shard_count(n):
+    with pytest.raises(UsageError, match="shard count"):
+        plan_shards(["t.py::a"], {}, n)
+
+
+def test_rejects_negative_durations():
+    with pytest.raises(UsageError, match="t.py::a"):
+        plan_shards(["t.py::a"], {"t.py::a": -1.0}, 2)
