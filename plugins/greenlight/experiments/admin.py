@@ -1,0 +1,101 @@
+"""The API of the admin page and the CLI: list experiments, change their state (recording who
+and when), explain what users get, compute results. Each function opens the store named by
+``url`` (default: $GREENLIGHT_EXPERIMENTS_DB or sqlite:///var/experiments.sqlite) unless given
+an open ``store``."""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from greenlight.errors import UsageError
+from greenlight.experiments.definition import Experiment
+from greenlight.experiments.results import DEFAULT_MIN_EFFECT, compute_results
+from greenlight.experiments.store import Change, ExperimentStore
+
+
+def _open(url: str | None, store: ExperimentStore | None) -> ExperimentStore:
+    return store or ExperimentStore(url)
+
+
+def list_experiments(url: str | None = None, *, store: ExperimentStore | None = None
+                     ) -> list[Experiment]:
+    """Every experiment, by name. Use ``explain(e)`` and ``e.status_label()`` to show them."""
+    states = _open(url, store).load_all()
+    return [states[name] for name in sorted(states)]
+
+
+def get_experiment(name: str, url: str | None = None, *,
+                   store: ExperimentStore | None = None) -> Experiment:
+    return _open(url, store).get(name)
+
+
+def define(experiment: Experiment, user: str, url: str | None = None, *,
+           store: ExperimentStore | None = None, replace: bool = False) -> Experiment:
+    return _open(url, store).define(experiment, user, replace=replace)
+
+
+def set_rollout(name: str, pct: float, user: str, url: str | None = None, *,
+                store: ExperimentStore | None = None) -> Experiment:
+    """Roll ``name`` out to ``pct`` percent of users (0–100); users already assigned keep
+    their branch when the percentage rises."""
+    try:
+        pct = float(pct)
+    except (TypeError, ValueError):
+        raise UsageError(f"rollout percentage must be a number 0-100 (got {pct!r})") from None
+    if not 0.0 <= pct <= 100.0:
+        raise UsageError(f"rollout percentage must be 0-100 (got {pct:g})")
+    return _open(url, store).set_rollout(name, pct, user)
+
+
+def set_qa(name: str, user: str, users: Sequence[str] | None = None,
+           groups: Sequence[str] | None = None, url: str | None = None, *,
+           store: ExperimentStore | None = None) -> Experiment:
+    """Back to "QA and admins only", optionally replacing the listed users and groups."""
+    return _open(url, store).set_qa(name, users, groups, user)
+
+
+def close(name: str, branch: str, user: str, url: str | None = None, *,
+          store: ExperimentStore | None = None) -> Experiment:
+    """Close ``name`` on ``branch``: everybody gets it, nobody is assigned any more."""
+    return _open(url, store).close(name, branch, user)
+
+
+def history(name: str, url: str | None = None, *,
+            store: ExperimentStore | None = None) -> list[Change]:
+    return _open(url, store).history(name)
+
+
+def results(name: str, url: str | None = None, *, store: ExperimentStore | None = None,
+            metrics: Sequence[str] | None = None, since: float | None = None,
+            alpha: float = 0.05, min_effect: float = DEFAULT_MIN_EFFECT) -> dict:
+    """Results per branch and metric (the JSON contract of ``experiment results``)."""
+    opened = _open(url, store)
+    experiment = opened.get(name)
+    exposed = opened.exposure_counts(name, since)
+    aggregates = opened.metric_aggregates(name, metrics, since)
+    return compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
+                           min_effect=min_effect, since=since)
+
+
+def parse_since(text: str | None, now: float | None = None) -> float | None:
+    """``--since``: epoch seconds, an ISO date/time (UTC unless it says otherwise), or a
+    duration back from now such as ``90m``, ``36h``, ``7d``."""
+    if text is None or text == "":
+        return None
+    text = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return (now if now is not None else time.time()) - float(text[:-1]) * units[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: expected epoch seconds, an ISO time like "
+                         "2024-05-01T12:00 or a duration like 36h / 7d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

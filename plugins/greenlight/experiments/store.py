@@ -1,0 +1,356 @@
+"""The one module that talks to the experiments database (SQLAlchemy Core).
+
+Experiment states, the audit trail of who changed what, exposures and metric events live in one
+database: SQLite by default, PostgreSQL (or MySQL/MariaDB) by URL. Results are computed by SQL
+aggregates here, so a million exposures never cross the wire — only one row per branch and
+metric does. Times are epoch seconds (float): cheap to compare, the same in every dialect.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, create_engine, func, insert, select, update)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from greenlight.errors import GreenlightError, UsageError
+from greenlight.experiments.definition import (CLOSED, QA, ROLLOUT, Experiment, check_name)
+
+DEFAULT_URL = "sqlite:///var/experiments.sqlite"
+ENV_URL = "GREENLIGHT_EXPERIMENTS_DB"
+
+metadata = MetaData()
+
+experiments_table = Table(
+    "gl_experiments", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("branches", Text, nullable=False),  # JSON {branch: weight}, control implicit
+    Column("status", String(16), nullable=False),
+    Column("rollout_pct", Float, nullable=False, default=0.0),
+    Column("closed_branch", String(100)),
+    Column("qa_users", Text, nullable=False, default="[]"),
+    Column("qa_groups", Text, nullable=False, default="[]"),
+    Column("planned_users", Integer),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(255)),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+changes_table = Table(
+    "gl_experiment_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(100), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=False, default="{}"),
+)
+
+exposures_table = Table(
+    "gl_experiment_exposures", metadata,
+    Column("experiment", String(100), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("branch", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+    # The first exposure wins: later duplicates are ignored, so a user is in one branch only.
+    UniqueConstraint("experiment", "user_id", name="uq_gl_exposure_user"),
+)
+
+events_table = Table(
+    "gl_experiment_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Float, nullable=False, default=1.0),
+    Column("at", Float, nullable=False),
+)
+Index("ix_gl_events_user", events_table.c.user_id)
+
+
+def default_url() -> str:
+    return os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of the audit trail: who did what to which experiment, and when."""
+
+    experiment: str
+    at: float
+    by: str
+    action: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class BranchMetricAggregate:
+    """SQL output for one (branch, metric): users with ≥1 event, event count, and the sum and
+    sum of squares over users of each user's total value (enough for mean and variance)."""
+
+    branch: str
+    metric: str
+    converting: int
+    events: int
+    total: float
+    total_squares: float
+
+
+class ExperimentStore:
+    """Experiment states, audit trail, exposures and events in one SQL database."""
+
+    def __init__(self, url: str | None = None, *, connect_timeout: float = 3.0,
+                 statement_timeout_ms: int | None = None, create: bool = True):
+        self.url = url or default_url()
+        self.engine = _make_engine(self.url, connect_timeout, statement_timeout_ms)
+        if create:
+            self.create_schema()
+
+    def create_schema(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise GreenlightError(f"experiments store {self._where()}: cannot create tables "
+                                  f"({exc.__class__.__name__}: {exc.args[0] if exc.args else exc})"
+                                  "; check the URL and that the database is up") from exc
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- states -----------------------------------------------------------------------------
+    def load_all(self) -> dict[str, Experiment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(experiments_table)).mappings().all()
+        return {row["name"]: _row_to_experiment(row) for row in rows}
+
+    def get(self, name: str) -> Experiment:
+        check_name(name)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(experiments_table)
+                               .where(experiments_table.c.name == name)).mappings().first()
+        if row is None:
+            raise UsageError(f"no experiment named {name!r} in {self._where()}; "
+                             "`greenlight experiment list` shows the defined ones")
+        return _row_to_experiment(row)
+
+    def define(self, experiment: Experiment, by: str, *, replace: bool = False) -> Experiment:
+        """Create an experiment. An existing one keeps its state (admins own it once it runs);
+        only ``replace=True`` overwrites it — refused when it would move users between
+        branches of a running experiment."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(experiments_table)
+                               .where(experiments_table.c.name == experiment.name)
+                               ).mappings().first()
+            if row is not None:
+                current = _row_to_experiment(row)
+                if not replace:
+                    return current
+                if current.branches != experiment.branches and _has_exposures(conn, current.name):
+                    raise UsageError(f"experiment {experiment.name} already has exposures; "
+                                     "changing its branches or weights would move users "
+                                     "between branches. Define a new experiment instead.")
+                conn.execute(update(experiments_table)
+                             .where(experiments_table.c.name == experiment.name)
+                             .values(**_experiment_values(experiment), updated_at=now,
+                                     updated_by=by, version=current.version + 1))
+                action = "redefine"
+            else:
+                conn.execute(insert(experiments_table).values(
+                    name=experiment.name, **_experiment_values(experiment), created_at=now,
+                    updated_at=now, updated_by=by, version=1))
+                action = "define"
+            _record_change(conn, experiment.name, now, by, action, {
+                "branches": experiment.branches, "status": experiment.status,
+                "rollout_pct": experiment.rollout_pct})
+        return self.get(experiment.name)
+
+    def set_rollout(self, name: str, pct: float, by: str) -> Experiment:
+        current = self.get(name)
+        if current.status == CLOSED:
+            raise UsageError(f"experiment {name} is closed on {current.closed_branch}; "
+                             "closing is final (define a new experiment to test again)")
+        return self._change(current.with_state(status=ROLLOUT, rollout_pct=float(pct)), by,
+                            "rollout", {"from": current.status_label(), "rollout_pct": pct})
+
+    def set_qa(self, name: str, users: Sequence[str] | None, groups: Sequence[str] | None,
+               by: str) -> Experiment:
+        current = self.get(name)
+        if current.status == CLOSED:
+            raise UsageError(f"experiment {name} is closed on {current.closed_branch}; "
+                             "closing is final")
+        changes: dict = {"status": QA}
+        if users is not None:
+            changes["qa_users"] = tuple(dict.fromkeys(u for u in users if u))
+        if groups is not None:
+            changes["qa_groups"] = tuple(dict.fromkeys(g for g in groups if g))
+        updated = current.with_state(**changes)
+        return self._change(updated, by, "qa", {"users": list(updated.qa_users),
+                                                "groups": list(updated.qa_groups)})
+
+    def close(self, name: str, branch: str, by: str) -> Experiment:
+        current = self.get(name)
+        if branch not in current.all_branches():
+            raise UsageError(f"experiment {name} has no branch {branch!r}; branches are "
+                             f"{', '.join(current.all_branches())}")
+        return self._change(current.with_state(status=CLOSED, closed_branch=branch), by,
+                            "close", {"branch": branch})
+
+    def _change(self, updated: Experiment, by: str, action: str, detail: dict) -> Experiment:
+        if not by:
+            raise UsageError("a change needs the name of who makes it (--user or $USER)")
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(update(experiments_table)
+                         .where(experiments_table.c.name == updated.name)
+                         .values(**_experiment_values(updated), updated_at=now, updated_by=by,
+                                 version=experiments_table.c.version + 1))
+            _record_change(conn, updated.name, now, by, action, detail)
+        return self.get(updated.name)
+
+    def history(self, name: str) -> list[Change]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(changes_table)
+                                .where(changes_table.c.experiment == name)
+                                .order_by(changes_table.c.id)).mappings().all()
+        return [Change(r["experiment"], r["at"], r["by"], r["action"], json.loads(r["detail"]))
+                for r in rows]
+
+    # --- recording ----------------------------------------------------------------------------
+    def write_exposures(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
+        """Insert (experiment, user_id, branch, at) rows; a user's first exposure wins."""
+        values = [{"experiment": e, "user_id": u, "branch": b, "at": t} for e, u, b, t in rows]
+        if not values:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(_insert_ignoring_duplicates(self.engine, exposures_table), values)
+        return len(values)
+
+    def write_events(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
+        """Insert (user_id, name, value, at) metric events."""
+        values = [{"user_id": u, "name": n, "value": v, "at": t} for u, n, v, t in rows]
+        if not values:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(insert(events_table), values)
+        return len(values)
+
+    # --- results ------------------------------------------------------------------------------
+    def exposure_counts(self, name: str, since: float | None = None) -> dict[str, int]:
+        query = (select(exposures_table.c.branch, func.count())
+                 .where(exposures_table.c.experiment == name)
+                 .group_by(exposures_table.c.branch))
+        if since is not None:
+            query = query.where(exposures_table.c.at >= since)
+        with self.engine.connect() as conn:
+            return {branch: int(count) for branch, count in conn.execute(query)}
+
+    def metric_aggregates(self, name: str, metrics: Sequence[str] | None = None,
+                          since: float | None = None) -> list[BranchMetricAggregate]:
+        """Per (branch, metric): converting users, events, Σ user totals, Σ user totals².
+
+        Only events at or after the user's exposure count (what happened before the user saw a
+        branch cannot be its effect). Two GROUP BYs in the database: per user, then per branch.
+        """
+        x, ev = exposures_table, events_table
+        exposed = select(x.c.user_id, x.c.branch, x.c.at).where(x.c.experiment == name)
+        if since is not None:
+            exposed = exposed.where(x.c.at >= since)
+        exposed = exposed.cte("exposed")
+        per_user = (select(exposed.c.branch.label("branch"), ev.c.name.label("metric"),
+                           func.count().label("n"), func.sum(ev.c.value).label("total"))
+                    .select_from(ev.join(exposed, ev.c.user_id == exposed.c.user_id))
+                    .where(ev.c.at >= exposed.c.at)
+                    .group_by(exposed.c.branch, ev.c.user_id, ev.c.name))
+        if metrics:
+            per_user = per_user.where(ev.c.name.in_(list(metrics)))
+        per_user = per_user.subquery("per_user")
+        query = (select(per_user.c.branch, per_user.c.metric, func.count(),
+                        func.sum(per_user.c.n), func.sum(per_user.c.total),
+                        func.sum(per_user.c.total * per_user.c.total))
+                 .group_by(per_user.c.branch, per_user.c.metric))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [BranchMetricAggregate(b, m, int(c), int(n), float(t or 0), float(q or 0))
+                for b, m, c, n, t, q in rows]
+
+    def clear_events(self) -> None:
+        """Drop recorded exposures and events (benchmarks and demos start from zero)."""
+        with self.engine.begin() as conn:
+            conn.execute(exposures_table.delete())
+            conn.execute(events_table.delete())
+
+
+def _make_engine(url: str, connect_timeout: float, statement_timeout_ms: int | None) -> Engine:
+    connect_args: dict = {}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connect_args["timeout"] = connect_timeout
+    elif url.startswith("postgresql"):
+        connect_args["connect_timeout"] = max(1, int(connect_timeout))
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    elif url.startswith("mysql"):
+        connect_args["connect_timeout"] = max(1, int(connect_timeout))
+        if statement_timeout_ms:
+            connect_args["read_timeout"] = max(1, int(statement_timeout_ms / 1000))
+            connect_args["write_timeout"] = max(1, int(statement_timeout_ms / 1000))
+    try:
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise UsageError(f"experiments database URL {url!r} is not usable: {exc}; "
+                         "use e.g. sqlite:///var/experiments.sqlite or "
+                         "postgresql://user@host/db") from exc
+
+
+def _insert_ignoring_duplicates(engine: Engine, table: Table):
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect in ("mysql", "mariadb"):
+        return insert(table).prefix_with("IGNORE")
+    return insert(table)
+
+
+def _has_exposures(conn, name: str) -> bool:
+    return conn.execute(select(exposures_table.c.user_id)
+                        .where(exposures_table.c.experiment == name).limit(1)).first() is not None
+
+
+def _record_change(conn, name: str, at: float, by: str, action: str, detail: dict) -> None:
+    conn.execute(insert(changes_table).values(experiment=name, at=at, by=by, action=action,
+                                              detail=json.dumps(detail, sort_keys=True)))
+
+
+def _experiment_values(e: Experiment) -> dict:
+    return {"branches": json.dumps(e.branches), "status": e.status,
+            "rollout_pct": e.rollout_pct, "closed_branch": e.closed_branch,
+            "qa_users": json.dumps(list(e.qa_users)), "qa_groups": json.dumps(list(e.qa_groups)),
+            "planned_users": e.planned_users, "description": e.description}
+
+
+def _row_to_experiment(row) -> Experiment:
+    return Experiment(name=row["name"], branches=json.loads(row["branches"]),
+                      status=row["status"], rollout_pct=float(row["rollout_pct"]),
+                      closed_branch=row["closed_branch"],
+                      qa_users=tuple(json.loads(row["qa_users"])),
+                      qa_groups=tuple(json.loads(row["qa_groups"])),
+                      planned_users=row["planned_users"], description=row["description"] or "",
+                      updated_by=row["updated_by"], updated_at=row["updated_at"],
+                      version=row["version"])
