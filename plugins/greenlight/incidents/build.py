@@ -26,7 +26,16 @@ def _section(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Accept the whole settings mapping (``incidents`` table inside) or just that table."""
     settings = dict(settings or {})
     inner = settings.get("incidents")
-    return dict(inner) if isinstance(inner, Mapping) else settings
+    conf = dict(inner) if isinstance(inner, Mapping) else settings
+    # The settings file's flat keys (link_preset, web_url, *_url) become the links table.
+    links = dict(conf.get("links") or {})
+    flat = {"link_preset": "preset", "web_url": "url", "commit_url": "commit",
+            "compare_url": "compare", "blame_url": "blame"}
+    for key, name in flat.items():
+        if conf.get(key) and name not in links:
+            links[name] = conf[key]
+    conf["links"] = links
+    return conf
 
 
 def deploy_from_record(record: Any) -> Deploy:

@@ -21,7 +21,7 @@ class Weights:
     """How many points each kind of evidence earns. The blamed line dominates on purpose."""
 
     blamed_innermost: float = 60.0   # the line that raised was last changed by the commit
-    blamed_frame: float = 30.0       # another frame's line was last changed by the commit
+    blamed_frame: float = 25.0       # another frame's line was last changed by the commit
     changed_file_innermost: float = 12.0
     changed_file: float = 6.0
     time_max: float = 10.0           # a deploy right before the incident
@@ -170,7 +170,8 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
             evidence.append(Evidence(
                 "changed_file", w.changed_file_innermost if innermost else w.changed_file,
                 f"changed {path} (lines {lines}), a file of the trace (frame lines {shown})",
-                url=links.blame_url(deploy.sha, path, ranges[0][0]) if ranges else None))
+                url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
+                     else links.commit_url(commit.sha))))
         signals = facts.signals.get(commit.sha) or {}
         evidence += _signal_evidence(signals, "", w)
         if deploy.sha != commit.sha:
