@@ -99,7 +99,7 @@ class Experiment:
     def status_label(self) -> str:
         """The seed's "experiment status" column."""
         if self.status == QA:
-            return "QA and admin only"
+            return "QA and admins only"
         if self.status == ROLLOUT:
             return f"Rolled out to {self.rollout_pct:g}%"
         return f"Closed on {self.closed_branch}"

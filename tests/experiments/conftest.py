@@ -1,0 +1,99 @@
+"""Databases for the experiments tests: a fresh SQLite file, and a fresh database on the real
+PostgreSQL; plus a real TCP relay in front of PostgreSQL that a test can stop ("store down")."""
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+
+import pytest
+
+PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+
+
+@pytest.fixture
+def pg_name():
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"gl_exp_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_name):
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{pg_name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/experiments.sqlite"
+    return request.getfixturevalue("pg_url")
+
+
+class Relay:
+    """Forwards a loopback port to PostgreSQL; ``stop()`` closes the port and every open
+    connection, exactly what a client sees when the database server goes away."""
+
+    def __init__(self, target=("127.0.0.1", 5432)):
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while self.running:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.running:
+                client.close()
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.running = False
+        self.server.close()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.sockets.clear()
+
+
+@pytest.fixture
+def relay():
+    r = Relay()
+    yield r
+    r.stop()
