@@ -1,0 +1,37 @@
+"""Renderers escape what comes from files and commits, and show the changed lines in context."""
+from __future__ import annotations
+
+from greenlight.coverage import diff_coverage
+from greenlight.coverage.render import render_html, render_markdown, render_text
+
+
+def hostile_report(make_repo, run_coverage):
+    repo = make_repo()
+    repo.write("run_tests.py", "pass\n")
+    base = repo.commit("base")
+    repo.write("x_<b>.py", "def f():\n    return '<script>alert(1)</script>'\n"
+                           "\n\n\n\n\n\n\ny = 1\n")
+    repo.commit("evil", author="Mal & Co | x <m@x>")
+    run_coverage(repo.path, "run_tests.py")
+    return diff_coverage(repo.path, base, repo.head())
+
+
+def test_html_escapes_source_paths_and_authors(make_repo, run_coverage):
+    html = render_html(hostile_report(make_repo, run_coverage))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Mal &amp; Co | x" in html
+    assert "x_&lt;b&gt;.py" in html
+    assert html.count('<tr class="miss">') == 3           # lines 1, 2 and 10
+    assert '<tr class="gap">' in html                     # lines 6..7 are outside the context
+
+
+def test_markdown_escapes_table_breakers(make_repo, run_coverage):
+    md = render_markdown(hostile_report(make_repo, run_coverage))
+    assert "Mal &amp; Co \\| x" in md
+    assert "| x\\_&lt;b&gt;.py | 3 | 0 | 0/0 | 0.00 | 1-2, 10 |" in md
+
+
+def test_text_lists_each_uncovered_line(make_repo, run_coverage):
+    text = render_text(hostile_report(make_repo, run_coverage))
+    assert text.splitlines()[0].startswith("coverage of new code 0.00% (0/3 new lines)")
+    assert sum("not covered" in line for line in text.splitlines()) == 3
