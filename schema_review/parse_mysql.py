@@ -21,6 +21,8 @@ logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
 _CHARSET_BYTES = {"latin1": 1, "ascii": 1, "binary": 1, "utf8": 3, "utf8mb3": 3, "utf8mb4": 4,
                   "ucs2": 2, "utf16": 4, "utf32": 4}
 
+_INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint", "utinyint", "usmallint",
+              "umediumint", "uint", "ubigint"}
 # Leading words of statements with no schema risk (after the structured checks below).
 _HARMLESS = {
     "select", "insert", "replace", "set", "use", "show", "start", "begin", "commit", "rollback",
@@ -83,6 +85,8 @@ def column_from_def(node: exp.ColumnDef) -> ColumnInfo:
                 params.append(value.this if value.is_string else _number(value.this))
             else:
                 params.append(value.sql("mysql"))
+    if type_name in _INT_TYPES:
+        params = []  # INT(11): the display width changes nothing stored
     info = ColumnInfo(node.name, type_name, tuple(params))
     for constraint in node.args.get("constraints") or []:
         ckind = constraint.args.get("kind")

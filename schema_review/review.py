@@ -1,0 +1,225 @@
+"""The engine: migration texts in, findings out.
+
+Splits each file, parses each statement with the dialect's parser, asks the rules what the
+server will do, weighs that against the table's size (a table created earlier in the change is
+new and small), and attaches the safe alternative.  Pure: sizes and live column definitions come
+from a ``SizeSource`` handed in; nothing here prints or touches git.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schema_review import rules_mysql, rules_postgres
+from schema_review.alternatives import alternative_for
+from schema_review.context import SchemaContext
+from schema_review.model import (Assessment, Finding, Operation, ParsedStatement, ServerVersion,
+                                 TableSize, finding_key)
+from schema_review.parse_mysql import parse_mysql
+from schema_review.parse_postgres import parse_postgres
+from schema_review.sizes import SizeSource
+from schema_review.split import DIALECTS, split_statements
+
+MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full text hashed)
+
+
+@dataclass
+class ReviewSettings:
+    """How to judge: dialect, server version, and what counts as a large table."""
+
+    dialect: str
+    server_version: str | None = None
+    large_rows: int = 1_000_000
+    large_bytes: int = 1 << 30
+    unknown_size: str = "review"  # "review" or "safe": verdict when a table's size is unknown
+
+    def version(self, sizes: SizeSource) -> ServerVersion:
+        flavour = self.dialect
+        live = sizes.server_version()
+        return ServerVersion.parse(flavour, live or self.server_version)
+
+
+@dataclass
+class Report:
+    """Every finding of one review, safe ones included, plus the settings used."""
+
+    dialect: str
+    server_version: str
+    settings: dict
+    findings: list[Finding] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    statements: int = 0
+
+    @property
+    def needs_review(self) -> list[Finding]:
+        return [f for f in self.findings if f.needs_review]
+
+    def statements_needing_review(self) -> int:
+        return len({f.key for f in self.needs_review})
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.needs_review else 0
+
+    def to_dict(self) -> dict:
+        review = [f for f in self.findings if f.verdict == "review"]
+        return {
+            "version": 1,
+            "dialect": self.dialect,
+            "server_version": self.server_version,
+            "settings": self.settings,
+            "files": self.files,
+            "summary": {
+                "files": len(self.files),
+                "statements": self.statements,
+                "findings": len(self.findings),
+                "review": len(review),
+                "approved": sum(1 for f in review if not f.needs_review),
+                "needs_review": len(self.needs_review),
+                "statements_needing_review": self.statements_needing_review(),
+            },
+            "findings": [f.to_dict() for f in self.findings],
+            "exit_code": self.exit_code,
+        }
+
+
+class Reviewer:
+    """Reviews files in order, carrying context (new tables, columns, sessions) across them."""
+
+    def __init__(self, settings: ReviewSettings, sizes: SizeSource | None = None):
+        if settings.dialect not in DIALECTS:
+            from greenlight.errors import UsageError
+
+            raise UsageError(f"unknown dialect {settings.dialect!r}: use one of "
+                             f"{', '.join(DIALECTS)}")
+        self.settings = settings
+        self.sizes = sizes or SizeSource()
+        self.version = settings.version(self.sizes)
+        self.context = SchemaContext(self.sizes.column)
+        self.report = Report(settings.dialect, str(self.version), {
+            "large_rows": settings.large_rows, "large_bytes": settings.large_bytes,
+            "unknown_size": settings.unknown_size})
+
+    def review_text(self, path: str, text: str) -> list[Finding]:
+        """Review one migration file's text; findings are also added to ``self.report``."""
+        self.context.begin_file()
+        self.report.files.append(path)
+        found: list[Finding] = []
+        statements = split_statements(text, self.settings.dialect, self.version.numbers, path)
+        for statement in statements:
+            self.report.statements += 1
+            found.extend(self._review_statement(statement.sql, statement.line, path))
+        self.report.findings.extend(found)
+        return found
+
+    def _parse(self, sql: str) -> ParsedStatement:
+        if self.settings.dialect == "postgres":
+            return parse_postgres(sql)
+        return parse_mysql(sql)
+
+    def _review_statement(self, sql: str, line: int, path: str) -> list[Finding]:
+        parsed = self._parse(sql)
+        results: list[Assessment] = []
+        for op in parsed.operations:
+            if op.kind == "unparsed":
+                results.append(Assessment("unparsed", "unknown", reasons=[
+                    f"unparsed: needs review — {op.get('reason')}"]))
+            elif self.settings.dialect == "postgres":
+                results.append(rules_postgres.assess_postgres(op, self.context, self.version))
+            else:
+                results.append(rules_mysql.assess_mysql(op, parsed, self.context, self.version))
+        if self.settings.dialect != "postgres":
+            rules_mysql.apply_statement_clauses(parsed, results, self.context, self.version)
+        key = finding_key(path, sql)
+        findings = []
+        for op, assessment in zip(parsed.operations, results):
+            findings.append(self._judge(op, assessment, sql, line, path, key))
+        for op in parsed.operations:
+            self.context.learn(op)
+        return findings
+
+    def table_size(self, table: str | None) -> TableSize:
+        if not table:
+            return TableSize(None, None, "unknown")
+        if self.context.is_new(table):
+            return TableSize(0, 0, "new")
+        return self.sizes.size(table.strip('`"').split(".")[-1])
+
+    def is_large(self, size: TableSize) -> bool | None:
+        """True/False when known; None when the size is unknown."""
+        if size.source == "new":
+            return False
+        if size.rows is None and size.bytes is None:
+            return None
+        return (size.rows or 0) >= self.settings.large_rows or \
+            (size.bytes or 0) >= self.settings.large_bytes
+
+    def _judge(self, op: Operation, a: Assessment, sql: str, line: int, path: str,
+               key: str) -> Finding:
+        size = self.table_size(op.table)
+        reasons = list(a.reasons)
+        danger = None
+        if a.rule == "unparsed":
+            danger = "unparsed"
+        elif a.fails:
+            danger = "fails"
+        elif a.compatibility:
+            danger = "compatibility"
+        elif a.size_dependent:
+            large = self.is_large(size)
+            if large is None:
+                if self.settings.unknown_size == "review":
+                    danger = "size"
+                    reasons.append(f"the size of {op.table} is unknown (no sizes entry, no "
+                                   "database URL): treated as large")
+            elif large:
+                danger = "size"
+                reasons.append(f"{op.table} is large: {_describe(size)} — expect "
+                               f"{_duration(size, a.effect)}")
+            else:
+                reasons.append(f"{op.table} is small ({_describe(size)}): acceptable")
+        verdict = "review" if danger else "safe"
+        alternative = None
+        if verdict == "review":
+            alternative = alternative_for(a.alternative_kind, self.settings.dialect, op, sql,
+                                          op.table)
+        shown = sql if len(sql) <= MAX_STATEMENT_CHARS else sql[:MAX_STATEMENT_CHARS] + " …"
+        return Finding(
+            file=path, line=line, statement=shown, table=op.table, operation=op.kind,
+            rule=a.rule, verdict=verdict, danger=danger, effect=a.effect,
+            blocks_writes=a.blocks_writes, reasons=reasons, alternative=alternative,
+            table_size={"rows": size.rows, "bytes": size.bytes, "source": size.source},
+            key=key)
+
+
+def _describe(size: TableSize) -> str:
+    if size.source == "new":
+        return "created in this change"
+    parts = []
+    if size.rows is not None:
+        parts.append(f"~{size.rows:,} rows")
+    if size.bytes is not None:
+        parts.append(f"{size.bytes / (1 << 20):,.0f} MiB")
+    return ", ".join(parts) + f" ({size.source})"
+
+
+def _duration(size: TableSize, effect: str) -> str:
+    """A rough order of magnitude: ~1M rows/min for copies and rewrites, faster for scans."""
+    rows = size.rows or ((size.bytes or 0) // 200)
+    per_minute = {"copy": 500_000, "rebuild": 1_000_000, "rewrite": 1_000_000,
+                  "scan": 5_000_000, "index-build": 2_000_000, "nocopy": 2_000_000}.get(
+        effect, 2_000_000)
+    minutes = rows / per_minute
+    if minutes < 1:
+        return "under a minute of work"
+    if minutes < 90:
+        return f"roughly {minutes:.0f} minute(s) of work"
+    return f"roughly {minutes / 60:.1f} hour(s) of work"
+
+
+def review_texts(sources: list[tuple[str, str]], settings: ReviewSettings,
+                 sizes: SizeSource | None = None) -> Report:
+    """Review (path, text) pairs in order and return the report."""
+    reviewer = Reviewer(settings, sizes)
+    for path, text in sources:
+        reviewer.review_text(path, text)
+    return reviewer.report

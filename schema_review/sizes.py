@@ -1,0 +1,186 @@
+"""Where table sizes, column definitions and the server version come from: a sizes file
+(offline use, the pre-push hook) or a live database read through SQLAlchemy.
+
+This is the only module of schema review that talks to a database.  MySQL/MariaDB sizes come
+from ``information_schema.TABLES`` (estimates refreshed by ANALYZE TABLE); Postgres sizes from
+``pg_class.reltuples`` (refreshed by ANALYZE) and ``pg_total_relation_size``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from greenlight.errors import UsageError
+from schema_review.model import ColumnInfo, TableSize
+
+
+class SizeSource:
+    """No sizes known: every existing table has an unknown size."""
+
+    def size(self, table: str) -> TableSize:
+        return TableSize(None, None, "unknown")
+
+    def column(self, table: str, column: str) -> ColumnInfo | None:
+        return None
+
+    def server_version(self) -> str | None:
+        return None
+
+
+class SizesFile(SizeSource):
+    """``{"tables": {"users": {"rows": 5000000, "bytes": 2147483648}}}``; optional
+    ``"server_version"`` and ``"columns": {"users": {"name": "varchar(40) not null"}}``."""
+
+    def __init__(self, path: Path | str | None = None, data: dict | None = None):
+        self.path = str(path or "<sizes>")
+        if data is None:
+            try:
+                data = json.loads(Path(path).read_text())  # type: ignore[arg-type]
+            except FileNotFoundError:
+                raise UsageError(f"sizes file {self.path} does not exist: pass a JSON file "
+                                 '{"tables": {"name": {"rows": N, "bytes": N}}}') from None
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"sizes file {self.path} is not readable JSON: {exc}") from None
+        tables = data.get("tables") if isinstance(data, dict) else None
+        if not isinstance(tables, dict):
+            raise UsageError(f"sizes file {self.path}: expected an object with a \"tables\" key "
+                             'mapping table names to {"rows": N, "bytes": N}')
+        self.tables: dict[str, TableSize] = {}
+        for name, entry in tables.items():
+            if not isinstance(entry, dict):
+                raise UsageError(f"sizes file {self.path}: table {name!r} must map to "
+                                 '{"rows": N, "bytes": N}')
+            rows, size = entry.get("rows"), entry.get("bytes")
+            for label, value in (("rows", rows), ("bytes", size)):
+                if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                    raise UsageError(f"sizes file {self.path}: {name}.{label} must be a "
+                                     f"non-negative number, not {value!r}")
+            self.tables[name.lower()] = TableSize(
+                int(rows) if rows is not None else None,
+                int(size) if size is not None else None, "file")
+        self._version = data.get("server_version")
+
+    def size(self, table: str) -> TableSize:
+        return self.tables.get(table.lower(), TableSize(None, None, "unknown"))
+
+    def server_version(self) -> str | None:
+        return self._version
+
+
+class LiveDatabase(SizeSource):
+    """Sizes, column definitions and version read from the database the migrations target."""
+
+    def __init__(self, url: str, dialect: str):
+        import sqlalchemy as sa
+
+        self.dialect = dialect
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        if url.startswith("mysql://") or url.startswith("mariadb://"):
+            url = "mysql+pymysql://" + url.split("://", 1)[1]
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=False)
+            with self.engine.connect() as conn:
+                self._version = str(conn.execute(sa.text("SELECT version()")).scalar())
+        except Exception as exc:  # noqa: BLE001 - any driver error means "cannot connect"
+            raise UsageError(f"cannot read the database at {_redact(url)}: "
+                             f"{str(exc).splitlines()[0][:200]}") from None
+        self._sizes: dict[str, TableSize] | None = None
+        self._columns: dict[str, dict[str, ColumnInfo]] = {}
+        self._sa = sa
+
+    def server_version(self) -> str | None:
+        return self._version
+
+    def _load_sizes(self) -> dict[str, TableSize]:
+        sa = self._sa
+        if self.dialect == "postgres":
+            query = ("SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
+                     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                     "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(current_schemas("
+                     "false))")
+        else:
+            query = ("SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH "
+                     "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+        sizes = {}
+        with self.engine.connect() as conn:
+            for name, rows, size in conn.execute(sa.text(query)):
+                rows = None if rows is None or rows < 0 else int(rows)  # -1: never analyzed
+                sizes[str(name).lower()] = TableSize(rows, int(size or 0), "live")
+        return sizes
+
+    def size(self, table: str) -> TableSize:
+        if self._sizes is None:
+            self._sizes = self._load_sizes()
+        return self._sizes.get(table.lower(), TableSize(None, None, "unknown"))
+
+    def column(self, table: str, column: str) -> ColumnInfo | None:
+        if table not in self._columns:
+            self._columns[table] = self._load_columns(table)
+        return self._columns[table].get(column.lower())
+
+    def _load_columns(self, table: str) -> dict[str, ColumnInfo]:
+        sa = self._sa
+        result: dict[str, ColumnInfo] = {}
+        with self.engine.connect() as conn:
+            if self.dialect == "postgres":
+                rows = conn.execute(sa.text(
+                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+                    "a.atthasdef FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = :t AND "
+                    "n.nspname = ANY(current_schemas(false)) AND a.attnum > 0 AND NOT "
+                    "a.attisdropped"), {"t": table})
+                for name, typ, notnull, hasdef in rows:
+                    base, params = parse_type_text(typ, postgres=True)
+                    result[name.lower()] = ColumnInfo(name, base, params, not notnull, hasdef)
+            else:
+                rows = conn.execute(sa.text(
+                    "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "
+                    "CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH FROM "
+                    "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
+                    "TABLE_NAME = :t"), {"t": table})
+                for name, typ, nullable, default, chars, octets in rows:
+                    base, params = parse_type_text(str(typ), postgres=False)
+                    width = int(octets) // int(chars) if chars and octets else None
+                    result[name.lower()] = ColumnInfo(
+                        name, base, params, nullable == "YES", default is not None,
+                        charset_bytes=width, unsigned="unsigned" in str(typ).lower())
+        return result
+
+
+def parse_type_text(text: str, postgres: bool) -> tuple[str, tuple]:
+    """'character varying(40)' → ('varchar', (40,)); "enum('a','b')" → ('enum', ('a', 'b'));
+    'int(11) unsigned' → ('uint', ())."""
+    import re
+
+    from schema_review.parse_postgres import canonical_type
+
+    text = text.strip()
+    match = re.match(r"([a-zA-Z ]+?)\s*(?:\((.*)\))?\s*(unsigned)?(\s+zerofill)?\s*$", text,
+                     re.IGNORECASE | re.DOTALL)
+    if not match:
+        return text.lower(), ()
+    base = match.group(1).strip().lower()
+    raw = match.group(2)
+    params: tuple = ()
+    if raw:
+        if base in ("enum", "set"):
+            params = tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", raw))
+        else:
+            params = tuple(int(p) if p.strip().isdigit() else p.strip() for p in raw.split(","))
+    if postgres:
+        return canonical_type(base), params
+    if base in ("int", "integer", "tinyint", "smallint", "mediumint", "bigint"):
+        base = "int" if base == "integer" else base
+        params = ()  # display width means nothing
+        if match.group(3):
+            base = "u" + base
+    elif base in ("decimal", "numeric"):
+        base = "decimal"
+    return base, params
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)
