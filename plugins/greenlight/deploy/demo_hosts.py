@@ -1,0 +1,160 @@
+"""Local demo hosts: a directory each (releases/, current) serving the app on a loopback port.
+
+Each host runs ``python -m app.server --host 127.0.0.1 --port P`` with its working directory set
+to the release ``current`` points at, so a restart (stop, then start from the new ``current``)
+is what puts a switched release live, exactly as on a real host. Pid files make stop and
+restart work from any process, including the deploy's restart command::
+
+    python -m greenlight.deploy.demo_hosts restart HOST_DIR --port P
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from greenlight.deploy.hosts import Host, demo_hosts
+from greenlight.errors import GreenlightError
+
+PID_FILE = "server.pid"
+LOG_FILE = "server.log"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie or a recycled pid is not our server
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"app.server" in cmdline
+    except OSError:
+        return True
+
+
+def read_pid(host_dir: str | Path) -> int | None:
+    try:
+        pid = int(Path(host_dir, PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def stop_host(host_dir: str | Path, grace: float = 5.0) -> bool:
+    """SIGTERM the host's server (SIGKILL after ``grace``); True if one was running."""
+    pid = read_pid(host_dir)
+    if pid is None:
+        Path(host_dir, PID_FILE).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.02)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while _pid_alive(pid):
+            _reap(pid)
+            time.sleep(0.02)
+    Path(host_dir, PID_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def start_host(host_dir: str | Path, port: int, python: str = sys.executable) -> int:
+    """Start the server from ``current`` (cwd = the resolved release dir); returns its pid."""
+    host_dir = Path(host_dir)
+    current = host_dir / "current"
+    if not current.exists():
+        raise GreenlightError(f"{host_dir}: no `current` release to serve; deploy one first")
+    release = current.resolve()
+    log = open(host_dir / LOG_FILE, "ab")
+    try:
+        proc = subprocess.Popen(
+            [python, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=release, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    finally:
+        log.close()
+    temp = host_dir / f".{PID_FILE}.tmp"
+    temp.write_text(f"{proc.pid}\n")
+    temp.replace(host_dir / PID_FILE)
+    return proc.pid
+
+
+def restart_host(host_dir: str | Path, port: int, python: str = sys.executable) -> int:
+    stop_host(host_dir)
+    return start_host(host_dir, port, python)
+
+
+def served_release(host_dir: str | Path) -> str | None:
+    """The release directory name the running server was started from (its cwd)."""
+    pid = read_pid(host_dir)
+    if pid is None:
+        return None
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).name
+    except OSError:
+        return None
+
+
+def start_demo_hosts(base: str | Path, n: int, first_port: int) -> list[Host]:
+    """Create ``n`` host dirs under ``base`` and start each that has a ``current`` release.
+
+    Hosts without a release yet are started by their first deploy (its restart command).
+    """
+    hosts = demo_hosts(str(Path(base).absolute()), n, first_port)
+    for host in hosts:
+        Path(host.path, "releases").mkdir(parents=True, exist_ok=True)
+        if Path(host.path, "current").exists() and read_pid(host.path) is None:
+            start_host(host.path, host.port)
+    return hosts
+
+
+def stop_demo_hosts(base: str | Path) -> int:
+    """Stop every demo host server under ``base``; returns how many were running."""
+    stopped = 0
+    base = Path(base)
+    if not base.is_dir():
+        return 0
+    for host_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        stopped += stop_host(host_dir)
+    return stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m greenlight.deploy.demo_hosts")
+    parser.add_argument("action", choices=["start", "stop", "restart"])
+    parser.add_argument("host_dir")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "stop":
+            stop_host(args.host_dir)
+        elif args.action == "start":
+            start_host(args.host_dir, args.port)
+        else:
+            restart_host(args.host_dir, args.port)
+    except GreenlightError as exc:
+        print(f"demo host {args.host_dir}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
