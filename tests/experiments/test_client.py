@@ -1,0 +1,141 @@
+"""The in-app client against real databases: a state change reaches a running client within
+seconds; exposures and events are written in batches; with the store stopped, requests served
+by a real HTTP server still succeed, with control, and the fallback is logged and counted."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry
+
+from greenlight.experiments import (CONTROL, Experiment, ExperimentClient, ExperimentStore,
+                                    set_rollout)
+
+
+def _wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_state_change_reaches_running_client_within_seconds(db_url):
+    registry = CollectorRegistry()
+    client = ExperimentClient(db_url, refresh_seconds=0.2, flush_seconds=0.2, registry=registry)
+    try:
+        client.define(Experiment("DemoSignup", {"enhanced": 0.5}))
+        users = [f"user-{i}" for i in range(200)]
+        assert {client.branch_for(u, "DemoSignup") for u in users} == {CONTROL}  # QA only
+        admin = ExperimentStore(db_url)
+        changed = time.monotonic()
+        set_rollout("DemoSignup", 100, "ada", store=admin)
+        assert _wait_for(lambda: client.branch_for("user-0", "DemoSignup") is not None
+                         and client.state("DemoSignup").rollout_pct == 100)
+        assert time.monotonic() - changed < 3.0
+        seen = {u: client.branch_for(u, "DemoSignup") for u in users}
+        assert set(seen.values()) == {CONTROL, "enhanced"}
+        for u in users[:50]:
+            client.record_event(u, "purchase", 10.0)
+        assert _wait_for(lambda: sum(admin.exposure_counts("DemoSignup").values()) == 200)
+        assert _wait_for(lambda: sum(a.events for a in admin.metric_aggregates("DemoSignup"))
+                         == 50)
+        assert registry.get_sample_value("greenlight_experiment_records_written_total",
+                                         {"kind": "event"}) == 50
+        admin.dispose()
+    finally:
+        client.close()
+
+
+def test_unknown_experiment_answers_control_and_is_counted(tmp_path):
+    registry = CollectorRegistry()
+    client = ExperimentClient(f"sqlite:///{tmp_path}/e.sqlite", registry=registry, start=False)
+    assert client.branch_for("u1", "NeverDefined") == CONTROL
+    assert registry.get_sample_value("greenlight_experiment_fallbacks_total",
+                                     {"experiment": "NeverDefined", "reason": "unknown"}) == 1
+    client.close()
+
+
+class _App(BaseHTTPRequestHandler):
+    client: ExperimentClient
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        user = self.path.rsplit("=", 1)[-1]
+        branch = self.client.branch_for(user, "DemoSignup")
+        self.client.record_event(user, "login")
+        body = branch.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_store_stopped_requests_still_succeed_with_control(pg_name, relay, caplog):
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{relay.port}/{pg_name}"
+    registry = CollectorRegistry()
+    client = ExperimentClient(url, refresh_seconds=0.2, flush_seconds=0.2, max_stale_seconds=0.5,
+                              registry=registry)
+    client.define(Experiment("DemoSignup", {"enhanced": 0.5}, status="rollout",
+                             rollout_pct=100))
+    handler = type("App", (_App,), {"client": client})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/login?user="
+    try:
+        before = {requests.get(base + f"u{i}", timeout=5).text for i in range(60)}
+        assert before == {CONTROL, "enhanced"}
+        with caplog.at_level(logging.WARNING, logger="greenlight.experiments"):
+            relay.stop()
+            assert _wait_for(lambda: not client.available, timeout=10)
+            started = time.monotonic()
+            answers = [requests.get(base + f"u{i}", timeout=5) for i in range(60)]
+            elapsed = time.monotonic() - started
+        assert all(r.status_code == 200 for r in answers)
+        assert {r.text for r in answers} == {CONTROL}
+        assert elapsed < 5.0  # nothing waits for the dead store on the request path
+        assert registry.get_sample_value("greenlight_experiment_fallbacks_total",
+                                         {"experiment": "DemoSignup",
+                                          "reason": "store down"}) >= 60
+        assert registry.get_sample_value("greenlight_experiment_store_available") == 0
+        assert any("store unavailable" in r.getMessage() for r in caplog.records)
+        assert any("answers control" in r.getMessage() for r in caplog.records)
+        assert _wait_for(lambda: (registry.get_sample_value(
+            "greenlight_experiment_records_dropped_total", {"kind": "event"}) or 0) > 0,
+            timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.close(flush=False)
+
+
+def test_store_down_at_startup_never_blocks_the_app():
+    registry = CollectorRegistry()
+    started = time.monotonic()
+    client = ExperimentClient("postgresql+psycopg2://postgres@127.0.0.1:9/none",
+                              registry=registry, refresh_seconds=60, start=False)
+    client.define(Experiment("DemoSignup", {"enhanced": 0.5}, status="rollout",
+                             rollout_pct=100))
+    assert client.branch_for("u1", "DemoSignup") == CONTROL
+    assert time.monotonic() - started < 10
+    assert registry.get_sample_value("greenlight_experiment_fallbacks_total",
+                                     {"experiment": "DemoSignup", "reason": "store down"}) == 1
+    client.close(flush=False)
+
+
+@pytest.mark.parametrize("n", [3])
+def test_exposure_recorded_once_per_user(tmp_path, n):
+    url = f"sqlite:///{tmp_path}/e.sqlite"
+    client = ExperimentClient(url, registry=CollectorRegistry(), start=False)
+    client.define(Experiment("Once", {"b": 0.5}, status="rollout", rollout_pct=100))
+    for _ in range(n):
+        client.branch_for("alice", "Once")
+    assert client.flush() == 1
+    client.close()
