@@ -1,0 +1,157 @@
+"""``greenlight schema check|approve|reject|pending``: review migrations, decide on findings.
+
+check exits 0 when every statement is safe or approved, 1 when one needs review, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from greenlight.errors import UsageError
+
+DEFAULT_APPROVALS = "var/schema-approvals.sqlite"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("schema", help="review SQL migrations; approve findings")
+    verbs = parser.add_subparsers(dest="schema_verb", metavar="ACTION",
+                                  parser_class=type(parser))
+    parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
+
+    check = verbs.add_parser("check", help="review migration files (exit 1: needs review)")
+    check.add_argument("paths", nargs="+", metavar="PATH",
+                       help="migration files or directories (*.sql, in name order)")
+    check.add_argument("--dialect", required=True, choices=["mysql", "mariadb", "postgres"])
+    check.add_argument("--server-version", help="e.g. 8.0.35, 10.11, 15 (read live with "
+                       "--db-url)")
+    source = check.add_mutually_exclusive_group()
+    source.add_argument("--sizes", help='sizes file {"tables": {"t": {"rows": N, "bytes": N}}}')
+    source.add_argument("--db-url", help="SQLAlchemy URL of the target database (sizes, "
+                        "columns, version read live)")
+    check.add_argument("--large-rows", type=int, default=1_000_000)
+    check.add_argument("--large-bytes", type=int, default=1 << 30)
+    check.add_argument("--unknown-size", choices=["review", "safe"], default="review",
+                       help="verdict for size-dependent changes on tables of unknown size")
+    check.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    check.add_argument("--output", help="also write the report (in --format) to this file")
+    check.add_argument("--approvals", help="approvals database (SQLAlchemy URL or SQLite path): "
+                       "approved statements pass; flagged ones are recorded as pending")
+    check.add_argument("--changed-since", metavar="BASE",
+                       help="only files changed in BASE..HEAD (git diff) under the PATHs")
+    check.add_argument("--head", default="HEAD", help="head commit for --changed-since")
+    check.add_argument("--repo", help="repository name recorded with pending findings")
+    check.add_argument("--commit", help="commit recorded with pending findings")
+    check.add_argument("--author", help="author recorded with pending findings")
+    check.add_argument("--show-safe", action="store_true", help="text format: list safe ones")
+    check.set_defaults(func=run_check)
+
+    for verb, helptext in (("approve", "approve a flagged statement"),
+                           ("reject", "reject a flagged statement")):
+        sub = verbs.add_parser(verb, help=helptext)
+        sub.add_argument("key", help="finding key (see `greenlight schema pending`)")
+        sub.add_argument("--user", default=os.environ.get("USER", ""),
+                         help="reviewer name (default $USER)")
+        sub.add_argument("--comment", default="")
+        sub.add_argument("--approvals", default=None, help=f"default {DEFAULT_APPROVALS}")
+        sub.set_defaults(func=run_decide, decision=verb)
+
+    pending = verbs.add_parser("pending", help="list flagged statements awaiting approval")
+    pending.add_argument("--approvals", default=None, help=f"default {DEFAULT_APPROVALS}")
+    pending.add_argument("--all", action="store_true", help="include approved ones")
+    pending.add_argument("--format", choices=["text", "json"], default="text")
+    pending.set_defaults(func=run_pending)
+
+
+def _approvals_url(value: str | None) -> str:
+    return value or os.environ.get("GREENLIGHT_SCHEMA_APPROVALS") or DEFAULT_APPROVALS
+
+
+def _collect_files(paths: list[str], changed_since: str | None, head: str) -> list[tuple[str, Path]]:
+    """(display path, file) pairs in review order."""
+    if changed_since is not None:
+        from schema_review.changes import changed_migrations, repo_root
+
+        root = repo_root(Path.cwd())
+        dirs = [os.path.relpath(Path(p).resolve(), root) for p in paths]
+        changed = changed_migrations(root, changed_since or None, head, dirs)
+        return [(rel, root / rel) for rel in changed]
+    files: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend((str(p), p) for p in sorted(path.rglob("*.sql")))
+        elif path.is_file():
+            files.append((raw, path))
+        else:
+            raise UsageError(f"{raw}: no such file or directory (give migration files or a "
+                             "migrations directory)")
+    return files
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from schema_review.approvals import ApprovalStore
+    from schema_review.render import RENDERERS
+    from schema_review.review import Reviewer, ReviewSettings
+    from schema_review.sizes import LiveDatabase, SizeSource, SizesFile
+
+    if args.large_rows < 0 or args.large_bytes < 0:
+        raise UsageError("--large-rows and --large-bytes must be non-negative")
+    sizes: SizeSource = SizeSource()
+    if args.sizes:
+        sizes = SizesFile(args.sizes)
+    elif args.db_url:
+        sizes = LiveDatabase(args.db_url, args.dialect)
+    settings = ReviewSettings(args.dialect, args.server_version, args.large_rows,
+                              args.large_bytes, args.unknown_size)
+    reviewer = Reviewer(settings, sizes)
+    for shown, path in _collect_files(args.paths, args.changed_since, args.head):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{shown}: cannot read: {exc.strerror}") from None
+        reviewer.review_text(shown, data.decode("utf-8", "replace"))
+    report = reviewer.report
+    if args.approvals:
+        store = ApprovalStore(args.approvals)
+        store.annotate(report.findings)
+        store.record_pending([f for f in report.findings if f.needs_review], repo=args.repo,
+                             commit=args.commit, author=args.author)
+    text = RENDERERS[args.format](report)
+    sys.stdout.write(text)
+    if args.output:
+        Path(args.output).write_text(text)
+    return report.exit_code
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    from schema_review.approvals import ApprovalStore
+
+    store = ApprovalStore(_approvals_url(args.approvals))
+    method = store.approve if args.decision == "approve" else store.reject
+    result = method(args.key, args.user, args.comment)
+    print(f"{result['decision']} {result['key']} by {result['user']} at {result['at']}")
+    return 0
+
+
+def run_pending(args: argparse.Namespace) -> int:
+    from schema_review.approvals import ApprovalStore
+
+    store = ApprovalStore(_approvals_url(args.approvals))
+    items = store.list_pending(include_decided=args.all)
+    if args.format == "json":
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print("no statements awaiting schema review")
+    for item in items:
+        decision = item["decision"]
+        state = f"{decision['decision']} by {decision['user']}" if decision else "pending"
+        print(f"{item['key']}  {item['file']}:{item['line']}  {item['table'] or ''}  [{state}]"
+              f"  commit {(item['commit'] or '')[:10]}  {item['author'] or ''}")
+        print(f"    {item['statement'].splitlines()[0][:160]}")
+        for finding in item["findings"]:
+            print(f"    - {finding['rule']}: {'; '.join(finding['reasons'])[:300]}")
+    return 0

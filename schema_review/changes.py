@@ -1,0 +1,71 @@
+"""Which migration files a push changed, and their text at a commit.  The only git code of
+schema review (gitpython)."""
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import git
+
+from greenlight.errors import UsageError
+
+MIGRATION_SUFFIXES = (".sql",)
+ZERO_SHA = "0" * 40
+
+
+def _repo(repo_dir: Path | str) -> git.Repo:
+    try:
+        return git.Repo(str(repo_dir), search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise UsageError(f"{repo_dir} is not inside a git repository") from None
+
+
+def _under(path: str, dirs: list[str]) -> bool:
+    posix = PurePosixPath(path)
+    for d in dirs:
+        d = d.strip("/") or "."
+        if d == "." or posix == PurePosixPath(d) or PurePosixPath(d) in posix.parents:
+            return True
+    return False
+
+
+def changed_migrations(repo_dir: Path | str, base: str | None, head: str,
+                       dirs: list[str]) -> list[str]:
+    """Repo-relative paths of migration files added or modified in base..head under ``dirs``
+    (sorted, so NNNN_ prefixes run in order).  No base (or the all-zero sha of a new branch):
+    every migration file at head."""
+    repo = _repo(repo_dir)
+    try:
+        head_commit = repo.commit(head)
+    except (git.BadName, ValueError):
+        raise UsageError(f"unknown commit {head!r} in {repo.working_dir}") from None
+    if not base or base == ZERO_SHA:
+        paths = [item.path for item in head_commit.tree.traverse() if item.type == "blob"]
+    else:
+        try:
+            repo.commit(base)
+        except (git.BadName, ValueError):
+            raise UsageError(f"unknown base commit {base!r} in {repo.working_dir}: fetch it or "
+                             "give --changed-since a commit of this repository") from None
+        out = repo.git.diff("--name-only", "--diff-filter=ACMR", "-z", base, head_commit.hexsha)
+        paths = [p for p in out.split("\0") if p]
+    return sorted(p for p in paths if p.endswith(MIGRATION_SUFFIXES) and _under(p, dirs))
+
+
+def read_at(repo_dir: Path | str, commit: str, path: str) -> str:
+    """A file's text at ``commit`` (what is pushed, not the work tree)."""
+    repo = _repo(repo_dir)
+    blob = repo.commit(commit).tree / path
+    return blob.data_stream.read().decode("utf-8", "replace")
+
+
+def repo_root(repo_dir: Path | str) -> Path:
+    return Path(_repo(repo_dir).working_dir)
+
+
+def config_value(repo_dir: Path | str, key: str) -> str | None:
+    """``git config key`` or None."""
+    repo = _repo(repo_dir)
+    try:
+        return str(repo.git.config("--get", key)).strip() or None
+    except git.GitCommandError:  # exit 1: not set
+        return None
