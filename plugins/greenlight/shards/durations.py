@@ -8,7 +8,6 @@ export use pytest-split's ``.test_durations`` JSON so teams can move between the
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -20,7 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from greenlight.errors import GreenlightError, UsageError
+from greenlight.shards.durations_file import read_durations_file, write_durations_file
 from greenlight.shards.junit import SKIPPED, TestResult
+
+__all__ = ["DurationStore", "database_url", "read_durations_file", "smooth",
+           "write_durations_file"]
 
 DEFAULT_URL = "sqlite:///var/durations.sqlite"
 ENV_URL = "GREENLIGHT_DURATIONS_DB"
@@ -162,36 +165,3 @@ class DurationStore:
             if rows:
                 conn.execute(durations_table.insert(), rows)
         return len(rows)
-
-
-def read_durations_file(path: str | Path) -> dict[str, float]:
-    """Read pytest-split's ``.test_durations`` (a JSON object id -> seconds, or the older list of
-    ``[id, seconds]`` pairs)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read durations file ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}:{exc.lineno}: not JSON ({exc.msg}); expected pytest-split's "
-                         ".test_durations format {{\"test id\": seconds}}") from exc
-    if isinstance(data, list):
-        try:
-            data = {str(k): v for k, v in data}
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"{path}: a list must hold [test id, seconds] pairs") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object mapping test id to seconds")
-    out = {}
-    for test_id, seconds in data.items():
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise UsageError(f"{path}: duration of {test_id!r} must be a number >= 0, "
-                             f"got {seconds!r}")
-        out[str(test_id)] = float(seconds)
-    return out
-
-
-def write_durations_file(path: str | Path, durations: Mapping[str, float]) -> None:
-    """Write pytest-split's format (sorted, indented, like ``pytest --store-durations``)."""
-    Path(path).write_text(json.dumps(dict(sorted(durations.items())), indent=4) + "\n",
-                          encoding="utf-8")

@@ -136,7 +136,7 @@ class ShardSelector:
             self.predicted = next((p for s, p in where.values() if s == self.index), 0.0)
             return shard_of
         from greenlight.errors import GreenlightError
-        from greenlight.shards.durations import read_durations_file
+        from greenlight.shards.durations_file import read_durations_file
         from greenlight.shards.planner import plan_shards
 
         durations_file = self.config.getoption("shard_durations")
