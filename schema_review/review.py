@@ -16,7 +16,7 @@ from schema_review.model import (Assessment, Finding, Operation, ParsedStatement
                                  TableSize, finding_key)
 from schema_review.parse_mysql import parse_mysql
 from schema_review.parse_postgres import parse_postgres
-from schema_review.sizes import SizeSource
+from schema_review.sizes import SizeSource, SizesFile
 from schema_review.split import DIALECTS, split_statements
 
 MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full text hashed)
@@ -93,6 +93,8 @@ class Reviewer:
                              f"{', '.join(DIALECTS)}")
         self.settings = settings
         self.sizes = sizes or SizeSource()
+        if isinstance(self.sizes, SizesFile):
+            self.sizes.dialect = settings.dialect
         self.version = settings.version(self.sizes)
         self.context = SchemaContext(self.sizes.column)
         self.report = Report(settings.dialect, str(self.version), {

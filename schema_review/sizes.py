@@ -59,6 +59,20 @@ class SizesFile(SizeSource):
                 int(rows) if rows is not None else None,
                 int(size) if size is not None else None, "file")
         self._version = data.get("server_version")
+        self.dialect = "mysql"  # set by the Reviewer: type names are canonicalised per dialect
+        self.column_texts: dict[str, dict[str, str]] = {}
+        for table, cols in (data.get("columns") or {}).items():
+            if not isinstance(cols, dict):
+                raise UsageError(f"sizes file {self.path}: columns.{table} must map column "
+                                 "names to definitions such as \"varchar(40) not null\"")
+            for name, definition in cols.items():
+                self.column_texts.setdefault(table.lower(), {})[name.lower()] = str(definition)
+
+    def column(self, table: str, column: str) -> ColumnInfo | None:
+        text = self.column_texts.get(table.lower(), {}).get(column.lower())
+        if text is None:
+            return None
+        return _column_from_text(column, text, postgres=self.dialect == "postgres")
 
     def size(self, table: str) -> TableSize:
         return self.tables.get(table.lower(), TableSize(None, None, "unknown"))
@@ -178,6 +192,19 @@ def parse_type_text(text: str, postgres: bool) -> tuple[str, tuple]:
     elif base in ("decimal", "numeric"):
         base = "decimal"
     return base, params
+
+
+def _column_from_text(name: str, definition: str, postgres: bool) -> ColumnInfo:
+    """'varchar(40) not null' (a sizes file's ``columns`` entry) → ColumnInfo."""
+    import re
+
+    text = definition.strip()
+    not_null = bool(re.search(r"\bnot\s+null\b", text, re.IGNORECASE))
+    has_default = bool(re.search(r"\bdefault\b", text, re.IGNORECASE))
+    type_text = re.split(r"\s+(?:not\s+null|null|default)\b", text, maxsplit=1,
+                         flags=re.IGNORECASE)[0]
+    base, params = parse_type_text(type_text, postgres=postgres)
+    return ColumnInfo(name, base, params, not not_null, has_default)
 
 
 def _redact(url: str) -> str:
