@@ -152,3 +152,4 @@ class ScriptedJudge:
 
 
 PYTHON = sys.executable
+ROOT_DIR = Path(__file__).resolve().parents[2]

@@ -150,7 +150,8 @@ def test_migrate_runs_once_before_switch_and_its_failure_moves_nothing(world):
     assert log.read_text().splitlines() == [f"{v2} v2", f"{v3} v3"]
 
 
-def test_keep_k_releases_and_crash_leftovers_removed(world):
+def test_keep_k_releases_and_crash_leftovers_removed(world_factory):
+    world = world_factory(2)
     world.settings.keep_releases = 3
     shas = [world.commit_app(f"v{i}") for i in range(1, 6)]
     for sha in shas:

@@ -106,6 +106,8 @@ def switch(path: str, sha: str) -> dict:
     old = _release_of(read_link(path, "current"))
     if old and old != sha:
         atomic_switch(path, "previous", os.path.join("releases", old))
+        if os.environ.get("GREENLIGHT_CRASH_AT") == "between-links":  # fault injection (tests)
+            os.kill(os.getpid(), 9)
     atomic_switch(path, "current", os.path.join("releases", sha))
     return {"current": sha, "was": old}
 

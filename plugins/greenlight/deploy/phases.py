@@ -322,15 +322,15 @@ class Deployer:
         transport = self.transports[host.name]
         self.ledger.record_event(deploy_id, "switch", host=host.name, release=sha,
                                  data={"phase": phase})
-        crash_point(f"before-switch:{host.name}")
+        crash_point(f"before-switch:{phase}:{host.name}")
         was = transport.agent("switch", sha).get("was")
-        crash_point(f"after-switch:{host.name}")
+        crash_point(f"after-switch:{phase}:{host.name}")
         if host.restart:
             result = transport.run(host.expand(host.restart), timeout=s.restart_timeout)
             if result["returncode"] != 0:
                 raise HostError(host.name, f"restart command failed (exit "
                                 f"{result['returncode']}): {result['output'].strip()[-500:]}")
-        crash_point(f"after-restart:{host.name}")
+        crash_point(f"after-restart:{phase}:{host.name}")
         health = check_health(host.health_url, s.health_timeout, s.health_retries,
                               s.health_interval)
         if not health.healthy:
