@@ -50,6 +50,8 @@ Totals = Mapping[SeriesKey, float]
 RATIO, LATENCY = "ratio", "latency"
 OUTCOMES = ("fail", "pass", "pending")
 BREAKAGE_RATIO = 5.0  # "errors up five-fold" of the breakage fast path
+DEFAULT_BETA = 0.02  # miss rate at the minimum effect: detection >= 95% with margin
+DEFAULT_BREAKAGE_SHARE = 0.4  # of alpha, for the exact fast path: 8 events at 1v1, 1 metric
 
 
 def series_key(name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
@@ -117,7 +119,7 @@ class MetricSpec:
         try:
             return cls(**{k: (dict(v) if isinstance(v, Mapping) else v)
                           for k, v in table.items()})
-        except TypeError as exc:
+        except (TypeError, SettingsError) as exc:
             raise SettingsError(f"{where}: {exc}") from None
 
 
@@ -295,8 +297,8 @@ class Judge:
     """
 
     def __init__(self, specs: Iterable[MetricSpec] | None = None, alpha: float = 0.01,
-                 max_window_s: float = 300.0, on_timeout: str = "fail", beta: float = 0.05,
-                 breakage_share: float = 0.25, min_window_s: float = 0.0):
+                 max_window_s: float = 300.0, on_timeout: str = "fail", beta: float = DEFAULT_BETA,
+                 breakage_share: float = DEFAULT_BREAKAGE_SHARE, min_window_s: float = 0.0):
         self.specs = list(DEFAULT_SPECS if specs is None else specs)
         if not self.specs:
             raise UsageError("the judge needs at least one metric to watch")

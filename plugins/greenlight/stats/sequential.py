@@ -92,13 +92,14 @@ def gaussian_llr(estimate, null, alternative, variance):
 
 def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_trials,
                        min_effect: float, direction: str = LOWER_IS_BAD,
-                       model: str = "binomial", min_events: int = MIN_EVENTS):
+                       model: str = "binomial", min_events: int = MIN_EVENTS,
+                       method: str = "conditional"):
     """Wald's LLR for "the canary's rate is ``min_effect`` (relative) worse than the
     baseline's" against "both rates are equal", from request counts of both arms.
 
     Harm is baseline − canary for a lower-is-bad rate (logins per request) and canary −
     baseline for a higher-is-bad one (errors per request); the alternative is a harm of
-    ``min_effect`` × the pooled rate. The variance is the pooled binomial p(1 − p)(1/n_c + 1/n_b)
+    ``min_effect`` × the baseline rate that the pooled rate implies under that alternative. The variance is the pooled binomial p(1 − p)(1/n_c + 1/n_b)
     (``model="poisson"`` uses p instead of p(1 − p) for amounts per request such as revenue).
     Until both outcomes have ``min_events`` events the LLR is 0.
     """
@@ -120,10 +121,40 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
                            0.0)
         rate_c = np.where(n_c > 0, a / np.where(n_c > 0, n_c, 1.0), 0.0)
         rate_b = np.where(n_b > 0, b / np.where(n_b > 0, n_b, 1.0), 0.0)
+        share_c = np.where(trials > 0, n_c / np.where(trials > 0, trials, 1.0), 0.0)
     harm = rate_b - rate_c if direction == LOWER_IS_BAD else rate_c - rate_b
+    # The baseline rate implied by the pooled rate if the alternative were true: the pooled
+    # rate alone, so the alternative does not move with the noise of the difference.
+    tilt = -min_effect if direction == LOWER_IS_BAD else min_effect
+    implied_baseline = pooled / np.maximum(1 + tilt * share_c, 1e-12)
     rarer = events if model == "poisson" else np.minimum(events, trials - events)
     variance = np.where(rarer >= min_events, unit * inverse, 0.0)
-    return gaussian_llr(harm, 0.0, min_effect * pooled, variance)
+    llr = np.asarray(gaussian_llr(harm, 0.0, min_effect * implied_baseline, variance))
+    if method == "conditional" and model == "binomial":
+        # rare outcomes: the exact conditional binomial (skewed counts, small numbers)
+        rare = implied_baseline <= 0.5
+        exact = _conditional_llr(a, n_c, b, n_b, np.where(rare, implied_baseline, 0.25), tilt)
+        llr = np.where(rare & (rarer >= min_events), exact, llr)
+    return llr if llr.ndim else float(llr)
+
+
+def _conditional_llr(a, n_c, b, n_b, base, tilt):
+    """Binomial SPRT on events of rate ``base`` (at most ½) given their total count: each
+    event falls on the canary with its traffic share under the null, with the share tilted by
+    the alternative's rate ratio otherwise. Exact in the rare-event (Poisson) limit; for a rate
+    q the conditional binomial overstates the variance by 1/(1 − q), so the LLR is scaled by
+    that factor to match the two-sample binomial information."""
+    ratio = np.clip(1 + tilt, 0.0, None) * np.ones_like(base)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = n_c + n_b
+        share0 = np.where(total > 0, n_c / np.where(total > 0, total, 1.0), 0.5)
+        share1 = ratio * share0 / (ratio * share0 + (1 - share0))
+        on_canary = np.where(a > 0, a * np.log(np.where(share1 > 0, share1 / share0, 1.0)), 0.0)
+        on_canary = np.where((share1 <= 0) & (a > 0), -np.inf, on_canary)
+        llr = on_canary + b * np.log((1 - share1) / (1 - share0))
+        pooled = np.where(total > 0, (a + b) / np.where(total > 0, total, 1.0), 0.0)
+        llr = llr / np.maximum(1 - pooled, 1e-9)
+    return np.where((n_c > 0) & (n_b > 0) & (base > 0), llr, 0.0)
 
 
 def rate_ratio_llr(canary_events, canary_trials, baseline_events, baseline_trials,

@@ -1,0 +1,177 @@
+"""The judge: verdicts per metric and overall, settings, table and JSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from greenlight.deploy.judge import (
+    DEFAULT_SPECS,
+    Judge,
+    MetricSpec,
+    histogram_buckets,
+    select,
+    series_key,
+)
+from greenlight.errors import SettingsError, UsageError
+
+LOGINS = MetricSpec("logins", numerator="demo_logins_total", denominator="demo_requests_total",
+                    min_effect=0.25)
+ERRORS = MetricSpec("errors", numerator="demo_errors_total", denominator="demo_requests_total",
+                    direction="higher-is-bad", min_effect=1.0, floor=0.01)
+LATENCY = MetricSpec("latency", kind="latency", histogram="lat", direction="higher-is-bad",
+                     min_effect=0.1)
+BOUNDS = ("0.01", "0.1", "1.0", "+Inf")
+
+
+def arm(requests, logins=0, errors=0, latency=None):
+    totals = {series_key("demo_requests_total", {"endpoint": "/login"}): requests * 0.6,
+              series_key("demo_requests_total", {"endpoint": "/"}): requests * 0.4,
+              series_key("demo_logins_total"): logins,
+              series_key("demo_errors_total", {"endpoint": "/login"}): errors}
+    running = 0.0
+    for le, count in zip(BOUNDS, latency or (0, 0, 0, 0)):
+        running += count
+        totals[series_key("lat_bucket", {"le": le})] = running
+    return totals
+
+
+def run(judge, canary_rate, baseline_rate, rps=50, seconds=60, seed=0, errors=(0.0, 0.0)):
+    rng = np.random.default_rng(seed)
+    c = b = 0
+    ce = be = 0
+    verdict = None
+    for s in range(1, seconds + 1):
+        c += rng.binomial(rps, canary_rate)
+        b += rng.binomial(rps, baseline_rate)
+        ce += rng.binomial(rps, errors[0])
+        be += rng.binomial(rps, errors[1])
+        verdict = judge.observe(arm(rps * s, c, ce), arm(rps * s, b, be), elapsed_s=s)
+        if verdict.outcome != "pending":
+            return verdict
+    return verdict
+
+
+def test_logins_stop_on_canary_fail_within_seconds_by_breakage_path():
+    judge = Judge([LOGINS, ERRORS], max_window_s=120)
+    verdict = run(judge, 0.0, 0.3)
+    assert verdict.outcome == "fail"
+    assert verdict.elapsed_s <= 5
+    logins = verdict.metrics[0]
+    assert logins.status == "fail" and "breakage" in logins.reason
+    assert verdict.failing[0].name == "logins"
+
+
+def test_errors_five_fold_fail_fast():
+    judge = Judge([LOGINS, ERRORS], max_window_s=120)
+    verdict = run(judge, 0.3, 0.3, errors=(0.05, 0.01))
+    assert verdict.outcome == "fail"
+    assert [m.name for m in verdict.failing] == ["errors"]
+    assert verdict.elapsed_s <= 15
+
+
+def test_healthy_canary_passes_and_tiny_change_does_not_roll_back():
+    judge = Judge([LOGINS, ERRORS], max_window_s=600)
+    verdict = run(judge, 0.29, 0.3, seconds=600, seed=4)  # 3% worse, minimum effect is 25%
+    assert verdict.outcome == "pass", verdict.table
+    assert all(m.status == "pass" for m in verdict.metrics)
+
+
+def test_timeout_follows_settings_and_defaults_to_fail():
+    for policy in ("fail", "pass"):
+        judge = Judge([MetricSpec("rare", numerator="demo_logins_total",
+                                  denominator="demo_requests_total", min_effect=0.1)],
+                      max_window_s=5, on_timeout=policy)
+        verdict = run(judge, 0.001, 0.001, seconds=5)
+        assert verdict.outcome == policy
+        assert "undecided" in verdict.reason
+    assert Judge([LOGINS]).on_timeout == "fail"
+
+
+def test_no_data_is_not_a_pass():
+    judge = Judge([LOGINS], max_window_s=60)
+    verdict = judge.observe({}, {}, elapsed_s=10)
+    assert verdict.outcome == "pending"
+    assert verdict.metrics[0].reason.startswith("no requests yet")
+
+
+def test_latency_slower_canary_fails_and_same_passes():
+    judge = Judge([LATENCY], max_window_s=60)
+    verdict = judge.observe(arm(1000, latency=(200, 500, 300, 0)),
+                            arm(1000, latency=(500, 400, 100, 0)), elapsed_s=20)
+    assert verdict.outcome == "fail"
+    assert verdict.metrics[0].relative_change > 0.1
+    judge = Judge([LATENCY], max_window_s=60)
+    verdict = judge.observe(arm(3000, latency=(1500, 1200, 300, 0)),
+                            arm(3000, latency=(1500, 1200, 300, 0)), elapsed_s=20)
+    assert verdict.outcome == "pass"
+
+
+def test_holm_and_details_in_table_and_json():
+    judge = Judge([LOGINS, ERRORS, LATENCY], max_window_s=60)
+    verdict = judge.observe(arm(500, 150, 0, (100, 300, 100, 0)),
+                            arm(500, 100, 0, (100, 300, 100, 0)), elapsed_s=10)
+    logins = verdict.metrics[0]
+    assert logins.canary_events == 150 and logins.baseline_trials == 500
+    assert logins.relative_change == pytest.approx(0.5)
+    assert logins.seed_rule.startswith("D=25 N=250")
+    assert logins.detectable is not None and 0 < logins.detectable < 1
+    assert logins.requests_needed is not None and logins.requests_needed > 0
+    assert all(m.adjusted_p >= m.p_value for m in verdict.metrics)
+    table = verdict.table
+    for name in ("logins", "errors", "latency", "Holm p", "requests needed"):
+        assert name in table
+    data = json.loads(verdict.to_json())
+    assert data["outcome"] == verdict.outcome
+    assert [m["name"] for m in data["metrics"]] == ["logins", "errors", "latency"]
+
+
+def test_a_passed_metric_still_breaks_on_the_fast_path():
+    judge = Judge([LOGINS, LATENCY], max_window_s=600)
+    healthy = judge.observe(arm(20000, 6000), arm(20000, 6000), elapsed_s=100)
+    assert healthy.metrics[0].status == "pass"
+    broken = judge.observe(arm(21000, 6000), arm(21000, 6300), elapsed_s=120)
+    assert broken.metrics[0].status == "pass"  # drop not total: the pass holds
+    judge2 = Judge([LOGINS, LATENCY], max_window_s=600)
+    judge2.observe(arm(20000, 6000), arm(20000, 6000), elapsed_s=100)
+    # a new window where the canary has no logins at all is breakage
+    assert judge2.observe(arm(1000, 0), arm(1000, 300), elapsed_s=110).outcome == "fail"
+
+
+def test_select_and_histogram_buckets_sum_matching_series():
+    totals = {series_key("r_total", {"endpoint": "/a", "code": "200"}): 5,
+              series_key("r_total", {"endpoint": "/b", "code": "200"}): 7,
+              series_key("r_total", {"endpoint": "/a", "code": "500"}): 1,
+              series_key("h_bucket", {"endpoint": "/a", "le": "0.1"}): 2,
+              series_key("h_bucket", {"endpoint": "/a", "le": "+Inf"}): 5,
+              series_key("h_bucket", {"endpoint": "/b", "le": "0.1"}): 1,
+              series_key("h_bucket", {"endpoint": "/b", "le": "+Inf"}): 1}
+    assert select(totals, "r_total") == 13
+    assert select(totals, "r_total", {"endpoint": "/a"}) == 6
+    assert select(totals, "r_total", {"code": "500"}) == 1
+    assert histogram_buckets(totals, "h") == {0.1: 3, float("inf"): 3}
+    assert histogram_buckets(totals, "h", {"endpoint": "/b"}) == {0.1: 1, float("inf"): 0}
+
+
+def test_settings_build_the_judge_and_errors_name_the_key():
+    judge = Judge.from_settings({
+        "alpha": 0.05, "on_timeout": "pass",
+        "metrics": [{"name": "logins", "kind": "ratio", "numerator": "demo_logins_total",
+                     "denominator": "demo_requests_total", "min_effect": 0.2},
+                    {"name": "latency", "kind": "latency",
+                     "histogram": "demo_request_duration_seconds", "direction": "higher-is-bad",
+                     "min_effect": 0.05}]}, max_window_s=90)
+    assert judge.alpha == 0.05 and judge.max_window_s == 90 and judge.on_timeout == "pass"
+    assert [s.name for s in judge.specs] == ["logins", "latency"]
+    assert [s.name for s in Judge.from_settings({}).specs] == [s.name for s in DEFAULT_SPECS]
+    with pytest.raises(SettingsError, match="unknown key"):
+        Judge.from_settings({"alpah": 0.01})
+    with pytest.raises(SettingsError, match=r"metrics\[0\].*numerator"):
+        Judge.from_settings({"metrics": [{"name": "x", "kind": "ratio"}]})
+    with pytest.raises(SettingsError, match="direction"):
+        MetricSpec("x", numerator="a", denominator="b", direction="sideways")
+    with pytest.raises(SettingsError, match="on_timeout"):
+        Judge.from_settings({"on_timeout": "maybe"})
+    with pytest.raises(UsageError, match="unique"):
+        Judge([LOGINS, LOGINS])

@@ -1,0 +1,57 @@
+"""Mann-Whitney U on histogram buckets equals scipy on the raw (bucketed) samples."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu
+
+from greenlight.errors import UsageError
+from greenlight.stats.ranks import bucket_counts_from_cumulative, mann_whitney_buckets
+
+EDGES = np.array([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, np.inf])
+
+
+def bucketed(samples: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Round each sample up to its bucket's bound (what a histogram keeps) and count."""
+    rounded = EDGES[np.searchsorted(EDGES, samples)]
+    return rounded, [int((rounded == e).sum()) for e in EDGES]
+
+
+@pytest.mark.parametrize("seed,shift,n1,n2", [(0, 0.0, 300, 500), (1, 0.3, 200, 2000),
+                                              (2, -0.5, 50, 60), (3, 1.0, 1000, 1000)])
+def test_matches_scipy_on_raw_samples_with_ties(seed, shift, n1, n2):
+    rng = np.random.default_rng(seed)
+    x, cx = bucketed(rng.lognormal(-4 + shift, 1.2, n1))
+    y, cy = bucketed(rng.lognormal(-4, 1.2, n2))
+    ours = mann_whitney_buckets(cx, cy)
+    ref = mannwhitneyu(x, y, method="asymptotic", use_continuity=False)
+    assert ours.u == pytest.approx(ref.statistic)
+    assert ours.p_two_sided == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+    greater = mannwhitneyu(x, y, method="asymptotic", use_continuity=False,
+                           alternative="greater")
+    assert ours.p_greater == pytest.approx(greater.pvalue, rel=1e-9, abs=1e-300)
+    assert ours.superiority == pytest.approx(ref.statistic / (n1 * n2))
+
+
+def test_slower_canary_is_seen_as_slower():
+    slow = mann_whitney_buckets([0, 10, 90], [90, 10, 0])
+    assert slow.superiority > 0.9 and slow.p_greater < 1e-10
+    same = mann_whitney_buckets([10, 20, 30], [10, 20, 30])
+    assert same.superiority == pytest.approx(0.5) and same.z == pytest.approx(0.0)
+
+
+def test_all_in_one_bucket_or_empty_carries_no_information():
+    tied = mann_whitney_buckets([0, 40, 0], [0, 70, 0])
+    assert tied.p_two_sided == 1.0 and tied.superiority_variance == 0.0
+    empty = mann_whitney_buckets([0, 0], [3, 4])
+    assert empty.p_two_sided == 1.0
+
+
+def test_cumulative_buckets_and_bad_input():
+    assert bucket_counts_from_cumulative([2, 5, 5, 9]) == [2, 3, 0, 4]
+    with pytest.raises(UsageError, match="decrease at bucket 2"):
+        bucket_counts_from_cumulative([2, 5, 4])
+    with pytest.raises(UsageError, match="same buckets"):
+        mann_whitney_buckets([1, 2], [1, 2, 3])
+    with pytest.raises(UsageError):
+        mann_whitney_buckets([1, -2], [1, 2])
