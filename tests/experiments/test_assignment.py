@@ -137,3 +137,19 @@ def test_definitions_are_validated():
     assert parse_branches("a,b") == {"a": 1 / 3, "b": 1 / 3}
     with pytest.raises(UsageError, match="not a number"):
         parse_branches("a=half")
+
+
+@pytest.mark.parametrize("state", [dict(status=ROLLOUT, rollout_pct=35),
+                                   dict(status=QA, qa_users=("user-7", "user-9")),
+                                   dict(status=CLOSED, closed_branch="b")])
+def test_inlined_hot_path_agrees_with_assign(state):
+    e = Experiment("Hot", {"a": 0.3, "b": 0.3}, **state)
+    reference = CompiledExperiment(e)
+    queue: list = []
+    hot = CompiledExperiment(e).recording_into(queue)
+    for u in IDS[:20_000]:
+        assert hot.pick(u) == reference.assign(u)[0]
+    counted = [u for u in IDS[:20_000] if reference.assign(u)[1]]
+    assert [row[1] for row in queue] == counted  # one exposure per assigned user, in order
+    hot.pick(IDS[0]), hot.pick(IDS[7])
+    assert len(queue) == len(counted)  # already seen: not queued again

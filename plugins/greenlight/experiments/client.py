@@ -66,6 +66,9 @@ class _Unavailable:
         self.client._count_fallback(self.name, self.reason)
         return CONTROL, False
 
+    def pick(self, user_id: str, groups: Iterable[str] = ()) -> str:
+        return self.assign(user_id, groups)[0]
+
 
 class ExperimentClient:
     """Branch assignment with a cached state, and batched recording off the request path.
@@ -88,8 +91,7 @@ class ExperimentClient:
         self._compiled: dict[str, CompiledExperiment | _Unavailable] = {}
         self._known: set[str] = set()
         self._pending_definitions: list[tuple[Experiment, str]] = []
-        self._seen: set[tuple[str, str]] = set()
-        self._seen_limit = 1_000_000
+        self._seen: dict[str, set[str]] = {}  # experiment -> users whose exposure is queued
         self._exposures: deque = deque(maxlen=queue_limit)
         self._events: deque = deque(maxlen=queue_limit)
         self._queue_limit = queue_limit
@@ -125,15 +127,7 @@ class ExperimentClient:
         if compiled is None:
             self._count_fallback(experiment, "unknown" if self._available else "store down")
             return CONTROL
-        branch, counted = compiled.assign(user_id, groups)
-        if counted:
-            key = (experiment, user_id)
-            if key not in self._seen:
-                self._remember(key)
-                if len(self._exposures) >= self._queue_limit:
-                    self._metrics["dropped"].labels("exposure").inc()
-                self._exposures.append((experiment, user_id, branch, time.time()))
-        return branch
+        return compiled.pick(user_id, groups)
 
     def record_event(self, user_id: str, name: str, value: float = 1.0,
                      at: float | None = None) -> None:
@@ -143,11 +137,6 @@ class ExperimentClient:
         self._events.append((user_id, name, float(value), at if at is not None else time.time()))
         if len(self._events) >= self.batch_size:
             self._wake_writer.set()
-
-    def _remember(self, key: tuple[str, str]) -> None:
-        if len(self._seen) >= self._seen_limit:
-            self._seen.clear()  # the store ignores duplicates; this only saves writes
-        self._seen.add(key)
 
     def _count_fallback(self, name: str, reason: str) -> None:
         self._metrics["fallbacks"].labels(name, reason).inc()
@@ -204,7 +193,8 @@ class ExperimentClient:
         if self._down_logged:
             self._down_logged = False
             log.warning("experiments: store is back; experiments follow their state again")
-        self._compiled = {name: CompiledExperiment(e) for name, e in states.items()}
+        self._compiled = {name: CompiledExperiment(e).recording_into(
+            self._exposures, self._seen.setdefault(name, set())) for name, e in states.items()}
         self._known |= set(states)
         self._last_ok = time.monotonic()
         self._available = True
@@ -258,7 +248,7 @@ class ExperimentClient:
                     self._metrics["dropped"].labels(kind).inc(len(batch))
                     if kind == "exposure":  # let those users be recorded on a later request
                         for row in batch:
-                            self._seen.discard((row[0], row[1]))
+                            self._seen.get(row[0], set()).discard(row[1])
                     log.warning("experiments: dropped %d %ss, store write failed (%s)",
                                 len(batch), kind, str(exc).splitlines()[0] if str(exc) else exc)
                     break
