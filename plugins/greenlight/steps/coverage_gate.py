@@ -1,0 +1,110 @@
+"""The verify build's coverage gate: ``greenlight coverage`` on the worker, judged on the master.
+
+A thin adapter: the worker runs the CLI on the pushed range (``greenlight_base``..got_revision;
+no base = first push = the whole tree) and writes the JSON contract plus Markdown and HTML
+reports; the step reads them back, sets properties, adds logs and fails under the threshold with
+a summary naming the worst file.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from buildbot.process import buildstep, results
+from buildbot.steps.worker import CompositeStepMixin
+
+ZERO = re.compile(r"^0*$")
+JSON_FILE = "greenlight-coverage.json"
+MARKDOWN_FILE = "greenlight-coverage.md"
+HTML_FILE = "greenlight-coverage.html"
+
+
+def gate_arguments(base: str | None, head: str, data: str, fail_under: float) -> list[str]:
+    """CLI arguments for one run (pure, so the command line is testable without a worker)."""
+    args = ["coverage", "--head", head, "--data", data, "--fail-under", f"{fail_under:g}",
+            "--format", "json", "--output", JSON_FILE, "--also-markdown", MARKDOWN_FILE,
+            "--also-html", HTML_FILE]
+    if base and not ZERO.match(base):
+        args[1:1] = ["--base", base]
+    return args
+
+
+def summary_of(report: dict) -> str:
+    totals = report["totals"]
+    if not totals["total_units"]:
+        return "coverage: no new executable lines"
+    text = (f"coverage of new code {totals['percent']:.2f}% "
+            f"({totals['covered_statements']}/{totals['new_statements']} lines")
+    if totals["branches"]:
+        text += f", {totals['covered_branches']}/{totals['branches']} branches"
+    text += ")"
+    if not report["passed"]:
+        text += f" < {report['fail_under']:g}%"
+        if report.get("worst_file"):
+            worst = next(f for f in report["files"] if f["path"] == report["worst_file"])
+            text += f"; worst {worst['path']} {worst['percent']:.2f}%"
+    return text
+
+
+class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+    """Fail the build when the pushed lines are covered under ``fail_under`` percent.
+
+    ``greenlight``: the argv that runs the greenlight CLI on the worker (default the console
+    script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``).
+    """
+
+    name = "coverage"
+    renderables = ["base_property", "fail_under", "data"]
+
+    def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
+                 data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
+                 **kwargs):
+        kwargs.setdefault("logEnviron", False)
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+        self.base_property = base_property
+        self.fail_under = fail_under
+        self.data = data
+        self.greenlight = list(greenlight)
+        self._summary: str | None = None
+
+    async def run(self):
+        head = self.getProperty("got_revision") or self.getProperty("revision")
+        if not isinstance(head, str) or not head:
+            self._summary = "coverage: no revision to measure (got_revision unset)"
+            return results.FAILURE
+        base = self.getProperty(self.base_property)
+        args = gate_arguments(base if isinstance(base, str) else None, head, self.data,
+                              float(self.fail_under))
+        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
+                                                collectStderr=True)
+        await self.runCommand(cmd)
+        if cmd.rc not in (0, 1):
+            reason = (cmd.stderr or "").strip().splitlines()
+            self._summary = f"coverage: bad input: {reason[-1] if reason else f'exit {cmd.rc}'}"
+            return results.FAILURE
+        try:
+            report = json.loads(await self.getFileContentFromWorker(JSON_FILE))
+        except (ValueError, TypeError):
+            self._summary = f"coverage: unreadable report {JSON_FILE}"
+            return results.FAILURE
+        totals = report["totals"]
+        self.setProperty("coverage_new_lines", totals["new_statements"], self.name)
+        self.setProperty("coverage_covered", totals["covered_statements"], self.name)
+        self.setProperty("coverage_percent", totals["percent"], self.name)
+        self.setProperty("coverage_passed", bool(report["passed"]), self.name)
+        for log, name in (("report.md", MARKDOWN_FILE), ("report.json", None)):
+            text = json.dumps(report, indent=2) if name is None else \
+                await self.getFileContentFromWorker(name, abandonOnFailure=False)
+            if text:
+                await self.addCompleteLog(log, text)
+        html = await self.getFileContentFromWorker(HTML_FILE, abandonOnFailure=False)
+        if html:
+            await self.addHTMLLog("coverage.html", html)
+        self._summary = summary_of(report)
+        return results.SUCCESS if report["passed"] and cmd.rc == 0 else results.FAILURE
+
+    def getResultSummary(self):
+        if self._summary:
+            return {"step": self._summary}
+        return super().getResultSummary()
