@@ -1,0 +1,239 @@
+"""The rules checked against the real servers on this machine: what a rule claims happens.
+
+MariaDB 10.11: a statement the rule calls not-instant is refused under
+``alter_algorithm=INSTANT``; one that blocks writes is refused with ``LOCK=NONE``.
+PostgreSQL 15: a rewrite changes ``pg_class.relfilenode``; a scan moves
+``pg_stat_user_tables.seq_scan``; a metadata-only change does neither.
+Sizes are read live after ANALYZE.  Each test uses its own uniquely named table.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from schema_review.review import ReviewSettings, review_texts
+from schema_review.sizes import LiveDatabase
+
+MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def _engine(url):
+    try:
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"database not reachable: {exc}")
+    return engine
+
+
+@pytest.fixture
+def mariadb():
+    engine = _engine(MARIADB_URL)
+    name = f"sr_{uuid.uuid4().hex[:10]}"
+    yield engine, name
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}_o"))
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres():
+    engine = _engine(POSTGRES_URL)
+    name = f"sr_{uuid.uuid4().hex[:10]}"
+    yield engine, name
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name} CASCADE"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}_o CASCADE"))
+    engine.dispose()
+
+
+MARIADB_CREATE = ("CREATE TABLE {t} (id INT NOT NULL, name VARCHAR(20) NOT NULL, bio TEXT, "
+                  "nick VARCHAR(10) NULL, c ENUM('a','b'), org_id INT, n INT, d INT DEFAULT 1, "
+                  "loc POINT NOT NULL, PRIMARY KEY (id), KEY idx_n (n)) ENGINE=InnoDB "
+                  "DEFAULT CHARSET=utf8mb4")
+# ALTER actions on the table above; the rule (with the live column definitions) decides.
+MARIADB_ACTIONS = [
+    "ADD COLUMN x INT", "ADD COLUMN x INT FIRST", "ADD COLUMN x INT AUTO_INCREMENT UNIQUE",
+    "DROP COLUMN bio", "RENAME COLUMN nick TO nick2", "MODIFY nick VARCHAR(10) NULL FIRST",
+    "ALTER COLUMN d SET DEFAULT 5", "MODIFY n BIGINT", "MODIFY nick VARCHAR(100) NULL",
+    "MODIFY name VARCHAR(20) NULL", "MODIFY c ENUM('a','b','c')", "MODIFY c ENUM('x','a','b')",
+    "ADD INDEX ix (name)", "ADD FULLTEXT INDEX ft (bio)", "ADD SPATIAL INDEX sp (loc)",
+    "RENAME INDEX idx_n TO idx_n2", "DROP PRIMARY KEY, ADD PRIMARY KEY (id, name)",
+    "DROP PRIMARY KEY", "ADD CONSTRAINT fk FOREIGN KEY (org_id) REFERENCES {t}_o(id)",
+    "CONVERT TO CHARACTER SET latin1", "ENGINE=InnoDB", "FORCE", "ADD CHECK (n > 0)",
+    "ADD COLUMN g INT AS (n + 1) STORED", "ADD COLUMN v INT AS (n + 1) VIRTUAL",
+    "ADD COLUMN x INT, ADD INDEX ix2 (name)", "MODIFY n INT UNSIGNED",
+]
+
+
+def _mariadb_reset(conn, t):
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {t}"))
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {t}_o"))
+    conn.execute(sa.text(f"CREATE TABLE {t}_o (id INT PRIMARY KEY)"))
+    conn.execute(sa.text(MARIADB_CREATE.format(t=t)))
+    conn.execute(sa.text(f"INSERT INTO {t} (id, name, loc) VALUES (1, 'a', POINT(1, 1))"))
+
+
+def _refused(conn, sql, session=None) -> bool:
+    try:
+        if session:
+            conn.execute(sa.text(session))
+        conn.execute(sa.text(sql))
+        return False
+    except sa.exc.DBAPIError:
+        return True
+    finally:
+        conn.execute(sa.text("SET SESSION alter_algorithm = DEFAULT"))
+
+
+def _mariadb_verdict(t, statement):
+    live = LiveDatabase(MARIADB_URL, "mariadb")
+    report = review_texts([("m.sql", statement)], ReviewSettings("mariadb"), live)
+    return report.findings
+
+
+def test_mariadb_refuses_what_the_rules_say_cannot_be_instant_or_lock_none(mariadb):
+    engine, t = mariadb
+    mismatches = []
+    with engine.connect() as conn:
+        for action in MARIADB_ACTIONS:
+            action = action.format(t=t)
+            statement = f"ALTER TABLE {t} {action}"
+            _mariadb_reset(conn, t)
+            findings = _mariadb_verdict(t, statement)
+            claims_instant = all(f.effect == "instant" for f in findings)
+            claims_blocking = any(f.blocks_writes for f in findings)
+            refused_instant = _refused(conn, statement, "SET SESSION alter_algorithm='INSTANT'")
+            _mariadb_reset(conn, t)
+            refused_lock_none = _refused(conn, f"{statement}, LOCK=NONE")
+            if claims_instant == refused_instant:
+                mismatches.append(f"{action}: rule instant={claims_instant}, server refused "
+                                  f"INSTANT={refused_instant}")
+            if claims_blocking != refused_lock_none:
+                mismatches.append(f"{action}: rule blocks writes={claims_blocking}, server "
+                                  f"refused LOCK=NONE={refused_lock_none}")
+            # and the rule for the explicit clause predicts the refusal
+            clause = _mariadb_verdict(t, f"{statement}, LOCK=NONE")
+            if any(f.danger == "fails" for f in clause) != refused_lock_none:
+                mismatches.append(f"{action}, LOCK=NONE: rule fails != server")
+    assert mismatches == []
+
+
+def test_mariadb_sizes_after_analyze_and_verdicts(mariadb):
+    engine, t = mariadb
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id INT PRIMARY KEY, email VARCHAR(40))"))
+        conn.execute(sa.text(
+            f"INSERT INTO {t} SELECT seq, CONCAT('u', seq) FROM seq_1_to_3000"))
+        conn.execute(sa.text(f"ANALYZE TABLE {t}"))
+    live = LiveDatabase(MARIADB_URL, "mariadb")
+    size = live.size(t)
+    assert size.source == "live" and 2000 <= size.rows <= 4000 and size.bytes > 0
+    assert live.column(t, "email").params == (40,)
+    assert live.server_version().startswith("10.")
+    sql = f"ALTER TABLE {t} ADD INDEX ie (email);\nALTER TABLE {t} MODIFY email VARCHAR(50);\n"
+    big = review_texts([("m.sql", sql)], ReviewSettings("mariadb", large_rows=1000), live)
+    small = review_texts([("m.sql", sql)], ReviewSettings("mariadb", large_rows=10_000), live)
+    assert [f.verdict for f in big.findings] == ["review", "safe"]  # varchar growth is instant
+    assert [f.verdict for f in small.findings] == ["safe", "safe"]
+    assert big.server_version.startswith("mariadb 10.")
+
+
+def _pg_state(conn, t):
+    relfilenode = conn.execute(sa.text(
+        "SELECT relfilenode FROM pg_class WHERE relname = :t"), {"t": t}).scalar()
+    conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+    seq_scan = conn.execute(sa.text(
+        "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = :t"), {"t": t}).scalar()
+    return relfilenode, seq_scan
+
+
+PG_CASES = [  # (statement, setup) — the rule's effect decides what must be observed
+    ("ALTER TABLE {t} ADD COLUMN a integer DEFAULT 0", None),
+    ("ALTER TABLE {t} ADD COLUMN a timestamptz DEFAULT now()", None),
+    ("ALTER TABLE {t} ADD COLUMN a float8 DEFAULT random()", None),
+    ("ALTER TABLE {t} ADD COLUMN a bigserial", None),
+    ("ALTER TABLE {t} ADD COLUMN a integer CHECK (a IS NULL OR a > 0)", None),
+    ("ALTER TABLE {t} ALTER COLUMN name TYPE varchar(80)", None),
+    ("ALTER TABLE {t} ALTER COLUMN name TYPE text", None),
+    ("ALTER TABLE {t} ALTER COLUMN n TYPE bigint", None),
+    ("ALTER TABLE {t} ALTER COLUMN n SET NOT NULL", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT c CHECK (n >= 0)", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT c CHECK (n >= 0) NOT VALID", None),
+    ("ALTER TABLE {t} VALIDATE CONSTRAINT c0", "ALTER TABLE {t} ADD CONSTRAINT c0 "
+     "CHECK (n >= 0) NOT VALID"),
+    ("VACUUM FULL {t}", None),
+    ("ALTER TABLE {t} SET UNLOGGED", None),
+    ("ALTER TABLE {t} RENAME COLUMN n TO m", None),
+]
+
+
+@pytest.mark.parametrize("template,setup", PG_CASES, ids=[c[0][15:60] for c in PG_CASES])
+def test_postgres_rewrite_and_scan_claims_hold(postgres, template, setup):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint PRIMARY KEY, name varchar(40), "
+                             f"n integer)"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g, g FROM "
+                             f"generate_series(1, 2000) g"))
+        conn.execute(sa.text(f"ANALYZE {t}"))
+        if setup:
+            conn.execute(sa.text(setup.format(t=t)))
+        statement = template.format(t=t)
+        live = LiveDatabase(POSTGRES_URL, "postgres")
+        finding = review_texts([("m.sql", statement)], ReviewSettings("postgres"),
+                               live).findings[0]
+        before = _pg_state(conn, t)
+        conn.execute(sa.text(statement))
+        after = _pg_state(conn, t)
+    rewrote = before[0] != after[0]
+    scanned = after[1] > before[1]
+    assert rewrote == (finding.effect == "rewrite"), (finding.effect, before, after)
+    if finding.effect == "scan":
+        assert scanned, (before, after)
+    if finding.effect == "metadata":
+        assert not scanned and not rewrote
+
+
+def test_postgres_sizes_after_analyze_and_index_verdict(postgres):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint PRIMARY KEY, email text)"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 5000) g"))
+        conn.execute(sa.text(f"ANALYZE {t}"))
+    live = LiveDatabase(POSTGRES_URL, "postgres")
+    size = live.size(t)
+    assert size.rows == 5000 and size.bytes > 100_000
+    assert live.column(t, "email").type == "text"
+    sql = f"CREATE INDEX {t}_email ON {t} (email);\n"
+    flagged = review_texts([("m.sql", sql)], ReviewSettings("postgres", large_rows=1000), live)
+    passed = review_texts([("m.sql", sql)], ReviewSettings("postgres", large_rows=100_000), live)
+    assert flagged.exit_code == 1 and passed.exit_code == 0
+    assert flagged.server_version.startswith("postgres 1")
+    assert "CONCURRENTLY" in flagged.findings[0].alternative
+
+
+def test_postgres_create_index_concurrently_inside_transaction_really_fails(postgres):
+    engine, t = postgres
+    sql = f"BEGIN;\nCREATE INDEX CONCURRENTLY {t}_i ON {t} (id);\nCOMMIT;\n"
+    finding = [f for f in review_texts([("m.sql", sql)], ReviewSettings("postgres"))
+               .findings if f.operation == "create_index"][0]
+    assert finding.danger == "fails"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id int)"))
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        with pytest.raises(Exception, match="cannot run inside a transaction block"):
+            cur.execute(f"CREATE INDEX CONCURRENTLY {t}_i ON {t} (id)")
+    finally:
+        raw.rollback()
+        raw.close()
