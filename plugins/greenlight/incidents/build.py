@@ -87,21 +87,23 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
 
     commits: dict[Any, list] = {}
     known: dict[str, bool] = {}
+    ranges: dict[Any, tuple[str | None, str]] = {}
     for deploy in before + after:
         for sha in filter(None, (deploy.sha, deploy.previous_sha)):
             if sha not in known:
                 known[sha] = history.has_commit(sha)
+        commits[deploy.id] = []
         if not known[deploy.sha]:
             notes.append(f"deploy {deploy.id}: sha {deploy.sha[:12]} is not in the repository "
                          f"{history.path}; fetch it to see its commits")
-            commits[deploy.id] = []
-            continue
-        previous = deploy.previous_sha if deploy.previous_sha and known[deploy.previous_sha] \
-            else None
-        if deploy.kind == "rollback":
-            commits[deploy.id] = []          # a rollback ships nothing new
-        else:
-            commits[deploy.id] = history.commits_between(previous, deploy.sha)
+        elif deploy.kind != "rollback":          # a rollback ships nothing new
+            previous = deploy.previous_sha if deploy.previous_sha and known[deploy.previous_sha] \
+                else None
+            ranges[deploy.id] = (previous, deploy.sha)
+    if ranges:
+        with ThreadPoolExecutor(max_workers=min(8, len(ranges))) as pool:
+            found = pool.map(lambda r: history.commits_between(*r), ranges.values())
+            commits.update(zip(ranges.keys(), found))
 
     live = ledger.live_at(start)
     live_shas = [s for s in dict.fromkeys(live.values()) if known.setdefault(s, history.has_commit(s))]
@@ -130,7 +132,7 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
         for sha in live_shas:
             paths.update(history.files_at(sha))
         frames, unmapped = map_frames(parsed, paths)
-        blamed = _blame_frames(history, live_shas, frames)
+        blamed = _blame_frames(history, live_shas, frames, _window_boundary(before, known))
 
     signals = dict(conf.get("signals") or {})
     facts = Facts(incident=incident, window_start=window_start, deploys=before + after,
@@ -139,7 +141,22 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
     return rank(facts, links)
 
 
-def _blame_frames(history: GitHistory, shas: list[str], frames: list) -> list[BlamedLine]:
+def _window_boundary(before: list[Deploy], known: dict[str, bool]) -> str | None:
+    """The sha live just before the window's first deploy: blame need not look past it.
+
+    None (blame the whole history) when the first deploy has no previous sha in the repository.
+    """
+    shipping = [d for d in before if d.kind != "rollback"]
+    if not shipping:
+        return None
+    first = min(shipping, key=lambda d: d.started_at)
+    if first.previous_sha and known.get(first.previous_sha):
+        return first.previous_sha
+    return None
+
+
+def _blame_frames(history: GitHistory, shas: list[str], frames: list,
+                  since: str | None) -> list[BlamedLine]:
     """Blame every frame's line at every live sha: one git process per (sha, file), in parallel."""
     jobs: dict[tuple[str, str], list[int]] = {}
     for sha in shas:
@@ -152,7 +169,7 @@ def _blame_frames(history: GitHistory, shas: list[str], frames: list) -> list[Bl
 
     def run(job: tuple[tuple[str, str], list[int]]) -> list[BlamedLine]:
         (sha, path), lines = job
-        return list(history.blame_lines(sha, path, lines).values())
+        return list(history.blame_lines(sha, path, lines, since).values())
 
     with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
         return [hit for hits in pool.map(run, jobs.items()) for hit in hits]

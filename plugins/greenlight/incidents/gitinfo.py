@@ -72,21 +72,32 @@ def parse_log(text: str) -> list[CommitInfo]:
 
 
 def parse_blame(text: str, at_sha: str, path: str) -> dict[int, BlamedLine]:
-    """Parse ``git blame --line-porcelain`` output into final line -> who last changed it."""
+    """Parse ``git blame --line-porcelain`` output into final line -> who last changed it.
+
+    Lines attributed to the boundary of a bounded blame (changed before the window) are left
+    out: no commit of the window touched them.
+    """
     result: dict[int, BlamedLine] = {}
     header: list[str] | None = None
     orig_path = path
+    boundary = False
     for line in text.split("\n"):
         if header is None:
             parts = line.split(" ")
             if len(parts) >= 3 and len(parts[0]) >= 40:
                 header = parts
                 orig_path = path
+                boundary = False
             continue
-        if line.startswith("filename "):
+        if line == "boundary":
+            boundary = True
+        elif line.startswith("filename "):
             orig_path = _unquote(line[len("filename "):])
         elif line.startswith("\t"):
             final = int(header[2])
+            if boundary:
+                header = None
+                continue
             result[final] = BlamedLine(at_sha=at_sha, path=path, line=final, commit=header[0],
                                        orig_path=orig_path, orig_line=int(header[1]),
                                        text=line[1:])
@@ -105,7 +116,7 @@ class GitHistory:
                              f"repository") from exc
         self.path = Path(path)
         self._files: dict[str, list[str]] = {}
-        self._blame: dict[tuple[str, str, int], BlamedLine | None] = {}
+        self._blame: dict[tuple[str, str, int, str | None], BlamedLine | None] = {}
         self._ranges: dict[tuple[str | None, str], list[CommitInfo]] = {}
         self._git = self.repo.git
 
@@ -117,11 +128,18 @@ class GitHistory:
                              f"up to the deployed sha?)") from exc
 
     def has_commit(self, sha: str) -> bool:
+        """Is ``sha`` a commit here? Asked of one long-lived ``git cat-file`` (no fork per sha)."""
+        if not sha or any(c not in "0123456789abcdefABCDEF" for c in sha):
+            try:
+                self.resolve(sha)
+                return True
+            except UsageError:
+                return False
         try:
-            self.resolve(sha)
-            return True
-        except UsageError:
+            _, kind, _ = self._git.get_object_header(sha)
+        except ValueError:
             return False
+        return (kind.decode() if isinstance(kind, bytes) else kind) == "commit"
 
     def files_at(self, sha: str) -> list[str]:
         """Every file path of the tree at ``sha`` (to map stack frames onto)."""
@@ -152,30 +170,35 @@ class GitHistory:
             self._ranges[key] = parse_log(out)
         return self._ranges[key]
 
-    def blame_lines(self, sha: str, path: str, lines: list[int]) -> dict[int, BlamedLine]:
+    def blame_lines(self, sha: str, path: str, lines: list[int],
+                    since: str | None = None) -> dict[int, BlamedLine]:
         """Who last changed each of ``lines`` of ``path`` as of ``sha``, following renames/copies.
 
         One ``git blame -M -C`` per file with one ``-L n,n`` per line; lines past the end of the
-        file (a trace from other code) are dropped rather than failing the report.
+        file (a trace from other code) are dropped rather than failing the report. With
+        ``since`` (the sha live before the window) blame stops there: lines older than the window
+        are nobody's in it, and git need not walk the rest of a long history.
         """
-        wanted = sorted({n for n in lines if n > 0 and (sha, path, n) not in self._blame})
+        wanted = sorted({n for n in lines
+                         if n > 0 and (sha, path, n, since) not in self._blame})
         if wanted:
-            found = self._run_blame(sha, path, wanted)
+            found = self._run_blame(sha, path, wanted, since)
             for n in wanted:
-                self._blame[(sha, path, n)] = found.get(n)
+                self._blame[(sha, path, n, since)] = found.get(n)
         out = {}
         for n in lines:
-            hit = self._blame.get((sha, path, n))
+            hit = self._blame.get((sha, path, n, since))
             if hit is not None:
                 out[n] = hit
         return out
 
-    def _run_blame(self, sha: str, path: str, lines: list[int]) -> dict[int, BlamedLine]:
+    def _run_blame(self, sha: str, path: str, lines: list[int],
+                   since: str | None = None) -> dict[int, BlamedLine]:
         ranges: list[str] = []
         for n in lines:
             ranges += ["-L", f"{n},{n}"]
-        cmd = ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "-M", "-C",
-               *ranges, sha, "--", path]
+        cmd = ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root", "-M", "-C",
+               *ranges, sha, *([f"^{since}"] if since else []), "--", path]
         try:
             out = self.repo.git.execute(cmd, stdout_as_string=True,
                                         strip_newline_in_stdout=False)
@@ -184,7 +207,7 @@ class GitHistory:
             if too_long:
                 limit = int(too_long.group(1))
                 kept = [n for n in lines if n <= limit]
-                return self._run_blame(sha, path, kept) if kept else {}
+                return self._run_blame(sha, path, kept, since) if kept else {}
             if "no such path" in str(exc.stderr):
                 return {}
             raise GreenlightError(f"{self.path}: git blame {path} at {sha[:12]} failed: "
