@@ -24,7 +24,6 @@ from greenlight.push.install import install_server
 from greenlight_master import config
 from greenlight_master.settings import PROJECT_ROOT, Settings
 
-MASTER_DIR = PROJECT_ROOT / "master"
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
 BIN = Path(sys.executable).parent
@@ -70,7 +69,7 @@ def _pid_alive(pidfile: Path) -> bool:
 
 
 def master_basedir(settings: Settings) -> Path:
-    return MASTER_DIR
+    return settings.path("master", "basedir")
 
 
 def ensure_master(settings: Settings, basedir: Path, report: Report) -> None:

@@ -91,6 +91,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "title": Key(_is_str, "a string", "Greenlight"),
     },
     "master": {
+        "basedir": Key(_is_str, "the master's base directory (relative to the project root)",
+                       "master"),
         "web_port": Key(_is_port, "a TCP port number 1-65535", 8010),
         "worker_port": Key(_is_port, "a TCP port number 1-65535", 9989),
         "db_url": Key(_is_str, "an SQLAlchemy URL", "sqlite:///state.sqlite"),

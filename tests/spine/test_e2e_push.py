@@ -1,0 +1,178 @@
+"""End to end: git push → post-receive hook → real Buildbot master → worker → verdict."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.conftest import git
+from tests.world import World, commit_all
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    world = World(tmp_path_factory.mktemp("world"))
+    world.up()
+    yield world
+    world.down()
+
+
+def test_up_prints_where_to_push_and_logins(world):
+    out = world.up()  # running it again is safe
+    assert world.url in out
+    assert f"git clone {world.bare}" in out
+    assert "admin" in out and "viewer" in out
+    assert "master already running" in out
+
+
+def test_passing_push_builds_green(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "app" / "extra.py").write_text("def double(x):\n    return 2 * x\n")
+    (clone / "tests" / "test_extra.py").write_text(
+        "from app.extra import double\n\ndef test_double():\n    assert double(2) == 4\n")
+    sha = commit_all(clone, "add double()")
+    started = time.monotonic()
+    push = world.push(clone, "main")
+    assert push.returncode == 0, push.stderr
+    assert time.monotonic() - started < 10
+    build = world.wait_build(sha)
+    assert build["results"] == 0, build["state_string"]
+    results = world.api(f"builds/{build['buildid']}/test_result_sets")["test_result_sets"]
+    assert results and results[0]["tests_passed"] >= 13 and results[0]["tests_failed"] == 0
+
+
+def test_failing_test_fails_build_and_is_named(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "tests" / "test_broken.py").write_text(
+        "def test_broken_total():\n    assert 1 + 1 == 3, 'arithmetic is off'\n")
+    sha = commit_all(clone, "a failing test")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha)
+    assert build["results"] == 2  # FAILURE
+    sets = world.api(f"builds/{build['buildid']}/test_result_sets")["test_result_sets"]
+    assert sets[0]["tests_failed"] == 1
+    tests = world.api(f"test_result_sets/{sets[0]['test_result_setid']}/results")["test_results"]
+    failed = [t["test_name"] for t in tests if t["value"] == "0"]
+    assert failed == ["tests/test_broken.py::test_broken_total"]
+    steps = world.api(f"builds/{build['buildid']}/steps")["steps"]
+    test_step = next(s for s in steps if s["name"] == "tests")
+    assert "test_broken_total" in test_step["state_string"]
+    logs = world.api(f"steps/{test_step['stepid']}/logs")["logs"]
+    failures = next(log for log in logs if log["name"] == "failures")
+    text = requests.get(world.url + f"api/v2/logs/{failures['logid']}/raw", timeout=10).text
+    assert "arithmetic is off" in text
+
+
+def test_change_hook_rejects_unauthenticated_post(world):
+    body = {"changes": [{"revision": "a" * 40, "branch": "main"}]}
+    response = requests.post(world.url + "change_hook/greenlight", json=body, timeout=10)
+    assert response.status_code == 401
+    wrong = requests.post(world.url + "change_hook/greenlight", json=body, timeout=10,
+                          auth=("greenlight-hook", "wrong"))
+    assert wrong.status_code == 401
+    assert world.changes_for("a" * 40) == []
+
+
+def test_change_hook_rejects_garbage_with_reason(world):
+    password = (world.settings.state_dir / "change-hook.secret").read_text().strip()
+    response = requests.post(world.url + "change_hook/greenlight", data=b"{not json",
+                             auth=("greenlight-hook", password), timeout=10)
+    assert response.status_code == 400
+    assert b"not JSON" in response.content
+
+
+def test_read_only_user_cannot_rebuild_but_engineer_can(world):
+    builds = world.api("builds", order="-buildid", limit=1)["builds"]
+    build_id = builds[0]["buildid"]
+    payload = {"id": 1, "jsonrpc": "2.0", "method": "rebuild", "params": {}}
+    viewer = world.login("viewer")
+    denied = viewer.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    assert denied.status_code == 403
+    anonymous = requests.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    assert anonymous.status_code == 403
+    dev = world.login("dev")
+    allowed = dev.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    assert allowed.status_code == 200, allowed.text
+    assert "result" in allowed.json()
+
+
+def test_resent_change_is_not_built_twice(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "NOTES.md").write_text("notes\n")
+    sha = commit_all(clone, "notes")
+    assert world.push(clone, "main").returncode == 0
+    world.wait_build(sha)
+    change = world.changes_for(sha)[0]
+    password = (world.settings.state_dir / "change-hook.secret").read_text().strip()
+    resend = {"changes": [{"revision": sha, "branch": "main",
+                           "properties": {k: v[0] for k, v in change["properties"].items()}}]}
+    response = requests.post(world.url + "change_hook/greenlight", json=resend,
+                             auth=("greenlight-hook", password), timeout=10)
+    assert response.status_code == 200 and response.content == b"no change found"
+    assert len(world.changes_for(sha)) == 1
+
+
+def test_new_branch_with_shell_metacharacters_and_non_utf8_file(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    branch = "feature/$(touch${IFS}pwned);echo`id`>x&&true"
+    git(clone, "checkout", "-q", "-b", branch)
+    (clone / "data").mkdir()
+    (clone / "data" / "caf\xe9.bin".encode("latin-1").decode("utf-8", "surrogateescape")
+     ).write_bytes(b"\x00\x01binary")
+    sha = commit_all(clone, "odd names")
+    push = world.push(clone, f"HEAD:refs/heads/{branch}")
+    assert push.returncode == 0, push.stderr
+    changes = []
+    for _ in range(40):
+        changes = world.changes_for(sha)
+        if changes:
+            break
+        time.sleep(0.25)
+    assert changes, "the new branch was not reported"
+    change = changes[0]
+    assert change["branch"] == branch
+    assert change["properties"]["greenlight_old"][0] == ""
+    assert change["files"] == ["data/caf\\xe9.bin"]
+    assert not (clone / "pwned").exists() and not (world.bare / "pwned").exists()
+
+
+def test_force_push_is_reported_as_forced(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    git(clone, "checkout", "-q", "-b", "rewrite")
+    (clone / "one.txt").write_text("1\n")
+    first = commit_all(clone, "one")
+    assert world.push(clone, "rewrite").returncode == 0
+    git(clone, "reset", "-q", "--hard", "HEAD~1")
+    (clone / "two.txt").write_text("2\n")
+    second = commit_all(clone, "two")
+    assert world.push(clone, "+rewrite").returncode == 0
+    for _ in range(40):
+        if world.changes_for(second):
+            break
+        time.sleep(0.25)
+    props = world.changes_for(second)[0]["properties"]
+    assert props["greenlight_forced"][0] is True
+    assert props["greenlight_old"][0] == first
+    assert props["greenlight_commits"][0] == [second]
+
+
+def test_deleting_a_branch_is_ignored_and_empty_push_is_harmless(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    git(clone, "checkout", "-q", "-b", "short-lived")
+    sha = git(clone, "rev-parse", "HEAD")
+    before = len(world.api("changes")["changes"])
+    assert world.push(clone, "short-lived").returncode == 0  # new branch at an existing commit
+    time.sleep(1)
+    assert len(world.api("changes")["changes"]) == before + 1
+    newest = world.api("changes", order="-changeid", limit=1)["changes"][0]
+    assert newest["branch"] == "short-lived" and newest["revision"] == sha
+    assert newest["properties"]["greenlight_commits"][0] == []
+    empty = world.push(clone, "short-lived")  # nothing new: git says up to date
+    assert empty.returncode == 0 and "Everything up-to-date" in empty.stderr
+    assert world.push(clone, "--delete", "short-lived").returncode == 0
+    time.sleep(1)
+    assert len(world.api("changes")["changes"]) == before + 1

@@ -1,0 +1,133 @@
+"""A real Greenlight world for end-to-end tests: Buildbot master, workers, demo bare repo.
+
+Everything runs for real (processes, git, HTTP); only the ports and folders are the test's own.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import GIT_ENV, ROOT, git
+
+VENV_CACHE = ROOT / "var" / "test-worker-venvs"  # shared by all tests: built once per machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_settings(base: Path, workers: int = 2, extra: str = "") -> Path:
+    web, pb = free_port(), free_port()
+    settings = base / "greenlight.toml"
+    settings.write_text(f"""
+[greenlight]
+state_dir = "{base / 'var'}"
+
+[master]
+basedir = "{base / 'master'}"
+web_port = {web}
+worker_port = {pb}
+
+[workers]
+count = {workers}
+
+[verify]
+setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--requirements", "requirements.txt",
+                 "--cache", "{VENV_CACHE}", "--link", ".venv"]
+
+[deploy]
+demo_hosts = 0
+{extra}
+""")
+    return settings
+
+
+class World:
+    def __init__(self, base: Path, workers: int = 2, extra: str = ""):
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.settings_file = write_settings(base, workers, extra)
+        from greenlight_master import settings as settings_mod
+
+        self.settings = settings_mod.load(self.settings_file)
+        self.url = f"http://127.0.0.1:{self.settings['master']['web_port']}/"
+        self.bare = self.settings.state_dir / "repos" / "demo.git"
+        self.env = {**os.environ, "GREENLIGHT_SETTINGS": str(self.settings_file)}
+
+    def greenlight(self, *args: str, check: bool = True, timeout: float = 300):
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "greenlight"), *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"greenlight {' '.join(args)} failed:\n{proc.stdout}\n"
+                                 f"{proc.stderr}")
+        return proc
+
+    def up(self) -> str:
+        return self.greenlight("up").stdout
+
+    def down(self) -> None:
+        self.greenlight("down", check=False)
+
+    def credentials(self) -> dict[str, str]:
+        text = (self.settings.state_dir / "demo-credentials").read_text()
+        return dict(line.split(" ", 1) for line in text.splitlines())
+
+    def clone(self, dest: Path) -> Path:
+        git(dest.parent, "clone", "-q", str(self.bare), dest.name)
+        return dest
+
+    def push(self, clone: Path, *refspec: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "push", "origin", *refspec], cwd=clone,
+                              env={**os.environ, **GIT_ENV, **(env or {})},
+                              capture_output=True, text=True, timeout=60)
+
+    def api(self, path: str, **params):
+        response = requests.get(self.url + "api/v2/" + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def changes_for(self, revision: str) -> list[dict]:
+        return self.api("changes", revision=revision)["changes"]
+
+    def wait_build(self, revision: str, timeout: float = 180) -> dict:
+        """Wait until a build of ``revision`` completes; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for change in self.changes_for(revision):
+                builds = self.api(f"changes/{change['changeid']}/builds")["builds"]
+                done = [b for b in builds if b["complete"]]
+                if done:
+                    return done[-1]
+            time.sleep(0.5)
+        raise AssertionError(f"no completed build for {revision} within {timeout}s")
+
+    def builds_for(self, revision: str) -> list[dict]:
+        builds = []
+        for change in self.changes_for(revision):
+            builds += self.api(f"changes/{change['changeid']}/builds")["builds"]
+        return builds
+
+    def login(self, user: str) -> requests.Session:
+        session = requests.Session()
+        response = session.get(self.url + "auth/login", auth=(user, self.credentials()[user]),
+                               timeout=10)
+        response.raise_for_status()
+        return session
+
+
+def commit_all(clone: Path, message: str, **env: str) -> str:
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", message, env=env or None)
+    return git(clone, "rev-parse", "HEAD")
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
