@@ -186,6 +186,10 @@ def dispatch(path: str, op: str, args: list[str]) -> dict:
         return remove(path, list(args))
     if op == "cleanup":
         return cleanup(path)
+    if op == "tidy":  # mkdir + cleanup + state in one round trip (one ssh connection)
+        os.makedirs(_releases(path), exist_ok=True)
+        removed = cleanup(path)["removed"]
+        return {**state(path), "cleaned": removed}
     if op == "mkdir":
         os.makedirs(_releases(path), exist_ok=True)
         return {"path": path}

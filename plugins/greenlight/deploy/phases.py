@@ -114,8 +114,9 @@ class Deployer:
             if self.ledger.is_bad(sha):
                 raise UsageError(f"release {sha[:12]} is marked bad in the ledger; push a fix "
                                  "(it rolls forward) instead of deploying it again")
-            live = self.live_release()
-            if live == sha and self._all_on(sha):
+            states = self.host_states()
+            live = self.live_release(states)
+            if live == sha and all(st.get("current") == sha for st in states.values()):
                 return DeployResult("noop", sha, live, f"{sha[:12]} is already live everywhere")
             if live and live != sha and releases.is_ancestor(self.settings.repo, sha, live):
                 return DeployResult("superseded", sha, live,
@@ -160,14 +161,15 @@ class Deployer:
     # ---- queries ------------------------------------------------------------------------
     def host_states(self) -> dict[str, dict]:
         """Host name -> the host agent's state (current, previous, releases) or an error."""
-        out = {}
-        for host in self.settings.hosts:
+        def one(host: Host) -> dict:
             try:
-                out[host.name] = self.transports[host.name].agent("state")
+                return self.transports[host.name].agent("state")
             except HostError as exc:
-                out[host.name] = {"error": str(exc), "current": None, "previous": None,
-                                  "releases": []}
-        return out
+                return {"error": str(exc), "current": None, "previous": None, "releases": []}
+
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.parallel)) as pool:
+            states = list(pool.map(one, self.settings.hosts))
+        return {h.name: st for h, st in zip(self.settings.hosts, states)}
 
     def live_release(self, states: dict[str, dict] | None = None) -> str | None:
         """The release most hosts are on (all of them, outside a deploy)."""
@@ -483,9 +485,6 @@ class Deployer:
                 raise DeployFailed(result.message) from exc
             out.append(result)
         return out
-
-    def _all_on(self, sha: str) -> bool:
-        return all(s.get("current") == sha for s in self.host_states().values())
 
 
 @dataclass

@@ -108,9 +108,7 @@ def install_release(transport, sha: str, staging: Path, build: list[str],
     Order: clean crash leftovers, make room (keep − 1 old ones), begin (marker), copy, build,
     finish. A failure raises HostError and leaves an unfinished release for cleanup.
     """
-    transport.agent("mkdir")
-    transport.agent("cleanup")
-    st = transport.agent("state")
+    st = transport.agent("tidy")
     existing = {r["sha"]: r for r in st["releases"]}
     if sha in existing and existing[sha]["finished"]:
         return False
@@ -133,8 +131,7 @@ def install_release(transport, sha: str, staging: Path, build: list[str],
 
 def prune_host(transport, keep: int) -> list[str]:
     """Remove crash leftovers and finished releases beyond the newest ``keep``."""
-    transport.agent("cleanup")
-    st = transport.agent("state")
+    st = transport.agent("tidy")
     doomed = releases_to_prune(st["releases"], st["current"], st["previous"], keep)
     if doomed:
         transport.agent("remove", *doomed)

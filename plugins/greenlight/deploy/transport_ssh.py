@@ -7,8 +7,10 @@ values, so no sha, branch or host name ever reaches a shell unquoted.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +18,13 @@ from greenlight.deploy.hosts import Host
 from greenlight.deploy.transport_errors import HostError
 
 CONNECT_TIMEOUT = 5
+
+
+def control_dir() -> str:
+    """A private directory for ssh's multiplexing sockets (one per user)."""
+    path = os.path.join(tempfile.gettempdir(), f"greenlight-ssh-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +51,10 @@ class SshTransport:
         opts = ["-p", str(h.ssh_port), "-o", "BatchMode=yes",
                 "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
                 "-o", f"StrictHostKeyChecking={h.strict_host_key_checking}",
-                "-o", "LogLevel=ERROR"]
+                "-o", "LogLevel=ERROR",
+                # one TCP connection per host, reused by every operation and rsync
+                "-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir()}/%C",
+                "-o", "ControlPersist=60"]
         if h.identity_file:
             opts += ["-i", h.identity_file, "-o", "IdentitiesOnly=yes"]
         if h.known_hosts_file:
