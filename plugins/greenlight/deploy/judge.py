@@ -127,7 +127,7 @@ DEFAULT_SPECS = (
     MetricSpec("logins per request", numerator="demo_logins_total",
                denominator="demo_requests_total", direction=LOWER_IS_BAD, min_effect=0.25),
     MetricSpec("registrations per request", numerator="demo_registrations_total",
-               denominator="demo_requests_total", direction=LOWER_IS_BAD, min_effect=0.25),
+               denominator="demo_requests_total", direction=LOWER_IS_BAD, min_effect=0.5),
     MetricSpec("errors per request", numerator="demo_errors_total",
                denominator="demo_requests_total", direction=HIGHER_IS_BAD, min_effect=1.0,
                floor=0.01),
