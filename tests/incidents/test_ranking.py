@@ -167,3 +167,24 @@ def test_blame_is_cached_and_skips_lines_past_the_end(world):
     first = history.blame_lines(sha, "a.py", [2, 99])
     assert list(first) == [2] and first[2].commit == sha
     assert history.blame_lines(sha, "a.py", [2]) == {2: first[2]}
+
+
+def test_blame_stops_at_the_window_start_and_older_lines_blame_nobody(world):
+    repo = world.repo
+    repo.write("app/logic.py", logic_source())
+    base = repo.commit("base")
+    world.deploy(base, None, T0 - timedelta(days=1))
+    repo.write("app/logic.py", logic_source({30: "value_30 = []"}))
+    old = repo.commit("older change, deployed yesterday")
+    world.deploy(old, base, T0 - timedelta(hours=20))
+    repo.write("app/logic.py", logic_source({30: "value_30 = []", 8: "value_8 = {}[0]"}))
+    bad = repo.commit("recent change")
+    world.deploy(bad, old, T0 - timedelta(minutes=40))
+    trace = trace_for(("app/logic.py", 30, "outer"), ("app/logic.py", 8, "inner"))
+    report = build_report(_incident(trace), world.ledger, repo.path, {"window": "2h"})
+    assert _shas(report) == [bad]
+    blamed = [e.blame.line for e in report.suspects[0].evidence if e.kind == "blamed_line"]
+    assert blamed == [8]                 # line 30 was last changed before the window: no one's
+    history = GitHistory(repo.path)
+    assert history.blame_lines(bad, "app/logic.py", [30], since=old) == {}
+    assert history.blame_lines(bad, "app/logic.py", [30])[30].commit == old

@@ -153,3 +153,20 @@ def test_cli_report_list_show_why_and_rollbacks(world, tmp_path, capsys):
     assert world.ledger.incidents()[0].status == "reported"
     assert main(["incident", "rollbacks", "--repo", repo, "--ledger", ledger]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_close_canary_verdict_and_judge_table_show_up(world):
+    base, bad = _markup_world(world)
+    canary = world.ledger.last_deploy()
+    verdict = {"outcome": "pass", "metrics": [
+        {"name": "logins", "status": "pass", "adjusted_p": 0.08, "relative_change": -0.12},
+        {"name": "errors", "status": "pass", "adjusted_p": 0.9, "relative_change": 0.0}]}
+    world.ledger.record_event(canary.id, "judge", release=bad,
+                              data={"outcome": "pass", "table": "logins -12% <script>",
+                                    "verdict": verdict})
+    incident = Incident(title="t", started_at=T0, evidence={"table": "logins -60% <b>"})
+    report = build_report(incident, world.ledger, world.repo.path)
+    canary_ev = next(e for e in report.suspects[0].evidence if e.kind == "canary")
+    assert "logins -12% (p=0.08)" in canary_ev.detail and "errors" not in canary_ev.detail
+    assert "```\nlogins -60% <b>\n```" in render_markdown(report)
+    assert "<pre>logins -60% &lt;b&gt;</pre>" in render_html(report)

@@ -54,10 +54,33 @@ def deploy_from_record(record: Any) -> Deploy:
             signals["canary"] = {"close": True,
                                  "detail": data.get("summary") or data.get("table")
                                  or f"{event.phase}: {data.get('outcome', '')}".strip()}
+        close = _close_metrics(data) if event.phase == "judge" else []
+        if close:
+            signals["canary"] = {"close": True, "detail": "; ".join(close)}
     return Deploy(id=record.id, sha=record.sha, previous_sha=record.previous_sha,
                   started_at=record.started_at, finished_at=record.finished_at,
                   kind=record.kind, outcome=record.outcome, hosts=list(record.hosts),
                   signals=signals)
+
+
+CLOSE_P = 0.25   # a passed canary whose metric came this near to significance was a close call
+
+
+def _close_metrics(data: dict[str, Any]) -> list[str]:
+    """Metrics of a *passed* judge verdict that were close to failing (adjusted p < CLOSE_P)."""
+    verdict = data.get("verdict")
+    if data.get("outcome") != "pass" or not isinstance(verdict, dict):
+        return []
+    close = []
+    for metric in verdict.get("metrics") or []:
+        if not isinstance(metric, dict) or metric.get("status") == "fail":
+            continue
+        p = metric.get("adjusted_p", metric.get("p_value"))
+        if isinstance(p, (int, float)) and p < CLOSE_P:
+            change = metric.get("relative_change")
+            shown = f" {change:+.0%}" if isinstance(change, (int, float)) else ""
+            close.append(f"{metric.get('name', '?')}{shown} (p={p:.2f})")
+    return close
 
 
 def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,

@@ -172,11 +172,12 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
                 f"changed {path} (lines {lines}), a file of the trace (frame lines {shown})",
                 url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
                      else links.commit_url(commit.sha))))
-        signals = facts.signals.get(commit.sha) or {}
-        evidence += _signal_evidence(signals, "", w)
-        if deploy.sha != commit.sha:
-            evidence += _signal_evidence(facts.signals.get(deploy.sha) or deploy.signals,
-                                         f" (deploy {deploy.id}'s range)", w)
+        # Signals keyed by a deploy's sha (its build covered the whole range) count for every
+        # commit it shipped; signals keyed by another commit's sha are that commit's own.
+        if commit.sha != deploy.sha:
+            evidence += _signal_evidence(facts.signals.get(commit.sha) or {}, "", w)
+        deploy_signals = {**deploy.signals, **(facts.signals.get(deploy.sha) or {})}
+        evidence += _signal_evidence(deploy_signals, f" (deploy {deploy.id}'s range)", w)
         if deploy.outcome in ("rolled_back", "rolledback", "rollback"):
             evidence.append(Evidence("rolled_back", w.rolled_back,
                                      f"deploy {deploy.id} was rolled back"))

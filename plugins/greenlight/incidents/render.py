@@ -26,6 +26,26 @@ def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
 
 
+def evidence_text(report: Report, limit: int = 4000) -> str:
+    """What came with the incident, readable: the judge's table, the alerts, or raw JSON."""
+    evidence = report.incident.evidence or {}
+    if isinstance(evidence.get("table"), str) and evidence["table"].strip():
+        text = evidence["table"]
+    elif isinstance(evidence.get("alerts"), list):
+        lines = []
+        for alert in evidence["alerts"]:
+            labels = ", ".join(f"{k}={v}" for k, v in sorted((alert.get("labels") or {}).items()))
+            summary = (alert.get("annotations") or {}).get("summary", "")
+            lines.append(f"[{alert.get('status')}] {labels} since {alert.get('startsAt')} "
+                         f"{summary}".rstrip())
+        text = "\n".join(lines)
+    elif evidence:
+        text = json.dumps(evidence, indent=2, default=str)
+    else:
+        return ""
+    return text if len(text) <= limit else text[:limit] + "\n… (truncated)"
+
+
 def _md(text: Any) -> str:
     """Keep commit text from breaking the Markdown table/line structure."""
     return str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
@@ -89,6 +109,10 @@ def render_markdown(report: Report) -> str:
             out.append(f"- {_md_link(c.sha[:12], report.links.get(c.sha))} {_md(c.summary)} "
                        f"— {_md(c.author)}")
         out.append("")
+    evidence = evidence_text(report)
+    if evidence:
+        fence = "~~~~" if "```" in evidence else "```"
+        out += ["## Evidence", "", fence, evidence.replace("~~~~", "~ ~ ~ ~"), fence, ""]
     if report.frames or report.unmapped_frames:
         out += ["## Stack frames", ""]
         for f in report.frames:
@@ -180,6 +204,9 @@ def render_html(report: Report, form_action: str | None = None) -> str:
             p.append(f"<li>{_a(f'<code>{_e(c.sha[:12])}</code>', report.links.get(c.sha))} "
                      f"{_e(c.summary)} — {_e(c.author)}</li>")
         p.append("</ul>")
+    evidence = evidence_text(report)
+    if evidence:
+        p.append(f"<h2>Evidence</h2><pre>{_e(evidence)}</pre>")
     if inc.trace:
         p.append(f"<h2>Stack trace</h2><pre>{_e(inc.trace)}</pre>")
 
