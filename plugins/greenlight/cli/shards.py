@@ -12,8 +12,8 @@ from greenlight.errors import UsageError
 from greenlight.shards.durations import (DEFAULT_URL, ENV_URL, DurationStore,
                                          read_durations_file, write_durations_file)
 from greenlight.shards.junit import parse_junit_file
-from greenlight.shards.planner import plan_shards
-from greenlight.shards.union import check_union
+from greenlight.shards.planner import parse_test_ids, plan_shards
+from greenlight.shards.collect import FAILURE, judge_shards, load_reports
 
 DB_HELP = f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL} or {DEFAULT_URL})"
 
@@ -64,11 +64,16 @@ def add_parser(subparsers) -> None:
     rerun.add_argument("--commit", help="commit sha for the flaky ledger")
     rerun.set_defaults(func=cmd_rerun_failures)
 
-    check = sub.add_parser("check", help="union check: every collected test ran exactly once")
-    check.add_argument("reports", nargs="+", metavar="SHARD_REPORT",
-                       help="JSON files written by pytest --shard-report")
-    check.add_argument("--collected", metavar="FILE",
-                       help="collected ids, one per line (default: the reports' own)")
+    check = sub.add_parser("check", help="one verdict from all shards: union check (every "
+                           "collected test ran exactly once), failures, flaky tests")
+    check.add_argument("reports", nargs="+", metavar="JSON",
+                       help="files written by pytest --shard-report, and the outputs of "
+                            "`shards rerun-failures` (a later report of a shard replaces it)")
+    check.add_argument("--plan", metavar="FILE", help="the plan, to notice a shard that left "
+                       "no report at all")
+    check.add_argument("--fail-on-flaky", action="store_true",
+                       help="fail the verdict for flaky tests too (default: warnings)")
+    check.add_argument("--format", choices=("json", "text"), default="json")
     check.set_defaults(func=cmd_check)
 
     flaky = subparsers.add_parser("flaky", help="the flaky-test ledger")
@@ -103,13 +108,7 @@ def read_test_ids(source: str) -> list[str]:
             text = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--tests {source}: cannot read ({exc.strerror})") from exc
-    ids = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("=", "-")) or (" " in line and "::" not in line):
-            continue  # "12 tests collected in 0.1s", "===" banners
-        ids.append(line)
-    return ids
+    return parse_test_ids(text)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -184,24 +183,20 @@ def cmd_rerun_failures(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    reports = {}
-    collected: set[str] = set()
-    for path in args.reports:
+    reports, reruns = load_reports(args.reports)
+    plan = None
+    if args.plan:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            key = (data["shard"], data["shards"])
-            executed = list(data["results"])  # skipped tests ran too: they were not dropped
-            collected.update(data["collected"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: not a shard report written by pytest --shard-report "
-                             f"({exc})") from exc
-        reports[key] = executed  # a retried shard's later report replaces the earlier one
-    if args.collected:
-        collected = set(read_test_ids(args.collected))
-    report = check_union(collected, reports)
-    print(json.dumps(report.to_json(), indent=1))
-    print(report.summary(), file=sys.stderr)
-    return 0 if report.ok else 1
+            plan = json.loads(Path(args.plan).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--plan {args.plan}: cannot read the plan ({exc})") from exc
+    verdict = judge_shards(reports, reruns, plan, fail_on_flaky=args.fail_on_flaky)
+    if args.format == "json":
+        print(json.dumps(verdict.to_json(), indent=1))
+    else:
+        sys.stdout.write(verdict.render_text())
+    print(verdict.summary(), file=sys.stderr)
+    return 1 if verdict.result == FAILURE else 0
 
 
 def cmd_flaky_list(args: argparse.Namespace) -> int:

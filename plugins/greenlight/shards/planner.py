@@ -82,6 +82,18 @@ def module_of(test_id: str) -> str:
     return test_id.split("::", 1)[0]
 
 
+def parse_test_ids(text: str) -> list[str]:
+    """Test ids, one per line, as ``pytest --collect-only -q`` prints them; its summary line
+    ("12 tests collected in 0.1s"), banners and blank lines are skipped."""
+    ids = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("=", "-")) or (" " in line and "::" not in line):
+            continue
+        ids.append(line)
+    return ids
+
+
 def median_duration(test_ids: Iterable[str], durations: Mapping[str, float]) -> float:
     """Median of the known durations of these tests; falls back to all durations, then 1 s."""
     known = [float(durations[t]) for t in test_ids if t in durations]
