@@ -41,8 +41,8 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                          f"{dirty[0]!r}" + (f" and {len(dirty) - 1} more" if len(dirty) > 1
                                             else "")
                          + ": check out head, run the tests under coverage, then re-run")
-    for change in in_scope:
-        measure = measured.measure(change.path, change.lines)
+    measures = measured.measure_many([(c.path, c.lines) for c in in_scope])
+    for change, measure in zip(in_scope, measures):
         if not measure.statements:
             report.skipped.append(Skipped(change.path, measure.note or "no new executable lines"))
             continue

@@ -10,7 +10,9 @@ statement's first line, so the statement counts once however many of its lines c
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +87,7 @@ class MeasuredData:
     """A loaded coverage data file plus the configuration that applies to the target."""
 
     def __init__(self, repo_dir: Path, data_file: Path | None, config_file: Path | None):
+        self._args = (repo_dir, data_file, config_file)
         self.repo_dir = Path(os.path.realpath(repo_dir))
         if config_file is not None:
             config_file = Path(config_file).resolve()
@@ -102,14 +105,15 @@ class MeasuredData:
                     config_file=str(config_file) if config_file else True)
                 self.cov.load()
                 data = self.cov.get_data()
-                if self.config.paths:
-                    aliases = PathAliases(relative=self.config.relative_files)
-                    for paths in self.config.paths.values():
-                        for pattern in paths[1:]:
-                            aliases.add(pattern, paths[0])
-                    mapped = coverage.CoverageData(no_disk=True)
-                    mapped.update(data, map_path=aliases.map)
-                    data = mapped
+                # One bulk read into memory: coverage's file-backed data opens a connection
+                # per query, which dominated on pushes of hundreds of files.
+                aliases = PathAliases(relative=self.config.relative_files)
+                for paths in (self.config.paths or {}).values():
+                    for pattern in paths[1:]:
+                        aliases.add(pattern, paths[0])
+                mapped = coverage.CoverageData(no_disk=True)
+                mapped.update(data, map_path=aliases.map if self.config.paths else None)
+                data = mapped
             except CoverageException as exc:
                 raise UsageError(f"cannot read coverage data or config in {self.repo_dir}: "
                                  f"{exc}") from exc
@@ -188,6 +192,20 @@ class MeasuredData:
             result.note = "never imported while coverage was measuring"
         return result
 
+    def measure_many(self, items: list[tuple[str, frozenset[int]]]) -> list[FileMeasure]:
+        """``measure`` for many files; large pushes are spread over the CPUs (coverage's
+        parser costs a few milliseconds per file, and a big push touches hundreds)."""
+        workers = min(os.cpu_count() or 1, len(items) // PARALLEL_FROM)
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [self.measure(path, lines) for path, lines in items]
+        chunks = [items[i::workers] for i in range(workers)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=self._args) as pool:
+            results = list(pool.map(_measure_chunk, chunks))
+        by_path = {m.path: m for chunk in results for m in chunk}
+        return [by_path[path] for path, _ in items]
+
     def _check_version(self, rel_path: str, key: str | None, n_lines: int) -> None:
         if key is None:
             return
@@ -197,3 +215,17 @@ class MeasuredData:
             raise UsageError(
                 f"coverage data {self.data_path} is from another version of {rel_path}: it ran "
                 f"line {max(beyond)} of a {n_lines}-line file; re-run the tests on head")
+
+
+PARALLEL_FROM = 48  # files per worker process below which one process is quicker
+_worker: MeasuredData | None = None
+
+
+def _start_worker(repo_dir: Path, data_file: Path | None, config_file: Path | None) -> None:
+    global _worker
+    _worker = MeasuredData(repo_dir, data_file, config_file)
+
+
+def _measure_chunk(items: list[tuple[str, frozenset[int]]]) -> list[FileMeasure]:
+    assert _worker is not None
+    return [_worker.measure(path, lines) for path, lines in items]

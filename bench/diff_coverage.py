@@ -1,0 +1,156 @@
+"""Benchmark: coverage of new code on a large push, ours vs diff-cover, same inputs, one run.
+
+Builds a repository of FILES modules, a push that changes CHANGED lines in each (over COMMITS
+commits), measures a test script with ``coverage run --branch`` (about half the new functions
+run), then times:
+  ours       ``greenlight coverage --base B --head H --format json`` (console script)
+  ours-verb  ``python -m greenlight.cli.coverage`` (the verb without the other verbs' imports)
+  diff-cover ``diff-cover coverage.xml --compare-branch=B --format json:...`` (+ ``coverage xml``,
+             which diff-cover needs first, timed separately)
+and prints wall times, the ratios and our peak RSS.
+
+    .venv/bin/python bench/diff_coverage.py [--files 600] [--changed 40] [--commits 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "PYTEST_"))}
+ENV.update(GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
+           GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, env=ENV, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def module(i: int, version: int, changed: int) -> str:
+    """A module whose functions change with ``version``: ~``changed`` new lines per version."""
+    funcs = []
+    for f in range(changed // 8):
+        funcs.append(
+            f"def f{f}(x, y={version}):\n"
+            f"    \"\"\"Version {version} of f{f}.\"\"\"\n"
+            f"    total = x + {version} * {f}\n"
+            f"    if total > {f + version}:\n"
+            f"        total -= y + {version}\n"
+            f"    values = [total + {version},\n"
+            f"              {version}]\n"
+            f"    return sum(values) + {version}\n")
+    return f"# module {i}\nimport math\n\n\n" + "\n\n".join(funcs)
+
+
+def build(root: Path, files: int, changed: int, commits: int) -> tuple[Path, str, str]:
+    repo = root / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / ".coveragerc").write_text("[run]\nbranch = true\nrelative_files = true\n")
+    for i in range(files):
+        (repo / "pkg" / f"m{i:04d}.py").write_text(module(i, 0, changed))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    for c in range(1, commits + 1):
+        for i in range(files):
+            if i % commits == c - 1 or commits == 1:
+                (repo / "pkg" / f"m{i:04d}.py").write_text(module(i, c, changed))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"push part {c}")
+    head = git(repo, "rev-parse", "HEAD")
+    calls = "".join(f"from pkg import m{i:04d}\n" + "".join(
+        f"m{i:04d}.f{f}({f % 3})\n" for f in range(0, changed // 8, 2)) for i in range(files))
+    (root / "run_tests.py").write_text(calls)
+    subprocess.run([str(BIN / "python"), "-m", "coverage", "run", "--rcfile", ".coveragerc",
+                    str(root / "run_tests.py")], cwd=repo, env={**ENV, "PYTHONPATH": str(repo)},
+                   check=True)
+    return repo, base, head
+
+
+def timed(cmd: list[str], cwd: Path, ok=(0, 1)) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in kB of the process itself, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    rss = usage.ru_maxrss if usage else 0
+    if proc.returncode not in ok:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return elapsed, rss, out.decode()
+
+
+def peak_rss(cmd: list[str], cwd: Path) -> int:
+    """Peak RSS (kB) of one process, measured with wait4 on that process alone."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return usage.ru_maxrss
+
+
+def best_of(n: int, cmd: list[str], cwd: Path) -> float:
+    return min(timed(cmd, cwd)[0] for _ in range(n))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--changed", type=int, default=40, help="changed lines per file")
+    parser.add_argument("--commits", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-diffcov-") as tmp:
+        t0 = time.perf_counter()
+        repo, base, head = build(Path(tmp), args.files, args.changed, args.commits)
+        print(f"fixture: {args.files} files, built and measured in "
+              f"{time.perf_counter() - t0:.1f}s")
+        ours = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head,
+                "--format", "json", "--output", str(Path(tmp) / "ours.json")]
+        verb = [str(BIN / "python"), "-m", "greenlight.cli.coverage", *ours[2:]]
+        xml = [str(BIN / "python"), "-m", "coverage", "xml", "-q", "-o", "coverage.xml"]
+        theirs = [str(BIN / "diff-cover"), "coverage.xml", f"--compare-branch={base}",
+                  "--ignore-staged", "--ignore-unstaged",
+                  f"--format=json:{Path(tmp) / 'theirs.json'}", "-q"]
+        timed(xml, repo)
+        t_ours = best_of(args.repeat, ours, repo)
+        t_verb = best_of(args.repeat, verb, repo)
+        t_xml = best_of(args.repeat, xml, repo)
+        t_theirs = best_of(args.repeat, theirs, repo)
+        rss = peak_rss(verb, repo)
+        rss_cli = peak_rss(ours, repo)
+        mine = json.loads((Path(tmp) / "ours.json").read_text())
+        other = json.loads((Path(tmp) / "theirs.json").read_text())
+        changed = other.get("num_changed_lines")
+        print(f"diff: {mine['totals']['changed_files']} changed files, "
+              f"{changed} changed lines (diff-cover's count)")
+        print(f"ours:       {mine['totals']['new_statements']} new statements, "
+              f"{mine['totals']['covered_statements']} covered, "
+              f"{mine['totals']['partial_branches']} partial branches, "
+              f"{mine['totals']['percent']}%")
+        print(f"diff-cover: {other['total_num_lines']} lines, "
+              f"{other['total_num_lines'] - other['total_num_violations']} covered, "
+              f"{other['total_percent_covered']}%")
+        print(f"time  ours (greenlight coverage)      {t_ours:7.3f} s")
+        print(f"time  ours (python -m ...cli.coverage) {t_verb:6.3f} s")
+        print(f"time  diff-cover                      {t_theirs:7.3f} s")
+        print(f"time  coverage xml (diff-cover input) {t_xml:7.3f} s")
+        print(f"ratio ours/diff-cover                 {t_ours / t_theirs:7.3f}  "
+              f"(verb alone {t_verb / t_theirs:.3f})")
+        print(f"ratio ours/(coverage xml+diff-cover)  {t_ours / (t_xml + t_theirs):7.3f}  "
+              f"(verb alone {t_verb / (t_xml + t_theirs):.3f})")
+        print(f"peak RSS ours: verb {rss / 1024:.0f} MB, console script {rss_cli / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
