@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from greenlight.deploy.judge import DEFAULT_BETA, DEFAULT_BREAKAGE_SHARE, MetricSpec, Thresholds, ratio_evidence
+from greenlight.deploy.judge import (
+    DEFAULT_BETA,
+    DEFAULT_BREAKAGE_SHARE,
+    MetricSpec,
+    Thresholds,
+    ratio_evidence,
+)
 
 RATE = 50
 RATES = (0.02, 0.05, 0.2, 0.5, 0.95)

@@ -6,7 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from greenlight.deploy.judge import DEFAULT_BETA, DEFAULT_BREAKAGE_SHARE, MetricSpec, Thresholds, ratio_evidence
+from greenlight.deploy.judge import (
+    DEFAULT_BETA,
+    DEFAULT_BREAKAGE_SHARE,
+    MetricSpec,
+    Thresholds,
+    ratio_evidence,
+)
 from greenlight.errors import UsageError
 from greenlight.stats import binomial_rate_test
 from greenlight.stats.sequential import (

@@ -441,8 +441,8 @@ class Judge:
             v.reason = "collecting evidence"
         if spec.model == "binomial" and a <= n_c and b <= n_b:
             ai, bi, nci, nbi = (int(round(x)) for x in (a, b, n_c, n_b))
-            v.fixed_z_p = two_proportion_test(bi, nbi, ai, nci).p_less \
-                if spec.direction == LOWER_IS_BAD else two_proportion_test(bi, nbi, ai, nci).p_greater
+            fixed = two_proportion_test(bi, nbi, ai, nci)
+            v.fixed_z_p = fixed.p_less if spec.direction == LOWER_IS_BAD else fixed.p_greater
             if abs(nci - nbi) <= 0.1 * max(nci, nbi):
                 seed = seed_rule_on_rarer_outcome(bi, nbi, ai, nci)
                 v.seed_rule = (f"D={seed.d:g} N={seed.n} "

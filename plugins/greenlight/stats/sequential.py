@@ -99,9 +99,11 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
 
     Harm is baseline − canary for a lower-is-bad rate (logins per request) and canary −
     baseline for a higher-is-bad one (errors per request); the alternative is a harm of
-    ``min_effect`` × the baseline rate that the pooled rate implies under that alternative. The variance is the pooled binomial p(1 − p)(1/n_c + 1/n_b)
-    (``model="poisson"`` uses p instead of p(1 − p) for amounts per request such as revenue).
-    Until both outcomes have ``min_events`` events the LLR is 0.
+    ``min_effect`` × the baseline rate that the pooled rate implies under that alternative.
+    Rates up to ½ use the exact conditional binomial SPRT (``method="conditional"``); above,
+    or with ``method="gaussian"``, the normal approximation with the pooled binomial variance
+    p(1 − p)(1/n_c + 1/n_b) (``model="poisson"`` uses p instead of p(1 − p), for amounts per
+    request such as revenue). Until the rarer outcome has ``min_events`` events the LLR is 0.
     """
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be one of {DIRECTIONS} (got {direction!r})")
@@ -130,6 +132,8 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
     rarer = events if model == "poisson" else np.minimum(events, trials - events)
     variance = np.where(rarer >= min_events, unit * inverse, 0.0)
     llr = np.asarray(gaussian_llr(harm, 0.0, min_effect * implied_baseline, variance))
+    if method not in ("conditional", "gaussian"):
+        raise UsageError(f"method must be conditional or gaussian (got {method!r})")
     if method == "conditional" and model == "binomial":
         # rare outcomes: the exact conditional binomial (skewed counts, small numbers)
         rare = implied_baseline <= 0.5
