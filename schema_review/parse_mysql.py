@@ -31,7 +31,7 @@ _HARMLESS = {
     "signal", "resignal", "xa", "install", "uninstall", "handler", "load", "with", "values",
 }
 _CREATE_HARMLESS = {"database", "schema", "view", "trigger", "procedure", "function", "event",
-                    "user", "role", "sequence", "or", "definer", "algorithm", "sql", "server",
+                    "user", "role", "sequence", "definer", "algorithm", "sql", "server",
                     "tablespace", "logfile", "aggregate", "temporary", "spatial"}
 _DROP_HARMLESS = {"trigger", "procedure", "function", "event", "user", "role", "server",
                   "temporary"}
@@ -353,6 +353,8 @@ def _keyword_statement(sql: str) -> ParsedStatement | None:
                        {"index_kind": kind, "name": _unquote(index.group(2))})
         return ParsedStatement([op], algorithm.group(1).upper() if algorithm else None,
                                lock.group(1).upper() if lock else None, parser="keywords")
+    if first == "create" and words[1:3] == ["or", "replace"] and len(words) > 3:
+        words = ["create"] + words[3:]
     if first == "create" and len(words) > 1 and words[1] in _CREATE_HARMLESS:
         return ParsedStatement([Operation("other", None, {"what": f"CREATE {words[1].upper()}"})],
                                parser="keywords")
@@ -383,8 +385,23 @@ def _session_ops(node: exp.Set) -> list[Operation]:
     return ops or [Operation("other", None, {"what": "SET"})]
 
 
+# Statements sqlglot only returns as an opaque Command: go to the keyword rules directly.
+_KEYWORDS_FIRST = re.compile(
+    r"^\s*(rename\s+tables?\b|optimize\b|alter\s+(online|ignore)\b|create\s+(unique\s+|"
+    r"fulltext\s+|spatial\s+)?index\b[^;]*\b(algorithm|lock)\b|alter\s+table\b[^;]*\b(convert"
+    r"\s+to|add\s+(constraint\s+\S+\s+)?check|partition)\b)", re.IGNORECASE | re.DOTALL)
+# Statements with no schema effect whose first word says so: no need to build a tree.
+_PLAIN_DML = re.compile(r"^\s*(select|insert|replace|show|use|grant|revoke|call|analyze|"
+                        r"with|values|flush|create\s+(definer|trigger|procedure|function|"
+                        r"event|view))\b", re.IGNORECASE)
+
+
 def parse_mysql(sql: str) -> ParsedStatement:
     """Operations of one MySQL/MariaDB statement; never raises."""
+    if _PLAIN_DML.match(sql) or _KEYWORDS_FIRST.match(sql[:2000]):
+        keyword = _keyword_statement(sql)
+        if keyword is not None and not any(op.kind == "unparsed" for op in keyword.operations):
+            return keyword
     try:
         node = sqlglot.parse_one(sql, read="mysql")
     except Exception:  # noqa: BLE001 - any parser failure falls back to keywords
@@ -422,8 +439,11 @@ def parse_mysql(sql: str) -> ParsedStatement:
             sources = []
             if isinstance(query, exp.Query):
                 sources = [t.name for t in query.find_all(exp.Table)]
-            return ParsedStatement([Operation("create_table", table, {
-                "columns": columns, "as_select_from": sources})], parser="sqlglot")
+            ops = [Operation("create_table", table, {"columns": columns,
+                                                     "as_select_from": sources})]
+            if node.args.get("replace"):  # CREATE OR REPLACE TABLE drops the existing table
+                ops.insert(0, Operation("drop_table", table))
+            return ParsedStatement(ops, parser="sqlglot")
     if isinstance(node, exp.Drop):
         kind = str(node.args.get("kind") or "").upper()
         tables = [_ident(t) for t in node.args.get("tables") or []]
