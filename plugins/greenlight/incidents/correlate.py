@@ -6,6 +6,7 @@ and every point is carried by an ``Evidence`` with a sentence a human can check.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ class Weights:
     schema_each: float = 4.0
     schema_cap: float = 12.0
     canary_close: float = 6.0
+    keyword: float = 5.0             # changed lines name what failed (metric, endpoint)
     not_live_factor: float = 0.5     # commit no longer live at the start (rolled back before)
 
 
@@ -107,6 +109,42 @@ def _signal_evidence(signals: Mapping[str, Any], scope: str, w: Weights) -> list
     return found
 
 
+_STOPWORDS = {"total", "rate", "count", "demo", "request", "second", "duration", "error",
+              "drop", "high", "bucket", "ratio", "fail", "failed", "http", "status", "code",
+              "latency", "alert", "canary", "judge", "increase", "sum", "info", "the", "instance",
+              "service", "job", "page", "severity", "warning", "critical", "health"}
+
+
+def _words(text: str) -> set[str]:
+    """Subject words of a metric or alert name: ``demo_logins_total`` -> {"login"}."""
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(text))
+    words = set()
+    for word in re.split(r"[^A-Za-z]+", text.lower()):
+        word = word[:-1] if word.endswith("s") and len(word) > 4 else word
+        if len(word) >= 4 and word not in _STOPWORDS:
+            words.add(word)
+    return words
+
+
+def failing_subjects(incident: Incident) -> dict[str, str]:
+    """Word -> where it came from: failing judge metrics, alert names and endpoint labels."""
+    found: dict[str, str] = {}
+    evidence = incident.evidence or {}
+    verdict = evidence.get("verdict")
+    if isinstance(verdict, Mapping):
+        for metric in verdict.get("metrics") or []:
+            if isinstance(metric, Mapping) and metric.get("status") == "fail":
+                for word in _words(metric.get("name", "")):
+                    found.setdefault(word, f"failing metric {metric.get('name')}")
+    for alert in evidence.get("alerts") or []:
+        labels = alert.get("labels") if isinstance(alert, Mapping) else None
+        for key in ("alertname", "endpoint", "handler", "path", "route"):
+            if isinstance(labels, Mapping) and labels.get(key):
+                for word in _words(labels[key]):
+                    found.setdefault(word, f"alert {key}={labels[key]}")
+    return found
+
+
 def rank(facts: Facts, links: LinkTemplates | None = None,
          weights: Weights | None = None) -> Report:
     """Build the report: timeline, suspects ranked by score, commits deployed after the start."""
@@ -132,6 +170,7 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
     for frame in facts.frames:
         frames_by_path.setdefault(frame.repo_path or "", []).append(frame)
 
+    subjects = failing_subjects(facts.incident)
     suspects: list[Suspect] = []
     for commit, deploy in shipped.values():
         evidence: list[Evidence] = []
@@ -172,6 +211,14 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
                 f"changed {path} (lines {lines}), a file of the trace (frame lines {shown})",
                 url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
                      else links.commit_url(commit.sha))))
+        for word, origin in subjects.items():
+            hit = next((p for p in commit.changed if word in p.lower()), None) or next(
+                (t.strip() for t in commit.added if word in t.lower()), None)
+            if hit:
+                evidence.append(Evidence("keyword", w.keyword,
+                                         f"its change mentions '{word}' ({origin}): "
+                                         f"{hit[:100]}"))
+                break
         # Signals keyed by a deploy's sha (its build covered the whole range) count for every
         # commit it shipped; signals keyed by another commit's sha are that commit's own.
         if commit.sha != deploy.sha:
@@ -189,7 +236,8 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
                                      "(rolled back or replaced before it)"))
             score += penalty
         suspects.append(Suspect(commit=commit, deploy=deploy, score=score, evidence=evidence,
-                                url=links.commit_url(commit.sha)))
+                                url=links.commit_url(commit.sha),
+                                changed_links=_changed_links(commit, links)))
     suspects.sort(key=lambda s: (-s.score, -s.deploy.live_from.timestamp(),
                                  -s.commit.authored_at.timestamp()))
 
@@ -230,6 +278,18 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
                   suspects=suspects, after=after_commits, live=dict(facts.live),
                   frames=list(facts.frames), unmapped_frames=list(facts.unmapped_frames),
                   notes=notes, whys=five_whys(facts.incident), links=commit_links)
+
+
+def _changed_links(commit: CommitInfo, links: LinkTemplates, cap: int = 20) -> list[dict]:
+    """Each changed range of the commit, linked at the commit's own sha (its line numbers)."""
+    out = []
+    for path, ranges in commit.changed.items():
+        for start, end in ranges or [(0, 0)]:
+            if len(out) >= cap:
+                return out
+            url = links.blame_url(commit.sha, path, start) if start else links.commit_url(commit.sha)
+            out.append({"path": path, "start": start, "end": end, "url": url})
+    return out
 
 
 def five_whys(incident: Incident) -> list[dict[str, str]]:

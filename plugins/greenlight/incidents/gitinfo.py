@@ -7,7 +7,9 @@ as those lines are attributed. Results at a fixed sha never change, so they are 
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +22,7 @@ _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(?P<start>\d+)(?:,(?P<count>\d+))? @@")
 _RECORD = "\x1e"
 _FIELD = "\x1f"
 _FORMAT = _FIELD.join(["%x1e%H", "%P", "%an", "%ae", "%at", "%B"]) + "%x1f"
+_ADDED_CAP = 2000            # added lines kept per commit (keyword evidence only)
 _LINES_ONLY = re.compile(r"has only (\d+) lines?")
 
 
@@ -62,11 +65,16 @@ def parse_log(text: str) -> list[CommitInfo]:
                     info.changed.setdefault(current, [])
             elif line.startswith("@@ ") and current is not None:
                 hunk = _HUNK.match(line)
+                context = line.split("@@", 2)[-1].strip()
+                if context and len(info.added) < _ADDED_CAP:
+                    info.added.append(context)      # the enclosing def/class, git's funcname
                 if hunk:
                     start = int(hunk["start"])
                     count = int(hunk["count"]) if hunk["count"] is not None else 1
                     if count:
                         info.changed[current].append((start, start + count - 1))
+            elif line.startswith("+") and current is not None and len(info.added) < _ADDED_CAP:
+                info.added.append(line[1:])
         commits.append(info)
     return commits
 
@@ -103,6 +111,35 @@ def parse_blame(text: str, at_sha: str, path: str) -> dict[int, BlamedLine]:
                                        text=line[1:])
             header = None
     return result
+
+
+_ATTRIBUTES = """*.py diff=python
+*.go diff=golang
+*.rb diff=ruby
+*.java diff=java
+*.rs diff=rust
+*.php diff=php
+*.c diff=cpp
+*.h diff=cpp
+*.cc diff=cpp
+*.cpp diff=cpp
+*.cs diff=csharp
+*.js diff=javascript
+*.ts diff=javascript
+"""
+_attributes_file: str | None = None
+
+
+def _funcname_attributes() -> str:
+    """An attributes file naming git's built-in diff drivers, so hunk headers carry the
+    enclosing function (``@@ ... @@ def login``) even in a repository without .gitattributes."""
+    global _attributes_file
+    if _attributes_file is None or not os.path.exists(_attributes_file):
+        handle, path = tempfile.mkstemp(prefix="greenlight-attributes-")
+        with os.fdopen(handle, "w") as out:
+            out.write(_ATTRIBUTES)
+        _attributes_file = path
+    return _attributes_file
 
 
 class GitHistory:
@@ -159,7 +196,9 @@ class GitHistory:
             spec = [f"{previous}..{sha}"] if previous else ["-1", sha]
             try:
                 out = self.repo.git.execute(
-                    ["git", "-c", "core.quotePath=false", "log", f"--format={_FORMAT}", "-p",
+                    ["git", "-c", "core.quotePath=false",
+                     "-c", f"core.attributesFile={_funcname_attributes()}",
+                     "log", f"--format={_FORMAT}", "-p",
                      "-U0", "-M", "--no-color", "--no-ext-diff", "--diff-merges=off",
                      f"--max-count={limit}", *spec, "--"],
                     stdout_as_string=True, strip_newline_in_stdout=False)

@@ -99,6 +99,7 @@ class CommitInfo:
     message: str
     changed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # path -> [(start, end)]
     renamed_from: dict[str, str] = field(default_factory=dict)               # new path -> old path
+    added: list[str] = field(default_factory=list)   # added lines (capped), for keyword evidence
 
     @property
     def summary(self) -> str:
@@ -156,12 +157,14 @@ class Suspect:
     score: float
     evidence: list[Evidence]
     url: str | None = None
+    changed_links: list[dict[str, Any]] = field(default_factory=list)  # path, start, end, url
 
     def to_dict(self) -> dict[str, Any]:
         return {"sha": self.commit.sha, "score": round(self.score, 2),
                 "deploy_id": self.deploy.id, "deployed_at": iso(self.deploy.live_from),
                 "commit": self.commit.to_dict(), "url": self.url,
-                "evidence": [e.to_dict() for e in self.evidence]}
+                "evidence": [e.to_dict() for e in self.evidence],
+                "changed_lines": list(self.changed_links)}
 
 
 @dataclass

@@ -81,6 +81,11 @@ def render_markdown(report: Report) -> str:
         out.append(f"{rank}. **{_md_link(c.sha[:12], suspect.url)}** {_md(c.summary)} — "
                    f"{_md(c.author)} <{_md(c.email)}> — score {suspect.score:.1f} "
                    f"(deploy {suspect.deploy.id})")
+        if suspect.changed_links:
+            shown = ", ".join(_md_link(f"{_md(c['path'])}:{c['start']}" + (
+                f"-{c['end']}" if c["end"] != c["start"] else ""), c["url"])
+                for c in suspect.changed_links[:10])
+            out.append(f"   - changed lines: {shown}")
         for ev in suspect.evidence:
             out.append(f"   - {ev.kind} +{ev.points:.1f}: {_md_link(_md(ev.detail), ev.url)}"
                        if ev.points >= 0 else f"   - {ev.kind} {ev.points:.1f}: {_md(ev.detail)}")
@@ -175,6 +180,11 @@ def render_html(report: Report, form_action: str | None = None) -> str:
             p.append(f'<li><span class="score">{s.score:.1f}</span> '
                      f"{_a(f'<code>{_e(c.sha[:12])}</code>', s.url)} {_e(c.summary)} — "
                      f"{_e(c.author)} &lt;{_e(c.email)}&gt; (deploy {_e(s.deploy.id)})<ul>")
+            if s.changed_links:
+                shown = ", ".join(_a(f"<code>{_e(c['path'])}:{c['start']}" + (
+                    f"-{c['end']}" if c["end"] != c["start"] else "") + "</code>", c["url"])
+                    for c in s.changed_links[:10])
+                p.append(f'<li class="ev">changed lines: {shown}</li>')
             for ev in s.evidence:
                 cls = "ev neg" if ev.points < 0 else "ev"
                 p.append(f'<li class="{cls}">{_e(ev.kind)} {ev.points:+.1f}: '
