@@ -94,6 +94,22 @@ def test_broken_logins_fail_within_seconds(hosts, tmp_path):
     assert "breakage" in verdict.failing[0].reason
 
 
+PURCHASE = "        amount = SHOP.purchase(user, params.get(\"amount\", \"\"))\n"
+
+
+def test_errors_rising_fail_within_seconds(hosts, tmp_path):
+    broken = tmp_path / "errors"
+    shutil.copytree(DEMO, broken, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    server = broken / "app" / "server.py"
+    text = server.read_text()
+    assert PURCHASE in text, "the demo's purchase handler moved: update this test"
+    server.write_text(text.replace(PURCHASE, "        raise RuntimeError('the bug')\n"))
+    verdict = judge_until_verdict(hosts(broken), hosts(DEMO), max_window_s=40)
+    assert verdict.outcome == "fail", verdict.table
+    assert verdict.elapsed_s <= 10, verdict.table
+    assert [m.name for m in verdict.failing] == ["errors per request"]
+
+
 def test_identical_canary_passes(hosts):
     # alpha 0.1% so that this test fails by chance at most once in a thousand runs
     verdict = judge_until_verdict(hosts(DEMO), hosts(DEMO), max_window_s=60, alpha=0.001)
