@@ -7,6 +7,7 @@ from buildbot.plugins import schedulers, util, worker
 from twisted.cred import checkers
 
 from greenlight.www.change_hook import GreenlightHookHandler
+from greenlight.www.dashboard import dashboard_config
 from greenlight_master import auth, builders
 from greenlight_master.secrets_store import read_or_create
 from greenlight_master.settings import Settings
@@ -82,7 +83,8 @@ def build_config(settings: Settings) -> dict:
     roles = settings["auth"]["roles"]
     c["www"] = {
         "port": f"tcp:{settings['master']['web_port']}:interface=127.0.0.1",
-        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {}},
+        "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {},
+                    "wsgi_dashboards": dashboard_config(settings)},
         "auth": auth.PasswordFileAuth(settings.path("auth", "password_file")),
         "authz": auth.make_authz(roles),
         "change_hook_dialects": {"greenlight": {"custom_class": GreenlightHookHandler}},
