@@ -12,6 +12,7 @@ import sys
 from greenlight.deploy.phases import DeployResult, PhaseReport
 
 PHASE_PREFIX = "greenlight-phase: "
+RESULT_PREFIX = "greenlight-result: "
 
 
 def add_parser(subparsers) -> None:
@@ -96,7 +97,9 @@ def _trigger(args) -> str:
 
 
 def _finish(args, result: DeployResult) -> int:
-    if args.json:
+    if getattr(args, "phase_lines", False):
+        print(RESULT_PREFIX + json.dumps(result.to_json(), default=str), flush=True)
+    elif args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
         print(f"{result.outcome}: {result.message}")

@@ -1,0 +1,106 @@
+"""The Deploy step with Buildbot's own step harness; the worker's output is the CLI's real
+phase-line rendering of real PhaseReport/DeployResult objects."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+
+from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectShell, TestBuildStepMixin
+from twisted.trial import unittest
+
+from greenlight.cli.deploy import _finish, _phase_printer
+from greenlight.deploy.phases import DeployResult, PhaseReport
+from greenlight.steps.deploy import Deploy, Rollback, parse_phase_lines
+
+SHA, PREV = "b" * 40, "a" * 40
+
+
+def cli_output(outcome: str, judge_status: str) -> str:
+    args = argparse.Namespace(phase_lines=True, json=False)
+    result = DeployResult(outcome, SHA, PREV, "judge failed the canary", deploy_id=7,
+                          incident_id=3 if outcome == "rolled_back" else None)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        show = _phase_printer(args)
+        for name, status, log in (("prepare", "ok", ""), ("canary", "ok", ""),
+                                  ("judge", judge_status, "metric  canary  baseline\nlogins 0 40")):
+            report = PhaseReport(name, status, f"{name} {status}", log)
+            result.phases.append(report)
+            show(report)
+        _finish(args, result)
+    return out.getvalue()
+
+
+def test_parse_phase_lines_ignores_other_output():
+    text = "noise\n" + cli_output("success", "ok") + "greenlight-phase: {broken\n"
+    phases, result = parse_phase_lines(text)
+    assert [p["name"] for p in phases] == ["prepare", "canary", "judge"]
+    assert result["outcome"] == "success" and result["deploy_id"] == 7
+
+
+class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    def setUp(self):
+        self.setup_test_reactor()
+        return self.setup_test_build_step()
+
+    def setup_step(self, step):
+        super().setup_step(step)
+        # Buildbot's FakeBuild lacks the real Build's addStepsAfterCurrentStep: record them
+        self.added = []
+        self.build.addStepsAfterCurrentStep = self.added.extend
+
+    async def test_rolled_back_deploy_fails_with_phases_and_properties(self):
+        self.setup_step(Deploy(settings="/etc/greenlight.toml"))
+        self.build.setProperty("got_revision", SHA, "test")
+        self.build.setProperty("buildername", "deploy", "test")
+        self.build.setProperty("buildnumber", 12, "test")
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", log_environ=False,
+                        command=["greenlight", "deploy", SHA, "--phase-lines", "--trigger",
+                                 "buildbot:deploy/12", "--settings", "/etc/greenlight.toml"])
+            .stdout(cli_output("rolled_back", "failed")).exit(1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("deploy_outcome", "rolled_back", "deploy")
+        self.expect_property("deploy_incident_id", 3, "deploy")
+        self.expect_property("deploy_previous_sha", PREV, "deploy")
+        self.expect_log_file("judge table", "metric  canary  baseline\nlogins 0 40\n")
+        self.expect_result_summary({"step": "rolled_back: judge failed the canary"})
+        await self.run_step()
+        assert [s.name for s in self.added] == ["phase prepare", "phase canary", "phase judge"]
+        assert [s.report["status"] for s in self.added] == ["ok", "ok", "failed"]
+
+    async def test_success_and_missing_revision(self):
+        self.setup_step(Deploy())
+        self.build.setProperty("got_revision", SHA, "test")
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", log_environ=False,
+                        command=["greenlight", "deploy", SHA, "--phase-lines", "--trigger",
+                                 "buildbot:deploy/None"])
+            .stdout(cli_output("success", "ok")).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("deploy_outcome", "success", "deploy")
+        await self.run_step()
+
+    async def test_rollback_names_its_target(self):
+        self.setup_step(Rollback(revision=PREV))
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", log_environ=False,
+                        command=["greenlight", "rollback", "--phase-lines", "--trigger",
+                                 "buildbot:deploy/None", "--to", PREV])
+            .stdout("").stderr("greenlight rollback: release aaaa is marked bad\n").exit(2))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "rollback: greenlight rollback: release aaaa is "
+                                            "marked bad"})
+        await self.run_step()
+
+    async def test_phase_step_shows_the_judge_table(self):
+        from greenlight.steps.deploy import DeployPhase
+        self.setup_step(DeployPhase({"name": "judge", "status": "failed",
+                                     "summary": "judge: fail", "log": "logins 0 vs 40"}))
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file("judge table", "logins 0 vs 40\n")
+        self.expect_result_summary({"step": "judge: fail"})
+        await self.run_step()
