@@ -42,6 +42,22 @@ def _db_url(settings: Settings) -> str:
     return settings.expand(settings["master"]["db_url"])
 
 
+# Capabilities that add builders, schedulers or services to the master, each in its own
+# module of greenlight_master exposing configure(settings, c). Absent modules are skipped.
+EXTENSIONS = ("shards_config", "deploy_config", "incidents_config", "experiments_config")
+
+
+def _extensions():
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            yield importlib.import_module(f"greenlight_master.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"greenlight_master.{name}":
+                raise
+
+
 def build_config(settings: Settings) -> dict:
     url = repo_url(settings)
     names = worker_names(settings)
@@ -80,6 +96,8 @@ def build_config(settings: Settings) -> dict:
                            collapseRequests=settings["verify"]["collapse"]),
     ]
     c["services"] = []
+    for extension in _extensions():
+        extension.configure(settings, c)
     roles = settings["auth"]["roles"]
     c["www"] = {
         "port": f"tcp:{settings['master']['web_port']}:interface=127.0.0.1",
