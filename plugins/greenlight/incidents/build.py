@@ -129,7 +129,8 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
             commits.update(zip(ranges.keys(), found))
 
     live = ledger.live_at(start)
-    live_shas = [s for s in dict.fromkeys(live.values()) if known.setdefault(s, history.has_commit(s))]
+    live_shas = [s for s in dict.fromkeys(live.values())
+                 if known.setdefault(s, history.has_commit(s))]
     if not live_shas:
         serving = [d for d in before if d.kind != "rollback" and d.outcome in
                    ("success", "running", "superseded", None) and known.get(d.sha)]

@@ -46,7 +46,7 @@ class Facts:
     deploys: list[Deploy]                              # window before start + after, any order
     commits: Mapping[Any, list[CommitInfo]]            # deploy id -> commits shipped
     live: dict[str, str] = field(default_factory=dict)  # host -> sha at the start
-    live_commits: set[str] | None = None               # shas reachable from live code; None = unknown
+    live_commits: set[str] | None = None               # reachable from live code; None = unknown
     frames: list[Frame] = field(default_factory=list)  # mapped onto the repository
     unmapped_frames: list[Frame] = field(default_factory=list)
     blame: list[BlamedLine] = field(default_factory=list)  # failing lines blamed at live shas
@@ -105,7 +105,8 @@ def _signal_evidence(signals: Mapping[str, Any], scope: str, w: Weights) -> list
     canary = signals.get("canary")
     if isinstance(canary, Mapping) and canary.get("close"):
         detail = canary.get("detail") or canary.get("verdict") or "close call"
-        found.append(Evidence("canary", w.canary_close, f"canary verdict was close{scope}: {detail}"))
+        found.append(Evidence("canary", w.canary_close,
+                              f"canary verdict was close{scope}: {detail}"))
     return found
 
 
@@ -287,7 +288,8 @@ def _changed_links(commit: CommitInfo, links: LinkTemplates, cap: int = 20) -> l
         for start, end in ranges or [(0, 0)]:
             if len(out) >= cap:
                 return out
-            url = links.blame_url(commit.sha, path, start) if start else links.commit_url(commit.sha)
+            url = (links.blame_url(commit.sha, path, start) if start
+                   else links.commit_url(commit.sha))
             out.append({"path": path, "start": start, "end": end, "url": url})
     return out
 

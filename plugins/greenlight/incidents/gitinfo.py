@@ -236,7 +236,8 @@ class GitHistory:
         ranges: list[str] = []
         for n in lines:
             ranges += ["-L", f"{n},{n}"]
-        cmd = ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root", "-M", "-C",
+        cmd = ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root",
+               "-M", "-C",
                *ranges, sha, *([f"^{since}"] if since else []), "--", path]
         try:
             out = self.repo.git.execute(cmd, stdout_as_string=True,

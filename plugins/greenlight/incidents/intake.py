@@ -51,7 +51,8 @@ def parse_time(text: str | int | float, now: datetime | None = None) -> datetime
 def parse_intake(body: bytes | str, content_type: str | None = "application/json") -> Incident:
     """An Alertmanager webhook (``alerts`` list) or a plain form (``title``, ``started_at``)."""
     kind = (content_type or "application/json").split(";")[0].strip().lower()
-    if kind not in ("application/json", "text/json", "text/plain", "") and not kind.endswith("+json"):
+    accepted = ("application/json", "text/json", "text/plain", "")
+    if kind not in accepted and not kind.endswith("+json"):
         raise UsageError(f"content type {kind!r} is not accepted; send application/json "
                          f"(an Alertmanager webhook or {{title, started_at, service, trace}})")
     if isinstance(body, bytes):

@@ -1,4 +1,4 @@
-"""Plain data shared by the incident engine: what came in, what git and the ledger said, what we found.
+"""Plain data of the incident engine: what came in, what git and the ledger said, what we found.
 
 Kept free of I/O so the correlation core and the renderers can be tested with literal values.
 """
@@ -97,7 +97,7 @@ class CommitInfo:
     email: str
     authored_at: datetime
     message: str
-    changed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # path -> [(start, end)]
+    changed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # path -> [(a, b)]
     renamed_from: dict[str, str] = field(default_factory=dict)               # new path -> old path
     added: list[str] = field(default_factory=list)   # added lines (capped), for keyword evidence
 

@@ -164,7 +164,8 @@ def render_html(report: Report, form_action: str | None = None) -> str:
         p.append(f"<li>service: {_e(inc.service)}</li>")
     p.append(f"<li>window: {_e(iso(report.window_start))} → {_e(iso(inc.started_at))}</li>")
     if report.live:
-        live = ", ".join(f"{_e(h)}: <code>{_e(s[:12])}</code>" for h, s in sorted(report.live.items()))
+        live = ", ".join(f"{_e(h)}: <code>{_e(s[:12])}</code>"
+                         for h, s in sorted(report.live.items()))
         p.append(f"<li>live at start: {live}</li>")
     p.append("</ul>")
     for note in report.notes:
@@ -205,7 +206,8 @@ def render_html(report: Report, form_action: str | None = None) -> str:
             commits = f"{_e(entry.note)}<br>{commits}"
         p.append(f"<tr><td>{_e(iso(d.started_at))} ({_e(entry.position)})</td><td>{_e(d.id)}</td>"
                  f"<td>{_e(d.kind)}</td><td>{_e(d.outcome or '')}</td>"
-                 f"<td>{_a(f'<code>{_e(rng)}</code>', entry.compare_url)}</td><td>{commits}</td></tr>")
+                 f"<td>{_a(f'<code>{_e(rng)}</code>', entry.compare_url)}</td>"
+                 f"<td>{commits}</td></tr>")
     p.append("</table>")
 
     if report.after:

@@ -16,7 +16,8 @@ from greenlight.incidents.model import Frame
 _PYTHON_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>\S+))?')
 # Generic:  app/logic.py:42   at app/logic.py:42:7   (app/logic.py:42)
 _FILE_LINE = re.compile(
-    r'(?<![\w/.\\-])(?P<path>(?:[A-Za-z]:)?[\w./\\-]*[\w-]\.[A-Za-z][\w]{0,9}):(?P<line>\d+)(?![\d])')
+    r'(?<![\w/.\\-])(?P<path>(?:[A-Za-z]:)?[\w./\\-]*[\w-]\.[A-Za-z][\w]{0,9})'
+    r':(?P<line>\d+)(?![\d])')
 
 
 def parse_frames(text: str) -> list[Frame]:
