@@ -76,31 +76,59 @@ def build(root: Path, files: int, changed: int, commits: int) -> tuple[Path, str
     return repo, base, head
 
 
-def timed(cmd: list[str], cwd: Path, ok=(0, 1)) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in kB of the process itself, stdout)."""
+def timed(cmd: list[str], cwd: Path, ok=(0, 1)) -> tuple[float, float, int]:
+    """(wall s, CPU s of the process and its children, peak RSS kB of the process itself)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    out, err = proc.communicate()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
-    rss = usage.ru_maxrss if usage else 0
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in ok:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return elapsed, rss, out.decode()
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def peak_rss(cmd: list[str], cwd: Path) -> int:
-    """Peak RSS (kB) of one process, measured with wait4 on that process alone."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    return usage.ru_maxrss
+def best_of(n: int, cmd: list[str], cwd: Path) -> tuple[float, float, int]:
+    runs = [timed(cmd, cwd) for _ in range(n)]
+    return min(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs)
 
 
-def best_of(n: int, cmd: list[str], cwd: Path) -> float:
-    return min(timed(cmd, cwd)[0] for _ in range(n))
+def compare(title: str, repo: Path, tmp: Path, base: str, head: str, repeat: int) -> None:
+    ours = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head,
+            "--format", "json", "--output", str(tmp / "ours.json")]
+    verb = [str(BIN / "python"), "-m", "greenlight.cli.coverage", *ours[2:]]
+    xml = [str(BIN / "python"), "-m", "coverage", "xml", "-q", "-o", "coverage.xml"]
+    theirs = [str(BIN / "diff-cover"), "coverage.xml", f"--compare-branch={base}",
+              "--ignore-staged", "--ignore-unstaged", f"--format=json:{tmp / 'theirs.json'}",
+              "-q"]
+    timed(xml, repo)
+    r_ours, r_verb = best_of(repeat, ours, repo), best_of(repeat, verb, repo)
+    r_xml, r_theirs = best_of(repeat, xml, repo), best_of(repeat, theirs, repo)
+    mine = json.loads((tmp / "ours.json").read_text())["totals"]
+    other = json.loads((tmp / "theirs.json").read_text())
+    print(f"== {title}")
+    print(f"diff: {mine['changed_files']} changed files, {other.get('num_changed_lines')} "
+          "changed lines (diff-cover's count)")
+    print(f"ours:       {mine['new_statements']} new statements, {mine['covered_statements']} "
+          f"covered, {mine['partial_branches']} partial branches, {mine['percent']}%")
+    print(f"diff-cover: {other['total_num_lines']} lines, "
+          f"{other['total_num_lines'] - other['total_num_violations']} covered, "
+          f"{other['total_percent_covered']}%")
+    print(f"{'':38s}{'wall s':>8s}{'cpu s':>8s}")
+    for name, r in (("ours: greenlight coverage", r_ours),
+                    ("ours: python -m greenlight.cli.coverage", r_verb),
+                    ("diff-cover", r_theirs), ("coverage xml (diff-cover's input)", r_xml)):
+        print(f"{name:38s}{r[0]:8.3f}{r[1]:8.3f}")
+    for label, idx in (("wall", 0), ("cpu", 1)):
+        print(f"ratio {label}: ours/diff-cover {r_ours[idx] / r_theirs[idx]:.3f} "
+              f"(verb {r_verb[idx] / r_theirs[idx]:.3f}); ours/(coverage xml + diff-cover) "
+              f"{r_ours[idx] / (r_xml[idx] + r_theirs[idx]):.3f} "
+              f"(verb {r_verb[idx] / (r_xml[idx] + r_theirs[idx]):.3f})")
+    print(f"peak RSS ours: verb {r_verb[2] / 1024:.0f} MB, console script "
+          f"{r_ours[2] / 1024:.0f} MB (largest worker process, children excluded)")
 
 
 def main() -> None:
@@ -115,41 +143,17 @@ def main() -> None:
         repo, base, head = build(Path(tmp), args.files, args.changed, args.commits)
         print(f"fixture: {args.files} files, built and measured in "
               f"{time.perf_counter() - t0:.1f}s")
-        ours = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head,
-                "--format", "json", "--output", str(Path(tmp) / "ours.json")]
-        verb = [str(BIN / "python"), "-m", "greenlight.cli.coverage", *ours[2:]]
-        xml = [str(BIN / "python"), "-m", "coverage", "xml", "-q", "-o", "coverage.xml"]
-        theirs = [str(BIN / "diff-cover"), "coverage.xml", f"--compare-branch={base}",
-                  "--ignore-staged", "--ignore-unstaged",
-                  f"--format=json:{Path(tmp) / 'theirs.json'}", "-q"]
-        timed(xml, repo)
-        t_ours = best_of(args.repeat, ours, repo)
-        t_verb = best_of(args.repeat, verb, repo)
-        t_xml = best_of(args.repeat, xml, repo)
-        t_theirs = best_of(args.repeat, theirs, repo)
-        rss = peak_rss(verb, repo)
-        rss_cli = peak_rss(ours, repo)
-        mine = json.loads((Path(tmp) / "ours.json").read_text())
-        other = json.loads((Path(tmp) / "theirs.json").read_text())
-        changed = other.get("num_changed_lines")
-        print(f"diff: {mine['totals']['changed_files']} changed files, "
-              f"{changed} changed lines (diff-cover's count)")
-        print(f"ours:       {mine['totals']['new_statements']} new statements, "
-              f"{mine['totals']['covered_statements']} covered, "
-              f"{mine['totals']['partial_branches']} partial branches, "
-              f"{mine['totals']['percent']}%")
-        print(f"diff-cover: {other['total_num_lines']} lines, "
-              f"{other['total_num_lines'] - other['total_num_violations']} covered, "
-              f"{other['total_percent_covered']}%")
-        print(f"time  ours (greenlight coverage)      {t_ours:7.3f} s")
-        print(f"time  ours (python -m ...cli.coverage) {t_verb:6.3f} s")
-        print(f"time  diff-cover                      {t_theirs:7.3f} s")
-        print(f"time  coverage xml (diff-cover input) {t_xml:7.3f} s")
-        print(f"ratio ours/diff-cover                 {t_ours / t_theirs:7.3f}  "
-              f"(verb alone {t_verb / t_theirs:.3f})")
-        print(f"ratio ours/(coverage xml+diff-cover)  {t_ours / (t_xml + t_theirs):7.3f}  "
-              f"(verb alone {t_verb / (t_xml + t_theirs):.3f})")
-        print(f"peak RSS ours: verb {rss / 1024:.0f} MB, console script {rss_cli / 1024:.0f} MB")
+        compare("large push: every file changed", repo, Path(tmp), base, head, args.repeat)
+        # a typical push on the same large project: a handful of files
+        for i in range(0, args.files, max(1, args.files // 10)):
+            path = repo / "pkg" / f"m{i:04d}.py"
+            path.write_text(module(i, 99, args.changed))
+        git(repo, "commit", "-q", "-am", "small push")
+        subprocess.run([str(BIN / "python"), "-m", "coverage", "run", "--rcfile", ".coveragerc",
+                        str(Path(tmp) / "run_tests.py")], cwd=repo,
+                       env={**ENV, "PYTHONPATH": str(repo)}, check=True)
+        compare("small push (10 files) on the same project", repo, Path(tmp), head,
+                git(repo, "rev-parse", "HEAD"), args.repeat)
 
 
 if __name__ == "__main__":

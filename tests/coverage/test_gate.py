@@ -274,3 +274,19 @@ def test_blame_names_each_author_in_a_multi_commit_range(make_repo, run_coverage
     assert (files["a.py"].origin_of(2).commit, files["a.py"].origin_of(2).author) == (first, "Ann")
     assert files["a.py"].origin_of(6).author == "Ben"
     assert files["b.py"].origin_of(2).commit == second
+
+
+def test_many_files_measured_in_worker_processes_match_one_process(make_repo, run_coverage,
+                                                                  monkeypatch):
+    from greenlight.coverage import measured
+
+    repo, base, measure = project(make_repo, run_coverage)
+    for i in range(4):
+        repo.write(f"m{i}.py", f"def f(x):\n    if x:\n        return {i}\n    return 0\n")
+    repo.write("run_tests.py", "import m0, m1\nm0.f(1)\nm1.f(0)\n")
+    repo.commit("four modules")
+    measure()
+    serial = diff_coverage(repo.path, base, repo.head()).to_dict()
+    monkeypatch.setattr(measured, "PARALLEL_FROM", 2)
+    parallel = diff_coverage(repo.path, base, repo.head()).to_dict()
+    assert parallel == serial and serial["totals"]["partial_branches"] == 2
