@@ -125,7 +125,7 @@ def _add_column_backfill(op: Operation) -> str:
         "Add the column without rewriting the table:",
         f"  ALTER TABLE {op.table} ADD COLUMN {name} <type>;  -- no default: metadata only",
         f"  ALTER TABLE {op.table} ALTER COLUMN {name} SET DEFAULT <expr>;  -- new rows only",
-        f"  -- backfill existing rows in batches of ~1000 by primary key, with pauses:",
+        "  -- backfill existing rows in batches of ~1000 by primary key, with pauses:",
         f"  UPDATE {op.table} SET {name} = <expr> WHERE id > :last AND id <= :last + 1000 "
         f"AND {name} IS NULL;",
     ])
@@ -159,7 +159,7 @@ def _unique_index_concurrently(op: Operation) -> str:
 def _batched_dml(dialect: str, op: Operation) -> str:
     return "\n".join([
         "Change the rows in small batches from a background job, not one statement:",
-        f"  -- repeat until no row changes, sleeping between batches:",
+        "  -- repeat until no row changes, sleeping between batches:",
         f"  UPDATE {op.table} SET … WHERE id > :last AND id <= :last + 1000;",
     ])
 

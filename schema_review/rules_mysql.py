@@ -107,7 +107,7 @@ def _type_change(old: ColumnInfo, new: ColumnInfo, v: ServerVersion) -> Assessme
         old_members, new_members = tuple(old.params), tuple(new.params)
         if new_members[:len(old_members)] == old_members:
             return _instant("mysql.enum-append", f"appending members to {old.type.upper()}")
-        result = _copy("mysql.enum-reorder", f"inserting, removing or reordering "
+        result = _copy("mysql.enum-reorder", "inserting, removing or reordering "
                        f"{old.type.upper()} members")
         if set(old_members) - set(new_members):
             result.compatibility = True
