@@ -69,7 +69,7 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.expect_log_file("judge table", "metric  canary  baseline\nlogins 0 40\n")
         self.expect_result_summary({"step": "rolled_back: judge failed the canary"})
         await self.run_step()
-        assert [s.name for s in self.added] == ["phase prepare", "phase canary", "phase judge"]
+        assert [s.name for s in self.added] == ["phase-prepare", "phase-canary", "phase-judge"]
         assert [s.report["status"] for s in self.added] == ["ok", "ok", "failed"]
 
     async def test_success_and_missing_revision(self):

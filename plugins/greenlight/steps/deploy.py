@@ -37,7 +37,7 @@ class DeployPhase(buildstep.BuildStep):
     """One phase of a finished deploy, shown as a step (its summary; the judge's table)."""
 
     def __init__(self, report: dict, **kwargs):
-        kwargs.setdefault("name", f"phase {report.get('name', '?')}")
+        kwargs.setdefault("name", f"phase-{report.get('name', 'unknown')}")
         kwargs.setdefault("flunkOnFailure", True)
         super().__init__(**kwargs)
         self.report = report
