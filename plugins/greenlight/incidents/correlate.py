@@ -264,7 +264,7 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
         notes.insert(0, f"No deploy in the window before the incident (from "
                         f"{iso(facts.window_start)} to {iso(start)}): no commit to suspect. "
                         f"Look outside the code: traffic, data, infrastructure, a wider --window.")
-    if not facts.incident.trace:
+    if not facts.incident.trace and suspects:
         notes.append("No stack trace given: suspects are ranked by deploy time and pipeline "
                      "signals only.")
     elif not facts.frames:
