@@ -29,7 +29,10 @@ def verify_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
         schema = settings["schema"]
         factory.addStep(schema_step(
             migrations_dir=schema["migrations_dir"], dialect=schema["dialect"],
-            sizes=schema["sizes_file"], haltOnFailure=True))
+            sizes=schema["sizes_file"], approvals_url=settings.expand(schema["approvals_url"]),
+            db_url=schema["db_url"] or None, server_version=schema["server_version"] or None,
+            large_rows=schema["large_rows"], large_bytes=schema["large_bytes"],
+            haltOnFailure=True))
     if verify["setup_command"]:
         factory.addStep(steps.ShellCommand(
             name="setup", command=[settings.expand(a) for a in verify["setup_command"]],

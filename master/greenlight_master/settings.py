@@ -147,6 +147,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "server_version": Key(_is_str, "a version such as 10.11 or 8.0.36", ""),
         "large_rows": Key(_non_negative_int, "a whole number of rows", 1_000_000),
         "large_bytes": Key(_non_negative_int, "a whole number of bytes", 1_073_741_824),
+        "approvals_url": Key(_is_str, "an SQLAlchemy URL",
+                             "sqlite:///{state_dir}/schema-approvals.sqlite"),
     },
     "shards": {
         "count": Key(_non_negative_int, "a whole number (0 = one per worker)", 0),

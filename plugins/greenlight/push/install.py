@@ -46,7 +46,8 @@ def install_server(bare: Path, url: str, user: str, password_file: Path,
     return target
 
 
-def install_client(clone: Path, python: str = sys.executable) -> Path:
+def install_client(clone: Path, python: str = sys.executable,
+                   schema_dialect: str | None = None) -> Path:
     repo = git.Repo(clone)
     hooks = Path(repo.git_dir) / "greenlight-hooks"
     hooks.mkdir(exist_ok=True)
@@ -54,6 +55,8 @@ def install_client(clone: Path, python: str = sys.executable) -> Path:
     _write_executable(target, _render("pre-push", python))
     with repo.config_writer() as cfg:
         cfg.set_value("core", "hooksPath", str(hooks))
+        if schema_dialect:
+            cfg.set_value("greenlight.schema", "dialect", schema_dialect)
     return target
 
 
@@ -70,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--timeout", type=float, default=3.0)
     client = sub.add_parser("client", help="install pre-push into a clone (core.hooksPath)")
     client.add_argument("repo", type=Path)
+    client.add_argument("--schema-dialect", choices=("mysql", "mariadb", "postgres"),
+                        help="review migrations before each push with this SQL dialect")
     args = parser.parse_args(argv)
     try:
         if args.side == "server":
             path = install_server(args.repo, args.url, args.user, args.password_file,
                                   args.repository, args.project, timeout=args.timeout)
         else:
-            path = install_client(args.repo)
+            path = install_client(args.repo, schema_dialect=args.schema_dialect)
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError) as exc:
         print(f"hooks/install: not a git repository: {exc}", file=sys.stderr)
         return 2
