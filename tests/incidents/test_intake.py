@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -94,3 +95,64 @@ def test_times_and_windows():
     assert parse_duration("90m").total_seconds() == 5400
     with pytest.raises(UsageError, match="not a duration"):
         parse_duration("six hours")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.binary(max_size=200),
+                 _json_values.map(lambda v: json.dumps(v).encode()),
+                 st.dictionaries(st.sampled_from(["title", "started_at", "alerts", "trace",
+                                                  "service"]), _json_values)
+                 .map(lambda v: json.dumps(v).encode())))
+def test_any_body_is_an_incident_or_a_usage_error(body):
+    """No body makes the intake crash: it is accepted or refused with a reason (HTTP 400)."""
+    try:
+        incident = parse_intake(body, "application/json")
+    except UsageError as exc:
+        assert str(exc)
+    else:
+        assert incident.title and incident.started_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"alerts": [{"startsAt": "2026-05-01T12:00:00Z"}], "commonLabels": 5},
+     "commonLabels and commonAnnotations must be objects"),
+    ({"alerts": [{"startsAt": "2026-05-01T12:00:00Z", "annotations": [1]}]},
+     "alerts[0].annotations must be an object"),
+    ({"title": "x", "started_at": 1e300}, "out of range"),
+    ({"alerts": [{"startsAt": 12}], "status": "firing"}, None),
+])
+def test_odd_shapes_are_refused_with_a_reason(body, reason):
+    if reason is None:
+        assert parse_intake(json.dumps(body)).started_at.year == 1970
+        return
+    with pytest.raises(UsageError, match=re.escape(reason)):
+        parse_intake(json.dumps(body))
+
+
+_alertish = st.fixed_dictionaries(
+    {"alerts": st.lists(st.fixed_dictionaries(
+        {"startsAt": st.one_of(st.just("2026-05-01T12:00:00.5Z"), _json_values),
+         "labels": _json_values, "annotations": _json_values,
+         "status": st.sampled_from(["firing", "resolved", 3])}), max_size=3)},
+    optional={"commonLabels": _json_values, "commonAnnotations": _json_values,
+              "status": _json_values})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_alertish)
+def test_any_alertmanager_shaped_body_is_an_incident_or_a_usage_error(body):
+    try:
+        incident = parse_intake(json.dumps(body).encode(), "application/json")
+    except UsageError as exc:
+        assert str(exc)
+    else:
+        assert incident.source == "alertmanager" and incident.started_at.tzinfo is not None

@@ -29,7 +29,10 @@ def parse_duration(text: str) -> timedelta:
 def parse_time(text: str | int | float, now: datetime | None = None) -> datetime:
     """ISO 8601 (``2026-05-01T12:00:00Z``, naive = UTC), epoch seconds, ``now`` or ``-30m``."""
     if isinstance(text, (int, float)):
-        return datetime.fromtimestamp(text, timezone.utc)
+        try:
+            return datetime.fromtimestamp(text, timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            raise UsageError(f"time {text!r} is out of range for epoch seconds") from None
     raw = str(text).strip()
     now = now or datetime.now(timezone.utc)
     if raw == "now":
@@ -37,7 +40,7 @@ def parse_time(text: str | int | float, now: datetime | None = None) -> datetime
     if raw.startswith("-") and _DURATION.match(raw[1:]):
         return now - parse_duration(raw[1:])
     if re.fullmatch(r"\d{9,11}(\.\d+)?", raw):
-        return datetime.fromtimestamp(float(raw), timezone.utc)
+        return parse_time(float(raw))
     iso = raw.replace("Z", "+00:00").replace("z", "+00:00")
     # Alertmanager sends nanoseconds; Python takes at most microseconds.
     iso = re.sub(r"(\.\d{6})\d+", r"\1", iso)
@@ -114,8 +117,9 @@ def incident_from_alertmanager(data: dict[str, Any]) -> Incident:
     for i, alert in enumerate(alerts):
         if not isinstance(alert, dict):
             raise UsageError(f"alerts[{i}] is not an object")
-        if not isinstance(alert.get("labels", {}), dict):
-            raise UsageError(f"alerts[{i}].labels must be an object")
+        for key in ("labels", "annotations"):
+            if not isinstance(alert.get(key) or {}, dict):
+                raise UsageError(f"alerts[{i}].{key} must be an object")
         if "startsAt" not in alert:
             raise UsageError(f"alerts[{i}] has no startsAt; is this an Alertmanager webhook?")
     firing = [a for a in alerts if a.get("status", "firing") == "firing"] or alerts
@@ -127,6 +131,8 @@ def incident_from_alertmanager(data: dict[str, Any]) -> Incident:
             raise UsageError(f"alerts[{i}].startsAt: {exc}") from None
     common_labels = data.get("commonLabels") or {}
     common_ann = data.get("commonAnnotations") or {}
+    if not isinstance(common_labels, dict) or not isinstance(common_ann, dict):
+        raise UsageError("commonLabels and commonAnnotations must be objects")
     first = firing[starts.index(min(starts))]
     labels = {**common_labels, **(first.get("labels") or {})}
     annotations = {**common_ann, **(first.get("annotations") or {})}
