@@ -13,6 +13,7 @@ from greenlight.shards.durations import (DEFAULT_URL, ENV_URL, DurationStore,
                                          read_durations_file, write_durations_file)
 from greenlight.shards.junit import parse_junit_file
 from greenlight.shards.planner import parse_test_ids, plan_shards
+from greenlight.shards.render import render_plan_text
 from greenlight.shards.collect import FAILURE, judge_shards, load_reports
 
 DB_HELP = f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL} or {DEFAULT_URL})"
@@ -62,6 +63,7 @@ def add_parser(subparsers) -> None:
     rerun.add_argument("--db", help=DB_HELP)
     rerun.add_argument("--build", help="build id for the flaky ledger")
     rerun.add_argument("--commit", help="commit sha for the flaky ledger")
+    rerun.add_argument("--output", "-o", metavar="FILE", help="also write the JSON here")
     rerun.set_defaults(func=cmd_rerun_failures)
 
     check = sub.add_parser("check", help="one verdict from all shards: union check (every "
@@ -127,22 +129,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_plan_text(plan) -> str:
-    lines = [f"{len(plan.shards)} shards, makespan {plan.makespan:.2f} s, ideal "
-             f"{plan.ideal_seconds:.2f} s (ratio {_ratio(plan.makespan, plan.ideal_seconds)}), "
-             f"total {plan.total_seconds:.2f} s"]
-    if plan.unknown:
-        lines.append(f"{len(plan.unknown)} tests without a duration got the median "
-                     f"{plan.median_seconds:.3f} s")
-    for s in plan.shards:
-        lines.append(f"shard {s.index}: {len(s.tests)} tests, predicted {s.predicted_seconds:.2f} s")
-    return "\n".join(lines) + "\n"
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.3f}" if b else "n/a"
-
-
 def cmd_durations(args: argparse.Namespace) -> int:
     store = DurationStore(args.db)
     if args.export:
@@ -178,7 +164,10 @@ def cmd_rerun_failures(args: argparse.Namespace) -> int:
                                     messages={r.test_id: r.message for r in flaky})
     out = {"flaky": [r.test_id for r in flaky], "failed": [r.test_id for r in failed],
            "reruns": [r.to_json() for r in reruns], "ok": not failed}
-    print(json.dumps(out, indent=1))
+    text = json.dumps(out, indent=1) + "\n"
+    sys.stdout.write(text)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
     return 1 if failed else 0
 
 

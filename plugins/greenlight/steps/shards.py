@@ -1,0 +1,204 @@
+"""Buildbot adapters of the sharding engine: plan on the verify build, fan out, collect.
+
+    verify build:  PlanShards  ->  TriggerShards (waits)  ->  CollectShards
+    shard build:   shard_builder_steps(...)  (download plan, pytest --shard i/N, rerun
+                   failures alone, upload the shard report + rerun verdicts to the master)
+
+The engine does the work (``greenlight.shards``); these steps only move files and properties.
+Shard results travel as files uploaded to ``<reports_dir>/<parent build id>/`` on the master; a
+retried shard build overwrites its first attempt's file, so the latest attempt wins, and the
+union check in CollectShards fails the parent loudly if any collected test never ran.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from buildbot.process import buildstep, results
+from buildbot.process.properties import Interpolate, renderer
+from buildbot.steps.shell import ShellCommand
+from buildbot.steps.transfer import FileUpload, StringDownload
+from buildbot.steps.trigger import Trigger
+from twisted.internet import threads
+
+from greenlight.errors import GreenlightError
+from greenlight.shards.collect import FAILURE, WARNINGS, judge_shards, load_reports
+from greenlight.shards.planner import parse_test_ids, plan_shards
+from greenlight.shards.render import render_plan_text
+
+PLAN_FILE = "greenlight-shard-plan.json"
+REPORT_FILE = "greenlight-shard.json"
+RERUN_FILE = "greenlight-shard-rerun.json"
+JUNIT_FILE = "greenlight-shard.xml"
+DEFAULT_COLLECT = ("python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
+
+
+class PlanShards(buildstep.ShellMixin, buildstep.BuildStep):
+    """Collect the test ids on the worker, plan ``shards`` shards from the recorded durations
+    (read on the master), and set the plan as property ``shard_plan`` (the JSON contract of
+    ``greenlight shards plan``) plus ``shard_count``."""
+
+    name = "plan-shards"
+    renderables = ["shards", "durations_db"]
+
+    def __init__(self, shards: int = 2, collect_command=DEFAULT_COLLECT,
+                 durations_db: str | None = None, group_by_module: bool = False,
+                 plan_property: str = "shard_plan", **kwargs):
+        kwargs.setdefault("logEnviron", False)
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+        super().__init__(**kwargs)
+        self.shards = shards
+        self.collect_command = list(collect_command)
+        self.durations_db = durations_db
+        self.group_by_module = group_by_module
+        self.plan_property = plan_property
+        self._summary: str | None = None
+
+    async def run(self):
+        cmd = await self.makeRemoteShellCommand(command=self.collect_command,
+                                                collectStdout=True, collectStderr=True)
+        await self.runCommand(cmd)
+        ids = parse_test_ids(cmd.stdout or "")
+        if cmd.rc not in (0, 5) or not ids:
+            await self.addCompleteLog("collection", (cmd.stdout or "") + (cmd.stderr or ""))
+            self._summary = f"test collection failed (exit {cmd.rc}, {len(ids)} tests)"
+            return results.FAILURE
+        status = results.SUCCESS
+        try:
+            durations = await threads.deferToThread(_read_durations, self.durations_db)
+        except GreenlightError as exc:
+            await self.addCompleteLog("durations", f"{exc}\nplanning with equal durations\n")
+            durations, status = {}, results.WARNINGS
+        try:
+            plan = plan_shards(ids, durations, int(self.shards),
+                               group_by_module=bool(self.group_by_module))
+        except GreenlightError as exc:
+            self._summary = f"cannot plan shards: {exc}"
+            return results.FAILURE
+        self.setProperty(self.plan_property, plan.to_json(), self.name)
+        self.setProperty("shard_count", len(plan.shards), self.name)
+        await self.addCompleteLog("plan", render_plan_text(plan))
+        self._summary = (f"{len(ids)} tests in {len(plan.shards)} shards, predicted "
+                         f"{plan.makespan:.1f} s each at most (ideal {plan.ideal_seconds:.1f} s)")
+        return status
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()
+
+
+def _read_durations(url: str | None) -> dict[str, float]:
+    from greenlight.shards.durations import DurationStore
+    return DurationStore(url).durations()
+
+
+class TriggerShards(Trigger):
+    """Trigger one build of ``schedulerName`` (a Triggerable on the shard builder, which must
+    have ``collapseRequests=False``) per shard of the plan, with properties ``shard_index``,
+    ``shard_count``, ``shard_plan`` and ``shard_parent_buildid``; waits for them by default."""
+
+    def __init__(self, schedulerName: str = "shards", plan_property: str = "shard_plan",
+                 **kwargs):
+        kwargs.setdefault("waitForFinish", True)
+        kwargs.setdefault("name", "shards")
+        super().__init__(schedulerNames=[schedulerName], **kwargs)
+        self.plan_property = plan_property
+
+    def getSchedulersAndProperties(self):
+        plan = self.getProperty(self.plan_property) or {"shards": [{"index": 1}]}
+        count = len(plan["shards"])
+        base = dict(self.set_properties or {})
+        return [{"sched_name": self.schedulerNames[0], "unimportant": False,
+                 "props_to_set": {**base, "shard_index": shard["index"], "shard_count": count,
+                                  "shard_plan": plan, "shard_parent_buildid": self.build.buildid}}
+                for shard in plan["shards"]]
+
+
+def shard_builder_steps(test_command, reports_dir: str, greenlight=("greenlight",),
+                        rerun_failures: bool = True) -> list:
+    """The steps of the shard builder: run this shard, rerun its failures alone, upload.
+
+    ``test_command`` is the argv of pytest on the worker (e.g. ``["python", "-m", "pytest",
+    "-n", "auto"]``); ``reports_dir`` is a folder on the master (the CollectShards one).
+    """
+    plan_json = renderer(lambda props: json.dumps(props.getProperty("shard_plan") or {}))
+    dest = f"{reports_dir}/%(prop:shard_parent_buildid)s/shard-%(prop:shard_index)s"
+    steps = [
+        StringDownload(plan_json, workerdest=PLAN_FILE, name="shard-plan"),
+        ShellCommand(name="tests", logEnviron=False, command=[
+            *test_command, Interpolate("--shard=%(prop:shard_index)s/%(prop:shard_count)s"),
+            f"--shard-plan={PLAN_FILE}", f"--shard-report={REPORT_FILE}",
+            f"--junitxml={JUNIT_FILE}"], flunkOnFailure=False, warnOnFailure=True),
+    ]
+    if rerun_failures:
+        steps.append(ShellCommand(
+            name="rerun-failures", logEnviron=False, alwaysRun=True,
+            flunkOnFailure=False, warnOnFailure=True,
+            command=[*greenlight, "shards", "rerun-failures", JUNIT_FILE, "--output",
+                     RERUN_FILE]))
+    steps.append(FileUpload(workersrc=REPORT_FILE, masterdest=Interpolate(dest + ".json"),
+                            alwaysRun=True, name="upload-shard-report"))
+    if rerun_failures:
+        steps.append(FileUpload(workersrc=RERUN_FILE, masterdest=Interpolate(dest + ".rerun.json"),
+                                alwaysRun=True, flunkOnFailure=False,
+                                name="upload-rerun-verdicts"))
+    return steps
+
+
+class CollectShards(buildstep.BuildStep):
+    """Join the shards into one verdict on the master: union check, failures named, flaky tests
+    recorded in the ledger (WARNINGS unless ``fail_on_flaky``), durations recorded, and a
+    predicted-vs-actual table per shard."""
+
+    name = "collect-shards"
+    renderables = ["reports_dir", "durations_db"]
+
+    def __init__(self, reports_dir: str, durations_db: str | None = None,
+                 plan_property: str = "shard_plan", fail_on_flaky: bool = False,
+                 record: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.reports_dir = reports_dir
+        self.durations_db = durations_db
+        self.plan_property = plan_property
+        self.fail_on_flaky = fail_on_flaky
+        self.record = record
+        self._summary: str | None = None
+
+    async def run(self):
+        folder = Path(self.reports_dir) / str(self.build.buildid)
+        paths = sorted(folder.glob("shard-*.json"), key=lambda p: p.stat().st_mtime)
+        try:
+            reports, reruns = load_reports(paths)
+        except GreenlightError as exc:
+            self._summary = str(exc)
+            return results.FAILURE
+        verdict = judge_shards(reports, reruns, self.getProperty(self.plan_property),
+                               fail_on_flaky=bool(self.fail_on_flaky))
+        await self.addCompleteLog("shards", verdict.render_text())
+        await self.addCompleteLog("shards.json", json.dumps(verdict.to_json(), indent=1))
+        self.setProperty("shards_result", verdict.result, self.name)
+        self.setProperty("shards_failed_tests", list(verdict.failed), self.name)
+        self.setProperty("shards_flaky_tests", list(verdict.flaky), self.name)
+        self.setProperty("shards_union_ok", verdict.union.ok, self.name)
+        if self.record:
+            commit = self.getProperty("got_revision") or self.getProperty("revision")
+            try:
+                await threads.deferToThread(_record, self.durations_db, verdict,
+                                            str(self.build.buildid), commit)
+            except GreenlightError as exc:
+                await self.addCompleteLog("store", f"not recorded: {exc}\n")
+        self._summary = verdict.summary()
+        return {FAILURE: results.FAILURE, WARNINGS: results.WARNINGS}.get(verdict.result,
+                                                                            results.SUCCESS)
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()
+
+
+def _record(url: str | None, verdict, build: str, commit) -> None:
+    from greenlight.shards.durations import DurationStore
+    from greenlight.shards.flaky import FlakyLedger
+    DurationStore(url).record(verdict.durations, build=build)
+    if verdict.flaky:
+        FlakyLedger(url).record(verdict.flaky, build=build,
+                                commit=commit if isinstance(commit, str) else None,
+                                messages=dict(verdict.messages))

@@ -1,0 +1,127 @@
+"""The Buildbot adapters with Buildbot's own step harness (the worker's output is a real
+``pytest --collect-only`` run; the shard reports are real plugin output)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
+from buildbot.test.reactor import TestReactorMixin
+from buildbot.test.steps import ExpectShell, TestBuildStepMixin
+from twisted.trial import unittest
+
+from greenlight.shards.durations import DurationStore
+from greenlight.shards.flaky import FlakyLedger
+from greenlight.steps.shards import DEFAULT_COLLECT, CollectShards, PlanShards, TriggerShards
+
+SUITE = "import pytest\n\n@pytest.mark.parametrize('k', range(6))\ndef test_k(k):\n" \
+        "    assert k != 4\n"
+
+
+def _clean_env():
+    import os
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+
+class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="shard-steps-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        (self.tmp / "pytest.ini").write_text("[pytest]\n")
+        (self.tmp / "test_s.py").write_text(SUITE)
+        self.db = f"sqlite:///{self.tmp}/store.sqlite"
+        self.setup_test_reactor()
+        return self.setup_test_build_step()
+
+    def pytest(self, *args):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                              cwd=self.tmp, env=_clean_env(), capture_output=True, text=True)
+
+    async def test_plan_sets_the_plan_property_from_recorded_durations(self):
+        collected = self.pytest("--collect-only", "-q").stdout
+        DurationStore(self.db).record({"test_s.py::test_k[0]": 5.0, "test_s.py::test_k[1]": 0.1,
+                                       "test_s.py::test_k[2]": 0.1})
+        self.setup_step(PlanShards(shards=2, durations_db=self.db))
+        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False,
+                                         command=list(DEFAULT_COLLECT))
+                             .stdout(collected).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("shard_count", 2, "plan-shards")
+        await self.run_step()
+        plan = self.step.getProperty("shard_plan")
+        assert plan["shards"][0]["tests"] == ["test_s.py::test_k[0]"]
+        assert len(plan["shards"][1]["tests"]) == 5
+        assert plan["unknown"] == [f"test_s.py::test_k[{k}]" for k in range(3, 6)]
+        assert plan["median_seconds"] == 0.1
+
+    async def test_plan_fails_when_collection_fails(self):
+        self.setup_step(PlanShards(shards=2, durations_db=self.db))
+        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False,
+                                         command=list(DEFAULT_COLLECT))
+                             .stdout("ERROR collecting test_s.py\n").exit(2))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "test collection failed (exit 2, 0 tests)"})
+        await self.run_step()
+
+    def run_shards(self, folder: Path, flaky_rerun: bool) -> dict:
+        """Run both shards for real, leaving their reports where FileUpload would."""
+        folder.mkdir(parents=True)
+        for i in (1, 2):
+            self.pytest("-q", f"--shard={i}/2", f"--shard-report={folder}/shard-{i}.json")
+        if flaky_rerun:
+            (folder / "shard-9.rerun.json").write_text(json.dumps({"reruns": [
+                {"test_id": "test_s.py::test_k[4]", "verdict": "flaky", "message": "k == 4"}]}))
+        return json.loads((folder / "shard-1.json").read_text())
+
+    async def test_collect_names_the_failing_test(self):
+        self.run_shards(self.tmp / "reports" / "92", flaky_rerun=False)
+        self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"),
+                                      durations_db=self.db))
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("shards_failed_tests", ["test_s.py::test_k[4]"], "collect-shards")
+        self.expect_property("shards_union_ok", True, "collect-shards")
+        self.expect_result_summary({"step": "2 shards, 6 tests; 1 failed: test_s.py::test_k[4]"})
+        await self.run_step()
+        assert len(DurationStore(self.db).durations()) == 6
+
+    async def test_collect_flaky_is_warnings_and_recorded(self):
+        self.run_shards(self.tmp / "reports" / "92", flaky_rerun=True)
+        self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"),
+                                      durations_db=self.db))
+        self.build.setProperty("got_revision", "c0ffee", "test")
+        self.expect_outcome(result=WARNINGS)
+        self.expect_property("shards_flaky_tests", ["test_s.py::test_k[4]"], "collect-shards")
+        await self.run_step()
+        entries = FlakyLedger(self.db).flakiest()
+        assert [(e.test_id, e.last_build, e.last_commit) for e in entries] == \
+            [("test_s.py::test_k[4]", "92", "c0ffee")]
+
+    async def test_collect_fails_loudly_when_a_shard_left_nothing(self):
+        folder = self.tmp / "reports" / "92"
+        self.run_shards(folder, flaky_rerun=False)
+        (folder / "shard-2.json").unlink()
+        self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"), record=False))
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("shards_union_ok", False, "collect-shards")
+        await self.run_step()
+
+
+def test_trigger_fans_out_one_request_per_shard():
+    step = TriggerShards(schedulerName="shard-runner", set_properties={"x": 1})
+    step = step.get_step_factory().buildStep()  # the per-build instance Buildbot makes
+
+    class Build:
+        buildid = 7
+
+    plan = {"shards": [{"index": 1, "tests": ["a"]}, {"index": 2, "tests": ["b"]}]}
+    step.build = Build()
+    step.getProperty = lambda name, default=None: plan if name == "shard_plan" else default
+    requests = step.getSchedulersAndProperties()
+    assert [r["props_to_set"]["shard_index"] for r in requests] == [1, 2]
+    assert all(r["sched_name"] == "shard-runner" and r["props_to_set"]["shard_count"] == 2
+               and r["props_to_set"]["x"] == 1 and r["props_to_set"]["shard_parent_buildid"] == 7
+               for r in requests)
