@@ -170,3 +170,17 @@ def test_close_canary_verdict_and_judge_table_show_up(world):
     assert "logins -12% (p=0.08)" in canary_ev.detail and "errors" not in canary_ev.detail
     assert "```\nlogins -60% <b>\n```" in render_markdown(report)
     assert "<pre>logins -60% &lt;b&gt;</pre>" in render_html(report)
+
+
+def test_whys_from_the_html_form_are_saved(tmp_path):
+    from greenlight.incidents.store import whys_from_form
+
+    store = IncidentStore(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    incident_id = store.save(Incident(title="t", started_at=T0))
+    answers = whys_from_form({"why1": ["paged"], "why2": b" cache cold ", "why3": "",
+                              "why4": "", "why5": ""})
+    assert answers == ["paged", "cache cold"]
+    store.save_whys(incident_id, answers)
+    assert store.get(incident_id).whys == ["paged", "cache cold"]
+    with pytest.raises(UsageError, match="why1 is 5000 characters"):
+        whys_from_form({"why1": "x" * 5000})

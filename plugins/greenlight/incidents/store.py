@@ -124,3 +124,22 @@ def _incident(row: Any) -> Incident:
     return Incident(id=row.id, title=row.title, started_at=utc(row.started_at),
                     source=row.source, service=row.service, trace=row.trace,
                     evidence=json.loads(row.evidence or "{}"), whys=json.loads(row.whys or "[]"))
+
+
+def whys_from_form(fields: Any, max_length: int = 4000) -> list[str]:
+    """The 5 Whys answers from the HTML page's form fields ``why1``..``why5`` (any mapping,
+    values may be lists as in parsed query strings); too long an answer is refused."""
+    answers = []
+    for n in range(1, 6):
+        value = fields.get(f"why{n}", "")
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else ""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        value = str(value).strip()
+        if len(value) > max_length:
+            raise UsageError(f"why{n} is {len(value)} characters; keep it under {max_length}")
+        answers.append(value)
+    while answers and not answers[-1]:
+        answers.pop()
+    return answers
