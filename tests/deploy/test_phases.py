@@ -203,3 +203,23 @@ def test_releases_to_prune_never_takes_current_or_previous():
     assert releases_to_prune(rels, "f" * 40, "e" * 40, 5) == ["a" * 40]
     assert releases_to_prune(rels, None, None, 1, protect=["c" * 40]) == \
         ["e" * 40, "d" * 40, "b" * 40, "a" * 40]
+
+
+def test_fresh_baseline_is_restarted_on_the_previous_release(world_factory):
+    from greenlight.deploy import demo_hosts as demo
+    world = world_factory(4)
+    world.settings.canary_fraction = 0.25
+    world.settings.judge = {"baseline": "fresh"}
+    v1 = world.commit_app("v1")
+    assert world.deployer().deploy(v1).ok
+    pids = {h.name: demo.read_pid(h.path) for h in world.hosts}
+    v2 = world.commit_app("v2")
+    judge = ScriptedJudge("fail")
+    result = world.deployer(judge).deploy(v2)
+    assert result.outcome == "rolled_back"
+    assert judge.calls == [(["host01"], ["host02"])]
+    assert [p.name for p in result.phases][2:4] == ["baseline", "canary"]
+    after = {h.name: demo.read_pid(h.path) for h in world.hosts}
+    assert after["host02"] != pids["host02"]  # restarted, still on v1
+    assert after["host03"] == pids["host03"] and after["host04"] == pids["host04"]
+    world.assert_consistent(v1, "v1")

@@ -214,9 +214,16 @@ class Deployer:
             else:
                 n = s.canary_count()
                 canary, rest = hosts[:n], hosts[n:]
+                baseline = rest
+                if s.judge.get("baseline") == "fresh" and rest:
+                    # as many baseline hosts as canaries, restarted on the previous release
+                    # at the same moment, so warm-up and process age do not count
+                    baseline = rest[:len(canary)]
+                    self._phase(result, "baseline", lambda: self._converge(
+                        deploy_id, baseline, live, "baseline"))
                 self._phase(result, "canary", lambda: self._switch_hosts(
                     deploy_id, canary, sha, switched, "canary"))
-                verdict = self._judge(result, deploy_id, canary, rest)
+                verdict = self._judge(result, deploy_id, canary, baseline)
                 if verdict is not None and verdict.outcome != "pass":
                     return self._judge_failed(result, deploy_id, sha, live, switched, verdict)
                 self._phase(result, "rest", lambda: self._switch_hosts(
