@@ -176,6 +176,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            "one of github, gitlab, gitea, cgit or empty", ""),
         "web_url": Key(_is_str, "the repository's web URL", ""),
         "window": Key(_is_str, "a duration such as 6h", "6h"),
+        # Link templates overriding the preset: {url} {sha} {short} {base} {path} {line}.
+        "commit_url": Key(_is_str, "a URL template such as {url}/commit/{sha}", ""),
+        "compare_url": Key(_is_str, "a URL template such as {url}/compare/{base}...{sha}", ""),
+        "blame_url": Key(_is_str, "a URL template such as {url}/blame/{sha}/{path}#L{line}", ""),
     },
     "experiments": {
         "db_url": Key(_is_str, "an SQLAlchemy URL",
