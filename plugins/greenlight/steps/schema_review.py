@@ -101,7 +101,9 @@ class SchemaReview(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             self._summary = "schema review: no revision to review (got_revision unset)"
             return results.FAILURE
         base = self.getProperty(self.base_property)
-        author = self.getProperty("owner") or None
+        owners = self.getProperty("owners")  # Buildbot's change authors, e.g. ["Ada <a@x>"]
+        author = self.getProperty("owner") or (owners[0] if isinstance(owners, list) and owners
+                                               else None)
         repo = self.getProperty("repository") or None
         args = check_arguments(self.migrations_dir, self.dialect,
                                base if isinstance(base, str) else None, head, self.sizes,
