@@ -24,7 +24,8 @@ name = "web{i + 1}"
 transport = "local"
 path = "{tmp_path / f"web{i + 1}"}"
 port = {port}
-restart = ["{{python}}", "-m", "greenlight.deploy.demo_hosts", "restart", "{{path}}", "--port", "{{port}}"]
+restart = ["{{python}}", "-m", "greenlight.deploy.demo_hosts", "restart", "{{path}}",
+           "--port", "{{port}}"]
 ''' for i, port in enumerate(ports))
     path = tmp_path / "settings.toml"
     path.write_text(f'''

@@ -1,4 +1,4 @@
-"""Picks a host's transport; both expose ``agent(op, *args)``, ``upload(sha, dir)``, ``run(argv)``."""
+"""Picks a host's transport; each has ``agent(op, *args)``, ``upload(sha, dir)``, ``run(argv)``."""
 from __future__ import annotations
 
 from typing import Protocol
