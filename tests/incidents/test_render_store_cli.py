@@ -47,6 +47,18 @@ def test_html_escapes_everything_taken_from_commits(world):
     assert 'name="why1"' in page and "&lt;b&gt;pager&lt;/b&gt;" in page
 
 
+def test_html_fragment_embeds_in_a_layout_with_trusted_form_fields(world):
+    _, bad = _markup_world(world)
+    report = build_report(Incident(title="<b>pager</b>", started_at=T0), world.ledger,
+                          world.repo.path)
+    part = render_html(report, form_action="/w", fragment=True,
+                       form_fields='<input type="hidden" name="csrf" value="t0k">')
+    assert not part.lstrip().startswith("<!DOCTYPE") and "<body>" not in part
+    assert "<h1>" not in part and part.rstrip().endswith("</div>")
+    assert '<form method="post" action="/w"><input type="hidden" name="csrf" value="t0k">' in part
+    assert bad[:12] in part and "<script" not in part and "&lt;script&gt;" in part
+
+
 def test_markdown_and_json_carry_the_same_ranking(world):
     _, bad = _markup_world(world)
     report = build_report(Incident(title="t", started_at=T0,

@@ -151,12 +151,21 @@ code{background:#f3f3f3;padding:0 .2em}textarea{width:100%}
 """
 
 
-def render_html(report: Report, form_action: str | None = None) -> str:
-    """One HTML page; with ``form_action`` the 5 Whys become a form that POSTs the answers."""
+def render_html(report: Report, form_action: str | None = None, *, fragment: bool = False,
+                form_fields: str = "") -> str:
+    """One HTML page; with ``form_action`` the 5 Whys become a form that POSTs the answers.
+
+    ``fragment=True`` gives the report without html/head/body and title, to embed in a page
+    that has its own layout; ``form_fields`` is trusted HTML put inside the form (a CSRF field).
+    """
     inc = report.incident
-    p: list[str] = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
-                    f"<title>Incident: {_e(inc.title)}</title><style>{_STYLE}</style></head><body>",
-                    f"<h1>Incident: {_e(inc.title)}</h1><ul>"]
+    if fragment:
+        style = _STYLE.replace("body{", ".incident-report{")
+        p: list[str] = [f'<div class="incident-report"><style>{style}</style><ul>']
+    else:
+        p = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
+             f"<title>Incident: {_e(inc.title)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Incident: {_e(inc.title)}</h1><ul>"]
     if inc.id is not None:
         p.append(f"<li>id: {_e(inc.id)}</li>")
     p.append(f"<li>started: {_e(iso(inc.started_at))}</li><li>source: {_e(inc.source)}</li>")
@@ -224,7 +233,7 @@ def render_html(report: Report, form_action: str | None = None) -> str:
 
     p.append("<h2>5 Whys</h2>")
     if form_action:
-        p.append(f'<form method="post" action="{_e(form_action)}">')
+        p.append(f'<form method="post" action="{_e(form_action)}">{form_fields}')
     p.append("<ol>")
     for i, why in enumerate(report.whys):
         p.append(f'<li><label>{_e(why["question"])}<br><textarea name="why{i + 1}" rows="2">'
@@ -232,5 +241,5 @@ def render_html(report: Report, form_action: str | None = None) -> str:
     p.append("</ol>")
     if form_action:
         p.append('<button type="submit">Save</button></form>')
-    p.append("</body></html>")
+    p.append("</div>" if fragment else "</body></html>")
     return "\n".join(p) + "\n"
