@@ -78,6 +78,8 @@ def test_cli_deploy_breakage_rolled_back_then_rollback_and_listing(tmp_path, mak
         assert ledger.is_bad(v2)
         [incident] = ledger.incidents()
         assert incident.sha == v2 and "logins per request" in incident.data["table"]
+        assert "logins per request" in incident.data["failing"]
+        assert incident.data["previous_sha"] == v1
 
         assert main(["releases", "--settings", settings, "--json"]) == 0
         state = json.loads(capsys.readouterr().out)

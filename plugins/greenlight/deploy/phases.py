@@ -395,7 +395,9 @@ class Deployer:
         self._phase(result, "rollback", lambda: self._converge(
             deploy_id, switched, live, "rollback"))
         self.ledger.mark_bad(sha, deploy_id, reason)
-        data = {"table": verdict.table, "canary": [h.name for h in switched]}
+        data = {"table": verdict.table, "canary": [h.name for h in switched],
+                "previous_sha": live,
+                "failing": [m.name for m in getattr(verdict, "failing", [])]}
         if hasattr(verdict, "as_dict"):
             data["verdict"] = _jsonable(verdict.as_dict())
         result.incident_id = self.ledger.record_incident(
