@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from greenlight.coverage.changed_lines import changed_lines, parse_unified_zero
 from greenlight.errors import UsageError
 

@@ -15,7 +15,7 @@ def cli(*args: str, cwd: Path, console_script: bool = False) -> subprocess.Compl
     cmd = [str(GREENLIGHT), "coverage"] if console_script else \
         [sys.executable, "-m", "greenlight.cli.coverage"]
     return subprocess.run([*cmd, *args], cwd=cwd, env=clean_env(), capture_output=True,
-                          text=True)
+                          text=True, check=False)
 
 
 def pushed(make_repo, run_coverage, tested: bool):
@@ -56,11 +56,16 @@ def test_json_contract_and_extra_reports(make_repo, run_coverage, tmp_path):
     assert "<h1>Coverage of new code: passed</h1>" in (tmp_path / "r.html").read_text()
 
 
-def test_fail_under_lowers_the_bar(make_repo, run_coverage):
+def test_fail_under_lowers_the_bar_and_a_subfolder_finds_the_top(make_repo, run_coverage):
     repo, base = pushed(make_repo, run_coverage, tested=False)
-    # 4 of 8 units: run_tests' 0 new lines, shop: def discount ran, the if and bodies did not
-    out = cli("--base", base, "--head", repo.head(), "--fail-under", "10", cwd=repo.path)
+    (repo.path / "docs").mkdir()
+    # 1 of 6 units: `def discount` ran; the if (2 exits) and its 3 lines did not
+    out = cli("--base", base, "--head", repo.head(), "--fail-under", "16.66",
+              cwd=repo.path / "docs")
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "coverage of new code 16.67%" in out.stdout
+    out = cli("--base", base, "--head", repo.head(), "--fail-under", "16.67", cwd=repo.path)
+    assert out.returncode == 1
 
 
 def test_bad_input_exits_2_with_advice(make_repo, run_coverage, tmp_path):

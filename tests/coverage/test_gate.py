@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from greenlight.coverage import diff_coverage
 from greenlight.errors import UsageError
 
@@ -181,8 +180,7 @@ def test_threshold_edge_exactly_equal_passes(make_repo, run_coverage):
     repo.write("run_tests.py", "import lib\nassert lib.kept(1) == 1\nassert lib.a() == 1\n")
     repo.commit("half tested")
     measure()
-    kwargs = dict(data_file=None)
-    report = diff_coverage(repo.path, base, repo.head(), fail_under=75.0, **kwargs)
+    report = diff_coverage(repo.path, base, repo.head(), fail_under=75.0)
     assert report.units == (4, 5)  # 80%: the 2 defs, a's body, run_tests' new line; not b's body
     assert diff_coverage(repo.path, base, repo.head(), fail_under=80.0).passed
     assert not diff_coverage(repo.path, base, repo.head(), fail_under=80.01).passed

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import coverage
 import pytest
-
 from greenlight.coverage import combine_data
 from greenlight.errors import UsageError
+
 from tests.coverage.conftest import clean_env, coverage_run
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -26,7 +26,7 @@ def demo_copy(dest: Path) -> Path:
 
 def run(cwd: Path, *args: str) -> None:
     out = subprocess.run([sys.executable, *args], cwd=cwd, env=clean_env(), capture_output=True,
-                         text=True)
+                         text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 
 

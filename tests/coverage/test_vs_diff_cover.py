@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import coverage
-
 from greenlight.coverage import diff_coverage
+
 from tests.coverage.conftest import clean_env
 
 DIFF_COVER = Path(sys.executable).parent / "diff-cover"

@@ -49,9 +49,18 @@ class DiffRange:
 
 def open_repo(repo_dir: Path) -> git.Repo:
     try:
-        return git.Repo(repo_dir, search_parent_directories=False)
+        return git.Repo(repo_dir, search_parent_directories=True)
     except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
-        raise UsageError(f"{repo_dir} is not a git work tree; pass --repo DIR of a clone") from exc
+        raise UsageError(f"{repo_dir} is not in a git work tree; pass --repo DIR of a clone"
+                         ) from exc
+
+
+def work_tree_root(repo_dir: Path) -> Path:
+    """The top of the work tree holding ``repo_dir`` (the CLI may run from a subfolder)."""
+    root = open_repo(repo_dir).working_tree_dir
+    if root is None:
+        raise UsageError(f"{repo_dir} is a bare repository; pass --repo DIR of a checkout")
+    return Path(root)
 
 
 def resolve_commit(repo: git.Repo, rev: str, what: str) -> str:
@@ -109,7 +118,7 @@ def _unquote(raw: bytes) -> bytes:
 
 def _strip_prefix(raw: bytes, prefix: bytes) -> bytes:
     raw = _unquote(raw.rstrip(b"\t"))  # git appends a tab after names containing spaces
-    return raw[len(prefix):] if raw.startswith(prefix) else raw
+    return raw.removeprefix(prefix)
 
 
 def parse_unified_zero(diff: bytes) -> list[FileChange]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from greenlight.coverage.blame import blame_lines
-from greenlight.coverage.changed_lines import changed_lines, dirty_paths
+from greenlight.coverage.changed_lines import changed_lines, dirty_paths, work_tree_root
 from greenlight.coverage.measured import MeasuredData, Skipped
 from greenlight.coverage.report import FileReport, Report
 from greenlight.errors import UsageError
@@ -21,7 +21,7 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
     """
     if not 0 <= fail_under <= 100:
         raise UsageError(f"--fail-under {fail_under} is not a percentage between 0 and 100")
-    repo_dir = Path(repo_dir)
+    repo_dir = work_tree_root(Path(repo_dir))
     rng, changes = changed_lines(repo_dir, base, head, extensions)
     report = Report(rng.base, rng.head, rng.compared_with, fail_under, [],
                     changed_files=len(changes))

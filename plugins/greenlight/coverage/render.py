@@ -33,7 +33,6 @@ def render_json(report: Report) -> str:
 def render_text(report: Report) -> str:
     lines = [report.summary()]
     for f in report.counted:
-        covered, total = f.units
         lines.append(f"  {display_path(f.path)}: {f.percent:.2f}% "
                      f"({len(f.measure.statements) - len(f.measure.missing)}/"
                      f"{len(f.measure.statements)} lines"
@@ -48,6 +47,8 @@ def render_text(report: Report) -> str:
             who = f" {origin.commit[:10]} {origin.author}" if origin else ""
             lines.append(f"    line {line} partial branch: never jumped to "
                          f"{', '.join(_dest(d) for d in dests)}{who}")
+    for skipped in report.skipped:
+        lines.append(f"  not counted: {display_path(skipped.path)} ({skipped.reason})")
     return "\n".join(lines) + "\n"
 
 
@@ -145,9 +146,9 @@ def render_html(report: Report) -> str:
              f"<h1>Coverage of new code: {'passed' if report.passed else 'FAILED'}</h1>",
              f"<p>{esc(report.summary())}</p>",
              f"<p>base {esc(report.base or '(first push)')} → head {esc(report.head)}</p>",
-             "<p><span style=\"background:#fdd\">not run</span> "
-             "<span style=\"background:#ffc\">partial branch</span> "
-             "<span style=\"background:#dfd\">run</span></p>"]
+             ("<p><span style=\"background:#fdd\">not run</span> "
+              "<span style=\"background:#ffc\">partial branch</span> "
+              "<span style=\"background:#dfd\">run</span></p>")]
     for f in sorted(report.counted, key=lambda f: f.percent):
         parts.append(_html_file(f))
     if report.skipped:

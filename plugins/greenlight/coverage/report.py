@@ -137,8 +137,7 @@ class Report:
 
     def summary(self) -> str:
         """One line for a build summary or a hook message."""
-        covered, total = self.units
-        if total == 0:
+        if self.units[1] == 0:
             return "no new executable lines: nothing to cover"
         verdict = "ok" if self.passed else "FAILED"
         text = (f"coverage of new code {self.percent:.2f}% ({self.covered_statements}/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import ClassVar
 
 from buildbot.process import buildstep, results
 from buildbot.steps.worker import CompositeStepMixin
@@ -19,11 +20,14 @@ MARKDOWN_FILE = "greenlight-coverage.md"
 HTML_FILE = "greenlight-coverage.html"
 
 
-def gate_arguments(base: str | None, head: str, data: str, fail_under: float) -> list[str]:
+def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
+                   extensions: list[str] | tuple[str, ...] = ()) -> list[str]:
     """CLI arguments for one run (pure, so the command line is testable without a worker)."""
     args = ["coverage", "--head", head, "--data", data, "--fail-under", f"{fail_under:g}",
             "--format", "json", "--output", JSON_FILE, "--also-markdown", MARKDOWN_FILE,
             "--also-html", HTML_FILE]
+    for ext in extensions:
+        args += ["--ext", ext]
     if base and not ZERO.match(base):
         args[1:1] = ["--base", base]
     return args
@@ -50,15 +54,16 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     """Fail the build when the pushed lines are covered under ``fail_under`` percent.
 
     ``greenlight``: the argv that runs the greenlight CLI on the worker (default the console
-    script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``).
+    script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``). ``extensions``: file endings
+    to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``).
     """
 
     name = "coverage"
-    renderables = ["base_property", "fail_under", "data"]
+    renderables: ClassVar[list[str]] = ["base_property", "fail_under", "data"]
 
     def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
                  data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
-                 **kwargs):
+                 extensions: list[str] | tuple[str, ...] = (), **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
@@ -66,6 +71,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.fail_under = fail_under
         self.data = data
         self.greenlight = list(greenlight)
+        self.extensions = tuple(extensions)
         self._summary: str | None = None
 
     async def run(self):
@@ -75,7 +81,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             return results.FAILURE
         base = self.getProperty(self.base_property)
         args = gate_arguments(base if isinstance(base, str) else None, head, self.data,
-                              float(self.fail_under))
+                              float(self.fail_under), self.extensions)
         cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
                                                 collectStderr=True)
         await self.runCommand(cmd)
