@@ -55,6 +55,8 @@ def test_killed_deploy_is_recovered_to_one_release(world_factory, crash_at, judg
     assert ledger.deploy(running.id).outcome == "interrupted"
     assert ledger.unfinished_deploys() == []
 
+    if crash_at.endswith(":rollback:host01"):
+        assert ledger.is_bad(v2)  # marked before the rollback began
     if not rerun:
         return
     # and the deploy, run again, completes
@@ -74,3 +76,26 @@ def test_next_deploy_recovers_by_itself(world_factory):
     assert result.outcome == "success"
     assert result.previous_sha == v1  # the interrupted v2 canary was rolled back first
     world.assert_consistent(v3, "v3")
+
+
+def test_interrupted_rollback_is_completed_not_undone(world_factory):
+    world = world_factory(2)
+    v1 = world.commit_app("v1")
+    assert world.deployer().deploy(v1).ok
+    v2 = world.commit_app("v2")
+    assert world.deployer(ScriptedJudge("pass")).deploy(v2).ok
+    os.environ["GREENLIGHT_CRASH_AT"] = "after-switch:rollback:host02"
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child rolls back and is killed after switching host02
+            try:
+                world.deployer().rollback(to=v1)
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        del os.environ["GREENLIGHT_CRASH_AT"]
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9
+    [recovered] = world.deployer().recover()
+    assert recovered.sha == v1
+    world.assert_consistent(v1, "v1")

@@ -392,9 +392,9 @@ class Deployer:
     def _judge_failed(self, result: DeployResult, deploy_id: int, sha: str, live: str,
                       switched: list[Host], verdict) -> DeployResult:
         reason = f"judge failed the canary of {sha[:12]}"
+        self.ledger.mark_bad(sha, deploy_id, reason)  # first: it holds even if we die below
         self._phase(result, "rollback", lambda: self._converge(
             deploy_id, switched, live, "rollback"))
-        self.ledger.mark_bad(sha, deploy_id, reason)
         data = {"table": verdict.table, "canary": [h.name for h in switched],
                 "previous_sha": live,
                 "failing": [m.name for m in getattr(verdict, "failing", [])]}
@@ -473,7 +473,9 @@ class Deployer:
         """
         out = []
         for record in self.ledger.unfinished_deploys():
-            target = record.previous_sha or record.sha
+            # an interrupted rollback is completed; an interrupted deploy is undone
+            target = (record.sha if record.kind == "rollback"
+                      else record.previous_sha or record.sha)
             full = self.ledger.deploy(record.id)
             touched = {e.host for e in full.events if e.host and e.phase == "switch"}
             states = self.host_states()
