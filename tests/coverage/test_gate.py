@@ -80,6 +80,7 @@ def test_renamed_file_with_and_without_edits(make_repo, run_coverage):
     renamed = by_path(report)["renamed.py"]
     assert renamed.old_path == "lib.py" and renamed.measure.missing == [18]
     assert renamed.measure.statements == [18]
+    assert renamed.origin_of(18).summary == "edit after move"
 
 
 def test_deleted_file_counts_nothing(make_repo, run_coverage):

@@ -5,6 +5,7 @@ follows the number of problems, not the size of the diff; a range of one commit 
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,9 +83,10 @@ def _blame_file(repo: git.Repo, rng: DiffRange, path: str, lines: list[int]) -> 
     return found
 
 
-def blame_lines(repo_dir: Path, rng: DiffRange,
-                wanted: dict[str, list[int]]) -> dict[str, dict[int, Origin]]:
-    """Origin of each wanted line per file (lines at head numbering)."""
+def blame_lines(repo_dir: Path, rng: DiffRange, wanted: dict[str, list[int]],
+                renamed: set[str] | frozenset[str] = frozenset()) -> dict[str, dict[int, Origin]]:
+    """Origin of each wanted line per file (lines at head numbering); ``renamed``: files the
+    range renamed (they always go through blame)."""
     wanted = {p: lines for p, lines in wanted.items() if lines}
     if not wanted:
         return {}
@@ -92,7 +94,32 @@ def blame_lines(repo_dir: Path, rng: DiffRange,
     if rng.sole_commit:
         origin = _origin(repo.commit(rng.sole_commit))
         return {p: {n: origin for n in lines} for p, lines in wanted.items()}
+    result: dict[str, dict[int, Origin]] = {}
+    origins: dict[str, Origin] = {}
+    for path, sha in _files_of_one_commit(repo, rng, renamed).items():
+        if path in wanted:
+            origin = origins.setdefault(sha, _origin(repo.commit(sha)))
+            result[path] = {n: origin for n in wanted.pop(path)}
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {p: pool.submit(_blame_file, open_repo(repo_dir), rng, p, lines)
                    for p, lines in wanted.items()}
-        return {p: f.result() for p, f in futures.items()}
+        result.update({p: f.result() for p, f in futures.items()})
+    return result
+
+
+def _files_of_one_commit(repo: git.Repo, rng: DiffRange, renamed: set[str] | frozenset[str]) -> dict[str, str]:
+    """Files that exactly one commit of the range touched: all their new lines come from it,
+    no blame needed. Not used across merges (a merge may rewrite lines without listing the
+    file) nor for files renamed in the range (earlier edits were under the old name)."""
+    if repo.git.rev_list("--merges", "--max-count=1", rng.rev_range):
+        return {}
+    raw = repo.git.log("--no-renames", "--format=%x01%H", "--name-only", "-z", rng.rev_range,
+                       stdout_as_string=False)
+    touched: dict[str, list[str]] = {}
+    for record in raw.split(b"\x01")[1:]:
+        sha, _, names = record.partition(b"\0")
+        for name in names.lstrip(b"\n").split(b"\0"):
+            if name:
+                touched.setdefault(os.fsdecode(name), []).append(sha.decode())
+    return {path: shas[0] for path, shas in touched.items()
+            if len(shas) == 1 and path not in renamed}

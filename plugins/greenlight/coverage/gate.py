@@ -52,7 +52,7 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
         m = file.measure
         lines = {m.changed_in[s][0] for s in set(m.missing) | set(m.partial)}
         wanted[file.path] = sorted(lines)
-    origins = blame_lines(repo_dir, rng, wanted)
+    origins = blame_lines(repo_dir, rng, wanted, {f.path for f in report.files if f.old_path})
     for file in report.files:
         file.origins = origins.get(file.path, {})
     return report
