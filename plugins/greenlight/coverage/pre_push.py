@@ -29,5 +29,6 @@ def pre_push_check(repo_dir: Path, base: str | None, head: str) -> tuple[bool, s
         report = diff_coverage(Path(repo_dir), base, head, fail_under=_threshold(repo_dir))
     except GreenlightError as exc:
         return False, (f"greenlight coverage check: {exc}\n(turn it off with `git config "
-                       "greenlight.prepush.coverage false`, or skip once with --no-verify)\n")
+                       "greenlight.prepush.coverage false`, or skip it once with "
+                       "GREENLIGHT_COVERAGE_OVERRIDE=1 or --no-verify)\n")
     return report.passed, render_text(report)
