@@ -86,3 +86,36 @@ def test_sql_aggregates_match_direct_computation(store):
     assert data["srm"]["mismatch"] is False
     later = results("Agg", store=store, since=300.0)
     assert later["exposed"] == {CONTROL: 0, "enhanced": 0}
+
+
+def test_running_totals_agree_with_raw_join_whatever_the_write_order(store):
+    """Hosts write exposures and events in any order: an event written before its user's
+    exposure (another host flushed first) still counts once it happened after the exposure."""
+    define(Experiment("Order", {"b": 0.5}, status="rollout", rollout_pct=100), "app",
+           store=store)
+    define(Experiment("Other", {"b": 0.5}, status="rollout", rollout_pct=100), "app",
+           store=store)
+    store.write_events([("early", "purchase", 5.0, 20.0),   # after exposure at 10: counts
+                        ("early", "purchase", 7.0, 5.0),    # before exposure: never counts
+                        ("late", "login", 1.0, 30.0)])
+    assert store.write_exposures([("Order", "early", "b", 10.0),
+                                  ("Order", "late", CONTROL, 10.0),
+                                  ("Other", "early", CONTROL, 25.0)]) == 3
+    assert store.write_exposures([("Order", "early", CONTROL, 1.0)]) == 0  # first one wins
+    store.write_events([("early", "purchase", 3.0, 40.0), ("late", "login", 1.0, 41.0),
+                        ("nobody", "login", 1.0, 42.0)])
+
+    def table(since):
+        return sorted((a.branch, a.metric, a.converting, a.events, a.total, a.total_squares)
+                      for a in store.metric_aggregates("Order", since=since))
+
+    expected = [("b", "purchase", 1, 2, 8.0, 64.0), (CONTROL, "login", 1, 2, 2.0, 4.0)]
+    assert table(None) == expected
+    assert table(0.0) == expected  # the raw join (the --since path) agrees
+    other = store.metric_aggregates("Other")
+    assert [(a.branch, a.metric, a.events, a.total) for a in other] == [
+        (CONTROL, "purchase", 1, 3.0)]
+    store.rebuild_totals()
+    assert table(None) == expected
+    assert [(a.branch, a.metric, a.events) for a in store.metric_aggregates("Other")] == [
+        (CONTROL, "purchase", 1)]

@@ -1,0 +1,179 @@
+"""Experiments benchmark: branch assignments per second in one process (state cached), and the
+time to compute results for 1,000,000 exposures and 3,000,000 events on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/experiments.py [--users 1000000] [--events 3000000] [--no-postgres]
+
+Goals (issue 9): ≥ 1,000,000 assignments/s; results ≤ 2 s on PostgreSQL. CPU time is printed
+beside wall time because a loaded machine slows the wall clock, not the work.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sqlite3
+import tempfile
+import time
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from greenlight.experiments import (CONTROL, CompiledExperiment, Experiment, ExperimentClient,
+                                    ExperimentStore, define, results)
+from greenlight.experiments.store import user_key
+
+PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+NAME = "BenchSignup"
+
+
+def bench_assignment(users: int) -> None:
+    print(f"== branch_for, state cached, {users:,} distinct users, one process")
+    with tempfile.TemporaryDirectory() as tmp:
+        client = ExperimentClient(f"sqlite:///{tmp}/a.sqlite", registry=CollectorRegistry(),
+                                  start=False)
+        cases = [("rollout 100%, 50/50, first sight (queues an exposure)", 100, True),
+                 ("rollout 100%, 50/50, user seen before", 100, False),
+                 ("rollout 20%, 50/50", 20, False)]
+        ids = [f"user-{i}" for i in range(users)]
+        for label, pct, fresh in cases:
+            name = f"Assign{pct}"
+            client.define(Experiment(name, {"enhanced": 0.5}, status="rollout",
+                                     rollout_pct=pct))
+            if fresh:
+                client._seen.get(name, set()).clear()
+            branch_for = client.branch_for
+            wall, cpu = time.perf_counter(), time.process_time()
+            for user in ids:
+                branch_for(user, name)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            client._exposures.clear()
+            print(f"  {label:58s} {users / wall / 1e6:5.2f} M/s wall, "
+                  f"{users / cpu / 1e6:5.2f} M/s CPU  (goal >= 1.00)")
+        client.close(flush=False)
+
+
+def make_data(users: int, events: int, seed: int = 1):
+    """Exposures by the real assignment; events: logins, registrations, purchases (enhanced
+    converts a little more often, so results have something to find)."""
+    compiled = CompiledExperiment(Experiment(NAME, {"enhanced": 0.5}, status="rollout",
+                                             rollout_pct=100))
+    ids = [f"user-{i}" for i in range(users)]
+    branches = [compiled.assign(u)[0] for u in ids]
+    rng = np.random.default_rng(seed)
+    who = rng.integers(0, users, events)
+    enhanced = np.array([b != CONTROL for b in branches])[who]
+    kind = rng.random(events)
+    boost = np.where(enhanced, 0.03, 0.0)
+    names = np.where(kind < 0.6 - boost, "login",
+                     np.where(kind < 0.7 - boost, "registration", "purchase"))
+    values = np.where(names == "purchase", np.round(rng.gamma(2.0, 12.0, events), 2), 1.0)
+    at = 1000.0 + np.arange(events) * 0.001
+    keys = [user_key(u) for u in ids]
+    exposures = [(NAME, u, k, b, 1.0) for u, k, b in zip(ids, keys, branches)]
+    who = who.tolist()
+    event_rows = list(zip((ids[i] for i in who), (keys[i] for i in who), names.tolist(),
+                          values.tolist(), at.tolist()))
+    return exposures, event_rows
+
+
+def load_sqlite(path: str, exposures, events) -> None:
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO gl_experiment_exposures "
+                     "(experiment, user_id, user_key, branch, at) VALUES (?, ?, ?, ?, ?)",
+                     exposures)
+    conn.executemany("INSERT INTO gl_experiment_events (user_id, user_key, name, value, at) "
+                     "VALUES (?, ?, ?, ?, ?)", events)
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def load_postgres(dbname: str, exposures, events) -> None:
+    import psycopg2
+    conn = psycopg2.connect(**{**PG_ADMIN, "dbname": dbname})
+    with conn.cursor() as cur:
+        for table, columns, rows in (
+                ("gl_experiment_exposures", "(experiment, user_id, user_key, branch, at)",
+                 exposures),
+                ("gl_experiment_events", "(user_id, user_key, name, value, at)", events)):
+            buffer = io.StringIO()
+            buffer.writelines("\t".join(map(str, row)) + "\n" for row in rows)
+            buffer.seek(0)
+            cur.copy_expert(f"COPY {table} {columns} FROM STDIN", buffer)
+    conn.commit()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    conn.close()
+
+
+def time_results(store: ExperimentStore, label: str, runs: int = 3) -> float:
+    best = float("inf")
+    for run in range(runs):
+        wall = time.perf_counter()
+        data = results(NAME, store=store)
+        wall = time.perf_counter() - wall
+        best = min(best, wall)
+        if run == 0:
+            purchase = next(m for m in data["metrics"] if m["metric"] == "purchase")
+            vs = purchase["branches"][1]["vs_control"]
+            print(f"  {label}: first {wall:.2f} s; exposed {data['exposed']}; purchase rate "
+                  f"diff {vs['rate_difference'] * 100:+.2f} pts, p = {vs['rate_p_value']:.2g}")
+    print(f"  {label}: best of {runs} {best:.2f} s")
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=3_000_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    bench_assignment(args.users)
+
+    print(f"== results for {args.users:,} exposures and {args.events:,} events")
+    started = time.perf_counter()
+    exposures, events = make_data(args.users, args.events)
+    print(f"  generated data in {time.perf_counter() - started:.1f} s")
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.sqlite")
+        store = ExperimentStore(f"sqlite:///{path}")
+        define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100), "bench",
+               store=store)
+        started = time.perf_counter()
+        load_sqlite(path, exposures, events)
+        print(f"  SQLite: loaded in {time.perf_counter() - started:.1f} s")
+        figures["sqlite"] = time_results(store, "SQLite")
+        store.dispose()
+    if not args.no_postgres:
+        import psycopg2
+        dbname = f"gl_exp_bench_{os.getpid()}"
+        admin = psycopg2.connect(**PG_ADMIN)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{dbname}"')
+        try:
+            store = ExperimentStore(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}")
+            define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100),
+                   "bench", store=store)
+            started = time.perf_counter()
+            load_postgres(dbname, exposures, events)
+            print(f"  PostgreSQL: loaded in {time.perf_counter() - started:.1f} s")
+            figures["postgresql"] = time_results(store, "PostgreSQL")
+            store.dispose()
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            admin.close()
+    print("== summary")
+    for engine, seconds in figures.items():
+        goal = "  (goal <= 2 s)" if engine == "postgresql" else ""
+        print(f"  results on {engine}: {seconds:.2f} s{goal}")
+    if len(figures) == 2:
+        print(f"  SQLite / PostgreSQL time ratio: {figures['sqlite'] / figures['postgresql']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
