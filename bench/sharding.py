@@ -122,6 +122,20 @@ def compare_plans(ids: list[str], durations: dict[str, float]) -> dict[int, obje
     return plans
 
 
+def planner_scale() -> None:
+    """Planning time on a synthetic suite far larger than attrs (log-normal test times)."""
+    import random
+    rng = random.Random(2)
+    for n, shards in ((20_000, 16), (50_000, 32)):
+        ids = [f"tests/test_{i % 300}.py::test_{i}" for i in range(n)]
+        durations = {t: rng.lognormvariate(-4, 1.5) for t in ids}
+        started = time.perf_counter()
+        plan = plan_shards(ids, durations, shards)
+        elapsed = time.perf_counter() - started
+        print(f"synthetic {n} tests, N={shards}: planned in {elapsed:.2f} s, makespan/ideal "
+              f"{plan.makespan / plan.ideal_seconds:.6f}")
+
+
 def parallel_shards(python: Path, src: Path, plan,
                     work: Path) -> tuple[float, list[float], list[float]]:
     plan_file = work / "plan4.json"
@@ -177,6 +191,7 @@ def main() -> int:
         ids = [r.test_id for r in results]
         durations = {r.test_id: r.seconds for r in results}
         plans = compare_plans(ids, durations)
+        planner_scale()
         print(f"\nmeasured on {os.cpu_count()} cores:")
         print(f"load average before the parallel run: {os.getloadavg()[0]:.2f}")
         wall, ends, test_time = parallel_shards(python, src, plans[4], work)
