@@ -5,6 +5,7 @@ import importlib
 
 from buildbot.plugins import steps, util
 
+from greenlight.steps.base import RecordGreen, ResolveBase
 from greenlight.steps.tests import RunTests
 from greenlight_master.settings import Settings
 
@@ -24,6 +25,8 @@ def verify_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
     factory = util.BuildFactory()
     factory.addStep(steps.Git(repourl=repo_url, mode="full", method="clobber",
                               name="checkout", haltOnFailure=True, logEnviron=False))
+    green_file = str(settings.state_dir / "green-shas.json")
+    factory.addStep(ResolveBase(green_file=green_file, haltOnFailure=True))
     schema_step = _optional_step("greenlight.steps.schema_review", "SchemaReview")
     if settings["schema"]["enabled"] and schema_step is not None:
         schema = settings["schema"]
@@ -50,6 +53,7 @@ def verify_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
             name="combine coverage", command=[python, "-m", "coverage", "combine"],
             logEnviron=False, flunkOnFailure=False, warnOnFailure=True))
         factory.addStep(coverage_step(fail_under=float(settings["coverage"]["fail_under"])))
+    factory.addStep(RecordGreen(green_file=green_file))
     return factory
 
 

@@ -176,3 +176,28 @@ def test_deleting_a_branch_is_ignored_and_empty_push_is_harmless(world, tmp_path
     assert world.push(clone, "--delete", "short-lived").returncode == 0
     time.sleep(1)
     assert len(world.api("changes")["changes"]) == before + 1
+
+
+def test_uncovered_code_fails_until_tested_even_after_an_unrelated_push(world, tmp_path):
+    """The coverage gate measures from the last green build: a red push's lines stay gated."""
+    clone = world.clone(tmp_path / "c")
+    (clone / "tests" / "test_broken.py").unlink(missing_ok=True)  # left by an earlier test
+    (clone / "app" / "pricing.py").write_text(
+        "def discount(total):\n    if total > 100:\n        return total * 0.9\n    return total\n")
+    untested = commit_all(clone, "add discount() without a test")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(untested)
+    assert build["results"] == 2
+    assert "app/pricing.py" in build["state_string"]
+    (clone / "CHANGELOG.md").write_text("- discount\n")
+    unrelated = commit_all(clone, "changelog only")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(unrelated)
+    assert build["results"] == 2, "a later push must not launder uncovered lines"
+    (clone / "tests" / "test_pricing.py").write_text(
+        "from app.pricing import discount\n\n"
+        "def test_discount():\n    assert discount(200) == 180\n    assert discount(50) == 50\n")
+    tested = commit_all(clone, "test discount()")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(tested)
+    assert build["results"] == 0, build["state_string"]

@@ -1,0 +1,69 @@
+"""Where a verify build's "new code" starts, and recording green builds.
+
+``ResolveBase`` sets the ``greenlight_base`` property to the branch's last green sha when that
+sha is an ancestor of the built revision (checked on the worker with git), else keeps the
+change's own base (the previous tip, or the fork point of a new branch). ``RecordGreen`` runs
+last and remembers the revision when everything before it passed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from buildbot.process import buildstep, results
+
+from greenlight.green_shas import last_green, record_green
+
+
+class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
+    name = "resolve base"
+
+    def __init__(self, green_file: str, **kwargs):
+        kwargs.setdefault("logEnviron", False)
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+        self.green_file = Path(green_file)
+        self._summary = ""
+
+    async def run(self):
+        branch = self.getProperty("branch") or ""
+        change_base = self.getProperty("greenlight_base") or ""
+        green = last_green(self.green_file, branch)
+        base, why = change_base, "the previous tip of the branch"
+        if green and green != self.getProperty("got_revision"):
+            cmd = await self.makeRemoteShellCommand(
+                command=["git", "merge-base", "--is-ancestor", green, "HEAD"],
+                collectStdout=True, decodeRC={0: results.SUCCESS, 1: results.SUCCESS,
+                                              128: results.SUCCESS})
+            await self.runCommand(cmd)
+            if cmd.rc == 0:
+                base, why = green, "the last green build of the branch"
+        if not base:
+            why = "nothing: first build, every file counts as new"
+        self.setProperty("greenlight_base", base, "ResolveBase")
+        self._summary = f"base {base[:10] or '(none)'}: {why}"
+        await self.addCompleteLog("base", f"{base}\n{why}\n")
+        return results.SUCCESS
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()
+
+
+class RecordGreen(buildstep.BuildStep):
+    name = "record green"
+
+    def __init__(self, green_file: str, **kwargs):
+        kwargs.setdefault("alwaysRun", True)
+        kwargs.setdefault("hideStepIf", lambda result, step: result == results.SKIPPED)
+        super().__init__(**kwargs)
+        self.green_file = Path(green_file)
+
+    async def run(self):
+        if self.build.results != results.SUCCESS:
+            return results.SKIPPED
+        revision = self.getProperty("got_revision")
+        if isinstance(revision, dict):
+            revision = next(iter(revision.values()), None)
+        branch = self.getProperty("branch")
+        if revision and branch:
+            record_green(self.green_file, branch, revision)
+        return results.SUCCESS
