@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
 import re
 import threading
 from typing import Any
@@ -27,6 +28,7 @@ from greenlight.errors import GreenlightError, UsageError
 from greenlight.www import dashboard
 
 blueprint = Blueprint("incidents", __name__)
+log = logging.getLogger(__name__)
 
 ENGINEERS = "engineers"
 INTAKE_ROLES = ("engineers", "deployers")
@@ -106,7 +108,8 @@ def ingest_rollbacks() -> list[int]:
             incident = store.by_request(ask.id) or incident_from_request(ask, the_ledger)
             try:
                 report = build(incident).to_dict()
-            except GreenlightError:
+            except Exception:           # one broken report must not hide the list
+                log.exception("incident report for judge request %s failed", ask.id)
                 report = None           # the page shows why when it is opened
             made.append(store.save(incident, report, request_id=ask.id))
             the_ledger.set_incident_status(ask.id, "reported")
