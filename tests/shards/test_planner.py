@@ -25,7 +25,9 @@ def _makespan(groups, durations) -> float:
     return max((sum(durations[t] for t in g) for g in groups), default=0.0)
 
 
-suites = st.lists(st.floats(min_value=MIN_SECONDS, max_value=100.0, allow_nan=False),
+# Floats, and small integers (many ties: where tie-breaking differences would show).
+suites = st.lists(st.one_of(st.floats(min_value=MIN_SECONDS, max_value=100.0, allow_nan=False),
+                            st.integers(min_value=1, max_value=4).map(float)),
                   min_size=1, max_size=60).map(
     lambda ds: {f"tests/test_m{i % 7}.py::test_{i}": d for i, d in enumerate(ds)})
 

@@ -70,8 +70,9 @@ class PlanShards(buildstep.ShellMixin, buildstep.BuildStep):
             await self.addCompleteLog("durations", f"{exc}\nplanning with equal durations\n")
             durations, status = {}, results.WARNINGS
         try:
-            plan = plan_shards(ids, durations, int(self.shards),
-                               group_by_module=bool(self.group_by_module))
+            # Off the reactor thread: a large suite takes the planner a second or so.
+            plan = await threads.deferToThread(plan_shards, ids, durations, int(self.shards),
+                                               group_by_module=bool(self.group_by_module))
         except GreenlightError as exc:
             self._summary = f"cannot plan shards: {exc}"
             return results.FAILURE
