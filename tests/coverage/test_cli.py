@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,9 @@ def test_untested_function_exits_1_and_lists_its_lines(make_repo, run_coverage):
 
 def test_json_contract_and_extra_reports(make_repo, run_coverage, tmp_path):
     repo, base = pushed(make_repo, run_coverage, tested=True)
+    data = os.path.relpath(repo.path / ".coverage", tmp_path)  # relative to the caller's cwd
     out = cli("--base", base, "--head", repo.head(), "--repo", str(repo.path), "--format", "json",
+              "--data", data,
               "--output", str(tmp_path / "r.json"), "--also-markdown", str(tmp_path / "r.md"),
               "--also-html", str(tmp_path / "r.html"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr

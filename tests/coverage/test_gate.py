@@ -259,6 +259,11 @@ def test_parallel_data_files_not_combined(make_repo, run_coverage):
     measure("--parallel-mode", "run_tests.py")
     with pytest.raises(UsageError, match="run `coverage combine`"):
         diff_coverage(repo.path, base, repo.head())
+    measure("--parallel-mode", "run_tests.py")  # a second piece: combine folds both
+    assert len(list(repo.path.glob(".coverage.*"))) == 2
+    report = diff_coverage(repo.path, base, repo.head(), combine=True)
+    assert report.units == (1, 1) and not list(repo.path.glob(".coverage.*"))
+    assert (repo.path / ".coverage").is_file()
 
 
 def test_blame_names_each_author_in_a_multi_commit_range(make_repo, run_coverage):

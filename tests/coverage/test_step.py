@@ -89,5 +89,6 @@ def test_first_push_passes_no_base():
     assert "--base" not in gate_arguments(None, "abc", ".coverage", 90)
     assert "--base" not in gate_arguments("0" * 40, "abc", ".coverage", 90)
     assert gate_arguments("b" * 40, "abc", "d", 90)[:3] == ["coverage", "--base", "b" * 40]
-    assert gate_arguments(None, "abc", "d", 90, (".py", ".pyx"))[-4:] == [
+    assert gate_arguments(None, "abc", "d", 90, (".py", ".pyx"), combine=False)[-4:] == [
         "--ext", ".py", "--ext", ".pyx"]
+    assert gate_arguments(None, "abc", "d", 90)[-1] == "--combine"

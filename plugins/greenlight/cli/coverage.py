@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="also write the Markdown report to FILE")
     p.add_argument("--also-html", type=Path, default=None, metavar="FILE",
                    help="also write the HTML report to FILE")
+    p.add_argument("--combine", action="store_true",
+                   help="first combine parallel data files (<data>.*) into the data file")
     p.add_argument("--ext", action="append", default=None, metavar=".EXT",
                    help="file endings to check (repeatable; default .py)")
     p.set_defaults(func=run)
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     extensions = tuple(args.ext) if args.ext else (".py",)
     report = diff_coverage(args.repo, args.base, args.head, data_file=args.data,
                            config_file=args.config, fail_under=args.fail_under,
-                           extensions=extensions)
+                           extensions=extensions, combine=args.combine)
     text = RENDERERS[args.format](report)
     if args.output:
         _write(args.output, text)

@@ -13,10 +13,11 @@ from greenlight.errors import UsageError
 def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                   data_file: Path | None = None, config_file: Path | None = None,
                   fail_under: float = 100.0,
-                  extensions: tuple[str, ...] = (".py",)) -> Report:
+                  extensions: tuple[str, ...] = (".py",), combine: bool = False) -> Report:
     """Measure how much of what base..head added or changed the tests executed.
 
-    ``base`` None (or all zeros) is a first push: every line of head is new. The work tree at
+    ``base`` None (or all zeros) is a first push: every line of head is new. ``combine``
+    first folds parallel data files (``.coverage.*``) into the data file. The work tree at
     ``repo_dir`` must hold head's version of the changed files (it is what coverage measured).
     """
     if not 0 <= fail_under <= 100:
@@ -27,7 +28,7 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                     changed_files=len(changes))
     if not changes:
         return report
-    measured = MeasuredData(repo_dir, data_file, config_file)
+    measured = MeasuredData(repo_dir, data_file, config_file, combine)
     in_scope = []
     for change in changes:
         reason = measured.scope(change.path)

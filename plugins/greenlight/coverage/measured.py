@@ -22,6 +22,7 @@ from coverage.files import GlobMatcher, PathAliases, prep_patterns
 from coverage.python import PythonFileReporter
 from coverage.results import analysis_from_file_reporter
 
+from greenlight.coverage.combine import combine_parallel
 from greenlight.errors import UsageError
 
 CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
@@ -86,7 +87,9 @@ def _source_roots(config: coverage.CoverageConfig, repo_dir: Path) -> list[str]:
 class MeasuredData:
     """A loaded coverage data file plus the configuration that applies to the target."""
 
-    def __init__(self, repo_dir: Path, data_file: Path | None, config_file: Path | None):
+    def __init__(self, repo_dir: Path, data_file: Path | None, config_file: Path | None,
+                 combine: bool = False):
+        data_file = Path(data_file).absolute() if data_file else None  # relative to the caller
         self._args = (repo_dir, data_file, config_file)
         self.repo_dir = Path(os.path.realpath(repo_dir))
         if config_file is not None:
@@ -99,6 +102,9 @@ class MeasuredData:
                 self.cov = coverage.Coverage(
                     data_file=None, config_file=str(config_file) if config_file else True)
                 self.config = self.cov.config
+                if combine:
+                    combine_parallel(data_file or self.repo_dir / self.config.data_file,
+                                     str(config_file) if config_file else True)
                 data_path = _data_path(self.repo_dir, data_file, self.config.data_file)
                 self.cov = coverage.Coverage(
                     data_file=str(data_path),

@@ -26,7 +26,8 @@ def pre_push_check(repo_dir: Path, base: str | None, head: str) -> tuple[bool, s
     Bad input (no data, unknown sha, stale tree) refuses the push with what to do, because the
     developer turned the check on; ``git push --no-verify`` skips it."""
     try:
-        report = diff_coverage(Path(repo_dir), base, head, fail_under=_threshold(repo_dir))
+        report = diff_coverage(Path(repo_dir), base, head, fail_under=_threshold(repo_dir),
+                               combine=True)
     except GreenlightError as exc:
         return False, (f"greenlight coverage check: {exc}\n(turn it off with `git config "
                        "greenlight.prepush.coverage false`, or skip it once with "

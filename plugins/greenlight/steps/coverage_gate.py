@@ -21,13 +21,16 @@ HTML_FILE = "greenlight-coverage.html"
 
 
 def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
-                   extensions: list[str] | tuple[str, ...] = ()) -> list[str]:
+                   extensions: list[str] | tuple[str, ...] = (), combine: bool = True
+                   ) -> list[str]:
     """CLI arguments for one run (pure, so the command line is testable without a worker)."""
     args = ["coverage", "--head", head, "--data", data, "--fail-under", f"{fail_under:g}",
             "--format", "json", "--output", JSON_FILE, "--also-markdown", MARKDOWN_FILE,
             "--also-html", HTML_FILE]
     for ext in extensions:
         args += ["--ext", ext]
+    if combine:
+        args.append("--combine")
     if base and not ZERO.match(base):
         args[1:1] = ["--base", base]
     return args
@@ -55,7 +58,8 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
 
     ``greenlight``: the argv that runs the greenlight CLI on the worker (default the console
     script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``). ``extensions``: file endings
-    to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``).
+    to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``). ``combine``: fold the
+    parallel data files of ``pytest -n`` (``.coverage.*``) into ``data`` first.
     """
 
     name = "coverage"
@@ -63,7 +67,8 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
 
     def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
                  data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
-                 extensions: list[str] | tuple[str, ...] = (), **kwargs):
+                 extensions: list[str] | tuple[str, ...] = (), combine: bool = True,
+                 **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
@@ -72,6 +77,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.data = data
         self.greenlight = list(greenlight)
         self.extensions = tuple(extensions)
+        self.combine = combine
         self._summary: str | None = None
 
     async def run(self):
@@ -81,7 +87,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             return results.FAILURE
         base = self.getProperty(self.base_property)
         args = gate_arguments(base if isinstance(base, str) else None, head, self.data,
-                              float(self.fail_under), self.extensions)
+                              float(self.fail_under), self.extensions, self.combine)
         cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
                                                 collectStderr=True)
         await self.runCommand(cmd)
