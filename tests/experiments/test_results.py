@@ -61,3 +61,12 @@ def test_empty_experiment_renders_without_numbers():
     assert data["metrics"] == [] and data["exposed"] == {CONTROL: 0, "treatment": 0}
     assert "no metric events" in render_results(data, "text")
     assert json.loads(render_results(data, "json"))["srm"]["mismatch"] is False
+
+
+def test_always_valid_p_value_is_more_conservative_than_fixed_sample():
+    vs = _seed_results()["metrics"][0]["branches"][1]["vs_control"]
+    assert vs["rate_p_value"] < vs["rate_p_always_valid"] < 0.05
+    none = compute_results(SEED, {CONTROL: 1000, "treatment": 1000},
+                           [BranchMetricAggregate(CONTROL, "m", 100, 100, 100, 100),
+                            BranchMetricAggregate("treatment", "m", 101, 101, 101, 101)])
+    assert none["metrics"][0]["branches"][1]["vs_control"]["rate_p_always_valid"] > 0.5

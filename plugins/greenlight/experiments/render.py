@@ -26,7 +26,7 @@ def render_results(results: dict, fmt: str) -> str:
 
 
 HEADERS = ["metric", "branch", "exposed", "converting", "rate", "Δ rate (CI)", "p (adj)",
-           "D²>N", "per user", "Δ per user (CI)", "p (adj)", "significant"]
+           "p always-valid", "D²>N", "per user", "Δ per user (CI)", "p (adj)", "significant"]
 
 
 def _results_table(results: dict) -> list[list[str]]:
@@ -37,12 +37,13 @@ def _results_table(results: dict) -> list[list[str]]:
             cells = [metric["metric"], row["branch"], f"{row['exposed']:,}",
                      f"{row['converting']:,}", _pct(row["rate"])]
             if c is None:
-                cells += ["—", "—", "—"]
+                cells += ["—", "—", "—", "—"]
             else:
                 rule = c["seed_rule"]
                 cells += [f"{_signed_pct(c['rate_difference'])} ({_pct(c['rate_ci'][0], True)}"
                           f" … {_pct(c['rate_ci'][1], True)})",
                           f"{_p(c['rate_p_value'])} ({_p(c['rate_p_adjusted'])})",
+                          _p(c["rate_p_always_valid"]),
                           "—" if rule is None else ("yes" if rule["significant"] else "no")]
             cells.append(_num(row["mean_per_user"]))
             if c is None:

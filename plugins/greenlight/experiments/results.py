@@ -2,7 +2,8 @@
 a JSON-ready dict out). Conversion is compared with the two-proportion z-test, per-user values
 (logins per user, revenue per user) with Welch's t-test; p-values are Holm-adjusted across all
 comparisons shown; the seed's D² > N rule is shown beside the z-test for 50/50 splits. A
-sample-ratio mismatch and results read before the planned sample size are flagged."""
+sample-ratio mismatch and results read before the planned sample size are flagged, and an
+always-valid (mSPRT) p-value is given beside each fixed-sample one for reading early."""
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ from greenlight.experiments.definition import CONTROL, Experiment, explain
 from greenlight.experiments.store import BranchMetricAggregate
 from greenlight.stats import (holm_adjust, sample_ratio_mismatch, sample_size_per_arm,
                               seed_rule_on_rarer_outcome, two_proportion_test, welch_t_test)
+from greenlight.stats.sequential import msprt_p_value
 
 #: Smallest relative change the default plan is sized for (two-sided alpha, 80% power).
 DEFAULT_MIN_EFFECT = 0.10
@@ -75,6 +77,15 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                     "mean_ci": [_finite(welch.ci_low), _finite(welch.ci_high)],
                     "mean_p_value": _finite(welch.p_two_sided),
                     "seed_rule": None,
+                    # Always-valid (mSPRT) p-values: safe to read at any time, however often;
+                    # the mixture is centred on changes of min_effect relative to control.
+                    "rate_p_always_valid": _always_valid(
+                        rate.difference, rate.control_variance / n_control
+                        + rate.treatment_variance / n if n and n_control else 0.0,
+                        min_effect * control_rate),
+                    "mean_p_always_valid": _always_valid(
+                        welch.difference, (c_var or 0.0) / n_control + (var or 0.0) / n
+                        if n and n_control else 0.0, min_effect * c_mean),
                 }
                 if math.isclose(weights[branch], weights[CONTROL]) and n and n_control:
                     rule = seed_rule_on_rarer_outcome(c_conv, n_control, conv, n)
@@ -94,7 +105,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
             warnings.append(
                 f"{metric}: read early, {smallest:,} of {planned:,} planned users in the "
                 "smallest branch. Checking before the planned size inflates false positives; "
-                "treat significance as provisional.")
+                "trust only the always-valid p-value until then.")
 
     adjusted = holm_adjust([slot[0][f"{slot[1]}_p_value"] for slot in p_slots])
     for (comparison, kind), p_adj in zip(p_slots, adjusted):
@@ -144,6 +155,10 @@ def _planned(control_rate: float, min_effect: float, alpha: float) -> int | None
     if not 0.0 < control_rate < 1.0 or control_rate * (1 + min_effect) >= 1.0:
         return None
     return sample_size_per_arm(control_rate, -min_effect, alpha=alpha / 2, power=PLAN_POWER)
+
+
+def _always_valid(estimate: float, variance: float, scale: float) -> float:
+    return msprt_p_value(estimate, variance, scale * scale) if scale else 1.0
 
 
 def _finite(value: float) -> float | None:
