@@ -22,7 +22,7 @@ def test_html_escapes_source_paths_and_authors(make_repo, run_coverage):
     assert "Mal &amp; Co | x" in html
     assert "x_&lt;b&gt;.py" in html
     assert html.count('<tr class="miss">') == 3           # lines 1, 2 and 10
-    assert '<tr class="gap">' in html                     # lines 6..7 are outside the context
+    assert html.count('<tr class="noexec">') == 7         # the changed blank lines 3..9
 
 
 def test_markdown_escapes_table_breakers(make_repo, run_coverage):
@@ -35,3 +35,19 @@ def test_text_lists_each_uncovered_line(make_repo, run_coverage):
     text = render_text(hostile_report(make_repo, run_coverage))
     assert text.splitlines()[0].startswith("coverage of new code 0.00% (0/3 new lines)")
     assert sum("not covered" in line for line in text.splitlines()) == 3
+
+
+def test_html_shows_context_around_changes_with_gaps(make_repo, run_coverage):
+    repo = make_repo()
+    body = [f"v{i} = {i}\n" for i in range(1, 21)]
+    repo.write("m.py", "".join(body))
+    repo.write("run_tests.py", "import m\n")
+    base = repo.commit("base")
+    body[1], body[17] = "v2 = 'two'\n", "v18 = 'eighteen'\n"
+    repo.write("m.py", "".join(body))
+    repo.commit("two distant edits")
+    run_coverage(repo.path, "run_tests.py")
+    html = render_html(diff_coverage(repo.path, base, repo.head()))
+    rows = [n for n in range(1, 21) if f'<td class="n">{n}</td>' in html]
+    assert rows == [1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20]
+    assert html.count('<tr class="gap">') == 1 and html.count('<tr class="run">') == 2

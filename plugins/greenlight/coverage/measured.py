@@ -35,6 +35,7 @@ class FileMeasure:
     path: str
     statements: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)                # every changed line
     changed_in: dict[int, list[int]] = field(default_factory=dict)  # statement -> changed lines
     partial: dict[int, list[int]] = field(default_factory=dict)     # branch line -> missed dests
     branches: int = 0
@@ -163,7 +164,7 @@ class MeasuredData:
         """Coverage of the statements that ``changed`` lines of ``rel_path`` belong to."""
         full = os.path.realpath(self.repo_dir / rel_path)
         key = self.keys.get(full)
-        result = FileMeasure(rel_path, in_data=key is not None)
+        result = FileMeasure(rel_path, changed=sorted(changed), in_data=key is not None)
         with contextlib.chdir(self.repo_dir):
             reporter = PythonFileReporter(full, self.cov)
             try:

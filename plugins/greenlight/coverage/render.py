@@ -96,7 +96,8 @@ table.src{border-collapse:collapse;font-family:monospace;font-size:13px;width:10
 table.src td{padding:0 .5em;white-space:pre;vertical-align:top}
 td.n{color:#888;text-align:right;user-select:none}
 tr.miss{background:#fdd} tr.part{background:#ffc} tr.run{background:#dfd}
-tr.ctx{color:#555} tr.gap td{background:#eee;color:#888}
+tr.ctx{color:#555} tr.noexec{color:#555;font-style:italic;background:#f4f4f4}
+tr.gap td{background:#eee;color:#888}
 td.who{color:#666;font-size:12px}
 """
 
@@ -105,7 +106,7 @@ def _html_file(f: FileReport) -> str:
     m = f.measure
     changed = {line: stmt for stmt, lines in m.changed_in.items() for line in lines}
     shown: set[int] = set()
-    for line in changed:
+    for line in m.changed or changed:
         shown.update(range(max(1, line - CONTEXT), line + CONTEXT + 1))
     shown = {n for n in shown if n <= len(m.source_lines)}
     esc = html.escape
@@ -117,7 +118,7 @@ def _html_file(f: FileReport) -> str:
         stmt = changed.get(n)
         who = ""
         if stmt is None:
-            cls = "ctx"
+            cls = "noexec" if n in m.changed else "ctx"
         elif stmt in m.missing:
             cls = "miss"
         elif stmt in m.partial:
@@ -148,7 +149,8 @@ def render_html(report: Report) -> str:
              f"<p>base {esc(report.base or '(first push)')} → head {esc(report.head)}</p>",
              ("<p><span style=\"background:#fdd\">not run</span> "
               "<span style=\"background:#ffc\">partial branch</span> "
-              "<span style=\"background:#dfd\">run</span></p>")]
+              "<span style=\"background:#dfd\">run</span> "
+              "<span style=\"background:#f4f4f4\"><i>changed, not executable</i></span></p>")]
     for f in sorted(report.counted, key=lambda f: f.percent):
         parts.append(_html_file(f))
     if report.skipped:
