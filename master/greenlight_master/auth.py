@@ -2,7 +2,8 @@
 
 Users log in against Greenlight's password file (salted hashes, see greenlight.accounts);
 roles come from the settings' ``[auth] roles`` table. Anonymous users can read; acting
-(rebuild, force, stop) needs ``engineers``; the Greenlight pages check their own roles.
+(rebuild, force, stop) needs ``engineers``, except on the deploy and rollback builders, where it
+needs ``deployers``; the Greenlight pages check their own roles.
 """
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ def roles_by_user(roles: dict[str, list[str]]) -> dict[str, list[str]]:
     return {user: list(r) for user, r in roles.items()}
 
 
+# Builders whose builds change production: forcing, rebuilding or stopping one needs this role.
+DEPLOYERS = "deployers"
+DEPLOY_BUILDERS = ("deploy", "rollback")
+
+
 def make_authz(roles: dict[str, list[str]]) -> util.Authz:
+    """Buildbot's first matching rule decides (and denies a user without its role), so the
+    deployers' rules come before the engineers' rules that match every builder."""
     by_role: dict[str, list[str]] = {}
     for user, user_roles in roles.items():
         for role in user_roles:
@@ -40,6 +48,10 @@ def make_authz(roles: dict[str, list[str]]) -> util.Authz:
                 for role, users in sorted(by_role.items())]
     return util.Authz(
         allowRules=[
+            *[matcher(builder=name, role=DEPLOYERS)
+              for name in DEPLOY_BUILDERS
+              for matcher in (util.ForceBuildEndpointMatcher, util.RebuildBuildEndpointMatcher,
+                              util.StopBuildEndpointMatcher)],
             util.RebuildBuildEndpointMatcher(role="engineers"),
             util.ForceBuildEndpointMatcher(role="engineers"),
             util.StopBuildEndpointMatcher(role="engineers"),

@@ -66,13 +66,13 @@ class DeploySettings:
     migrate: tuple[str, ...] = ()  # run once, in an export of the commit, before any switch
     migrate_timeout: float = 600.0
     build_timeout: float = 600.0
-    restart_timeout: float = 60.0
+    restart_timeout: float = 30.0
     health_timeout: float = 2.0
-    health_retries: int = 40
+    health_retries: int = 20
     health_interval: float = 0.25
     observe_seconds: float = 60.0  # canary window: the judge's maximum
     judge_interval: float = 1.0  # seconds between two judge.observe() calls
-    final_observe_seconds: float = 5.0  # after all hosts: health must hold this long
+    final_observe_seconds: float = 0.0  # after all hosts: health must hold this long
     on_window_end: str = "fail"  # what an undecided judge means at the end: fail | pass
     parallel: int = 4  # hosts switched at once in the "rest" phase
     judge: dict[str, Any] = field(default_factory=dict)  # passed to Judge(settings) as is
@@ -166,6 +166,30 @@ EXTRA_FLOATS = ("migrate_timeout", "build_timeout", "restart_timeout", "health_t
 EXTRA_INTS = ("health_retries", "parallel")
 
 
+# The deploy's own keys decide these; the same keys in [deploy.judge] would be ignored.
+JUDGE_KEYS_SET_BY_DEPLOY = {"max_window_s": "observe_seconds", "on_timeout": "on_window_end"}
+
+
+def judge_table(section: dict, where: str) -> dict[str, Any]:
+    """The table given to ``Judge.from_settings``: ``[deploy.judge]`` plus the section-level
+    ``[[deploy.metrics]]`` and ``prometheus_url`` (either place, never both)."""
+    judge = section.get("judge", {}) or {}
+    if not isinstance(judge, dict):
+        raise SettingsError(f"{where}: `judge` must be a table ([deploy.judge])")
+    judge = dict(judge)
+    for key, instead in JUDGE_KEYS_SET_BY_DEPLOY.items():
+        if key in judge:
+            raise SettingsError(f"{where}: [deploy.judge] `{key}` is set by the deploy's "
+                                f"`{instead}`; set `{instead}` in [deploy] instead")
+    for key in ("metrics", "prometheus_url"):
+        if section.get(key):
+            if judge.get(key) and judge[key] != section[key]:
+                raise SettingsError(f"{where}: `{key}` is given both in [deploy] and in "
+                                    f"[deploy.judge]; keep one")
+            judge[key] = section[key]
+    return judge
+
+
 def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | None = None,
                        branch: str = "main", source: str = "<dict>") -> DeploySettings:
     """Build DeploySettings from a ``[deploy]`` table (the keys of the central settings schema
@@ -196,11 +220,7 @@ def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | Non
     on_end = _get(section, "on_window_end", str, "fail", where)
     if on_end not in ("fail", "pass"):
         raise SettingsError(f"{where}: `on_window_end` must be fail or pass, got {on_end!r}")
-    judge = dict(section.get("judge", {}) or {})
-    if section.get("metrics"):
-        judge.setdefault("metrics", section["metrics"])
-    if section.get("prometheus_url"):
-        judge.setdefault("prometheus_url", section["prometheus_url"])
+    judge = judge_table(section, where)
     defaults = DeploySettings(hosts=[])
     ledger_url = _get(section, "ledger_url", str, "sqlite:///{state_dir}/ledger.sqlite", where)
     ledger_url = ledger_url.replace("{state_dir}", str(Path(state_dir).absolute()))

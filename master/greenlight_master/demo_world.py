@@ -1,0 +1,157 @@
+"""The demo's production: local demo hosts serving the app, and traffic so metrics move.
+
+``greenlight up`` calls ``up``: it starts ``[deploy] demo_hosts`` local hosts under
+``{state_dir}/hosts`` (ports from ``demo_first_port``), puts the head of the deploy branch live
+on them when they serve nothing yet (the first deploy goes to all hosts at once), and starts a
+bounded traffic generator (loopback only, ``demo_traffic_rate`` requests/s per host for at most
+``demo_traffic_seconds``). ``down`` stops the traffic and the hosts. Both can run again safely.
+Settings that name real hosts (``[[deploy.hosts]]``) have no demo world.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import git
+import requests
+
+from greenlight.deploy import demo_hosts
+from greenlight.deploy.hosts import Host
+from greenlight_master import config
+from greenlight_master.settings import Settings
+
+TRAFFIC_PID = "traffic.pid"
+TRAFFIC_LOG = "traffic.log"
+TRAFFIC_MAX_REQUESTS = 50_000_000  # the duration bounds it first; this bounds a runaway rate
+FIRST_DEPLOY_TIMEOUT = 600
+
+
+def hosts_dir(settings: Settings) -> Path:
+    return settings.state_dir / "hosts"
+
+
+def _wanted(settings: Settings) -> int:
+    deploy = settings["deploy"]
+    return 0 if deploy["hosts"] else deploy["demo_hosts"]
+
+
+def _bin(name: str) -> str:
+    script = Path(sys.executable).parent / name
+    return str(script) if script.exists() else name
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    if settings.source != "<defaults>":
+        env["GREENLIGHT_SETTINGS"] = str(Path(settings.source).resolve())
+    return env
+
+
+def branch_head(settings: Settings) -> str | None:
+    """The sha at the tip of the deploy branch of the watched repository (None: no branch)."""
+    branch = settings["repository"]["deploy_branch"]
+    out = git.cmd.Git().ls_remote("--", config.repo_url(settings), f"refs/heads/{branch}")
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
+
+
+def first_deploy(settings: Settings, sha: str, report) -> bool:
+    """``greenlight deploy SHA`` onto the fresh hosts (the engine sends it to all at once)."""
+    proc = subprocess.run(
+        [_bin("greenlight"), "deploy", sha, "--json", "--trigger", "greenlight-up",
+         "--branch", settings["repository"]["deploy_branch"]],
+        env=_env(settings), capture_output=True, text=True, timeout=FIRST_DEPLOY_TIMEOUT)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = {"outcome": "failed", "message": (proc.stderr or proc.stdout).strip()[-500:]}
+    report.say(f"first deploy of {sha[:12]} to the demo hosts: {result.get('outcome')}"
+               + (f" ({result.get('message')})" if proc.returncode else ""))
+    return proc.returncode == 0
+
+
+def _serving(host: Host) -> str | None:
+    """The release a host's server was started from, or None when it does not answer."""
+    try:
+        if not requests.get(host.health_url, timeout=2).ok:
+            return None
+    except requests.RequestException:
+        return None
+    return demo_hosts.served_release(host.path) or "?"
+
+
+def _traffic_alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"greenlight.deploy.traffic" in cmdline
+
+
+def start_traffic(settings: Settings, hosts: list[Host], report) -> None:
+    rate = settings["deploy"]["demo_traffic_rate"]
+    pidfile = settings.state_dir / TRAFFIC_PID
+    if not rate or not hosts:
+        return
+    if _traffic_alive(pidfile):
+        report.say("demo traffic already running")
+        return
+    urls = [f"http://127.0.0.1:{h.port}" for h in hosts]
+    seconds = settings["deploy"]["demo_traffic_seconds"]
+    with open(settings.state_dir / TRAFFIC_LOG, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "greenlight.deploy.traffic", "--rate", str(rate),
+             "--duration", str(seconds), "--max-requests", str(TRAFFIC_MAX_REQUESTS), *urls],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    temp = pidfile.with_name(f".{TRAFFIC_PID}.tmp")
+    temp.write_text(f"{proc.pid}\n")
+    temp.replace(pidfile)
+    report.say(f"demo traffic: {rate:g} requests/s per host for up to {seconds / 3600:g} h")
+
+
+def stop_traffic(settings: Settings, report) -> None:
+    from greenlight_master.lifecycle import stop_pidfile
+
+    pidfile = settings.state_dir / TRAFFIC_PID
+    if _traffic_alive(pidfile) and stop_pidfile(pidfile):
+        report.say("demo traffic stopped")
+    pidfile.unlink(missing_ok=True)
+
+
+def up(settings: Settings, report) -> list[Host]:
+    count = _wanted(settings)
+    if not count:
+        return []
+    first_port = settings["deploy"]["demo_first_port"]
+    hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, first_port)
+    fresh = [h for h in hosts if not Path(h.path, "current").exists()]
+    if fresh:
+        sha = branch_head(settings)
+        if sha is None:
+            report.say(f"demo hosts: the branch {settings['repository']['deploy_branch']} has "
+                       "no commit yet; they start with its first green build")
+        else:
+            first_deploy(settings, sha, report)
+    serving = {h.name: _serving(h) for h in hosts}
+    down_hosts = [h for h in hosts if serving[h.name] is None]
+    start_traffic(settings, [h for h in hosts if serving[h.name]], report)
+    report.say(f"Demo hosts ({count - len(down_hosts)} of {count} serving):")
+    for host in hosts:
+        release = serving[host.name]
+        state = f"release {release[:12]}" if release else "NOT serving (see its server.log)"
+        report.say(f"  {host.name}  http://127.0.0.1:{host.port}/  {state}")
+    return hosts
+
+
+def down(settings: Settings, report) -> None:
+    stop_traffic(settings, report)
+    stopped = demo_hosts.stop_demo_hosts(hosts_dir(settings))
+    if stopped:
+        report.say(f"{stopped} demo host(s) stopped")

@@ -1,0 +1,117 @@
+"""The central settings schema ([deploy]) and the deploy engine/judge read the same shapes."""
+from __future__ import annotations
+
+import pytest
+
+from greenlight.deploy.hosts import DeploySettings, load_settings
+from greenlight.deploy.judge import Judge
+from greenlight.errors import SettingsError
+from greenlight_master import settings as central
+from greenlight_master.deploy_config import check_deploy_settings
+
+JUDGE_DOC_EXAMPLE = """
+[deploy]
+demo_hosts = 3
+observe_seconds = 30
+on_window_end = "pass"
+health_retries = 7
+
+[deploy.judge]
+alpha = 0.02
+breakage_share = 0.4
+
+[[deploy.judge.metrics]]
+name = "logins per request"
+kind = "ratio"
+numerator = "demo_logins_total"
+denominator = "demo_requests_total"
+direction = "lower-is-bad"
+min_effect = 0.25
+
+[[deploy.judge.metrics]]
+name = "latency"
+kind = "latency"
+histogram = "demo_request_duration_seconds"
+direction = "higher-is-bad"
+min_effect = 0.1
+"""
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "greenlight.toml"
+    path.write_text(f'[greenlight]\nstate_dir = "{tmp_path / "var"}"\n' + text)
+    return path
+
+
+def test_central_defaults_are_the_engine_defaults():
+    """Every tuning key of the central schema reaches DeploySettings with the same default."""
+    schema = central.SCHEMA["deploy"]
+    engine = DeploySettings(hosts=[])
+    for key in ("health_timeout", "health_retries", "health_interval", "restart_timeout",
+                "build_timeout", "migrate_timeout", "judge_interval", "final_observe_seconds",
+                "on_window_end", "parallel", "canary_fraction", "keep_releases",
+                "observe_seconds"):
+        assert schema[key].default == getattr(engine, key), key
+
+
+def test_documented_judge_tables_load_through_both(tmp_path):
+    path = _write(tmp_path, JUDGE_DOC_EXAMPLE)
+    settings = central.load(path)
+    check_deploy_settings(settings)  # what the master runs at start
+    deploy = load_settings(str(path))
+    assert len(deploy.hosts) == 3 and deploy.health_retries == 7
+    assert deploy.observe_seconds == 30 and deploy.on_window_end == "pass"
+    judge = Judge.from_settings(deploy.judge, max_window_s=deploy.observe_seconds,
+                                on_timeout=deploy.on_window_end)
+    assert [s.name for s in judge.specs] == ["logins per request", "latency"]
+    assert judge.alpha == 0.02 and judge.max_window_s == 30 and judge.on_timeout == "pass"
+    assert deploy.ledger_url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+
+
+def test_section_level_metrics_table_is_the_judges(tmp_path):
+    path = _write(tmp_path, """
+[deploy]
+prometheus_url = "http://127.0.0.1:9090"
+
+[[deploy.metrics]]
+name = "errors"
+kind = "ratio"
+numerator = "demo_errors_total"
+denominator = "demo_requests_total"
+direction = "higher-is-bad"
+min_effect = 1.0
+""")
+    deploy = load_settings(str(path))
+    assert deploy.judge["prometheus_url"] == "http://127.0.0.1:9090"
+    assert [s.name for s in Judge.from_settings(deploy.judge).specs] == ["errors"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[deploy.judge]\nmax_window_s = 10\n', "observe_seconds"),
+    ('[deploy.judge]\non_timeout = "pass"\n', "on_window_end"),
+    ('[deploy.judge]\nalpah = 0.01\n', "alpah"),
+    ('[deploy]\nprometheus_url = "http://a:1"\n[deploy.judge]\nprometheus_url = "http://b:2"\n',
+     "both"),
+    ('[[deploy.judge.metrics]]\nname = "x"\nkind = "ratio"\nnumerater = "a"\n', "numerater"),
+    ('[[deploy.hosts]]\nname = "bad name;rm"\npath = "/srv"\n', "name"),
+])
+def test_wrong_deploy_settings_stop_the_master_at_start(tmp_path, text, words):
+    settings = central.load(_write(tmp_path, text))
+    with pytest.raises(SettingsError) as err:
+        check_deploy_settings(settings)
+    assert words in str(err.value)
+
+
+def test_demo_traffic_keys_are_checked(tmp_path):
+    with pytest.raises(SettingsError, match="demo_traffic_rate"):
+        central.load(_write(tmp_path, "[deploy]\ndemo_traffic_rate = 5000\n"))
+    settings = central.load(_write(tmp_path, "[deploy]\ndemo_traffic_rate = 0\n"))
+    assert settings["deploy"]["demo_traffic_rate"] == 0
+
+
+def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
+    from greenlight.cli import incident
+
+    monkeypatch.setenv("GREENLIGHT_SETTINGS", str(_write(tmp_path, "")))
+    url = incident._settings()["deploy"]["ledger_url"]
+    assert url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
