@@ -45,8 +45,8 @@ def test_state_change_reaches_running_client_within_seconds(db_url):
         assert _wait_for(lambda: sum(admin.exposure_counts("DemoSignup").values()) == 200)
         assert _wait_for(lambda: sum(a.events for a in admin.metric_aggregates("DemoSignup"))
                          == 50)
-        assert registry.get_sample_value("greenlight_experiment_records_written_total",
-                                         {"kind": "event"}) == 50
+        assert _wait_for(lambda: registry.get_sample_value(
+            "greenlight_experiment_records_written_total", {"kind": "event"}) == 50)
         admin.dispose()
     finally:
         client.close()

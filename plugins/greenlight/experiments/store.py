@@ -94,6 +94,22 @@ totals_table = Table(
     Column("n", Integer, nullable=False),
     Column("total", Float, nullable=False),
 )
+Index("ix_gl_user_totals_key", totals_table.c.user_key)
+
+# Per (experiment, branch, metric) sums over users — users with ≥1 event, events, Σ user total,
+# Σ user total² — kept up to date with the per-user totals, so results read a handful of rows.
+# The row with metric '' counts the exposed users of the branch.
+branch_totals_table = Table(
+    "gl_experiment_branch_totals", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("branch", String(100), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("users", BigInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("squares", Float, nullable=False),
+)
+EXPOSED = ""  # the metric name of the exposure-count row
 
 # One row whose update serialises the transactions that fold events into totals, in every
 # dialect (a row lock in PostgreSQL/MySQL, the write lock in SQLite): an exposure and an event
@@ -293,6 +309,13 @@ class ExperimentStore:
             if not new:
                 return 0
             conn.execute(_insert_ignoring_duplicates(self.engine, x), new)
+            exposed: dict[tuple[str, str], int] = {}
+            for row in new:
+                exposed[(row["experiment"], row["branch"])] = exposed.get(
+                    (row["experiment"], row["branch"]), 0) + 1
+            self._upsert_adding(conn, branch_totals_table, [
+                {"experiment": e, "branch": b, "metric": EXPOSED, "users": count, "n": 0,
+                 "total": 0.0, "squares": 0.0} for (e, b), count in exposed.items()])
             by_key: dict[int, list[dict]] = {}
             for row in new:
                 by_key.setdefault(row["user_key"], []).append(row)
@@ -333,26 +356,53 @@ class ExperimentStore:
         return len(values)
 
     def _upsert_totals(self, conn, sums: dict[tuple[str, int, str], list]) -> None:
+        """Add per-user increments to the per-user totals and, through the change of each
+        user's total (Σ T² moves by (T + Δ)² − T²), to the per-branch sums."""
         if not sums:
             return
-        rows = [{"experiment": e, "user_key": k, "metric": m, "branch": b, "n": n, "total": t}
-                for (e, k, m), (b, n, t) in sums.items()]
         t = totals_table
+        before: dict[tuple[str, int, str], float] = {}
+        for chunk in _chunks(list({k for _, k, _ in sums})):
+            for e, k, m, total in conn.execute(select(t.c.experiment, t.c.user_key, t.c.metric,
+                                                      t.c.total).where(t.c.user_key.in_(chunk))):
+                before[(e, k, m)] = total
+        branch: dict[tuple[str, str, str], list] = {}
+        for (e, k, m), (b, n, delta) in sums.items():
+            old = before.get((e, k, m))
+            entry = branch.setdefault((e, b, m), [0, 0, 0.0, 0.0])
+            entry[0] += old is None
+            entry[1] += n
+            entry[2] += delta
+            base = old or 0.0
+            entry[3] += (base + delta) ** 2 - base * base
+        self._upsert_adding(conn, t, [
+            {"experiment": e, "user_key": k, "metric": m, "branch": b, "n": n, "total": d}
+            for (e, k, m), (b, n, d) in sums.items()])
+        self._upsert_adding(conn, branch_totals_table, [
+            {"experiment": e, "branch": b, "metric": m, "users": u, "n": n, "total": d,
+             "squares": q} for (e, b, m), (u, n, d, q) in branch.items()])
+
+    def _upsert_adding(self, conn, table: Table, rows: list[dict]) -> None:
+        """Insert rows, or add their numeric columns to the existing row with the same key."""
+        if not rows:
+            return
+        keys = [c.name for c in table.primary_key.columns]
+        adding = [c for c in ("users", "n", "total", "squares") if c in table.c and c in rows[0]]
         dialect = self.engine.dialect.name
         if dialect in ("postgresql", "sqlite"):
             if dialect == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as upsert
             else:
                 from sqlalchemy.dialects.sqlite import insert as upsert
-            stmt = upsert(t)
+            stmt = upsert(table)
             stmt = stmt.on_conflict_do_update(
-                index_elements=[t.c.experiment, t.c.user_key, t.c.metric],
-                set_={"n": t.c.n + stmt.excluded.n, "total": t.c.total + stmt.excluded.total})
+                index_elements=[table.c[k] for k in keys],
+                set_={c: table.c[c] + stmt.excluded[c] for c in adding})
         elif dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as upsert
-            stmt = upsert(t)
-            stmt = stmt.on_duplicate_key_update(n=t.c.n + stmt.inserted.n,
-                                                total=t.c.total + stmt.inserted.total)
+            stmt = upsert(table)
+            stmt = stmt.on_duplicate_key_update(
+                {c: table.c[c] + stmt.inserted[c] for c in adding})
         else:  # pragma: no cover - other dialects are not supported for writes
             raise GreenlightError(f"experiments store: no upsert for dialect {dialect}")
         conn.execute(stmt, rows)
@@ -368,13 +418,35 @@ class ExperimentStore:
             conn.execute(delete)
             names = [name] if name is not None else [
                 r[0] for r in conn.execute(select(exposures_table.c.experiment).distinct())]
+            delete = branch_totals_table.delete()
+            if name is not None:
+                delete = delete.where(branch_totals_table.c.experiment == name)
+            conn.execute(delete)
+            t, x = totals_table, exposures_table
             for experiment in names:
                 per_user = self._per_user_select(experiment, None, None, with_key=True)
                 conn.execute(insert(totals_table).from_select(
                     ["experiment", "user_key", "metric", "branch", "n", "total"], per_user))
+                columns = ["experiment", "branch", "metric", "users", "n", "total", "squares"]
+                conn.execute(insert(branch_totals_table).from_select(columns, select(
+                    t.c.experiment, t.c.branch, t.c.metric, func.count(), func.sum(t.c.n),
+                    func.sum(t.c.total), func.sum(t.c.total * t.c.total))
+                    .where(t.c.experiment == experiment)
+                    .group_by(t.c.experiment, t.c.branch, t.c.metric)))
+                conn.execute(insert(branch_totals_table).from_select(columns, select(
+                    x.c.experiment, x.c.branch, literal(EXPOSED, String(100)), func.count(),
+                    literal(0, BigInteger), literal(0.0, Float), literal(0.0, Float))
+                    .where(x.c.experiment == experiment)
+                    .group_by(x.c.experiment, x.c.branch)))
 
     # --- results ------------------------------------------------------------------------------
     def exposure_counts(self, name: str, since: float | None = None) -> dict[str, int]:
+        if since is None:
+            bt = branch_totals_table
+            query = select(bt.c.branch, bt.c.users).where(bt.c.experiment == name,
+                                                          bt.c.metric == EXPOSED)
+            with self.engine.connect() as conn:
+                return {branch: int(count) for branch, count in conn.execute(query) if count}
         query = (select(exposures_table.c.branch, func.count())
                  .where(exposures_table.c.experiment == name)
                  .group_by(exposures_table.c.branch))
@@ -388,16 +460,15 @@ class ExperimentStore:
         """Per (branch, metric): converting users, events, Σ user totals, Σ user totals².
 
         Only events at or after the user's exposure count (what happened before the user saw a
-        branch cannot be its effect). Without ``since`` this reads the running totals (one row
-        per converting user and metric); with it, the raw events are joined and grouped twice.
+        branch cannot be its effect). Without ``since`` this reads the per-branch running sums
+        (a handful of rows); with it, the raw events are joined and grouped twice.
         """
         if since is None:
-            t = totals_table
-            query = (select(t.c.branch, t.c.metric, func.count(), func.sum(t.c.n),
-                            func.sum(t.c.total), func.sum(t.c.total * t.c.total))
-                     .where(t.c.experiment == name).group_by(t.c.branch, t.c.metric))
+            bt = branch_totals_table
+            query = select(bt.c.branch, bt.c.metric, bt.c.users, bt.c.n, bt.c.total,
+                           bt.c.squares).where(bt.c.experiment == name, bt.c.metric != EXPOSED)
             if metrics:
-                query = query.where(t.c.metric.in_(list(metrics)))
+                query = query.where(bt.c.metric.in_(list(metrics)))
         else:
             per_user = self._per_user_select(name, metrics, since).subquery("per_user")
             query = (select(per_user.c.branch, per_user.c.metric, func.count(),
@@ -445,6 +516,7 @@ class ExperimentStore:
             conn.execute(exposures_table.delete())
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
+            conn.execute(branch_totals_table.delete())
 
 
 def _make_engine(url: str, connect_timeout: float, statement_timeout_ms: int | None) -> Engine:
