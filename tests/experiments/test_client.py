@@ -139,3 +139,13 @@ def test_exposure_recorded_once_per_user(tmp_path, n):
         client.branch_for("alice", "Once")
     assert client.flush() == 1
     client.close()
+
+
+def test_app_import_does_not_pull_in_scipy():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom greenlight.experiments import ExperimentClient, Experiment\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'numpy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

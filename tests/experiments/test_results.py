@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from greenlight.experiments import CONTROL, Experiment, render_results
-from greenlight.experiments.results import compute_results
+from greenlight.experiments.branch_results import compute_results
 from greenlight.experiments.store import BranchMetricAggregate
 
 SEED = Experiment("Seed", {"treatment": 0.5}, status="rollout", rollout_pct=100)

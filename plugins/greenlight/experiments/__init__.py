@@ -1,22 +1,38 @@
 """Experiments: ship unfinished features dark, roll them out by percentage, read results with
 significance. The app uses :class:`ExperimentClient`; the admin page and CLI use the functions
-of :mod:`greenlight.experiments.admin`, re-exported here."""
+of :mod:`greenlight.experiments.admin`, re-exported here.
+
+The admin and rendering names are imported lazily: they pull in scipy (seconds to import),
+which an application that only assigns branches should not pay for at start-up.
+"""
 from __future__ import annotations
 
-from greenlight.experiments.admin import (close, define, get_experiment, history,
-                                          list_experiments, parse_since, results, set_qa,
-                                          set_rollout)
+import importlib
+
 from greenlight.experiments.assignment import CompiledExperiment, assign, user_hash
 from greenlight.experiments.client import ExperimentClient
 from greenlight.experiments.definition import (CLOSED, CONTROL, QA, ROLLOUT, Experiment,
                                                explain, parse_branches)
-from greenlight.experiments.render import experiment_summary, render_list, render_results
 from greenlight.experiments.store import ExperimentStore, default_url
+
+_LAZY = {
+    "close": "admin", "define": "admin", "get_experiment": "admin", "history": "admin",
+    "list_experiments": "admin", "parse_since": "admin", "results": "admin", "set_qa": "admin",
+    "set_rollout": "admin",
+    "experiment_summary": "render", "render_list": "render", "render_results": "render",
+}
 
 __all__ = [
     "CLOSED", "CONTROL", "QA", "ROLLOUT",
     "CompiledExperiment", "Experiment", "ExperimentClient", "ExperimentStore",
-    "assign", "close", "default_url", "define", "experiment_summary", "explain",
-    "get_experiment", "history", "list_experiments", "parse_branches", "parse_since",
-    "render_list", "render_results", "results", "set_qa", "set_rollout", "user_hash",
+    "assign", "default_url", "explain", "parse_branches", "user_hash", *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'greenlight.experiments' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"greenlight.experiments.{module}"), name)
+    globals()[name] = value
+    return value

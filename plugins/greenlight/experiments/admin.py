@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from greenlight.errors import UsageError
 from greenlight.experiments.definition import Experiment
-from greenlight.experiments.results import DEFAULT_MIN_EFFECT, compute_results
+from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
 from greenlight.experiments.store import Change, ExperimentStore
 
 
