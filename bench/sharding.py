@@ -118,7 +118,8 @@ def compare_plans(ids: list[str], durations: dict[str, float]) -> dict[int, obje
               f"{chunks / ideal:>11.4f} | {ours / least:>8.4f} | {ms:.1f}")
         grouped = plan_shards(ids, durations, n, group_by_module=True)
         print(f"    ours with --group-by-module (no pytest-split equivalent): "
-              f"{grouped.makespan / ideal:.4f}")
+              f"{grouped.makespan / ideal:.4f} of the per-test ideal, "
+              f"{grouped.makespan / grouped.ideal_seconds:.4f} of its own (largest module)")
     return plans
 
 
@@ -136,6 +137,24 @@ def planner_scale() -> None:
               f"{plan.makespan / plan.ideal_seconds:.6f}")
 
 
+def shard_argv(python: Path, plan_file: Path, work: Path, i: int) -> list[str]:
+    return pytest_cmd(python, "-p", "greenlight.shards.pytest_plugin", f"--shard={i}/4",
+                      f"--shard-plan={plan_file}", f"--shard-report={work}/shard{i}.json")
+
+
+def shards_one_at_a_time(python: Path, src: Path, plan, work: Path) -> list[float]:
+    """Each shard alone: its wall time is what it takes with a free core (or worker) of its own."""
+    plan_file = work / "plan4.json"
+    plan_file.write_text(json.dumps(plan.to_json()))
+    walls = []
+    for i in range(1, 5):
+        started = time.monotonic()
+        subprocess.run(shard_argv(python, plan_file, work, i), cwd=src, env=pytest_env(),
+                       capture_output=True)
+        walls.append(time.monotonic() - started)
+    return walls
+
+
 def parallel_shards(python: Path, src: Path, plan,
                     work: Path) -> tuple[float, list[float], list[float]]:
     plan_file = work / "plan4.json"
@@ -143,10 +162,9 @@ def parallel_shards(python: Path, src: Path, plan,
     started = time.monotonic()
     procs = []
     for i in range(1, 5):
-        argv = pytest_cmd(python, "-p", "greenlight.shards.pytest_plugin", f"--shard={i}/4",
-                          f"--shard-plan={plan_file}", f"--shard-report={work}/shard{i}.json")
-        procs.append(subprocess.Popen(argv, cwd=src, env=pytest_env(),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        procs.append(subprocess.Popen(shard_argv(python, plan_file, work, i), cwd=src,
+                                      env=pytest_env(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE))
     ends = [0.0] * 4
     pending = set(range(4))
     while pending:
@@ -203,6 +221,15 @@ def main() -> int:
         print(f"serial wall {serial:.2f} s; 4 parallel shards wall {wall:.2f} s; "
               f"speedup {serial / wall:.2f}x (bounded by the core count and per-process "
               "pytest start-up + collection)")
+        started = time.monotonic()
+        subprocess.run(pytest_cmd(python, "--collect-only"), cwd=src, env=pytest_env(),
+                       capture_output=True)
+        print(f"pytest start-up + collection alone: {time.monotonic() - started:.2f} s "
+              "(paid once per shard)")
+        alone = shards_one_at_a_time(python, src, plans[4], work)
+        print("each shard run alone, wall s: " + ", ".join(f"{a:.2f}" for a in alone)
+              + f"; slowest {max(alone):.2f} s = the wall time with one free core or worker per "
+              f"shard, {serial / max(alone):.2f}x faster than serial")
     finally:
         if tmp is not None:
             tmp.cleanup()
