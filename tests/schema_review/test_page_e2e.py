@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from schema_review.approvals import ApprovalStore
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +50,7 @@ def page_url(world: World, suffix: str = "") -> str:
 def rows_by_statement(text: str) -> dict[str, str]:
     """statement (as shown, still escaped) -> finding key, from the page's table."""
     rows = re.findall(r'<tr id="finding-([0-9a-f]+)".*?<pre class="statement">(.*?)</pre>',
-                      text, re.S)
+                      text, re.DOTALL)
     return {statement: key for key, statement in rows}
 
 
@@ -64,11 +65,22 @@ def step(world: World, build: dict, name: str) -> dict:
     return next(s for s in steps if s["name"] == name)
 
 
+def builds_on(world: World, builder: str, sha: str) -> list[dict]:
+    """Builds of ``sha`` on one builder (a green verify build triggers a deploy build)."""
+    found = world.api("builders", name=builder)["builders"]
+    ids = {b["builderid"] for b in found}
+    return [b for b in world.builds_for(sha) if b["builderid"] in ids]
+
+
+def verify_builds(world: World, sha: str) -> list[dict]:
+    return builds_on(world, "verify", sha)
+
+
 def wait_new_build(world: World, sha: str, after: int, timeout: float = 240) -> dict:
-    """The first complete build of ``sha`` with an id above ``after`` (a rebuild)."""
+    """The first complete verify build of ``sha`` with an id above ``after`` (a rebuild)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        newer = [b for b in world.builds_for(sha) if b["buildid"] > after and b["complete"]]
+        newer = [b for b in verify_builds(world, sha) if b["buildid"] > after and b["complete"]]
         if newer:
             return newer[0]
         time.sleep(0.5)
@@ -87,6 +99,7 @@ def test_risky_push_stops_the_build_with_the_safe_alternative(world, risky):
     assert "needs schema review: 2 statement(s)" in build["state_string"]
     names = [s["name"] for s in world.api(f"builds/{build['buildid']}/steps")["steps"]]
     assert "tests" not in names  # fail fast: nothing after the schema gate ran
+    assert builds_on(world, "deploy", risky["sha"]) == []  # the deploy is stopped
     text = log_text(world, step(world, build, "schema review"), "schema review")
     assert "safe alternative:" in text and "gh-ost" in text and "pt-online-schema-change" in text
 
@@ -106,6 +119,10 @@ def test_page_lists_findings_with_everything_escaped(world, risky):
     assert "COMMENT &#x27;&lt;script&gt;alert(&quot;stmt&quot;)&lt;/script&gt;&#x27;" in text
     assert "&lt;img src=x onerror=alert(&#x27;msg&#x27;)&gt;" in text
     assert 'name="csrf"' not in text  # nothing to act with when anonymous
+    store = ApprovalStore(world.settings.expand(world.settings["schema"]["approvals_url"]))
+    recorded = {item["statement"]: item for item in store.list_pending()}
+    assert recorded[PLAIN_STATEMENT]["author"] == "Ada Author <ada@example.com>"
+    assert recorded[PLAIN_STATEMENT]["commit"] == risky["sha"]
 
 
 def test_anonymous_post_is_401(world, risky):
@@ -181,6 +198,10 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
     assert schema["results"] == 0 and "(2 approved)" in schema["state_string"]
     assert rebuilt["results"] == 0, rebuilt["state_string"]
     assert step(world, rebuilt, "tests")["results"] == 0
+    deadline = time.monotonic() + 30
+    while not builds_on(world, "deploy", risky["sha"]):  # green: the deploy goes ahead
+        assert time.monotonic() < deadline, "the green rebuild did not trigger a deploy"
+        time.sleep(0.5)
 
     pending = requests.get(page_url(world), timeout=10).text
     assert rows_by_statement(pending) == {}
@@ -192,7 +213,7 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
                        headers={"Accept": "application/json"},
                        data={"key": plain_key, "decision": "approve", "csrf": csrf_of(text)})
     assert again.json()["rebuild"]["rebuilt"] is False
-    assert len(world.builds_for(risky["sha"])) == 2
+    assert len(verify_builds(world, risky["sha"])) == 2
 
 
 def test_edited_statement_needs_a_new_approval(world, risky):

@@ -87,9 +87,9 @@ def keys_awaiting(flagged: list[dict], decisions: dict[str, dict | None]) -> lis
         if not key or not finding.get("needs_review", True):
             continue
         decision = decisions.get(key)
-        if not decision or decision.get("decision") != "approved":
-            if key not in waiting:
-                waiting.append(key)
+        approved = bool(decision) and decision.get("decision") == "approved"
+        if not approved and key not in waiting:
+            waiting.append(key)
     return waiting
 
 
@@ -169,10 +169,11 @@ def _actions(item: dict) -> str:
     disabled = "" if can_act else f' disabled title="needs the role {REVIEWERS}"'
     note = "" if can_act else f"<br><em>only the role {REVIEWERS} may decide</em>"
     action = f"{dashboard.MOUNT}/schema/decide"
-    return (f'<form method="post" action="{_e(action)}" class="decide" data-key="{_e(item["key"])}">'
-            f'{dashboard.csrf_field()}<input type="hidden" name="key" value="{_e(item["key"])}">'
+    key = _e(item["key"])
+    return (f'<form method="post" action="{_e(action)}" class="decide" data-key="{key}">'
+            f'{dashboard.csrf_field()}<input type="hidden" name="key" value="{key}">'
             f'<textarea name="comment" rows="2" cols="28" maxlength="{MAX_COMMENT}" '
-            f'placeholder="comment"></textarea><br>'
+            'placeholder="comment"></textarea><br>'
             f'<button type="submit" name="decision" value="approve"{disabled}>Approve</button> '
             f'<button type="submit" name="decision" value="reject"{disabled}>Reject</button>'
             f"{note}</form>")
