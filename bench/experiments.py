@@ -31,9 +31,9 @@ def bench_assignment(users: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         client = ExperimentClient(f"sqlite:///{tmp}/a.sqlite", registry=CollectorRegistry(),
                                   start=False)
-        cases = [("rollout 100%, 50/50, first sight (queues an exposure)", 100, True),
-                 ("rollout 100%, 50/50, user seen before", 100, False),
-                 ("rollout 20%, 50/50", 20, False)]
+        cases = [("rollout 100%, 50/50, first sight (hash + queue an exposure)", 100, True),
+                 ("rollout 100%, 50/50, returning users (decision cached)", 100, False),
+                 ("rollout 20%, 50/50, first sight", 20, False)]
         ids = [f"user-{i}" for i in range(users)]
         for label, pct, fresh in cases:
             name = f"Assign{pct}"
@@ -47,7 +47,7 @@ def bench_assignment(users: int) -> None:
                 branch_for(user, name)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             client._exposures.clear()
-            print(f"  {label:58s} {users / wall / 1e6:5.2f} M/s wall, "
+            print(f"  {label:60s} {users / wall / 1e6:5.2f} M/s wall, "
                   f"{users / cpu / 1e6:5.2f} M/s CPU  (goal >= 1.00)")
         client.close(flush=False)
 
@@ -151,9 +151,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--assignment-only", action="store_true")
     args = parser.parse_args()
 
     bench_assignment(args.users)
+    if args.assignment_only:
+        return
 
     print(f"== results for {args.users:,} exposures and {args.events:,} events")
     started = time.perf_counter()

@@ -44,7 +44,8 @@ class CompiledExperiment:
     """
 
     __slots__ = ("name", "seed", "mode", "rollout_cut", "cuts", "closed_branch",
-                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "seen_limit", "rolling")
+                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "seen_limit", "rolling", "decided",
+                 "decided_limit")
 
     def __init__(self, experiment: Experiment):
         self.experiment = experiment
@@ -64,6 +65,10 @@ class CompiledExperiment:
         self.seen: set[str] = set()
         self.exposures = None
         self.seen_limit = 1_000_000
+        # Decisions of this state (rollout only: QA depends on the groups of each call).
+        # Never carried over to a new state, unlike ``seen``.
+        self.decided: dict[str, str] = {}
+        self.decided_limit = 500_000
 
     def recording_into(self, exposures, seen: set[str] | None = None) -> "CompiledExperiment":
         """Make :meth:`pick` append (experiment, user, branch, time) of each newly assigned
@@ -77,12 +82,15 @@ class CompiledExperiment:
     def pick(self, user_id: str, groups: Iterable[str] = (), _crc=zlib.crc32,
              _now=time.time) -> str:
         """:meth:`assign` plus exposure recording, inlined: this is the per-request hot path
-        (about a microsecond), so it avoids every call and allocation it can."""
-        if not self.rolling:
-            branch, counted = self.assign(user_id, groups)
-            if not counted:
+        (about a microsecond for a new user, one dict lookup for a returning one), so it
+        avoids every call and allocation it can."""
+        if self.rolling:
+            decided = self.decided
+            branch = decided.get(user_id)
+            if branch is not None:
                 return branch
-        else:
+            if len(decided) >= self.decided_limit:
+                decided.clear()
             h = _crc(user_id.encode(), self.seed)
             h ^= h >> 16
             h = (h * 0x85EBCA6B) & 0xFFFFFFFF
@@ -90,6 +98,7 @@ class CompiledExperiment:
             h = (h * 0xC2B2AE35) & 0xFFFFFFFF
             h ^= h >> 16
             if (h >> 16) >= self.rollout_cut:
+                decided[user_id] = CONTROL
                 return CONTROL
             low = h & 0xFFFF
             branch = CONTROL
@@ -97,6 +106,11 @@ class CompiledExperiment:
                 if low < cut:
                     branch = name
                     break
+            decided[user_id] = branch
+        else:
+            branch, counted = self.assign(user_id, groups)
+            if not counted:
+                return branch
         seen = self.seen
         if user_id not in seen:
             if len(seen) >= self.seen_limit:
