@@ -16,7 +16,8 @@ from twisted.trial import unittest
 
 from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
-from greenlight.steps.shards import DEFAULT_COLLECT, CollectShards, PlanShards, TriggerShards
+from greenlight.steps.shards import (DEFAULT_COLLECT, CollectShards, FetchShardCoverage,
+                                     PlanShards, TriggerShards, shard_builder_steps)
 
 SUITE = "import pytest\n\n@pytest.mark.parametrize('k', range(6))\ndef test_k(k):\n" \
         "    assert k != 4\n"
@@ -125,3 +126,40 @@ def test_trigger_fans_out_one_request_per_shard():
     assert all(r["sched_name"] == "shard-runner" and r["props_to_set"]["shard_count"] == 2
                and r["props_to_set"]["x"] == 1 and r["props_to_set"]["shard_parent_buildid"] == 7
                for r in requests)
+
+
+class ShardBuilderStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
+    def setUp(self):
+        self.setup_test_reactor()
+        return self.setup_test_build_step()
+
+    async def test_the_tests_step_runs_this_shard_of_the_plan(self):
+        steps = shard_builder_steps(["python", "-m", "pytest", "-n", "auto"], "var/shards",
+                                    coverage_python="python")
+        assert [s.name for s in steps] == [
+            "shard-plan", "tests", "rerun-failures", "upload-shard-report", "combine-coverage",
+            "upload-shard-coverage", "upload-rerun-verdicts"]
+        self.setup_step(steps[1])
+        self.build.setProperty("shard_index", 2, "Trigger")
+        self.build.setProperty("shard_count", 3, "Trigger")
+        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False, command=[
+            "python", "-m", "pytest", "-n", "auto", "--shard=2/3",
+            "--shard-plan=greenlight-shard-plan.json", "--shard-report=greenlight-shard.json",
+            "--junitxml=greenlight-shard.xml"]).exit(1))
+        # The step shows red, but flunkOnFailure=False: the verdict is CollectShards' to give.
+        self.expect_outcome(result=FAILURE)
+        await self.run_step()
+
+    async def test_fetch_coverage_adds_one_download_per_shard(self):
+        folder = Path(tempfile.mkdtemp(prefix="shard-cov-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        (folder / "92").mkdir()
+        for i in (1, 2, 3):
+            (folder / "92" / f"shard-{i}.coverage").write_bytes(b"data")
+        added = []
+        self.setup_step(FetchShardCoverage(reports_dir=str(folder)))
+        self.build.addStepsAfterCurrentStep = added.extend
+        self.expect_outcome(result=SUCCESS)
+        self.expect_result_summary({"step": "coverage data of 3 shards"})
+        await self.run_step()
+        assert [s.name for s in added] == [f"download-shard-{i}-coverage" for i in (1, 2, 3)]

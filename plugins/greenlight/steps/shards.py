@@ -1,6 +1,7 @@
 """Buildbot adapters of the sharding engine: plan on the verify build, fan out, collect.
 
     verify build:  PlanShards  ->  TriggerShards (waits)  ->  CollectShards
+                   [-> FetchShardCoverage -> coverage combine -> CoverageGate]
     shard build:   shard_builder_steps(...)  (download plan, pytest --shard i/N, rerun
                    failures alone, upload the shard report + rerun verdicts to the master)
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from buildbot.process import buildstep, results
 from buildbot.process.properties import Interpolate, renderer
 from buildbot.steps.shell import ShellCommand
-from buildbot.steps.transfer import FileUpload, StringDownload
+from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 from buildbot.steps.trigger import Trigger
 from twisted.internet import threads
 
@@ -115,11 +116,13 @@ class TriggerShards(Trigger):
 
 
 def shard_builder_steps(test_command, reports_dir: str, greenlight=("greenlight",),
-                        rerun_failures: bool = True) -> list:
+                        rerun_failures: bool = True, coverage_python: str | None = None) -> list:
     """The steps of the shard builder: run this shard, rerun its failures alone, upload.
 
     ``test_command`` is the argv of pytest on the worker (e.g. ``["python", "-m", "pytest",
-    "-n", "auto"]``); ``reports_dir`` is a folder on the master (the CollectShards one).
+    "-n", "auto"]``, or under ``coverage run``); ``reports_dir`` is a folder on the master (the
+    CollectShards one). With ``coverage_python`` (the worker's python that has coverage) the
+    shard's coverage data is combined and uploaded too, for FetchShardCoverage in the parent.
     """
     plan_json = renderer(lambda props: json.dumps(props.getProperty("shard_plan") or {}))
     dest = f"{reports_dir}/%(prop:shard_parent_buildid)s/shard-%(prop:shard_index)s"
@@ -138,11 +141,48 @@ def shard_builder_steps(test_command, reports_dir: str, greenlight=("greenlight"
                      RERUN_FILE]))
     steps.append(FileUpload(workersrc=REPORT_FILE, masterdest=Interpolate(dest + ".json"),
                             alwaysRun=True, name="upload-shard-report"))
+    if coverage_python:
+        steps.append(ShellCommand(name="combine-coverage", logEnviron=False, alwaysRun=True,
+                                  command=[coverage_python, "-m", "coverage", "combine"],
+                                  flunkOnFailure=False, warnOnFailure=True))
+        steps.append(FileUpload(workersrc=".coverage", masterdest=Interpolate(dest + ".coverage"),
+                                alwaysRun=True, flunkOnFailure=False, warnOnFailure=True,
+                                name="upload-shard-coverage"))
     if rerun_failures:
         steps.append(FileUpload(workersrc=RERUN_FILE, masterdest=Interpolate(dest + ".rerun.json"),
                                 alwaysRun=True, flunkOnFailure=False,
                                 name="upload-rerun-verdicts"))
     return steps
+
+
+class FetchShardCoverage(buildstep.BuildStep):
+    """Download every shard's uploaded coverage data into the parent's work dir as
+    ``.coverage.<shard>`` files, so ``coverage combine`` and the coverage gate see the whole
+    suite (the target needs ``relative_files = true``, shards run in other checkouts)."""
+
+    name = "fetch-shard-coverage"
+    renderables = ["reports_dir"]
+
+    def __init__(self, reports_dir: str, **kwargs):
+        super().__init__(**kwargs)
+        self.reports_dir = reports_dir
+        self._summary: str | None = None
+
+    async def run(self):
+        folder = Path(self.reports_dir) / str(self.build.buildid)
+        files = sorted(folder.glob("shard-*.coverage"))
+        if not files:
+            self._summary = f"no shard coverage data in {folder}"
+            return results.WARNINGS
+        self.build.addStepsAfterCurrentStep([
+            FileDownload(mastersrc=str(f), workerdest=f".coverage.greenlight-{f.stem}",
+                         name=f"download-{f.stem}-coverage")
+            for f in files])
+        self._summary = f"coverage data of {len(files)} shards"
+        return results.SUCCESS
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()
 
 
 class CollectShards(buildstep.BuildStep):
