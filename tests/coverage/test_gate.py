@@ -244,6 +244,9 @@ def test_bad_inputs_say_what_to_do(make_repo, run_coverage, tmp_path):
     measure()
     repo.git("checkout", "-q", "--", "run_tests.py")
     repo.git("checkout", "-q", "--", "lib.py")
+    with pytest.raises(UsageError, match="older than 'lib.py'.*re-run the tests"):
+        diff_coverage(repo.path, base, repo.head())   # lib.py was restored after the run
+    os.utime(repo.path / "lib.py", ns=(0, 0))           # even when the times say otherwise
     with pytest.raises(UsageError, match="another version of lib.py"):
         diff_coverage(repo.path, base, repo.head())
     # a work tree that is not head

@@ -42,6 +42,7 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                          f"{dirty[0]!r}" + (f" and {len(dirty) - 1} more" if len(dirty) > 1
                                             else "")
                          + ": check out head, run the tests under coverage, then re-run")
+    measured.check_fresh([c.path for c in in_scope])
     measures = measured.measure_many([(c.path, c.lines) for c in in_scope])
     for change, measure in zip(in_scope, measures):
         if not measure.statements:

@@ -199,6 +199,19 @@ class MeasuredData:
             result.note = "never imported while coverage was measuring"
         return result
 
+    def check_fresh(self, rel_paths: list[str]) -> None:
+        """Refuse data older than the sources it should describe (edited after the tests ran):
+        its line numbers would be matched against code that was never measured."""
+        data_time = self.data_path.stat().st_mtime_ns
+        newer = [p for p in rel_paths
+                 if (self.repo_dir / p).exists() and (self.repo_dir / p).stat().st_mtime_ns
+                 > data_time]
+        if newer:
+            raise UsageError(
+                f"coverage data {self.data_path} is older than {newer[0]!r}"
+                + (f" and {len(newer) - 1} more changed file(s)" if len(newer) > 1 else "")
+                + ": the file changed after the tests ran; re-run the tests under coverage")
+
     def measure_many(self, items: list[tuple[str, frozenset[int]]]) -> list[FileMeasure]:
         """``measure`` for many files; large pushes are spread over the CPUs (coverage's
         parser costs a few milliseconds per file, and a big push touches hundreds)."""
