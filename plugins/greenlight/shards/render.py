@@ -13,7 +13,8 @@ def render_plan_text(plan: Plan) -> str:
         lines.append(f"{len(plan.unknown)} tests without a duration got the median "
                      f"{plan.median_seconds:.3f} s")
     for s in plan.shards:
-        lines.append(f"shard {s.index}: {len(s.tests)} tests, predicted {s.predicted_seconds:.2f} s")
+        lines.append(f"shard {s.index}: {len(s.tests)} tests, "
+                     f"predicted {s.predicted_seconds:.2f} s")
     return "\n".join(lines) + "\n"
 
 
