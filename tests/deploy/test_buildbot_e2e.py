@@ -57,7 +57,7 @@ def world(tmp_path_factory):
     world = World(tmp_path_factory.mktemp("deploy-world"), extra=f"""
 demo_first_port = {first}
 canary_fraction = 0.25
-observe_seconds = 15
+observe_seconds = 8
 on_window_end = "pass"
 demo_traffic_rate = 25
 health_interval = 0.1
@@ -72,6 +72,10 @@ health_interval = 0.1
 
 def host_dirs(world) -> list[Path]:
     return [world.settings.state_dir / "hosts" / f"host{i:02d}" for i in range(1, HOSTS + 1)]
+
+
+def port_of(world, host: Path) -> int:
+    return world.settings["deploy"]["demo_first_port"] + int(host.name[4:]) - 1
 
 
 def current_release(host: Path) -> str:
@@ -117,6 +121,20 @@ def test_up_starts_the_demo_hosts_on_the_branch_head(world):
     assert "first deploy" not in again and "demo traffic already running" in again
 
 
+def push_login_breakage(world, clone: Path) -> str:
+    logic = clone / "app" / "logic.py"
+    assert LOGIN in logic.read_text()
+    logic.write_text(logic.read_text().replace(LOGIN, BROKEN_LOGIN, 1))
+    bad = commit_all(clone, "login: cap user names at 12 characters",
+                     GIT_AUTHOR_NAME="Bo Broke", GIT_AUTHOR_EMAIL="bo@example.com")
+    assert world.push(clone, "main").returncode == 0
+    return bad
+
+
+def ledger_of(world) -> Ledger:
+    return Ledger(world.settings.expand(world.settings["deploy"]["ledger_url"]))
+
+
 def test_green_push_is_deployed_to_every_host(world, tmp_path):
     clone = world.clone(tmp_path / "c")
     readme = clone / "README.md"
@@ -125,26 +143,30 @@ def test_green_push_is_deployed_to_every_host(world, tmp_path):
     assert world.push(clone, "main").returncode == 0
     verify = world.wait_build(sha)
     assert verify["results"] == 0, verify["state_string"]
+    world.good = sha
+    # The next push arrives while this one deploys (as pushes do): its deploy waits its turn.
+    world.bad = push_login_breakage(world, clone)
     build = wait_deploy_build(world, sha)
     assert build["results"] == 0, build["state_string"]
+    assert build["properties"]["deploy_outcome"][0] == "success"
+    record = ledger_of(world).deploy(build["properties"]["deploy_id"][0])
+    assert record.outcome == "success" and record.sha == sha
+    assert record.trigger.startswith("buildbot:deploy/")
     for host in host_dirs(world):
-        assert current_release(host) == sha and served_release(host) == sha
+        history = ledger_of(world).host_history(host.name)
+        assert any(h["release"] == sha and h["deploy_id"] == record.id for h in history)
     steps = steps_of(world, build)
     assert {"deploy", "phase-prepare", "phase-canary", "phase-judge", "phase-rest",
             "incident report"} <= set(steps)
+    assert "1 host(s)" in steps["phase-canary"]["state_string"]
     assert "logins per request" in log_text(world, steps["phase-judge"], "judge table")
-    assert build["properties"]["deploy_outcome"][0] == "success"
 
 
 def test_push_that_breaks_logins_is_rolled_back_and_named_in_an_incident(world, tmp_path):
-    live = current_release(host_dirs(world)[0])
-    clone = world.clone(tmp_path / "c")
-    logic = clone / "app" / "logic.py"
-    assert LOGIN in logic.read_text()
-    logic.write_text(logic.read_text().replace(LOGIN, BROKEN_LOGIN, 1))
-    bad = commit_all(clone, "login: cap user names at 12 characters",
-                     GIT_AUTHOR_NAME="Bo Broke", GIT_AUTHOR_EMAIL="bo@example.com")
-    assert world.push(clone, "main").returncode == 0
+    live, bad = getattr(world, "good", None), getattr(world, "bad", None)
+    if bad is None:  # run alone: push it now
+        live = current_release(host_dirs(world)[0])
+        bad = push_login_breakage(world, world.clone(tmp_path / "c"))
     verify = world.wait_build(bad)
     assert verify["results"] == 0, verify["state_string"]  # the tests did not see it
     build = wait_deploy_build(world, bad)
@@ -156,10 +178,10 @@ def test_push_that_breaks_logins_is_rolled_back_and_named_in_an_incident(world, 
     assert judge["complete_at"] - judge["started_at"] <= 10  # the breakage path: seconds
     table = log_text(world, judge, "judge table")
     assert "logins per request" in table and "breakage" in table
-    for host in host_dirs(world):
+    for host in host_dirs(world):  # every host serves the last good release again
         assert current_release(host) == live and served_release(host) == live
-    ledger = Ledger(world.settings.expand(world.settings["deploy"]["ledger_url"]))
-    assert ledger.is_bad(bad)
+        assert requests.get(f"http://127.0.0.1:{port_of(world, host)}/health", timeout=5).ok
+    assert ledger_of(world).is_bad(bad)
     assert steps["incident report"]["results"] == 0
     assert f"top suspect {bad[:12]}" in log_text(world, steps["incident report"], "stdio")
 
