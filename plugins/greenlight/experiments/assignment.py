@@ -44,8 +44,8 @@ class CompiledExperiment:
     """
 
     __slots__ = ("name", "seed", "mode", "rollout_cut", "cuts", "closed_branch",
-                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "seen_limit", "rolling", "decided",
-                 "decided_limit")
+                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "seen_limit",
+                 "rolling", "decided", "decided_limit")
 
     def __init__(self, experiment: Experiment):
         self.experiment = experiment
