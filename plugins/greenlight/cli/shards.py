@@ -20,8 +20,10 @@ DB_HELP = f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL} o
 
 
 def add_parser(subparsers) -> None:
-    shards = subparsers.add_parser("shards", help="duration-balanced test shards, durations, "
-                                   "flaky reruns", description=__doc__)
+    shards = subparsers.add_parser(
+        "shards", help="duration-balanced test shards, durations, flaky reruns",
+        description="Plan duration-balanced shards, keep recorded test durations, rerun failed "
+                    "tests alone (flaky or real), and judge all shards' results as one.")
     sub = shards.add_subparsers(dest="shards_command", metavar="COMMAND")
     shards.set_defaults(func=lambda args: _usage(shards))
 
