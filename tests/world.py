@@ -97,22 +97,26 @@ class World:
     def changes_for(self, revision: str) -> list[dict]:
         return self.api("changes", revision=revision)["changes"]
 
-    def wait_build(self, revision: str, timeout: float = 180) -> dict:
-        """Wait until a build of ``revision`` completes; return it."""
+    def wait_build(self, revision: str, timeout: float = 180, builder: str = "verify") -> dict:
+        """Wait until a ``builder`` build of ``revision`` completes; return it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for change in self.changes_for(revision):
-                builds = self.api(f"changes/{change['changeid']}/builds")["builds"]
-                done = [b for b in builds if b["complete"]]
-                if done:
-                    return done[-1]
+            done = [b for b in self.builds_for(revision, builder) if b["complete"]]
+            if done:
+                return done[-1]
             time.sleep(0.5)
         raise AssertionError(f"no completed build for {revision} within {timeout}s")
 
-    def builds_for(self, revision: str) -> list[dict]:
+    def builder_id(self, name: str) -> int:
+        return self.api("builders", name=name)["builders"][0]["builderid"]
+
+    def builds_for(self, revision: str, builder: str = "verify") -> list[dict]:
+        """Builds of ``revision`` on ``builder`` (the deploy builder builds it too)."""
+        builder_id = self.builder_id(builder)
         builds = []
         for change in self.changes_for(revision):
-            builds += self.api(f"changes/{change['changeid']}/builds")["builds"]
+            builds += [b for b in self.api(f"changes/{change['changeid']}/builds")["builds"]
+                       if b["builderid"] == builder_id]
         return builds
 
     def login(self, user: str) -> requests.Session:

@@ -272,37 +272,44 @@ def down(settings: Settings) -> Report:
         demo_world.down(settings, report)
     except ImportError:
         pass
-    for name in config.worker_names(settings):
-        wdir = worker_dir(settings, name)
-        if _pid_alive(wdir / "twistd.pid"):
-            subprocess.run([str(BIN / "buildbot-worker"), "stop", str(wdir)],
-                           capture_output=True)
-            report.say(f"worker {name} stopped")
-    basedir = master_basedir(settings)
-    if _pid_alive(basedir / "twistd.pid"):
-        subprocess.run([str(BIN / "buildbot"), "stop", str(basedir)], capture_output=True)
-        report.say("master stopped")
+    # Stop workers and master together (SIGTERM, then wait): one after another with
+    # `buildbot stop` costs seconds each.
+    targets = [(f"worker {name}", worker_dir(settings, name) / "twistd.pid")
+               for name in config.worker_names(settings)]
+    targets.append(("master", master_basedir(settings) / "twistd.pid"))
+    running = [(label, pidfile) for label, pidfile in targets if _pid_alive(pidfile)]
+    stop_pidfiles([pidfile for _, pidfile in running])
+    for label, _ in running:
+        report.say(f"{label} stopped")
     if not report.lines:
         report.say("nothing was running")
     return report
 
 
-def stop_pidfile(pidfile: Path, timeout: float = 10) -> bool:
-    """SIGTERM the process in ``pidfile`` and wait; SIGKILL after ``timeout``."""
+def stop_pidfiles(pidfiles: list[Path], timeout: float = 15) -> None:
+    """SIGTERM every process named in ``pidfiles``, wait for all; SIGKILL after ``timeout``."""
+    pids = []
+    for pidfile in pidfiles:
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
+        except (OSError, ValueError):
+            continue
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
     try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
     return True
