@@ -12,6 +12,7 @@ from pathlib import Path
 from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell, TestBuildStepMixin
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from greenlight.shards.durations import DurationStore
@@ -82,17 +83,24 @@ class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.run_shards(self.tmp / "reports" / "92", flaky_rerun=False)
         self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"),
                                       durations_db=self.db))
+        self.build.getBuilderId = lambda: defer.succeed(88)
         self.expect_outcome(result=FAILURE)
         self.expect_property("shards_failed_tests", ["test_s.py::test_k[4]"], "collect-shards")
         self.expect_property("shards_union_ok", True, "collect-shards")
         self.expect_result_summary({"step": "2 shards, 6 tests; 1 failed: test_s.py::test_k[4]"})
         await self.run_step()
         assert len(DurationStore(self.db).durations()) == 6
+        # Every test is in Buildbot's test results (the UI's list), the failure as "0".
+        sets = await self.master.db.test_result_sets.getTestResultSets(builderid=88)
+        published = await self.master.db.test_results.getTestResults(88, sets[0].id)
+        values = {r.test_name: r.value for r in published}
+        assert len(values) == 6 and values["test_s.py::test_k[4]"] == "0"
+        assert values["test_s.py::test_k[0]"] == "1"
 
     async def test_collect_flaky_is_warnings_and_recorded(self):
         self.run_shards(self.tmp / "reports" / "92", flaky_rerun=True)
         self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"),
-                                      durations_db=self.db))
+                                      durations_db=self.db, publish_results=False))
         self.build.setProperty("got_revision", "c0ffee", "test")
         self.expect_outcome(result=WARNINGS)
         self.expect_property("shards_flaky_tests", ["test_s.py::test_k[4]"], "collect-shards")
@@ -105,7 +113,8 @@ class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         folder = self.tmp / "reports" / "92"
         self.run_shards(folder, flaky_rerun=False)
         (folder / "shard-2.json").unlink()
-        self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"), record=False))
+        self.setup_step(CollectShards(reports_dir=str(self.tmp / "reports"), record=False,
+                                      publish_results=False))
         self.expect_outcome(result=FAILURE)
         self.expect_property("shards_union_ok", False, "collect-shards")
         await self.run_step()

@@ -20,6 +20,7 @@ from buildbot.process.properties import Interpolate, renderer
 from buildbot.steps.shell import ShellCommand
 from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 from buildbot.steps.trigger import Trigger
+from buildbot.util.test_result_submitter import TestResultSubmitter
 from twisted.internet import threads
 
 from greenlight.errors import GreenlightError
@@ -195,8 +196,9 @@ class CollectShards(buildstep.BuildStep):
 
     def __init__(self, reports_dir: str, durations_db: str | None = None,
                  plan_property: str = "shard_plan", fail_on_flaky: bool = False,
-                 record: bool = True, **kwargs):
+                 record: bool = True, publish_results: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self.publish_results = publish_results
         self.reports_dir = reports_dir
         self.durations_db = durations_db
         self.plan_property = plan_property
@@ -215,6 +217,8 @@ class CollectShards(buildstep.BuildStep):
         verdict = judge_shards(reports, reruns, self.getProperty(self.plan_property),
                                fail_on_flaky=bool(self.fail_on_flaky))
         await self.addCompleteLog("shards", verdict.render_text())
+        if self.publish_results:
+            await self._publish(reports, set(verdict.flaky))
         await self.addCompleteLog("shards.json", json.dumps(verdict.to_json(), indent=1))
         self.setProperty("shards_result", verdict.result, self.name)
         self.setProperty("shards_failed_tests", list(verdict.failed), self.name)
@@ -230,6 +234,21 @@ class CollectShards(buildstep.BuildStep):
         self._summary = verdict.summary()
         return {FAILURE: results.FAILURE, WARNINGS: results.WARNINGS}.get(verdict.result,
                                                                             results.SUCCESS)
+
+    async def _publish(self, reports, flaky: set[str]) -> None:
+        """Every shard's results into Buildbot's test results (latest attempt per shard); a
+        flaky test counts as passed there, as it did not fail the build."""
+        latest = {int(r["shard"]): r for r in reports}
+        submitter = TestResultSubmitter()
+        await submitter.setup(self, "pytest shards", "pass_fail", "boolean")
+        for index in sorted(latest):
+            for test_id, result in latest[index]["results"].items():
+                if result["outcome"] == "skipped":
+                    continue
+                passed = result["outcome"] == "passed" or test_id in flaky
+                submitter.add_test_result("1" if passed else "0", test_name=test_id,
+                                          duration_ns=int(float(result["seconds"]) * 1e9))
+        await submitter.finish()
 
     def getResultSummary(self):
         return {"step": self._summary} if self._summary else super().getResultSummary()
