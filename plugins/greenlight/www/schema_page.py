@@ -195,22 +195,23 @@ def _row(item: dict, commit: dict) -> str:
     author = item.get("author") or commit.get("author") or ""
     repo = item.get("repo") or commit.get("repository") or ""
     return (f'<tr id="finding-{_e(item["key"])}" data-key="{_e(item["key"])}">'
-            f"<td>{_e(repo)}</td>"
-            f'<td><code title="{_e(sha)}">{_e(sha[:12])}</code><br>'
-            f'<span class="subject">{_e(subject)}</span></td>'
-            f"<td>{_e(author)}</td>"
-            f"<td><code>{_e(item['file'])}:{_e(item['line'])}</code></td>"
-            f'<td><pre class="statement">{_e(item["statement"])}</pre><small>{rules}</small></td>'
-            f"<td>{_e(item.get('table'))}</td>"
-            f"<td>{_e(size_text(size))}</td>"
-            f"<td><ul>{why}</ul></td>"
-            f"<td><details><summary>safe alternative</summary>{alternative}</details></td>"
+            f'<td><code title="{_e(sha)}">{_e(sha[:12])}</code> '
+            f'<span class="subject">{_e(subject)}</span><br><small>by {_e(author)}<br>'
+            f"in {_e(repo)}</small></td>"
+            f"<td><code>{_e(item['file'])}:{_e(item['line'])}</code><br>"
+            f"table <b>{_e(item.get('table'))}</b><br>{_e(size_text(size))}</td>"
+            f'<td class="wide"><pre class="statement">{_e(item["statement"])}</pre>'
+            f"<small>{rules}</small><ul>{why}</ul>"
+            f"<details><summary>safe alternative</summary>{alternative}</details></td>"
             f"<td>{_decision_text(item.get('decision'))}</td>"
             f"<td>{_actions(item)}</td></tr>")
 
 
-HEADERS = ("repo", "commit", "author", "file:line", "statement", "table", "size", "why",
-           "safe alternative", "decision", "act")
+# What each column holds (every field of a finding, grouped so the table fits a screen).
+HEADERS = ("commit, author, repo", "file:line, table, size",
+           "statement, why, safe alternative", "decision", "approve / reject")
+PAGE_STYLE = ("<style>pre{white-space:pre-wrap;word-break:break-word;margin:.2em 0}"
+              "td.wide{max-width:60em}td ul{margin:.3em 0;padding-left:1.2em}</style>")
 
 
 @blueprint.route("/")
@@ -231,7 +232,7 @@ def pending_list() -> str:
         rows = "".join(_row(item, commits.get(item.get("commit") or "", {})) for item in items)
         body = (f"<p>{len(items)} flagged statement(s). Approving the last one of a commit "
                 f"rebuilds that commit. {toggle}</p>"
-                f'<table id="findings"><tr>{head}</tr>{rows}</table>')
+                f'{PAGE_STYLE}<table id="findings"><tr>{head}</tr>{rows}</table>')
     return dashboard.layout("Schema review", body)
 
 
