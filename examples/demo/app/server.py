@@ -9,11 +9,32 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app import metrics
-from app.logic import InvalidAmount, Shop, UnknownUser
+from app import experiments, metrics
+from app.logic import InvalidAmount, Shop, UnknownUser, normalize_user
 
 SHOP = Shop()
 ENDPOINTS = {"/", "/health", "/login", "/register", "/purchase", "/metrics"}
+# The feature shipped dark behind the experiment DemoSignup, per branch.
+SIGNUP = {
+    "control": '<p class="signup" data-branch="control"><a href="/register">Register</a></p>',
+    "enhanced": ('<div class="signup-banner" data-branch="enhanced"><strong>New:</strong> '
+                 'sign up in one step and get free shipping on your first order. '
+                 '<a href="/register">Join now</a></div>'),
+}
+
+
+def experiment_user(user: str) -> str:
+    """The id experiments know a user by (the shop's normalized name; '' for guests)."""
+    try:
+        return normalize_user(user)
+    except UnknownUser:
+        return ""
+
+
+def home_page(user: str, branch: str) -> str:
+    name = html.escape(user or "guest")
+    signup = SIGNUP.get(branch, SIGNUP["control"])
+    return f"<h1>Demo shop</h1><p>Hello, {name}.</p>{signup}\n"
 
 
 def handle(path: str, params: dict[str, str]) -> tuple[int, str, str]:
@@ -27,18 +48,20 @@ def handle(path: str, params: dict[str, str]) -> tuple[int, str, str]:
         created = SHOP.register(user)
         if created:
             metrics.REGISTRATIONS.inc()
+            experiments.record(experiment_user(user), "registration")
         return (201 if created else 200), "text/plain", "registered\n"
     if path == "/login":
         SHOP.login(user)
         metrics.LOGINS.inc()
+        experiments.record(experiment_user(user), "login")
         return 200, "text/plain", "welcome\n"
     if path == "/purchase":
         amount = SHOP.purchase(user, params.get("amount", ""))
         metrics.REVENUE.inc(amount)
+        experiments.record(experiment_user(user), "purchase", amount)
         return 200, "text/plain", f"charged {amount:.2f}\n"
     if path == "/":
-        name = html.escape(user or "guest")
-        return 200, "text/html", f"<h1>Demo shop</h1><p>Hello, {name}.</p>\n"
+        return 200, "text/html", home_page(user, experiments.branch_for(experiment_user(user)))
     return 404, "text/plain", "not found\n"
 
 
@@ -74,14 +97,20 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def main(argv: list[str] | None = None) -> None:
+def make_server(argv: list[str] | None = None) -> ThreadingHTTPServer:
+    """The server, bound; experiments start when $GREENLIGHT_EXPERIMENTS_DB names a store."""
     parser = argparse.ArgumentParser(description="Demo shop server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
+    experiments.start(registry=metrics.REGISTRY)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
-    server.serve_forever()
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - serves until killed
+    make_server(argv).serve_forever()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,144 @@
+"""The DemoSignup feature: control for everybody without Greenlight, the banner for the
+enhanced branch, events recorded per user, and never a failed request because of experiments.
+
+The shop's venv has no Greenlight, so the client here is a small stand-in with the same two
+methods; the real client is exercised against a real store by Greenlight's own tests."""
+import pytest
+
+from app import experiments, server
+
+
+class StandInClient:
+    """Answers a fixed branch and keeps what it was asked, like ExperimentClient would."""
+
+    def __init__(self, url, branch="enhanced", **kwargs):
+        self.url, self.branch, self.kwargs = url, branch, kwargs
+        self.defined, self.asked, self.events = [], [], []
+
+    def define(self, experiment, by):
+        self.defined.append((experiment, by))
+
+    def branch_for(self, user, name, groups=()):
+        self.asked.append((user, name, tuple(groups)))
+        return self.branch
+
+    def record_event(self, user, name, value=1.0):
+        self.events.append((user, name, value))
+
+
+class StandInExperiment:
+    def __init__(self, name, branches, description=""):
+        self.name, self.branches, self.description = name, branches, description
+
+
+class StandInLibrary:
+    ExperimentClient = StandInClient
+    Experiment = StandInExperiment
+
+
+class Broken:
+    def branch_for(self, *args, **kwargs):
+        raise RuntimeError("store exploded")
+
+    def record_event(self, *args, **kwargs):
+        raise RuntimeError("queue exploded")
+
+
+@pytest.fixture(autouse=True)
+def no_client():
+    experiments.use(None)
+    yield
+    experiments.use(None)
+
+
+def test_without_a_store_everybody_gets_control_and_no_banner():
+    assert experiments.start(environ={}) is None
+    assert experiments.branch_for("alice") == "control"
+    status, ctype, body = server.handle("/", {"user": "Alice"})
+    assert status == 200 and ctype == "text/html"
+    assert 'data-branch="control"' in body and "signup-banner" not in body
+
+
+def test_store_named_but_greenlight_missing_means_control(monkeypatch):
+    monkeypatch.setattr(experiments, "library", lambda: None)
+    assert experiments.start(environ={experiments.ENV: "sqlite:///x.sqlite"}) is None
+    assert experiments.branch_for("alice") == "control"
+
+
+def test_start_defines_demo_signup_and_the_banner_follows_the_branch():
+    client = experiments.start(environ={experiments.ENV: "sqlite:///x.sqlite"},
+                               lib=StandInLibrary, registry="the-registry")
+    assert client.url == "sqlite:///x.sqlite" and client.kwargs == {"registry": "the-registry"}
+    ((experiment, by),) = client.defined
+    assert (experiment.name, experiment.branches, by) == ("DemoSignup", {"enhanced": 0.5},
+                                                          "demo-app")
+    body = server.handle("/", {"user": " Alice "})[2]
+    assert 'data-branch="enhanced"' in body and "free shipping" in body
+    assert client.asked == [("alice", "DemoSignup", ())]
+    assert 'data-branch="control"' not in body
+
+
+def test_guests_are_not_asked_about():
+    client = experiments.start(environ={experiments.ENV: "sqlite:///x.sqlite"},
+                               lib=StandInLibrary)
+    assert client.kwargs == {}
+    assert 'data-branch="control"' in server.handle("/", {})[2]
+    assert client.asked == []
+
+
+def test_admins_and_qa_accounts_carry_their_group():
+    assert experiments.groups_of("admin") == ("admin",)
+    assert experiments.groups_of("qa-anna") == ("qa",)
+    assert experiments.groups_of("bob") == ()
+
+
+def test_registration_login_purchase_are_recorded_per_user():
+    client = StandInClient("u")
+    experiments.use(client)
+    assert server.handle("/register", {"user": "Erin"})[0] == 201
+    assert server.handle("/register", {"user": "erin"})[0] == 200  # not a new registration
+    assert server.handle("/login", {"user": "ERIN"})[0] == 200
+    assert server.handle("/purchase", {"user": "erin", "amount": "9.5"})[0] == 200
+    assert client.events == [("erin", "registration", 1.0), ("erin", "login", 1.0),
+                             ("erin", "purchase", 9.5)]
+
+
+def test_a_failing_client_never_fails_a_request():
+    experiments.use(Broken())
+    assert server.handle("/", {"user": "frank"})[0] == 200
+    assert experiments.branch_for("frank") == "control"
+    assert server.handle("/register", {"user": "frank"})[0] == 201
+    experiments.record("frank", "login")  # swallowed
+
+
+def test_a_client_that_cannot_start_leaves_control():
+    class Refusing(StandInLibrary):
+        class ExperimentClient:
+            def __init__(self, url, **kwargs):
+                raise OSError("no such database")
+
+    assert experiments.start(environ={experiments.ENV: "postgresql://x/y"},
+                             lib=Refusing) is None
+    assert experiments.branch_for("gina") == "control"
+
+
+def test_unknown_branch_renders_control():
+    assert 'data-branch="control"' in server.home_page("x", "someday")
+    assert server.experiment_user("") == ""
+
+
+def test_make_server_binds_and_starts_without_a_store(monkeypatch):
+    monkeypatch.delenv(experiments.ENV, raising=False)
+    srv = server.make_server(["--host", "127.0.0.1", "--port", "0"])
+    try:
+        assert srv.server_address[1] > 0 and srv.daemon_threads
+    finally:
+        srv.server_close()
+
+
+def test_library_is_greenlight_exactly_when_it_is_installed():
+    try:
+        import greenlight.experiments as installed
+    except ImportError:
+        installed = None
+    assert experiments.library() is installed
