@@ -1,7 +1,8 @@
 """``greenlight experiment``: list, show, define, rollout, qa, close and results of experiments.
 
 Only parses arguments and calls :mod:`greenlight.experiments`; the database is ``--db URL``
-(default $GREENLIGHT_EXPERIMENTS_DB or sqlite:///var/experiments.sqlite).
+(default $GREENLIGHT_EXPERIMENTS_DB, else the settings' ``[experiments] db_url``: the store the
+master's Experiments page and the demo hosts use).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from greenlight.experiments import (Experiment, ExperimentStore, close, define, 
                                     render_list, render_results, results, set_qa, set_rollout)
 from greenlight.experiments.definition import QA, ROLLOUT
 from greenlight.experiments.render import FORMATS
-from greenlight.experiments.store import default_url
+from greenlight.experiments.store import ENV_URL, default_url
 
 
 def add_parser(subparsers) -> None:
@@ -24,8 +25,9 @@ def add_parser(subparsers) -> None:
         "experiment", help="experiments: ship dark, roll out by percentage, read results",
         description="Define experiments, change their rollout, read results per branch.")
     parser.add_argument("--db", default=None, metavar="URL",
-                        help="experiments database (default $GREENLIGHT_EXPERIMENTS_DB or "
-                             "sqlite:///var/experiments.sqlite)")
+                        help="experiments database (default $GREENLIGHT_EXPERIMENTS_DB, else "
+                             "[experiments] db_url of $GREENLIGHT_SETTINGS or the defaults: "
+                             "sqlite:///<state_dir>/experiments.sqlite)")
     verbs = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = verbs.add_parser("list", help="every experiment and what users get now")
@@ -97,8 +99,23 @@ def _who(args) -> str:
         return os.environ.get("USER", "cli")
 
 
+def db_url(db: str | None = None) -> str:
+    """``--db``, else $GREENLIGHT_EXPERIMENTS_DB, else the settings' store (the one the page
+    and the app hosts share), so a bare ``greenlight experiment list`` sees the demo's."""
+    if db:
+        return db
+    if os.environ.get(ENV_URL):
+        return default_url()
+    try:
+        from greenlight_master.settings import load
+    except ImportError:  # pragma: no cover - the engine installed without the master package
+        return default_url()
+    settings = load()
+    return settings.expand(settings["experiments"]["db_url"])
+
+
 def _store(args) -> ExperimentStore:
-    return ExperimentStore(args.db or default_url())
+    return ExperimentStore(db_url(args.db))
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -22,6 +22,7 @@ from greenlight.errors import GreenlightError
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
+EXPERIMENTS_ENV = "GREENLIGHT_EXPERIMENTS_DB"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -76,6 +77,24 @@ def _reap(pid: int) -> None:
         pass
 
 
+def experiments_env(host_dir: str | Path) -> dict[str, str]:
+    """$GREENLIGHT_EXPERIMENTS_DB for the app on a demo host: the caller's own value, else the
+    ``[experiments] db_url`` of the settings whose state_dir holds the host (so the app, the
+    master's Experiments page and the CLI share one store). Hosts elsewhere (a test's tmp
+    folder) get none, and their app serves control without recording anything."""
+    if os.environ.get(EXPERIMENTS_ENV):
+        return {}
+    try:
+        from greenlight_master.settings import load
+
+        settings = load()
+    except Exception:  # no master package or a broken settings file: no experiments here
+        return {}
+    if not Path(host_dir).resolve().is_relative_to(settings.state_dir.resolve()):
+        return {}
+    return {EXPERIMENTS_ENV: settings.expand(settings["experiments"]["db_url"])}
+
+
 def start_host(host_dir: str | Path, port: int, python: str = sys.executable) -> int:
     """Start the server from ``current`` (cwd = the resolved release dir); returns its pid."""
     host_dir = Path(host_dir)
@@ -88,7 +107,8 @@ def start_host(host_dir: str | Path, port: int, python: str = sys.executable) ->
         proc = subprocess.Popen(
             [python, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=release, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            start_new_session=True,
+            env={**os.environ, **experiments_env(host_dir), "PYTHONDONTWRITEBYTECODE": "1"})
     finally:
         log.close()
     temp = host_dir / f".{PID_FILE}.tmp"
