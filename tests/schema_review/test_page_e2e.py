@@ -65,22 +65,11 @@ def step(world: World, build: dict, name: str) -> dict:
     return next(s for s in steps if s["name"] == name)
 
 
-def builds_on(world: World, builder: str, sha: str) -> list[dict]:
-    """Builds of ``sha`` on one builder (a green verify build triggers a deploy build)."""
-    found = world.api("builders", name=builder)["builders"]
-    ids = {b["builderid"] for b in found}
-    return [b for b in world.builds_for(sha) if b["builderid"] in ids]
-
-
-def verify_builds(world: World, sha: str) -> list[dict]:
-    return builds_on(world, "verify", sha)
-
-
 def wait_new_build(world: World, sha: str, after: int, timeout: float = 240) -> dict:
     """The first complete verify build of ``sha`` with an id above ``after`` (a rebuild)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        newer = [b for b in verify_builds(world, sha) if b["buildid"] > after and b["complete"]]
+        newer = [b for b in world.builds_for(sha) if b["buildid"] > after and b["complete"]]
         if newer:
             return newer[0]
         time.sleep(0.5)
@@ -99,7 +88,7 @@ def test_risky_push_stops_the_build_with_the_safe_alternative(world, risky):
     assert "needs schema review: 2 statement(s)" in build["state_string"]
     names = [s["name"] for s in world.api(f"builds/{build['buildid']}/steps")["steps"]]
     assert "tests" not in names  # fail fast: nothing after the schema gate ran
-    assert builds_on(world, "deploy", risky["sha"]) == []  # the deploy is stopped
+    assert world.builds_for(risky["sha"], "deploy") == []  # the deploy is stopped
     text = log_text(world, step(world, build, "schema review"), "schema review")
     assert "safe alternative:" in text and "gh-ost" in text and "pt-online-schema-change" in text
 
@@ -199,7 +188,7 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
     assert rebuilt["results"] == 0, rebuilt["state_string"]
     assert step(world, rebuilt, "tests")["results"] == 0
     deadline = time.monotonic() + 30
-    while not builds_on(world, "deploy", risky["sha"]):  # green: the deploy goes ahead
+    while not world.builds_for(risky["sha"], "deploy"):  # green: the deploy goes ahead
         assert time.monotonic() < deadline, "the green rebuild did not trigger a deploy"
         time.sleep(0.5)
 
@@ -213,7 +202,7 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
                        headers={"Accept": "application/json"},
                        data={"key": plain_key, "decision": "approve", "csrf": csrf_of(text)})
     assert again.json()["rebuild"]["rebuilt"] is False
-    assert len(verify_builds(world, risky["sha"])) == 2
+    assert len(world.builds_for(risky["sha"])) == 2
 
 
 def test_edited_statement_needs_a_new_approval(world, risky):
