@@ -11,6 +11,7 @@ Run: .venv/bin/python bench/push_to_live.py [--hosts 20] [--pushes 3] [--rate 25
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import socket
@@ -141,7 +142,8 @@ def main() -> int:
     deploy = world.settings["deploy"]
     print(f"world: {args.hosts} demo hosts, canary {deploy['canary_fraction']:.0%}, observe "
           f"window {deploy['observe_seconds']} s (on_window_end={deploy['on_window_end']}), "
-          f"traffic {args.rate:g} req/s per host")
+          f"traffic {args.rate:g} req/s per host; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     try:
         t0 = time.monotonic()
         world.up()
@@ -169,7 +171,8 @@ def main() -> int:
             print(f"    deploy phases (s): {phase_times(world, build)}")
         median = statistics.median(totals)
         print(f"push → live, median of {len(totals)}: {median:.1f} s "
-              f"(goal ≤ 60 s: {'met' if median <= 60 else 'MISSED'})")
+              f"(goal ≤ 60 s: {'met' if median <= 60 else 'MISSED'}); load average now "
+              f"{os.getloadavg()[0]:.1f}")
         world.greenlight("down")  # traffic and hosts stop; the naive peer restarts them itself
         (clone / "CHANGES").write_text("naive\n")
         sha = commit_all(clone, "naive peer")
