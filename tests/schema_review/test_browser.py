@@ -150,7 +150,7 @@ def test_reviewer_clicks_approve_and_the_rebuild_starts(world, browser, tmp_path
     started = browser.find("#rebuild-started")
     assert "rebuilding build" in browser.text(started)
     assert "approved by admin" in browser.text(browser.find("#decision"))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the rebuild shows up in Buildbot's REST API
         builds = world.builds_for(sha)
         if any(b["buildid"] > stopped["buildid"] for b in builds):
