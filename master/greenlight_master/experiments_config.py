@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
+from twisted.python import log as twisted_log
+
 from greenlight.errors import GreenlightError
 from greenlight_master.settings import Settings
 
@@ -52,6 +55,7 @@ def configure(settings: Settings, c: dict) -> None:
     that is down is logged, not fatal (the rest of the pipeline does not depend on it)."""
     try:
         ensure_demo_experiment(settings)
-    except GreenlightError as exc:
-        log.warning("experiments: cannot define %s in %s: %s", DEMO_EXPERIMENT,
-                    store_url(settings), exc)
+    except (GreenlightError, OSError, SQLAlchemyError) as exc:
+        message = f"experiments: cannot define {DEMO_EXPERIMENT} in {store_url(settings)}: {exc}"
+        log.warning("%s", message)
+        twisted_log.msg(message)  # the master's twistd.log
