@@ -47,7 +47,7 @@ class Browser:
             "browserName": "chrome", "goog:chromeOptions": options}}})
         self.session = f"/session/{created['sessionId']}"
 
-    def _wait_ready(self, timeout: float = 20) -> None:
+    def _wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -72,7 +72,7 @@ class Browser:
         self._call("POST", f"{self.session}/cookie",
                    {"cookie": {"name": name, "value": value, "path": "/"}})
 
-    def find(self, css: str, timeout: float = 10) -> str:
+    def find(self, css: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while True:
             response = requests.post(self.base + f"{self.session}/element", timeout=30,
