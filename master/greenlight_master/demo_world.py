@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import git
@@ -116,11 +118,17 @@ def start_traffic(settings: Settings, hosts: list[Host], report) -> None:
     report.say(f"demo traffic: {rate:g} requests/s per host for up to {seconds / 3600:g} h")
 
 
-def stop_traffic(settings: Settings, report) -> None:
-    from greenlight_master.lifecycle import stop_pidfile
-
+def stop_traffic(settings: Settings, report, grace: float = 5.0) -> None:
+    """SIGTERM the generator named in the pid file (only if it is one), SIGKILL after ``grace``."""
     pidfile = settings.state_dir / TRAFFIC_PID
-    if _traffic_alive(pidfile) and stop_pidfile(pidfile):
+    if _traffic_alive(pidfile):
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _traffic_alive(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _traffic_alive(pidfile):
+            os.kill(pid, signal.SIGKILL)
         report.say("demo traffic stopped")
     pidfile.unlink(missing_ok=True)
 

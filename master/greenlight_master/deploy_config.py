@@ -96,6 +96,7 @@ def _incident_step(settings: Settings) -> steps.ShellCommand:
                "--ledger", settings.expand(settings["deploy"]["ledger_url"])]
     env = {"GREENLIGHT_SETTINGS": settings_file(settings)} if settings_file(settings) else {}
     return steps.ShellCommand(name="incident report", command=command, env=env,
+                              descriptionDone=["incident reports of judge rollbacks"],
                               alwaysRun=True, flunkOnFailure=False, warnOnFailure=True,
                               logEnviron=False, timeout=600)
 

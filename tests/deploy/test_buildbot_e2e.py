@@ -68,6 +68,17 @@ health_interval = 0.1
     world.up_output = world.up()
     yield world
     world.down()
+    from greenlight.deploy import demo_hosts  # a safety net; test_down_stops... checks `down`
+    from greenlight_master import demo_world
+
+    demo_world.stop_traffic(world.settings, lifecycle_report())
+    demo_hosts.stop_demo_hosts(world.settings.state_dir / "hosts")
+
+
+def lifecycle_report():
+    from greenlight_master.lifecycle import Report
+
+    return Report()
 
 
 def host_dirs(world) -> list[Path]:
@@ -174,7 +185,7 @@ def test_push_that_breaks_logins_is_rolled_back_and_named_in_an_incident(world, 
     assert build["properties"]["deploy_outcome"][0] == "rolled_back"
     steps = steps_of(world, build)
     judge = steps["phase-judge"]
-    assert judge["results"] == 2
+    assert judge["results"] == 2 and "logins per request" in judge["state_string"]
     assert judge["complete_at"] - judge["started_at"] <= 10  # the breakage path: seconds
     table = log_text(world, judge, "judge table")
     assert "logins per request" in table and "breakage" in table
@@ -225,3 +236,17 @@ def test_only_deployers_may_force_a_deploy_or_rollback(world):
     assert forced, "the forced deploy did not run"
     assert forced[0]["results"] == 0  # already live: the engine says so and succeeds
     assert "admin" in str(forced[0]["properties"].get("owner"))
+
+
+def test_down_stops_traffic_and_hosts(world):
+    pidfile = world.settings.state_dir / "traffic.pid"
+    traffic_pid = int(pidfile.read_text())
+    server_pids = [int((host / "server.pid").read_text()) for host in host_dirs(world)]
+    out = world.greenlight("down").stdout
+    assert "demo traffic stopped" in out and f"{HOSTS} demo host(s) stopped" in out
+    for pid in [traffic_pid, *server_pids]:
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    first = world.settings["deploy"]["demo_first_port"]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{first}/health", timeout=2)

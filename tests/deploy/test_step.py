@@ -104,3 +104,13 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.expect_log_file("judge table", "logins 0 vs 40\n")
         self.expect_result_summary({"step": "judge: fail"})
         await self.run_step()
+
+    async def test_phase_step_shows_how_long_the_phase_ran_inside_the_deploy(self):
+        from greenlight.steps.deploy import DeployPhase
+        self.setup_step(DeployPhase({"name": "judge", "status": "failed",
+                                     "summary": "judge: fail — failing: logins (after 2.4 s)",
+                                     "started_at": 100.0, "finished_at": 103.25}))
+        self.expect_outcome(result=FAILURE)
+        self.expect_log_file("summary", "judge: fail — failing: logins (after 2.4 s) [3.2 s]\n")
+        self.expect_result_summary({"step": "judge: fail — failing: logins (after 2.4 s) [3.2 s]"})
+        await self.run_step()

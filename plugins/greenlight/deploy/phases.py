@@ -379,7 +379,7 @@ class Deployer:
                 break
             self.sleep(s.judge_interval)
         report.status = "ok" if verdict.outcome == "pass" else "failed"
-        report.summary = f"judge: {verdict.outcome}"
+        report.summary = _judge_summary(verdict, s.observe_seconds)
         report.log = verdict.table
         self._close_report(result, report)
         return verdict
@@ -496,6 +496,21 @@ class Deployer:
                 raise DeployFailed(result.message) from exc
             out.append(result)
         return out
+
+
+def _judge_summary(verdict, window: float) -> str:
+    """``judge: fail — failing: logins per request (after 2.4 s)``: the verdict at a glance,
+    for the phase step's line in the UI."""
+    summary = f"judge: {verdict.outcome}"
+    reason = getattr(verdict, "reason", "")
+    elapsed = getattr(verdict, "elapsed_s", None)
+    if isinstance(verdict, _Timeout):
+        reason, elapsed = f"window of {window:g} s ended undecided", window
+    if reason:
+        summary += f" — {reason}"
+    if isinstance(elapsed, (int, float)):
+        summary += f" (after {elapsed:.1f} s)"
+    return summary
 
 
 @dataclass

@@ -44,6 +44,11 @@ class DeployPhase(buildstep.BuildStep):
 
     async def run(self):
         summary = str(self.report.get("summary", ""))
+        started, finished = self.report.get("started_at"), self.report.get("finished_at")
+        if isinstance(started, (int, float)) and isinstance(finished, (int, float)):
+            # the phase ran inside the deploy step; this step only shows it afterwards
+            summary += f" [{finished - started:.1f} s]"
+            self.report = {**self.report, "summary": summary}
         await self.addCompleteLog("summary", summary + "\n")
         if self.report.get("log"):
             await self.addCompleteLog("judge table", str(self.report["log"]) + "\n")
