@@ -124,3 +124,12 @@ def test_size_text():
         "~5,000,000 rows, 2,048 MiB (file)"
     assert schema_page.size_text({"source": "new"}) == "new table (small)"
     assert schema_page.size_text(None) == "unknown"
+
+
+def test_unreachable_approvals_database_is_a_clear_503(tmp_path):
+    settings = validate({"greenlight": {"state_dir": str(tmp_path)},
+                         "schema": {"approvals_url": "postgresql://nobody@127.0.0.1:1/none"}})
+    client = make_app(settings, session_secret=lambda: "s").test_client()
+    response = client.get(URL)
+    assert response.status_code == 503
+    assert b"cannot open the approvals database" in response.data

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
+from greenlight.errors import GreenlightError, UsageError
 from greenlight.www import dashboard
 from schema_review.approvals import ApprovalStore
 
@@ -214,6 +215,13 @@ PAGE_STYLE = ("<style>pre{white-space:pre-wrap;word-break:break-word;margin:.2em
               "td.wide{max-width:60em}td ul{margin:.3em 0;padding-left:1.2em}</style>")
 
 
+@blueprint.errorhandler(GreenlightError)
+def store_unavailable(exc: GreenlightError):
+    """An unreachable approvals database is an operator's problem: say which, don't crash."""
+    return dashboard.layout("Schema review unavailable", f"<p>{_e(exc)}</p><p>Check "
+                            "<code>[schema] approvals_url</code> in the settings.</p>"), 503
+
+
 @blueprint.route("/")
 def pending_list() -> str:
     show_all = request.args.get("all") == "1"
@@ -249,8 +257,6 @@ def decide():
     if len(comment) > MAX_COMMENT:
         abort(400, f"comment longer than {MAX_COMMENT} characters")
     the_store = store()
-    from greenlight.errors import UsageError
-
     try:
         method = the_store.approve if decision == "approve" else the_store.reject
         result = method(key, g.user.name, comment)
