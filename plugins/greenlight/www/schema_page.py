@@ -48,7 +48,8 @@ def _api_available() -> bool:
 
 
 def commit_info(sha: str | None) -> dict[str, Any]:
-    """The change Buildbot recorded for ``sha``: message, author, link to its builds."""
+    """The change Buildbot recorded for ``sha`` (message, author, repository): the approvals
+    store keeps only what the check knew on the worker."""
     if not sha or not _api_available():
         return {}
     from buildbot.data.resultspec import Filter
