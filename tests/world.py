@@ -4,6 +4,7 @@ Everything runs for real (processes, git, HTTP); only the ports and folders are 
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -16,6 +17,14 @@ import requests
 from tests.conftest import GIT_ENV, ROOT, git
 
 VENV_CACHE = ROOT / "var" / "test-worker-venvs"  # shared by all tests: built once per machine
+_STARTED: list["World"] = []
+
+
+@atexit.register
+def _stop_leftover_worlds() -> None:
+    """A test that dies between up() and down() must not leave masters running."""
+    for world in list(_STARTED):
+        world.down()
 
 
 def free_port() -> int:
@@ -71,10 +80,18 @@ class World:
         return proc
 
     def up(self) -> str:
-        return self.greenlight("up").stdout
+        """Start the world; if start-up fails half-way, stop what did start, then fail."""
+        _STARTED.append(self)
+        try:
+            return self.greenlight("up").stdout
+        except BaseException:
+            self.down()
+            raise
 
     def down(self) -> None:
         self.greenlight("down", check=False)
+        if self in _STARTED:
+            _STARTED.remove(self)
 
     def credentials(self) -> dict[str, str]:
         text = (self.settings.state_dir / "demo-credentials").read_text()
