@@ -158,7 +158,9 @@ def test_green_push_is_deployed_to_every_host(world, tmp_path):
     # The next push arrives while this one deploys (as pushes do): its deploy waits its turn.
     world.bad = push_login_breakage(world, clone)
     build = wait_deploy_build(world, sha)
-    assert build["results"] == 0, build["state_string"]
+    steps = steps_of(world, build)
+    assert build["results"] == 0, (build["state_string"] + "\n" +
+                                   log_text(world, steps["deploy"], "judge table"))
     assert build["properties"]["deploy_outcome"][0] == "success"
     record = ledger_of(world).deploy(build["properties"]["deploy_id"][0])
     assert record.outcome == "success" and record.sha == sha
@@ -166,7 +168,6 @@ def test_green_push_is_deployed_to_every_host(world, tmp_path):
     for host in host_dirs(world):
         history = ledger_of(world).host_history(host.name)
         assert any(h["release"] == sha and h["deploy_id"] == record.id for h in history)
-    steps = steps_of(world, build)
     assert {"deploy", "phase-prepare", "phase-canary", "phase-judge", "phase-rest",
             "incident report"} <= set(steps)
     assert "1 host(s)" in steps["phase-canary"]["state_string"]
@@ -206,10 +207,11 @@ def test_push_that_breaks_logins_is_rolled_back_and_named_in_an_incident(world, 
     assert links and f"git/blame/{bad}/app/logic.py#L" in str(links[0])
 
 
-def test_only_deployers_may_force_a_deploy_or_rollback(world):
+def test_only_deployers_may_force_and_the_newest_waiting_deploy_wins(world):
     live = current_release(host_dirs(world)[0])
     builderid = world.api("builders/deploy")["builders"][0]["builderid"]
-    before = max((b["buildid"] for b in world.api("builders/deploy/builds")["builds"]), default=0)
+    before = max((r["buildrequestid"] for r in
+                  world.api("buildrequests", builderid=builderid)["buildrequests"]), default=0)
     body = {"id": 1, "jsonrpc": "2.0", "method": "force",
             "params": {"builderid": builderid, "revision": live, "reason": "test"}}
     url = world.url + "api/v2/forceschedulers/force-deploy"
@@ -224,18 +226,43 @@ def test_only_deployers_may_force_a_deploy_or_rollback(world):
                        json={"id": 1, "jsonrpc": "2.0", "method": "rebuild", "params": {}},
                        timeout=10)
     assert rebuild.status_code == 403
-    allowed = world.login("admin").post(url, json=body, timeout=10)
-    assert allowed.status_code == 200, allowed.text
-    deadline = time.monotonic() + 60
+    admin = world.login("admin")
+    # Four forced deploys in a row, each naming the live commit by a longer prefix (different
+    # revisions, so Buildbot's default collapse would run them all): waiting ones are skipped
+    # in favour of the newest, which deploys (already live: a success).
+    revisions = [live[:n] for n in (12, 13, 14, 15)]
+    for revision in revisions:
+        forced = admin.post(url, json={**body, "params": {**body["params"],
+                                                          "revision": revision}}, timeout=10)
+        assert forced.status_code == 200, forced.text
+    requests_by_revision = {}
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        builds = world.api("builders/deploy/builds", property="*", complete="true")["builds"]
-        forced = [b for b in builds if b["buildid"] > before]
-        if forced:
+        requests_by_revision = forced_requests(world, builderid, before)
+        newest = requests_by_revision.get(revisions[-1])
+        if newest and newest["complete"] and all(r["complete"]
+                                                 for r in requests_by_revision.values()):
             break
         time.sleep(0.5)
-    assert forced, "the forced deploy did not run"
-    assert forced[0]["results"] == 0  # already live: the engine says so and succeeds
-    assert "admin" in str(forced[0]["properties"].get("owner"))
+    assert set(requests_by_revision) == set(revisions)
+    assert requests_by_revision[revisions[-1]]["results"] == 0
+    skipped = [rev for rev, r in requests_by_revision.items() if r["results"] == 3]  # SKIPPED
+    assert skipped and revisions[-1] not in skipped
+    builds = world.api("builders/deploy/builds", property="*", complete="true")["builds"]
+    newest_build = next(b for b in builds if b["buildrequestid"] ==
+                        requests_by_revision[revisions[-1]]["buildrequestid"])
+    assert "admin" in str(newest_build["properties"].get("owner"))
+
+
+def forced_requests(world, builderid: int, after: int) -> dict[str, dict]:
+    """Deploy build requests newer than request ``after``, by their revision."""
+    out = {}
+    for request in world.api("buildrequests", builderid=builderid)["buildrequests"]:
+        buildset = world.api(f"buildsets/{request['buildsetid']}")["buildsets"][0]
+        revision = buildset["sourcestamps"][0]["revision"]
+        if request["buildrequestid"] > after and revision:
+            out[revision] = request
+    return out
 
 
 def test_down_stops_traffic_and_hosts(world):
