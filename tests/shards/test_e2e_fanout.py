@@ -1,0 +1,182 @@
+"""The shard fan-out on a real Buildbot master with three shard workers (plus one for the
+parent build): PlanShards -> TriggerShards -> CollectShards, shard builds from
+shard_builder_steps. One test fails for real, one only on its first run (flaky)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from greenlight.shards.durations import DurationStore
+from greenlight.shards.flaky import FlakyLedger
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+SUITE = '''
+from pathlib import Path
+
+import pytest
+
+MARKER = Path({marker!r})
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_fine(k):
+    pass
+
+
+def test_broken():
+    assert 1 == 2, "a real failure"
+
+
+def test_flaky():
+    first = not MARKER.exists()
+    MARKER.write_text("x")
+    assert not first, "fails on its first run only"
+'''
+
+MASTER_CFG = '''
+from buildbot.plugins import schedulers, steps, util, worker
+from greenlight.steps.shards import (CollectShards, PlanShards, TriggerShards,
+                                     shard_builder_steps)
+
+PY, GL, SUITE, REPORTS, DB = {py!r}, {gl!r}, {suite!r}, {reports!r}, {db!r}
+PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider"]
+c = BuildmasterConfig = {{}}
+c["buildbotNetUsageData"] = None
+c["db"] = {{"db_url": "sqlite:///state.sqlite"}}
+c["protocols"] = {{"pb": {{"port": "tcp:{pb}:interface=127.0.0.1"}}}}
+c["www"] = {{"port": "tcp:{web}:interface=127.0.0.1", "plugins": {{}}}}
+c["buildbotURL"] = "http://127.0.0.1:{web}/"
+c["workers"] = [worker.Worker(n, "pw", max_builds=1) for n in ("parent", "s1", "s2", "s3")]
+
+
+def copy_suite():
+    return steps.ShellCommand(name="suite", command=["cp", "-r", SUITE + "/.", "."],
+                              logEnviron=False, haltOnFailure=True)
+
+
+verify = util.BuildFactory([
+    copy_suite(),
+    PlanShards(shards=3, durations_db=DB, haltOnFailure=True,
+               collect_command=[*PYTEST, "--collect-only", "-q"]),
+    TriggerShards(schedulerName="shards"),
+    CollectShards(reports_dir=REPORTS, durations_db=DB, alwaysRun=True),
+])
+shard = util.BuildFactory([copy_suite(), *shard_builder_steps(PYTEST, REPORTS, greenlight=[GL])])
+c["builders"] = [
+    util.BuilderConfig(name="verify", workernames=["parent"], factory=verify),
+    util.BuilderConfig(name="shard", workernames=["s1", "s2", "s3"], factory=shard,
+                       collapseRequests=False),
+]
+c["schedulers"] = [
+    schedulers.ForceScheduler(name="force", builderNames=["verify"]),
+    schedulers.Triggerable(name="shards", builderNames=["shard"]),
+]
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _run(*argv: str) -> None:
+    proc = subprocess.run(list(argv), env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{argv}: {proc.stdout}{proc.stderr}"
+
+
+@pytest.fixture
+def master(tmp_path):
+    web, pb = _free_port(), _free_port()
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "test_suite.py").write_text(SUITE.format(marker=str(tmp_path / "flaky-marker")))
+    db = f"sqlite:///{tmp_path}/store.sqlite"
+    basedir = tmp_path / "master"
+    _run(str(BIN / "buildbot"), "create-master", "-q", str(basedir))
+    (basedir / "master.cfg").write_text(MASTER_CFG.format(
+        py=sys.executable, gl=str(BIN / "greenlight"), suite=str(suite),
+        reports=str(tmp_path / "reports"), db=db, pb=pb, web=web))
+    started = []
+    try:
+        _run(str(BIN / "buildbot"), "start", str(basedir))
+        started.append(basedir)
+        for name in ("parent", "s1", "s2", "s3"):
+            wdir = tmp_path / "workers" / name
+            wdir.parent.mkdir(exist_ok=True)
+            _run(str(BIN / "buildbot-worker"), "create-worker", "-q", str(wdir),
+                 f"127.0.0.1:{pb}", name, "pw")
+            _run(str(BIN / "buildbot-worker"), "start", str(wdir))
+            started.append(wdir)
+        url = f"http://127.0.0.1:{web}/api/v2/"
+        _wait(lambda: {w["name"] for w in requests.get(url + "workers", timeout=5).json()
+                       ["workers"] if w["connected_to"]} >= {"parent", "s1", "s2", "s3"}, 90)
+        yield url, db
+    finally:
+        for path in reversed(started):
+            tool = "buildbot" if path == basedir else "buildbot-worker"
+            subprocess.run([str(BIN / tool), "stop", str(path)], env=_env(),
+                           capture_output=True, timeout=60)
+
+
+def _wait(condition, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (requests.RequestException, ValueError, KeyError, IndexError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_three_shards_one_verdict_naming_the_failure_and_the_flaky_test(master):
+    url, db = master
+    builders = requests.get(url + "builders", timeout=5).json()["builders"]
+    verify_id = next(b["builderid"] for b in builders if b["name"] == "verify")
+    response = requests.post(url + "forceschedulers/force", timeout=10, json={
+        "id": 1, "jsonrpc": "2.0", "method": "force",
+        "params": {"builderid": str(verify_id), "username": "", "reason": "e2e"}})
+    assert response.ok, response.text
+
+    def finished_parent():
+        builds = requests.get(url + f"builders/{verify_id}/builds", timeout=5).json()["builds"]
+        return builds[0] if builds and builds[0]["complete"] else None
+
+    parent = _wait(finished_parent, 240)
+    props = requests.get(url + f"builds/{parent['buildid']}/properties",
+                         timeout=5).json()["properties"][0]
+    shard_builds = requests.get(url + "builds", timeout=5,
+                                params={"property": "shard_index"}).json()["builds"]
+    shard_builds = [b for b in shard_builds if b["builderid"] != verify_id]
+    assert len(shard_builds) == 3
+    assert sorted(b["properties"]["shard_index"][0] for b in shard_builds) == [1, 2, 3]
+    # One combined verdict: the real failure fails the parent and is named; the flaky test is
+    # recorded, and every collected test ran exactly once.
+    assert parent["results"] == 2, parent  # FAILURE
+    assert props["shards_failed_tests"][0] == ["test_suite.py::test_broken"]
+    assert props["shards_flaky_tests"][0] == ["test_suite.py::test_flaky"]
+    assert props["shards_union_ok"][0] is True
+    assert "1 failed: test_suite.py::test_broken" in parent["state_string"]
+    assert [e.test_id for e in FlakyLedger(db).flakiest()] == ["test_suite.py::test_flaky"]
+    # The next plan has every test's duration from this build.
+    assert len(DurationStore(db).durations()) == 8
