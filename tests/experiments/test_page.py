@@ -94,7 +94,7 @@ def test_anonymous_reads_without_forms(client, store):
     store.define(Experiment("Banner", {"big": 0.25, "small": 0.25}), "setup")
     text = client.get(URL + "Banner/").get_data(as_text=True)
     assert "control 50%, big 25%, small 25%" in text
-    assert "<form" not in text and "Log in as an experimenter" in text
+    assert 'method="post"' not in text and "Log in as an experimenter" in text
     assert "No users exposed yet" in text
 
 
@@ -126,3 +126,17 @@ def test_dev_sees_disabled_controls_and_cannot_act(client, store):
     denied = client.post(URL + "Banner/close/", data={"branch": "big", "csrf": token_on(text)},
                          headers=basic("dev"))
     assert denied.status_code == 403 and store.get("Banner").status == "qa"
+
+
+def test_results_per_branch_and_since(client, store):
+    store.define(Experiment("Banner", {"big": 0.5}), "setup")
+    store.write_exposures([("Banner", f"u{i}", "big" if i % 2 else "control", 10.0)
+                           for i in range(60)])
+    store.write_events([(f"u{i}", "purchase", 5.0, 20.0) for i in range(1, 60, 2)])
+    text = client.get(URL + "Banner/").get_data(as_text=True)
+    big = re.search(r"<tr><td>purchase</td><td>big</td>.*?</tr>", text, re.S).group(0)
+    assert "<td>30</td>" in big and "100.00%" in big and "rate up" in big
+    later = client.get(URL + "Banner/?since=2100-01-01").get_data(as_text=True)
+    assert "No users exposed yet" in later and 'value="2100-01-01"' in later
+    bad = client.get(URL + "Banner/?since=%3Cb%3Eyesterday").get_data(as_text=True)
+    assert "Results unavailable" in bad and "<b>yesterday" not in bad

@@ -186,16 +186,22 @@ def _history(the_store: ExperimentStore, name: str) -> str:
 
 
 def _results(the_store: ExperimentStore, name: str) -> str:
-    from greenlight.experiments import render_results, results
+    """Results per branch; ``?since=36h`` (or an ISO time, or epoch seconds) narrows them to
+    recent exposures and events, as ``greenlight experiment results --since`` does."""
+    from greenlight.experiments import parse_since, render_results, results
 
+    since_text = (request.args.get("since") or "").strip()
+    form = (f'<form method="get" id="since-form"><label>since <input name="since" '
+            f'value="{_e(since_text)}" placeholder="36h, 7d or 2024-05-01T12:00"></label> '
+            '<button type="submit">Show</button></form>')
     try:
-        data = results(name, store=the_store)
+        data = results(name, store=the_store, since=parse_since(since_text or None))
     except GreenlightError as exc:
-        return f'<p class="bad">Results unavailable: {_e(exc)}</p>'
+        return f'{form}<p class="bad">Results unavailable: {_e(exc)}</p>'
     if not any(data["exposed"].values()):
-        return ("<p>No users exposed yet: users are counted once they are assigned to a branch "
-                "(QA users while in QA, a share of everyone once rolled out).</p>")
-    return f'<div id="results">{render_results(data, "html")}</div>'
+        return (f"{form}<p>No users exposed yet: users are counted once they are assigned to a "
+                "branch (QA users while in QA, a share of everyone once rolled out).</p>")
+    return f'{form}<div id="results">{render_results(data, "html")}</div>'
 
 
 # --- actions -------------------------------------------------------------------------------------
