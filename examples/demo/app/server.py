@@ -21,6 +21,7 @@ SIGNUP = {
                  'sign up in one step and get free shipping on your first order. '
                  '<a href="/register">Join now</a></div>'),
 }
+WELCOME = {"enhanced": "free shipping on your first order is waiting in your basket\n"}
 
 
 def experiment_user(user: str) -> str:
@@ -46,10 +47,11 @@ def handle(path: str, params: dict[str, str]) -> tuple[int, str, str]:
         return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY).decode()
     if path == "/register":
         created = SHOP.register(user)
+        branch = experiments.branch_for(experiment_user(user))  # the signup is an exposure
         if created:
             metrics.REGISTRATIONS.inc()
             experiments.record(experiment_user(user), "registration")
-        return (201 if created else 200), "text/plain", "registered\n"
+        return (201 if created else 200), "text/plain", "registered\n" + WELCOME.get(branch, "")
     if path == "/login":
         SHOP.login(user)
         metrics.LOGINS.inc()

@@ -101,6 +101,13 @@ def test_registration_login_purchase_are_recorded_per_user():
     assert server.handle("/purchase", {"user": "erin", "amount": "9.5"})[0] == 200
     assert client.events == [("erin", "registration", 1.0), ("erin", "login", 1.0),
                              ("erin", "purchase", 9.5)]
+    assert client.asked == [("erin", "DemoSignup", ())] * 2  # each signup is an exposure
+
+
+def test_the_signup_answer_follows_the_branch():
+    assert server.handle("/register", {"user": "hal"})[2] == "registered\n"
+    experiments.use(StandInClient("u"))
+    assert "free shipping" in server.handle("/register", {"user": "ida"})[2]
 
 
 def test_a_failing_client_never_fails_a_request():
