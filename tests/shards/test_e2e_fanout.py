@@ -102,12 +102,13 @@ def _run(*argv: str) -> None:
 
 
 @pytest.fixture
-def master(tmp_path):
+def master(request, tmp_path):
+    suite_text = getattr(request, "param", SUITE)
     web, pb = _free_port(), _free_port()
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
-    (suite / "test_suite.py").write_text(SUITE.format(marker=str(tmp_path / "flaky-marker")))
+    (suite / "test_suite.py").write_text(suite_text.format(marker=str(tmp_path / "marker")))
     db = f"sqlite:///{tmp_path}/store.sqlite"
     basedir = tmp_path / "master"
     _run(str(BIN / "buildbot"), "create-master", "-q", str(basedir))
@@ -128,7 +129,7 @@ def master(tmp_path):
         url = f"http://127.0.0.1:{web}/api/v2/"
         _wait(lambda: {w["name"] for w in requests.get(url + "workers", timeout=5).json()
                        ["workers"] if w["connected_to"]} >= {"parent", "s1", "s2", "s3"}, 90)
-        yield url, db
+        yield url, db, tmp_path
     finally:
         for path in reversed(started):
             tool = "buildbot" if path == basedir else "buildbot-worker"
@@ -149,15 +150,18 @@ def _wait(condition, timeout: float):
     raise AssertionError(f"timed out after {timeout} s")
 
 
-def test_three_shards_one_verdict_naming_the_failure_and_the_flaky_test(master):
-    url, db = master
+def _force_verify(url: str) -> int:
     builders = requests.get(url + "builders", timeout=5).json()["builders"]
     verify_id = next(b["builderid"] for b in builders if b["name"] == "verify")
     response = requests.post(url + "forceschedulers/force", timeout=10, json={
         "id": 1, "jsonrpc": "2.0", "method": "force",
         "params": {"builderid": str(verify_id), "username": "", "reason": "e2e"}})
     assert response.ok, response.text
+    return verify_id
 
+
+def _outcome(url: str, verify_id: int) -> tuple[dict, dict, list[dict]]:
+    """Wait for the parent build; return it, its properties and its shard builds."""
     def finished_parent():
         builds = requests.get(url + f"builders/{verify_id}/builds", timeout=5).json()["builds"]
         return builds[0] if builds and builds[0]["complete"] else None
@@ -167,7 +171,12 @@ def test_three_shards_one_verdict_naming_the_failure_and_the_flaky_test(master):
                          timeout=5).json()["properties"][0]
     shard_builds = requests.get(url + "builds", timeout=5,
                                 params={"property": "shard_index"}).json()["builds"]
-    shard_builds = [b for b in shard_builds if b["builderid"] != verify_id]
+    return parent, props, [b for b in shard_builds if b["builderid"] != verify_id]
+
+
+def test_three_shards_one_verdict_naming_the_failure_and_the_flaky_test(master):
+    url, db, _ = master
+    parent, props, shard_builds = _outcome(url, _force_verify(url))
     assert len(shard_builds) == 3
     assert sorted(b["properties"]["shard_index"][0] for b in shard_builds) == [1, 2, 3]
     # One combined verdict: the real failure fails the parent and is named; the flaky test is
@@ -180,3 +189,44 @@ def test_three_shards_one_verdict_naming_the_failure_and_the_flaky_test(master):
     assert [e.test_id for e in FlakyLedger(db).flakiest()] == ["test_suite.py::test_flaky"]
     # The next plan has every test's duration from this build.
     assert len(DurationStore(db).durations()) == 8
+
+
+SLOW_SUITE = '''
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+MARKER = Path({marker!r})
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_fine(k):
+    pass
+
+
+def test_slow_on_the_first_worker():
+    if not MARKER.exists():
+        MARKER.write_text(os.getcwd())  # the work dir names the worker
+        time.sleep(30)  # long enough for the test to stop this worker mid-shard
+'''
+
+
+@pytest.mark.parametrize("master", [SLOW_SUITE], indirect=True)
+def test_a_worker_lost_mid_shard_is_retried_and_nothing_is_dropped(master):
+    url, _, tmp_path = master
+    verify_id = _force_verify(url)
+    marker = tmp_path / "marker"
+    _wait(marker.exists, 120)
+    worker = Path(marker.read_text()).relative_to(tmp_path / "workers").parts[0]
+    subprocess.run([str(BIN / "buildbot-worker"), "stop", str(tmp_path / "workers" / worker)],
+                   env=_env(), capture_output=True, timeout=60)
+    parent, props, shard_builds = _outcome(url, verify_id)
+    results = sorted(b["results"] for b in shard_builds)
+    assert results in ([0, 0, 0, 4], [0, 0, 0, 5]), shard_builds  # the lost one: RETRY
+    retried = [b for b in shard_builds if b["results"] in (4, 5)][0]["properties"]["shard_index"]
+    assert sorted(b["properties"]["shard_index"][0] for b in shard_builds) == \
+        sorted([1, 2, 3, retried[0]])
+    assert parent["results"] == 0, parent
+    assert props["shards_union_ok"][0] is True
