@@ -248,6 +248,8 @@ def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: R
     url = config.web_url(settings)
     report.say("")
     report.say(f"Greenlight is up. Web UI: {url}")
+    pages = f"{url}plugins/wsgi_dashboards/greenlight"
+    report.say(f"Greenlight pages: {pages}/ (schema/, deploys/, incidents/, experiments/, flaky/)")
     if creds:
         report.say("Logins (user password roles):")
         for user, pw in sorted(creds.items()):
