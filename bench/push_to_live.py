@@ -6,7 +6,8 @@ pushes; for each, the time from `git push` until all hosts serve the new commit,
 verify build, wait and deploy build. Goal: median ≤ 60 s.
 Peer, measured in the same run on the same hosts: the naive post-receive deploy (export, copy,
 `ln -sfn`, restart host by host, no tests, no canary).
-Run: .venv/bin/python bench/push_to_live.py [--hosts 20] [--pushes 3] [--rate 25]
+Run: .venv/bin/python bench/push_to_live.py [--hosts 20] [--pushes 3] [--rate R]
+                                         [--set parallel=10 ...]
 """
 from __future__ import annotations
 
@@ -106,8 +107,14 @@ def phase_times(world: World, build: dict) -> str:
         return "no result.json"
     raw = requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10).text
     result = json.loads(raw)
-    return ", ".join(f"{p['name']} {p['finished_at'] - p['started_at']:.1f}"
-                     for p in result.get("phases", []))
+    phases = result.get("phases", [])
+    if not phases:
+        return "no phases"
+    before = phases[0]["started_at"] - step["started_at"]
+    after = step["complete_at"] - phases[-1]["finished_at"]
+    return ", ".join([f"start-up {before:.1f}"]
+                     + [f"{p['name']} {p['finished_at'] - p['started_at']:.1f}" for p in phases]
+                     + [f"exit {after:.1f}"])
 
 
 def naive_deploy(bare: Path, sha: str, hosts: list[Path], ports: list[int], tmp: Path) -> None:
@@ -126,12 +133,19 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=20)
     ap.add_argument("--pushes", type=int, default=3)
-    ap.add_argument("--rate", type=float, default=25.0, help="demo traffic, requests/s per host")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="demo traffic, requests/s per host (default: the settings' default)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra [deploy] setting (TOML value), e.g. --set parallel=10")
     args = ap.parse_args()
+    if args.rate is None:
+        args.rate = settings_mod.SCHEMA["deploy"]["demo_traffic_rate"].default
     tmp = Path(tempfile.mkdtemp(prefix="gl-push-live-"))
     first = free_port_block(args.hosts)
+    extra = "".join(f"{item.split('=', 1)[0].strip()} = {item.split('=', 1)[1].strip()}\n"
+                    for item in args.set)
     world = World(tmp / "world", extra=f"demo_first_port = {first}\n"
-                                        f"demo_traffic_rate = {args.rate:g}\n")
+                                        f"demo_traffic_rate = {args.rate:g}\n{extra}")
     text = world.settings_file.read_text().replace("demo_hosts = 0\n",
                                                    f"demo_hosts = {args.hosts}\n")
     world.settings_file.write_text(text)
@@ -143,7 +157,7 @@ def main() -> int:
     print(f"world: {args.hosts} demo hosts, canary {deploy['canary_fraction']:.0%}, observe "
           f"window {deploy['observe_seconds']} s (on_window_end={deploy['on_window_end']}), "
           f"traffic {args.rate:g} req/s per host; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs")
+          f"on {os.cpu_count()} CPUs; parallel {deploy['parallel']}")
     try:
         t0 = time.monotonic()
         world.up()

@@ -173,7 +173,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "demo_hosts": Key(_non_negative_int, "a whole number of local demo hosts", 20),
         "demo_first_port": Key(_is_port, "a TCP port number", 18100),
         "demo_traffic_rate": Key(lambda v: _number(v) and 0 <= v <= 500,
-                                 "requests/s per demo host, 0-500 (0 = no traffic)", 25),
+                                 "requests/s per demo host, 0-500 (0 = no traffic)", 40),
         "demo_traffic_seconds": Key(lambda v: _positive_int(v) and v <= 86400,
                                     "seconds, 1-86400 (the traffic stops by itself)", 14400),
         "migrate_command": Key(_str_list, "a list of strings (argv)", []),
