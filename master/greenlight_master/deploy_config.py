@@ -44,9 +44,11 @@ def settings_file(settings: Settings) -> str | None:
 
 
 def deploy_wanted(settings: Settings):
-    """doStepIf of the verify build's trigger: green, on the deploy branch, deploys enabled."""
+    """doStepIf of the verify build's trigger: green, on the deploy branch, deploys enabled
+    and somewhere to deploy to (settings with no hosts and ``demo_hosts = 0`` deploy nothing)."""
     branch = settings["repository"]["deploy_branch"]
-    enabled = bool(settings["deploy"]["enabled"])
+    deploy = settings["deploy"]
+    enabled = bool(deploy["enabled"]) and bool(deploy["hosts"] or deploy["demo_hosts"])
 
     def wanted(step) -> bool:
         return (enabled and step.build.results == results.SUCCESS

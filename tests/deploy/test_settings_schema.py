@@ -115,3 +115,31 @@ def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
     monkeypatch.setenv("GREENLIGHT_SETTINGS", str(_write(tmp_path, "")))
     url = incident._settings()["deploy"]["ledger_url"]
     assert url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+
+
+class _Step:
+    """The two things doStepIf reads of a verify build's step."""
+
+    def __init__(self, result: int, branch: str):
+        self.build = type("Build", (), {"results": result})()
+        self._branch = branch
+
+    def getProperty(self, name):
+        return self._branch if name == "branch" else None
+
+
+@pytest.mark.parametrize("text, result, branch, wanted", [
+    ("", 0, "main", True),
+    ("", 2, "main", False),          # a red verify build deploys nothing
+    ("", 1, "main", False),          # nor a build with warnings
+    ("", 0, "feature", False),       # only the deploy branch deploys
+    ("[deploy]\nenabled = false\n", 0, "main", False),
+    ("[deploy]\ndemo_hosts = 0\n", 0, "main", False),  # nowhere to deploy to
+    ('[repository]\ndeploy_branch = "release"\n', 0, "release", True),
+])
+def test_green_builds_of_the_deploy_branch_trigger_a_deploy(tmp_path, text, result, branch,
+                                                            wanted):
+    from greenlight_master.deploy_config import deploy_wanted
+
+    settings = central.load(_write(tmp_path, text))
+    assert deploy_wanted(settings)(_Step(result, branch)) is wanted
