@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import git
-import requests
 
 from greenlight.deploy import demo_hosts
+from greenlight.deploy.health import check_health
 from greenlight.deploy.hosts import Host
 from greenlight_master import config
 from greenlight_master.settings import Settings
@@ -79,11 +79,11 @@ def first_deploy(settings: Settings, sha: str, report) -> bool:
 
 
 def _serving(host: Host) -> str | None:
-    """The release a host's server was started from, or None when it does not answer."""
-    try:
-        if not requests.get(host.health_url, timeout=2).ok:
-            return None
-    except requests.RequestException:
+    """The release a host's server was started from, or None when it does not answer (a
+    server just started gets a few seconds to come up)."""
+    if not Path(host.path, "current").exists():
+        return None
+    if not check_health(host.health_url, timeout=2.0, retries=60, interval=0.25).healthy:
         return None
     return demo_hosts.served_release(host.path) or "?"
 

@@ -277,3 +277,15 @@ def test_down_stops_traffic_and_hosts(world):
     first = world.settings["deploy"]["demo_first_port"]
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{first}/health", timeout=2)
+
+    from greenlight_master import demo_world  # up again: the hosts restart on their release
+
+    report = lifecycle_report()
+    try:
+        demo_world.up(world.settings, report)
+        text = "\n".join(report.lines)
+        assert f"({HOSTS} of {HOSTS} serving)" in text and "demo traffic:" in text
+        assert "first deploy" not in text
+        assert requests.get(f"http://127.0.0.1:{first}/health", timeout=2).ok
+    finally:
+        demo_world.down(world.settings, report)
