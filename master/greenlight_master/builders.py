@@ -63,3 +63,87 @@ def _under_coverage(command: list[str]) -> list[str]:
     if len(command) >= 3 and command[1] == "-m":
         return [command[0], "-m", "coverage", "run", "-m", *command[2:]]
     return command
+
+
+# --- shard fan-out (issue 5): the verify build spread over the shard builder --------------------
+SHARD = "shard"
+SHARD_SCHEDULER = "shards"
+
+
+def shard_reports_dir(settings: Settings) -> str:
+    """Where shard builds upload their reports and coverage on the master."""
+    return str(settings.state_dir / "shards")
+
+
+def _shard_plugin_env(settings: Settings, command: list[str]) -> list[str]:
+    """The target's venv lacks Greenlight: load our stdlib-only pytest plugin from the project
+    through PYTHONPATH (inherited by xdist and coverage subprocesses) and ``-p``."""
+    from greenlight_master.settings import PROJECT_ROOT
+
+    return ["env", f"PYTHONPATH={PROJECT_ROOT / 'plugins'}", *command,
+            "-p", "greenlight.shards.pytest_plugin"]
+
+
+def shard_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
+    """One shard build: checkout, setup, then the shard steps (run, rerun failures, upload)."""
+    import sys
+
+    from greenlight.steps.shards import shard_builder_steps
+
+    verify = settings["verify"]
+    factory = util.BuildFactory()
+    factory.addStep(steps.Git(repourl=repo_url, mode="full", method="clobber",
+                              name="checkout", haltOnFailure=True, logEnviron=False))
+    if verify["setup_command"]:
+        factory.addStep(steps.ShellCommand(
+            name="setup", command=[settings.expand(a) for a in verify["setup_command"]],
+            haltOnFailure=True, logEnviron=False, timeout=verify["timeout"]))
+    test_command = [settings.expand(a) for a in verify["test_command"]]
+    measure = (settings["coverage"]["enabled"]
+               and _optional_step("greenlight.steps.coverage_gate", "CoverageGate") is not None)
+    if measure:
+        test_command = _under_coverage(test_command)
+    for step in shard_builder_steps(
+            _shard_plugin_env(settings, test_command), shard_reports_dir(settings),
+            greenlight=[sys.executable, "-m", "greenlight.cli.main"],
+            coverage_python=test_command[0] if measure else None):
+        factory.addStep(step)
+    return factory
+
+
+def verify_factory_sharded(settings: Settings, repo_url: str) -> util.BuildFactory:
+    """The verify build with its tests fanned out: checkout, base, schema review, setup, then
+    plan → trigger the shard builds → one verdict → their coverage combined → the gate."""
+    from greenlight.steps.shards import (CollectShards, FetchShardCoverage, PlanShards,
+                                         TriggerShards)
+
+    shards = settings["shards"]
+    durations = settings.expand(shards["durations_url"])
+    reports = shard_reports_dir(settings)
+    full = verify_factory(settings, repo_url)
+    factory = util.BuildFactory()
+    # Keep the plain build's steps up to (not including) its test run.
+    for step in full.steps:
+        if step.step_class is RunTests:
+            break
+        factory.addStep(step)
+    test_command = [settings.expand(a) for a in settings["verify"]["test_command"]]
+    python = test_command[0]
+    factory.addStep(PlanShards(
+        shards=shards["count"], durations_db=durations, haltOnFailure=True,
+        group_by_module=shards["group_by_module"],
+        collect_command=[python, "-m", "pytest", "--collect-only", "-q", "-p",
+                         "no:cacheprovider"]))
+    factory.addStep(TriggerShards(schedulerName=SHARD_SCHEDULER))
+    factory.addStep(CollectShards(reports_dir=reports, durations_db=durations, alwaysRun=True,
+                                  haltOnFailure=True,
+                                  fail_on_flaky=shards["flaky_fails_build"]))
+    coverage_step = _optional_step("greenlight.steps.coverage_gate", "CoverageGate")
+    if settings["coverage"]["enabled"] and coverage_step is not None:
+        factory.addStep(FetchShardCoverage(reports_dir=reports))
+        factory.addStep(steps.ShellCommand(
+            name="combine coverage", command=[python, "-m", "coverage", "combine"],
+            logEnviron=False, flunkOnFailure=False, warnOnFailure=True))
+        factory.addStep(coverage_step(fail_under=float(settings["coverage"]["fail_under"])))
+    factory.addStep(RecordGreen(green_file=str(settings.state_dir / "green-shas.json")))
+    return factory

@@ -151,9 +151,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              "sqlite:///{state_dir}/schema-approvals.sqlite"),
     },
     "shards": {
-        "count": Key(_non_negative_int, "a whole number (0 = one per worker)", 0),
+        "count": Key(_non_negative_int, "a whole number (0 or 1 = no fan-out)", 0),
         "group_by_module": Key(_is_bool, "true or false", False),
         "flaky_fails_build": Key(_is_bool, "true or false", False),
+        "durations_url": Key(_is_str, "an SQLAlchemy URL (durations store + flaky ledger)",
+                             "sqlite:///{state_dir}/durations.sqlite"),
     },
     "deploy": {
         "enabled": Key(_is_bool, "true or false", True),
