@@ -85,7 +85,7 @@ def _serving(host: Host) -> str | None:
         return None
     if not check_health(host.health_url, timeout=2.0, retries=60, interval=0.25).healthy:
         return None
-    return demo_hosts.served_release(host.path) or "?"
+    return demo_hosts.served_release(host.path)  # None: something else answers on its port
 
 
 def _traffic_alive(pidfile: Path) -> bool:
@@ -140,7 +140,10 @@ def up(settings: Settings, report) -> list[Host]:
     first_port = settings["deploy"]["demo_first_port"]
     hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, first_port)
     fresh = [h for h in hosts if not Path(h.path, "current").exists()]
-    if fresh:
+    if fresh and not settings["deploy"]["enabled"]:
+        report.say("demo hosts: [deploy] enabled = false, so nothing is deployed to them; "
+                   "`greenlight deploy SHA` puts a commit live")
+    elif fresh:
         sha = branch_head(settings)
         if sha is None:
             report.say(f"demo hosts: the branch {settings['repository']['deploy_branch']} has "
@@ -153,7 +156,8 @@ def up(settings: Settings, report) -> list[Host]:
     report.say(f"Demo hosts ({count - len(down_hosts)} of {count} serving):")
     for host in hosts:
         release = serving[host.name]
-        state = f"release {release[:12]}" if release else "NOT serving (see its server.log)"
+        state = (f"release {release[:12]}" if release
+                 else f"NOT serving (port in use? see {host.path}/server.log)")
         report.say(f"  {host.name}  http://127.0.0.1:{host.port}/  {state}")
     return hosts
 
