@@ -1,0 +1,126 @@
+"""The shard fan-out wired into Greenlight's own master (``[shards] count = 3``, 3 workers): a
+push runs 3 shard builds, one verdict with every test run exactly once, the combined coverage
+gate in the verify build, a failing test named; and the flaky tests page. The engine-level
+fan-out (flaky detection, a worker lost mid-shard) is in test_e2e_fanout.py."""
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+import requests
+
+from greenlight.accounts import set_password
+from greenlight.shards.flaky import FlakyLedger
+from greenlight.www.dashboard import MOUNT, make_app
+from greenlight_master.settings import validate
+from tests.world import World, commit_all
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    world = World(tmp_path_factory.mktemp("fanout"), workers=3, extra="[shards]\ncount = 3\n")
+    world.up()
+    yield world
+    world.down()
+
+
+def _properties(world: World, build_id: int) -> dict:
+    props = world.api(f"builds/{build_id}/properties")["properties"]
+    return {k: v[0] for k, v in (props[0] if props else {}).items()}
+
+
+def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
+    """The shard builds triggered by verify build ``parent_id`` (by their parent property)."""
+    builder = world.builder_id("shard")
+    deadline = time.monotonic() + timeout
+    while True:
+        builds = world.api(f"builders/{builder}/builds",
+                           property=["shard_parent_buildid", "shard_index"])["builds"]
+        mine = [b for b in builds if b["properties"].get("shard_parent_buildid", [None])[0]
+                == parent_id]
+        if (len(mine) >= count and all(b["complete"] for b in mine)) \
+                or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.5)
+
+
+def _step(world: World, build_id: int, name: str) -> dict:
+    steps = world.api(f"builds/{build_id}/steps")["steps"]
+    found = [s for s in steps if s["name"] == name]
+    assert found, f"no step {name!r} in {[s['name'] for s in steps]}"
+    return found[0]
+
+
+def test_push_fans_out_to_three_shards_with_one_verdict(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "app" / "triple.py").write_text("def triple(x):\n    return 3 * x\n")
+    (clone / "tests" / "test_triple.py").write_text(
+        "from app.triple import triple\n\ndef test_triple():\n    assert triple(2) == 6\n")
+    sha = commit_all(clone, "add triple()")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha, timeout=240)
+    assert build["results"] == 0, build["state_string"]
+
+    shards = _shard_builds(world, build["buildid"], 3)
+    assert len(shards) == 3, shards
+    assert sorted(b["properties"]["shard_index"][0] for b in shards) == [1, 2, 3]
+    assert all(b["results"] == 0 for b in shards), [b["state_string"] for b in shards]
+
+    props = _properties(world, build["buildid"])
+    assert props["shard_count"] == 3
+    assert props["shards_union_ok"] is True
+    assert props["shards_result"] == "success" and props["shards_failed_tests"] == []
+    collected = [t for s in props["shard_plan"]["shards"] for t in s["tests"]]
+    assert "tests/test_triple.py::test_triple" in collected
+    assert len(collected) == len(set(collected))
+    sets = world.api(f"builds/{build['buildid']}/test_result_sets")["test_result_sets"]
+    assert sets and sets[0]["tests_passed"] == len(collected) and sets[0]["tests_failed"] == 0
+
+    gate = _step(world, build["buildid"], "coverage")
+    assert gate["results"] == 0, gate["state_string"]
+    fetched = _step(world, build["buildid"], "fetch-shard-coverage")
+    assert "3 shards" in fetched["state_string"]
+
+
+def test_failing_test_fails_the_parent_and_is_named(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "tests" / "test_broken.py").write_text(
+        "def test_broken_total():\n    assert 1 + 1 == 3, 'arithmetic is off'\n")
+    sha = commit_all(clone, "a failing test")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha, timeout=240)
+    assert build["results"] == 2, build["state_string"]  # FAILURE
+    assert len(_shard_builds(world, build["buildid"], 3)) == 3
+    props = _properties(world, build["buildid"])
+    assert props["shards_failed_tests"] == ["tests/test_broken.py::test_broken_total"]
+    assert props["shards_union_ok"] is True
+    collect = _step(world, build["buildid"], "collect-shards")
+    assert collect["results"] == 2 and "test_broken_total" in collect["state_string"]
+
+
+def test_flaky_page_is_served_by_the_master(world):
+    response = requests.get(world.url + MOUNT.lstrip("/") + "/flaky/", timeout=10)
+    assert response.status_code == 200
+    assert "Flaky tests" in response.text
+
+
+def test_flaky_page_ranks_and_escapes(tmp_path):
+    settings = validate({"greenlight": {"state_dir": str(tmp_path)}})
+    set_password(settings.path("auth", "password_file"), "viewer", "pw")
+    ledger = FlakyLedger(settings.expand(settings["shards"]["durations_url"]))
+    evil = "tests/test_x.py::test_<script>alert(1)</script>"
+    ledger.record([evil, "tests/test_a.py::test_once"], build="7", commit="a" * 40)
+    ledger.record([evil], build="9", commit="<b>" + "c" * 37)
+    client = make_app(settings, session_secret=lambda: "s").test_client()
+    auth = {"Authorization": "Basic " + base64.b64encode(b"viewer:pw").decode()}
+    page = client.get("/flaky/", headers=auth).get_data(as_text=True)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+    assert "<b>ccc" not in page and "&lt;b&gt;" in page
+    assert page.index("test_&lt;script") < page.index("test_once")  # flakiest first
+    assert '<td class="count">2</td>' in page
+    assert client.get("/flaky/?days=x", headers=auth).status_code == 400
+    recent = client.get("/flaky/?days=7", headers=auth).get_data(as_text=True)
+    assert "last 7 days" in recent and "test_once" in recent
