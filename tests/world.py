@@ -33,7 +33,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_settings(base: Path, workers: int = 2, extra: str = "") -> Path:
+def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0) -> Path:
     web, pb = free_port(), free_port()
     settings = base / "greenlight.toml"
     settings.write_text(f"""
@@ -53,17 +53,17 @@ setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--requirements",
                  "--cache", "{VENV_CACHE}", "--link", ".venv"]
 
 [deploy]
-demo_hosts = 0
+demo_hosts = {demo_hosts}
 {extra}
 """)
     return settings
 
 
 class World:
-    def __init__(self, base: Path, workers: int = 2, extra: str = ""):
+    def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0):
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
-        self.settings_file = write_settings(base, workers, extra)
+        self.settings_file = write_settings(base, workers, extra, demo_hosts)
         from greenlight_master import settings as settings_mod
 
         self.settings = settings_mod.load(self.settings_file)

@@ -233,15 +233,21 @@ def up(settings: Settings) -> Report:
     return report
 
 
-def _extra_up_hooks():
-    """Engines that add to the demo world (demo hosts, traffic, experiments) when present."""
-    hooks = []
+def _demo_world():
+    """The demo world module (demo hosts, traffic) when this checkout has it; a module that is
+    present but broken must fail loudly, never be skipped."""
     try:
         from greenlight_master import demo_world
-    except ImportError:
-        return hooks
-    hooks.append(demo_world.up)
-    return hooks
+    except ModuleNotFoundError as exc:
+        if exc.name != "greenlight_master.demo_world":
+            raise
+        return None
+    return demo_world
+
+
+def _extra_up_hooks():
+    world = _demo_world()
+    return [world.up] if world else []
 
 
 def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: Report) -> None:
@@ -268,12 +274,9 @@ def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: R
 
 def down(settings: Settings) -> Report:
     report = Report()
-    try:
-        from greenlight_master import demo_world
-
-        demo_world.down(settings, report)
-    except ImportError:
-        pass
+    world = _demo_world()
+    if world:
+        world.down(settings, report)
     # Stop workers and master together (SIGTERM, then wait): one after another with
     # `buildbot stop` costs seconds each.
     targets = [(f"worker {name}", worker_dir(settings, name) / "twistd.pid")
