@@ -113,6 +113,20 @@ class Reviewer:
         self.report.findings.extend(found)
         return found
 
+    def review_statements(self, statements: list[tuple[str, int, str]]) -> list[Finding]:
+        """Review already-split (file, line, sql) statements as ONE session (e.g. Alembic's
+        offline SQL, where many revision files share one transaction); files are recorded in
+        first-seen order."""
+        self.context.begin_file()
+        found: list[Finding] = []
+        for path, line, sql in statements:
+            if path not in self.report.files:
+                self.report.files.append(path)
+            self.report.statements += 1
+            found.extend(self._review_statement(sql, line, path))
+        self.report.findings.extend(found)
+        return found
+
     def _parse(self, sql: str) -> ParsedStatement:
         if self.settings.dialect == "postgres":
             return parse_postgres(sql)

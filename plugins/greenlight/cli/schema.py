@@ -22,8 +22,13 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
 
     check = verbs.add_parser("check", help="review migration files (exit 1: needs review)")
-    check.add_argument("paths", nargs="+", metavar="PATH",
+    check.add_argument("paths", nargs="*", metavar="PATH",
                        help="migration files or directories (*.sql, in name order)")
+    check.add_argument("--alembic", metavar="DIR", help="Alembic script directory (env.py + "
+                       "versions/) or alembic.ini: its revisions are rendered to SQL with "
+                       "Alembic's offline mode and reviewed (after any PATHs)")
+    check.add_argument("--revision-range", default="base:head", metavar="FROM:TO",
+                       help="with --alembic: the revisions to render (default base:head)")
     check.add_argument("--dialect", required=True, choices=["mysql", "mariadb", "postgres"])
     check.add_argument("--server-version", help="e.g. 8.0.35, 10.11, 15 (read live with "
                        "--db-url)")
@@ -99,6 +104,8 @@ def run_check(args: argparse.Namespace) -> int:
 
     if args.large_rows < 0 or args.large_bytes < 0:
         raise UsageError("--large-rows and --large-bytes must be non-negative")
+    if not args.paths and not args.alembic:
+        raise UsageError("give migration files or directories (PATH...) and/or --alembic DIR")
     sizes: SizeSource = SizeSource()
     if args.sizes:
         sizes = SizesFile(args.sizes)
@@ -113,6 +120,10 @@ def run_check(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"{shown}: cannot read: {exc.strerror}") from None
         reviewer.review_text(shown, data.decode("utf-8", "replace"))
+    if args.alembic:
+        from schema_review.alembic_sql import review_alembic
+
+        review_alembic(reviewer, args.alembic, args.revision_range)
     report = reviewer.report
     if args.approvals:
         store = ApprovalStore(args.approvals)
