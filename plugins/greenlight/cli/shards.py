@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from greenlight.errors import UsageError
-from greenlight.shards.durations import (DEFAULT_URL, ENV_URL, DurationStore,
+from greenlight.shards.durations import (ENV_URL, DurationStore,
                                          read_durations_file, write_durations_file)
 from greenlight.shards.junit import parse_junit_file
 from greenlight.shards.planner import parse_test_ids, plan_shards
 from greenlight.shards.render import render_plan_text
 from greenlight.shards.collect import FAILURE, judge_shards, load_reports
 
-DB_HELP = f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL} or {DEFAULT_URL})"
+DB_HELP = (f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL}, else the "
+           "settings' [shards] durations_url)")
 
 
 def add_parser(subparsers) -> None:
@@ -119,7 +121,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.durations:
         durations = read_durations_file(args.durations)
     else:
-        durations = DurationStore(args.db).durations()
+        durations = DurationStore(_db(args)).durations()
     test_ids = read_test_ids(args.tests) if args.tests else list(durations)
     if not test_ids:
         raise UsageError("no tests to plan: pass --tests FILE|- or durations that name tests")
@@ -132,7 +134,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_durations(args: argparse.Namespace) -> int:
-    store = DurationStore(args.db)
+    store = DurationStore(_db(args))
     if args.export:
         durations = store.durations()
         write_durations_file(args.export, durations)
@@ -161,7 +163,7 @@ def cmd_rerun_failures(args: argparse.Namespace) -> int:
     flaky = [r for r in reruns if r.verdict == FLAKY]
     failed = [r for r in reruns if r.verdict != FLAKY]
     if args.record and flaky:
-        FlakyLedger(args.db).record([r.test_id for r in flaky], build=args.build,
+        FlakyLedger(_db(args)).record([r.test_id for r in flaky], build=args.build,
                                     commit=args.commit,
                                     messages={r.test_id: r.message for r in flaky})
     out = {"flaky": [r.test_id for r in flaky], "failed": [r.test_id for r in failed],
@@ -193,7 +195,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_flaky_list(args: argparse.Namespace) -> int:
     from greenlight.shards.flaky import FlakyLedger
 
-    entries = FlakyLedger(args.db).flakiest(limit=args.limit)
+    entries = FlakyLedger(_db(args)).flakiest(limit=args.limit)
     if args.format == "json":
         print(json.dumps({"flaky": [e.to_json() for e in entries]}, indent=1))
         return 0
@@ -204,3 +206,14 @@ def cmd_flaky_list(args: argparse.Namespace) -> int:
         print(f"{e.count:4d}  {e.test_id}  (first {d['first_seen']}, last {d['last_seen']}, "
               f"build {e.last_build or '-'}, commit {(e.last_commit or '-')[:10]})")
     return 0
+
+
+def _db(args) -> str | None:
+    """``--db``, else $GREENLIGHT_DURATIONS_DB, else the settings' ``[shards] durations_url``
+    (the database the master writes), so a bare ``greenlight flaky list`` sees the master's."""
+    if args.db or os.environ.get(ENV_URL):
+        return args.db
+    from greenlight_master import settings as settings_mod
+
+    loaded = settings_mod.load()
+    return loaded.expand(loaded["shards"]["durations_url"])
