@@ -1,9 +1,12 @@
 """Shared fixtures. Engines' tests build real git repositories with ``make_repo``."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -60,6 +63,35 @@ class Repo:
 
     def git(self, *args: str) -> str:
         return git(self.path, *args)
+
+
+PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "gl") -> Iterator[str]:
+    """A new database on the real PostgreSQL for one test (tests run in parallel), dropped after.
+
+    Yields its name; the URL is ``f"{PG_SERVER}/{name}"``."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh PostgreSQL database, dropped after the test."""
+    with fresh_pg_database() as name:
+        yield f"{PG_SERVER}/{name}"
 
 
 @pytest.fixture

@@ -1,30 +1,12 @@
 """The ledger on SQLite and on the real PostgreSQL: writes, and the incident engine's queries."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from greenlight.deploy.ledger import Ledger
 from greenlight.errors import GreenlightError
-
-PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
-
-
-@pytest.fixture
-def pg_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"gl_ledger_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request, tmp_path):

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import socket
 import threading
-import uuid
 
 import pytest
 
-PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
-
+from tests.conftest import PG_SERVER, fresh_pg_database
 
 @pytest.fixture
 def pg_name():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"gl_exp_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(**PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with fresh_pg_database("gl_exp") as name:
+        yield name
 
 
 @pytest.fixture
 def pg_url(pg_name):
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{pg_name}"
+    return f"{PG_SERVER}/{pg_name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

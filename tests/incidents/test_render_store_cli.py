@@ -3,11 +3,10 @@ report the deploy judge's rollback asks for."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from greenlight.cli.main import main
 from greenlight.errors import UsageError
@@ -94,23 +93,12 @@ def test_store_on_sqlite(tmp_path):
     _store_roundtrip(IncidentStore(f"sqlite:///{tmp_path / 'incidents.sqlite'}"))
 
 
-def test_store_on_postgresql():
-    name = f"gl_incidents_{uuid.uuid4().hex[:12]}"
-    admin = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test",
-                          isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - no server here: say so instead of failing oddly
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    engine = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
+def test_store_on_postgresql(pg_url):
+    engine = create_engine(pg_url)
     try:
         _store_roundtrip(IncidentStore(engine=engine))
     finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
 
 
 def test_rollback_request_reports_the_rolled_back_commit(world):

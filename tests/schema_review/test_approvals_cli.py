@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from greenlight.cli.main import main
 from greenlight.errors import UsageError
@@ -13,6 +11,7 @@ from schema_review.approvals import ApprovalStore
 from schema_review.model import finding_key, normalize_statement
 from schema_review.prepush import pre_push_check
 from schema_review.review import ReviewSettings, review_texts
+from tests.conftest import PG_SERVER, fresh_pg_database
 from tests.schema_review.helpers import sizes
 
 INDEX_SQL = "-- new index\nCREATE INDEX idx_users_email ON users (email);\n"
@@ -35,17 +34,10 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield ApprovalStore(str(tmp_path / "approvals.sqlite"))
         return
-    name = f"sr_appr_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test",
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    store = ApprovalStore(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
-    yield store
-    store.engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_pg_database("sr_appr") as name:
+        store = ApprovalStore(f"{PG_SERVER}/{name}")
+        yield store
+        store.engine.dispose()
 
 
 def test_approve_binds_to_statement_and_edit_loses_it(store):
