@@ -29,13 +29,13 @@ NAME = "BenchSignup"
 def bench_assignment(users: int) -> None:
     """Three request mixes through ``ExperimentClient.branch_for`` (writer thread not running,
     so only the request path is measured): every user new (hash + exposure queued), returning
-    users (100,000 users, 10 requests each: the per-state decision cache), and new users at a
+    users (100,000 users, 10 requests each, their exposures already stored), and new users at a
     20% rollout (80% leave after the hash)."""
     print(f"== branch_for, state cached, {users:,} calls per case, one process")
     returning = [f"back-{i}" for i in range(100_000)] * (users // 100_000 or 1)
     cases = [("rollout 100%, 50/50, every user new (hash + queue exposure)", 100,
               [f"user-{i}" for i in range(users)]),
-             ("rollout 100%, 50/50, returning users (decision cached)", 100, returning),
+             ("rollout 100%, 50/50, returning users (exposure already stored)", 100, returning),
              ("rollout 20%, 50/50, every user new", 20, [f"new-{i}" for i in range(users)])]
     with tempfile.TemporaryDirectory() as tmp:
         client = ExperimentClient(f"sqlite:///{tmp}/a.sqlite", registry=CollectorRegistry(),
@@ -44,17 +44,31 @@ def bench_assignment(users: int) -> None:
             name = f"Assign{pct}"
             client.define(Experiment(name, {"enhanced": 0.5}, status="rollout",
                                      rollout_pct=pct))
-            if ids is returning:  # warm the cache: the first request of each user
+            if ids is returning:  # first request of each user, then the writer stores them
                 for user in ids[:100_000]:
                     client.branch_for(user, name)
+                client.flush()
             branch_for = client.branch_for
             wall, cpu = time.perf_counter(), time.process_time()
             for user in ids:
                 branch_for(user, name)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            client._exposures.clear()
             print(f"  {label:62s} {len(ids) / wall / 1e6:5.2f} M/s wall, "
                   f"{len(ids) / cpu / 1e6:5.2f} M/s CPU  (goal >= 1.00)")
+            queued = client._exposures
+            if pct == 100 and ids is not returning and len(queued) > 100_000:
+                # The work moved off the request path, measured too: the writer's drain
+                # (dedupe against the stored set, batch write to SQLite, mark stored).
+                while len(queued) > 100_000:
+                    queued.pop()
+                queued.extend(list(queued)[:20_000])  # repeats of the same users, dropped
+                rows = len(queued)
+                spent = time.perf_counter()
+                stored = client.flush()
+                spent = time.perf_counter() - spent
+                print(f"  {'  writer thread: drain ' + f'{rows:,} queued, store {stored:,}':62s} "
+                      f"{rows / spent / 1e3:5.0f} k rows/s (background, SQLite)")
+            queued.clear()
         client.close(flush=False)
     load = os.getloadavg()[0]
     print(f"  (load average {load:.1f} on {os.cpu_count()} CPUs while measuring)")

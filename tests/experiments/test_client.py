@@ -138,6 +138,26 @@ def test_exposure_recorded_once_per_user(tmp_path, n):
     for _ in range(n):
         client.branch_for("alice", "Once")
     assert client.flush() == 1
+    for _ in range(n):  # after it is stored, a returning user queues nothing
+        client.branch_for("alice", "Once")
+    assert len(client._exposures) == 0 and client.flush() == 0
+    client.branch_for("bob", "Once")
+    assert client.flush() == 1
+    client.close()
+
+
+def test_exposure_of_a_failed_write_is_recorded_on_a_later_request(tmp_path):
+    url = f"sqlite:///{tmp_path}/e.sqlite"
+    client = ExperimentClient(url, registry=CollectorRegistry(), start=False)
+    client.define(Experiment("Retry", {"b": 0.5}, status="rollout", rollout_pct=100))
+    store, client.store = client.store, None  # the store goes away between request and write
+    client.branch_for("carol", "Retry")
+    assert client.flush() == 0
+    client.store = store
+    assert client.flush() == 0  # the failed batch was dropped (and counted), not retried blindly
+    client.branch_for("carol", "Retry")  # ... but carol was not marked stored: queued again
+    assert client.flush() == 1
+    assert sum(store.exposure_counts("Retry").values()) == 1
     client.close()
 
 

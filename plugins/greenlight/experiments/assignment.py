@@ -1,11 +1,12 @@
 """Deterministic branch assignment, compiled once per experiment state so the per-request cost is
 one hash and two integer comparisons.
 
-The hash: CRC-32 of the user id seeded with a per-experiment value, then MurmurHash3's 32-bit
-finaliser. CRC-32 is C-fast but linear; the finaliser's multiplications make the bits avalanche,
-so buckets are uniform and the buckets of two experiments behave as independent (both are
-checked by chi-squared tests). The top 16 bits decide whether a user is inside the rollout, the
-low 16 bits pick the branch: raising the rollout only adds users, and never moves anyone between
+The hash: MurmurHash3 (x86, 32 bits; the ``mmh3`` C extension, which hashes the UTF-8 of the id)
+seeded with a per-experiment value. Its finaliser makes the bits avalanche, so buckets are
+uniform and the buckets of two experiments behave as independent (both are checked by
+chi-squared tests); the same function exists in every language, so another service can
+reproduce an assignment. The top 16 bits decide whether a user is inside the rollout, the low 16
+bits pick the branch: raising the rollout only adds users, and never moves anyone between
 branches, since the branch bits do not depend on the percentage.
 """
 from __future__ import annotations
@@ -14,9 +15,10 @@ import time
 import zlib
 from collections.abc import Iterable
 
+import mmh3
+
 from greenlight.experiments.definition import CLOSED, CONTROL, QA, ROLLOUT, Experiment
 
-_MASK = 0xFFFFFFFF
 _SPACE = 1 << 16  # resolution of rollout and weights: 1/65,536
 
 
@@ -27,12 +29,7 @@ def experiment_seed(name: str) -> int:
 
 def user_hash(user_id: str, seed: int) -> int:
     """32 well-mixed bits for (experiment, user); stable across processes and machines."""
-    h = zlib.crc32(user_id.encode("utf-8"), seed)
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _MASK
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _MASK
-    return h ^ (h >> 16)
+    return mmh3.hash(user_id, seed, False)
 
 
 class CompiledExperiment:
@@ -44,8 +41,7 @@ class CompiledExperiment:
     """
 
     __slots__ = ("name", "seed", "mode", "rollout_cut", "cuts", "closed_branch",
-                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "seen_limit",
-                 "rolling", "decided", "decided_limit")
+                 "qa_users", "qa_groups", "experiment", "seen", "exposures", "rolling")
 
     def __init__(self, experiment: Experiment):
         self.experiment = experiment
@@ -62,43 +58,28 @@ class CompiledExperiment:
         self.closed_branch = experiment.closed_branch
         self.qa_users = frozenset(experiment.qa_users)
         self.qa_groups = frozenset(experiment.qa_groups)
-        self.seen: set[str] = set()
+        self.seen: set[str] | frozenset[str] = frozenset()
         self.exposures = None
-        self.seen_limit = 1_000_000
-        # Decisions of this state (rollout only: QA depends on the groups of each call).
-        # Never carried over to a new state, unlike ``seen``.
-        self.decided: dict[str, str] = {}
-        self.decided_limit = 500_000
 
     def recording_into(self, exposures, seen: set[str] | None = None) -> "CompiledExperiment":
-        """Make :meth:`pick` append (experiment, user, branch, time) of each newly assigned
-        user to ``exposures`` (anything with ``append``); ``seen`` carries over the users
-        already recorded by this process, so a refresh does not re-record them."""
+        """Make :meth:`pick` append ``(experiment, user, branch, time)`` for each assigned user not
+        in ``seen`` to ``exposures`` (anything with ``append``). ``seen`` holds the users whose
+        exposure this process has already stored; the writer fills it, off the request path,
+        and drops the repeats a user makes before that (so a refresh, which compiles a new
+        state, does not re-record anybody)."""
         self.exposures = exposures
         if seen is not None:
             self.seen = seen
         return self
 
-    def pick(self, user_id: str, groups: Iterable[str] = (), _crc=zlib.crc32,
+    def pick(self, user_id: str, groups: Iterable[str] = (), _hash=mmh3.hash,
              _now=time.time) -> str:
         """:meth:`assign` plus exposure recording, inlined: this is the per-request hot path
-        (about a microsecond for a new user, one dict lookup for a returning one), so it
-        avoids every call and allocation it can."""
+        (one C hash, a set lookup and, for a user not yet recorded, one append), so it avoids
+        every call and allocation it can. Deduplication is the writer's."""
         if self.rolling:
-            decided = self.decided
-            branch = decided.get(user_id)
-            if branch is not None:
-                return branch
-            if len(decided) >= self.decided_limit:
-                decided.clear()
-            h = _crc(user_id.encode(), self.seed)
-            h ^= h >> 16
-            h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-            h ^= h >> 13
-            h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-            h ^= h >> 16
+            h = _hash(user_id, self.seed, False)
             if (h >> 16) >= self.rollout_cut:
-                decided[user_id] = CONTROL
                 return CONTROL
             low = h & 0xFFFF
             branch = CONTROL
@@ -106,18 +87,12 @@ class CompiledExperiment:
                 if low < cut:
                     branch = name
                     break
-            decided[user_id] = branch
         else:
             branch, counted = self.assign(user_id, groups)
             if not counted:
                 return branch
-        seen = self.seen
-        if user_id not in seen:
-            if len(seen) >= self.seen_limit:
-                seen.clear()  # the store ignores duplicate exposures; this only saves writes
-            seen.add(user_id)
-            if self.exposures is not None:
-                self.exposures.append((self.name, user_id, branch, _now()))
+        if user_id not in self.seen and self.exposures is not None:
+            self.exposures.append((self.name, user_id, branch, _now()))
         return branch
 
     def branch_of_hash(self, h: int) -> str:
@@ -138,11 +113,7 @@ class CompiledExperiment:
         h = user_hash(user_id, self.seed)
         if (h >> 16) >= self.rollout_cut:
             return CONTROL, False
-        low = h & 0xFFFF
-        for cut, branch in self.cuts:
-            if low < cut:
-                return branch, True
-        return CONTROL, True
+        return self.branch_of_hash(h), True
 
 
 def assign(experiment: Experiment, user_id: str, groups: Iterable[str] = ()) -> tuple[str, bool]:

@@ -2,10 +2,11 @@
 
 ``branch_for`` never touches the database: it reads a dict of compiled experiment states that a
 background thread refreshes every couple of seconds (so an admin's change reaches every app host
-within seconds, without a deploy). Exposures and metric events go into a bounded in-memory queue
-that a second thread writes in batches. When the store is down or slow, requests still succeed:
-after ``max_stale_seconds`` without a successful refresh every experiment answers control, and
-the fallback is logged and counted in Prometheus.
+within seconds, without a deploy). Exposures and metric events go into in-memory queues that a
+second thread drains in batches (exposures: deduplicated there, so the queue holds about
+``flush_seconds`` of requests; events: bounded by ``queue_limit``). When the store is down or slow,
+requests still succeed: after ``max_stale_seconds`` without a successful refresh every experiment
+answers control, and the fallback is logged and counted in Prometheus.
 """
 from __future__ import annotations
 
@@ -91,8 +92,12 @@ class ExperimentClient:
         self._compiled: dict[str, CompiledExperiment | _Unavailable] = {}
         self._known: set[str] = set()
         self._pending_definitions: list[tuple[Experiment, str]] = []
-        self._seen: dict[str, set[str]] = {}  # experiment -> users whose exposure is queued
-        self._exposures: deque = deque(maxlen=queue_limit)
+        self._seen: dict[str, set[str]] = {}  # experiment -> users whose exposure is stored
+        # (experiment, user, branch, time) per assigned request of a user not in ``_seen``; the
+        # writer drains it every ``flush_seconds``, dropping repeats, so it holds at most about
+        # that long of requests.
+        self._exposures: deque = deque()
+        self.seen_limit = 1_000_000
         self._events: deque = deque(maxlen=queue_limit)
         self._queue_limit = queue_limit
         self._last_ok = 0.0
@@ -121,7 +126,7 @@ class ExperimentClient:
         """The branch ``user_id`` sees in ``experiment`` (control when not assigned).
 
         Deterministic and sticky (a hash of experiment and user), cheap (no I/O), and records
-        an exposure — once per user and experiment per process — when the user is assigned.
+        an exposure — once per user and experiment — when the user is assigned.
         """
         compiled = self._compiled.get(experiment)
         if compiled is None:
@@ -232,29 +237,58 @@ class ExperimentClient:
 
     def flush(self) -> int:
         """Write queued exposures and events now; returns how many rows were written."""
-        written = 0
-        for queue, kind in ((self._exposures, "exposure"), (self._events, "event")):
-            while queue:
-                batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
-                try:
-                    if self.store is None:
-                        raise RuntimeError("store unavailable")
-                    if kind == "exposure":
-                        self.store.write_exposures(batch)
-                    else:
-                        self.store.write_events(batch)
-                except Exception as exc:
-                    self._metrics["store_errors"].labels("write").inc()
-                    self._metrics["dropped"].labels(kind).inc(len(batch))
-                    if kind == "exposure":  # let those users be recorded on a later request
-                        for row in batch:
-                            self._seen.get(row[0], set()).discard(row[1])
-                    log.warning("experiments: dropped %d %ss, store write failed (%s)",
-                                len(batch), kind, str(exc).splitlines()[0] if str(exc) else exc)
-                    break
-                self._metrics["written"].labels(kind).inc(len(batch))
-                written += len(batch)
+        written = self._flush_exposures()
+        queue = self._events
+        while queue:
+            batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+            if not self._write("event", batch):
+                break
+            written += len(batch)
         return written
+
+    def _flush_exposures(self) -> int:
+        """Drain the request path's exposure queue: keep each user's first request per
+        experiment, skip users already stored, write in batches, and only then mark the users
+        seen (a failed write leaves them to be recorded again)."""
+        queue, written = self._exposures, 0
+        while queue:
+            fresh: dict[tuple[str, str], tuple] = {}
+            for _ in range(min(self.batch_size * 4, len(queue))):
+                row = queue.popleft()
+                seen = self._seen.get(row[0])
+                if (seen is None or row[1] not in seen) and (row[0], row[1]) not in fresh:
+                    fresh[(row[0], row[1])] = row  # the first request is the exposure
+                    if len(fresh) >= self.batch_size:
+                        break
+            if not fresh:
+                continue
+            batch = list(fresh.values())
+            if not self._write("exposure", batch):
+                break
+            written += len(batch)
+            for name, user, _branch, _at in batch:
+                seen = self._seen.setdefault(name, set())
+                if len(seen) >= self.seen_limit:
+                    seen.clear()  # the store ignores duplicate exposures; this only saves writes
+                seen.add(user)
+        return written
+
+    def _write(self, kind: str, batch: list[tuple]) -> bool:
+        try:
+            if self.store is None:
+                raise RuntimeError("store unavailable")
+            if kind == "exposure":
+                self.store.write_exposures(batch)
+            else:
+                self.store.write_events(batch)
+        except Exception as exc:
+            self._metrics["store_errors"].labels("write").inc()
+            self._metrics["dropped"].labels(kind).inc(len(batch))
+            log.warning("experiments: dropped %d %ss, store write failed (%s)",
+                        len(batch), kind, str(exc).splitlines()[0] if str(exc) else exc)
+            return False
+        self._metrics["written"].labels(kind).inc(len(batch))
+        return True
 
     def close(self, flush: bool = True) -> None:
         """Stop the threads (after a last flush)."""
