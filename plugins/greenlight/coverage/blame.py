@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
 from greenlight.coverage.changed_lines import DiffRange, open_repo
+from greenlight.coverage.report import Origin
 
-
-@dataclass(frozen=True)
-class Origin:
-    """The commit that last wrote a line."""
-
-    commit: str
-    author: str
-    email: str
-    summary: str
-
-    def to_dict(self) -> dict:
-        return {"commit": self.commit, "author": self.author, "email": self.email,
-                "summary": self.summary}
+__all__ = ["Origin", "blame_lines"]
 
 
 def _ranges(lines: list[int]) -> list[str]:

@@ -1,34 +1,90 @@
-"""Coverage of new code: changed lines × coverage data × blame → a Report (no printing here)."""
+"""Coverage of new code: changed lines × coverage data × blame → a Report (no printing here).
+
+The work splits in two. ``prepare`` does everything that depends on the code only (the changed
+lines, coverage's static analysis of each changed file, who wrote each changed statement) and
+can run while the tests run; ``diff_coverage(prepared=...)`` then only loads the data, joins and
+reports. Without a prepared file, or with one that no longer matches (another head, base,
+checkout, configuration or file content), ``diff_coverage`` computes everything itself: the
+results are the same either way.
+"""
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
-from greenlight.coverage.blame import blame_lines
-from greenlight.coverage.changed_lines import changed_lines, dirty_paths, work_tree_root
-from greenlight.coverage.measured import MeasuredData, Skipped
-from greenlight.coverage.report import FileReport, Report
+from greenlight.coverage.measured import (OUTSIDE_SOURCE, MeasuredData, Skipped, Target,
+                                          changed_statements)
+from greenlight.coverage.report import FileReport, Origin, Report
+from greenlight.coverage.static import StaticAnalysis, blob_sha, config_key
 from greenlight.errors import UsageError
+
+PREPARED_SCHEMA = "greenlight.coverage-prepared/1"
+PREPARED_FILE = ".greenlight-coverage-prepared.json"
+_ZERO = re.compile(r"^0*$")
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+class StalePrepared(Exception):
+    """The prepared analysis does not describe this run; the reason is the message."""
+
+
+def _check_threshold(fail_under: float) -> None:
+    if not 0 <= fail_under <= 100:
+        raise UsageError(f"--fail-under {fail_under} is not a percentage between 0 and 100")
+
+
+def _dirty_error(repo_dir: Path, head: str, dirty: list[str]) -> UsageError:
+    return UsageError(f"the work tree at {repo_dir} differs from head {head[:12]} in "
+                      f"{dirty[0]!r}" + (f" and {len(dirty) - 1} more" if len(dirty) > 1
+                                         else "")
+                      + ": check out head, run the tests under coverage, then re-run")
 
 
 def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                   data_file: Path | None = None, config_file: Path | None = None,
                   fail_under: float = 100.0,
-                  extensions: tuple[str, ...] = (".py",), combine: bool = False) -> Report:
+                  extensions: tuple[str, ...] = (".py",), combine: bool = False,
+                  prepared: Path | None = None, with_source: bool = True) -> Report:
     """Measure how much of what base..head added or changed the tests executed.
 
     ``base`` None (or all zeros) is a first push: every line of head is new. ``combine``
     first folds parallel data files (``.coverage.*``) into the data file. The work tree at
     ``repo_dir`` must hold head's version of the changed files (it is what coverage measured).
+    ``prepared``: a file written by ``prepare`` for the same range; when it does not match,
+    everything is recomputed and ``Report.prepared_note`` says why. ``with_source``: keep each
+    file's source lines (only the HTML report shows them).
     """
-    if not 0 <= fail_under <= 100:
-        raise UsageError(f"--fail-under {fail_under} is not a percentage between 0 and 100")
-    repo_dir = work_tree_root(Path(repo_dir))
+    _check_threshold(fail_under)
+    note = ""
+    if prepared is not None:
+        try:
+            return _gate_prepared(load_prepared(prepared), Path(repo_dir), base, head,
+                                  data_file, config_file, fail_under, extensions, combine,
+                                  with_source)
+        except StalePrepared as exc:
+            note = f"prepared analysis {prepared} not used ({exc}); recomputed"
+    report = _gate_fresh(Path(repo_dir), base, head, data_file, config_file, fail_under,
+                         extensions, combine, with_source)
+    report.prepared_note = note
+    return report
+
+
+def _gate_fresh(repo_dir: Path, base: str | None, head: str, data_file: Path | None,
+                config_file: Path | None, fail_under: float, extensions: tuple[str, ...],
+                combine: bool, with_source: bool) -> Report:
+    from greenlight.coverage.blame import blame_lines
+    from greenlight.coverage.changed_lines import changed_lines, dirty_paths, work_tree_root
+
+    repo_dir = work_tree_root(repo_dir)
     rng, changes = changed_lines(repo_dir, base, head, extensions)
     report = Report(rng.base, rng.head, rng.compared_with, fail_under, [],
                     changed_files=len(changes))
     if not changes:
         return report
-    measured = MeasuredData(repo_dir, data_file, config_file, combine)
+    target = Target(repo_dir, config_file)
+    measured = MeasuredData(target, data_file, combine)
     in_scope = []
     for change in changes:
         reason = measured.scope(change.path)
@@ -38,23 +94,186 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
             in_scope.append(change)
     dirty = dirty_paths(repo_dir, rng.head, {c.path for c in in_scope})
     if dirty:
-        raise UsageError(f"the work tree at {repo_dir} differs from head {rng.head[:12]} in "
-                         f"{dirty[0]!r}" + (f" and {len(dirty) - 1} more" if len(dirty) > 1
-                                            else "")
-                         + ": check out head, run the tests under coverage, then re-run")
+        raise _dirty_error(repo_dir, rng.head, dirty)
     measured.check_fresh([c.path for c in in_scope])
-    measures = measured.measure_many([(c.path, c.lines) for c in in_scope])
-    for change, measure in zip(in_scope, measures):
+    statics = target.analyse_many([c.path for c in in_scope], measured.data.has_arcs())
+    _add_files(report, measured, [(c.path, c.lines, c.old_path, s)
+                                  for c, s in zip(in_scope, statics)], with_source)
+    wanted = _blame_wanted(report)
+    origins = blame_lines(repo_dir, rng, wanted, {f.path for f in report.files if f.old_path})
+    for file in report.files:
+        file.origins = origins.get(file.path, {})
+    return report
+
+
+def _add_files(report: Report, measured: MeasuredData, items, with_source: bool) -> None:
+    for path, lines, old_path, static in items:
+        measure = measured.measure(path, lines, static, with_source)
         if not measure.statements:
-            report.skipped.append(Skipped(change.path, measure.note or "no new executable lines"))
+            report.skipped.append(Skipped(path, measure.note or "no new executable lines"))
             continue
-        report.files.append(FileReport(measure, change.old_path))
+        report.files.append(FileReport(measure, old_path))
+
+
+def _blame_wanted(report: Report) -> dict[str, list[int]]:
+    """The lines whose origin a report shows: the first changed line of each uncovered or
+    partial statement."""
     wanted = {}
     for file in report.files:
         m = file.measure
         lines = {m.changed_in[s][0] for s in set(m.missing) | set(m.partial)}
         wanted[file.path] = sorted(lines)
-    origins = blame_lines(repo_dir, rng, wanted, {f.path for f in report.files if f.old_path})
+    return wanted
+
+
+# --- prepare: the half that needs no test data ---------------------------------------------
+
+def prepare(repo_dir: Path, base: str | None, head: str, *, config_file: Path | None = None,
+            extensions: tuple[str, ...] = (".py",), parallel: bool = False) -> dict:
+    """Everything the gate needs that depends on the code only, as a JSON-able dict: the range,
+    the changed lines, coverage's static analysis of each changed file (keyed by the file's
+    blob id and the configuration's hash) and the origin of each changed statement.
+    ``parallel``: spread the analysis over the CPUs (off by default: it runs beside the tests)."""
+    from greenlight.coverage.blame import blame_lines
+    from greenlight.coverage.changed_lines import changed_lines, dirty_paths, work_tree_root
+
+    root = work_tree_root(Path(repo_dir))
+    rng, changes = changed_lines(root, base, head, extensions)
+    target = Target(root, config_file)
+    branch = True   # arcs too, whatever the config says: `coverage run --branch` may add them
+    scopes = {c.path: target.static_scope(c.path) for c in changes}
+    analysed = [c for c in changes if scopes[c.path] in (None, OUTSIDE_SOURCE)]
+    dirty = dirty_paths(root, rng.head, {c.path for c in analysed})
+    if dirty:
+        raise _dirty_error(root, rng.head, dirty)
+    blobs = {}
+    for change in analysed:   # read before the analysis: a later edit can only look stale
+        with open(target.full_path(change.path), "rb") as f:
+            blobs[change.path] = blob_sha(f.read())
+    statics = dict(zip((c.path for c in analysed),
+                       target.analyse_many([c.path for c in analysed], branch, parallel)))
+    wanted = {}
+    for change in analysed:
+        first_changed = changed_statements(statics[change.path], change.lines).values()
+        if first_changed:
+            wanted[change.path] = sorted({lines[0] for lines in first_changed})
+    origins = blame_lines(root, rng, wanted, {c.path for c in analysed if c.old_path})
+    table: dict = {}
+    files = []
+    for change in changes:
+        entry = {"path": change.path, "old_path": change.old_path,
+                 "lines": sorted(change.lines), "scope": scopes[change.path]}
+        if change.path in statics:
+            entry.update(blob=blobs[change.path], static=statics[change.path].to_json(),
+                         origins=[[n, table.setdefault(o, len(table))]
+                                  for n, o in sorted(origins.get(change.path, {}).items())])
+        files.append(entry)
+    return {
+        "schema": PREPARED_SCHEMA, "repo": str(root),
+        "requested": {"base": None if not base or _ZERO.match(base) else base, "head": head},
+        "base": rng.base, "head": rng.head, "compared_with": rng.compared_with,
+        "config": config_key(target.config, extensions), "branch": branch,
+        "changed_files": len(changes),
+        "origins": [[o.commit, o.author, o.email, o.summary] for o in table],
+        "files": files,
+    }
+
+
+def save_prepared(prepared: dict, path: Path) -> None:
+    """Write atomically (a gate never reads half a file), compact (a program reads it)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(prepared, separators=(",", ":")), encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc}") from exc
+
+
+def load_prepared(path: Path) -> dict:
+    try:
+        prepared = json.loads(Path(path).read_text(encoding="ascii"))
+    except FileNotFoundError as exc:
+        raise StalePrepared("no such file: `greenlight coverage prepare` did not run or "
+                            "failed") from exc
+    except (OSError, ValueError) as exc:
+        raise StalePrepared(f"unreadable: {exc}") from exc
+    if not isinstance(prepared, dict) or prepared.get("schema") != PREPARED_SCHEMA:
+        raise StalePrepared(f"not a {PREPARED_SCHEMA} file")
+    return prepared
+
+
+def _same_revision(given: str | None, requested: str | None, resolved: str | None,
+                   resolve) -> bool:
+    """Does ``given`` name the commit the prepared file resolved? Full shas compare as text;
+    anything else (a branch name may have moved) is resolved again with git."""
+    if not given or _ZERO.match(given):
+        return requested is None
+    if requested is None:
+        return False
+    if _FULL_SHA.match(given):
+        return given == resolved
+    return resolve(given) == resolved
+
+
+def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
+                   data_file: Path | None, config_file: Path | None, fail_under: float,
+                   extensions: tuple[str, ...], combine: bool, with_source: bool) -> Report:
+    root = os.path.realpath(repo_dir)
+    repo = None
+
+    def resolve(rev: str) -> str:
+        nonlocal repo
+        from greenlight.coverage.changed_lines import open_repo, resolve_commit
+        repo = repo or open_repo(Path(root))
+        return resolve_commit(repo, rev, "revision")
+
+    if root != prep["repo"]:
+        from greenlight.coverage.changed_lines import work_tree_root
+        if str(work_tree_root(Path(root))) != prep["repo"]:
+            raise StalePrepared(f"prepared in another checkout ({prep['repo']})")
+        root = prep["repo"]
+    if not _same_revision(head, prep["requested"]["head"], prep["head"], resolve):
+        raise StalePrepared(f"prepared for head {prep['head'][:12]}, not {head}")
+    if not _same_revision(base, prep["requested"]["base"], prep["base"], resolve):
+        raise StalePrepared(f"prepared for base {(prep['base'] or '(first push)')[:12]}, "
+                            f"not {base or '(first push)'}")
+    report = Report(prep["base"], prep["head"], prep["compared_with"], fail_under, [],
+                    changed_files=prep["changed_files"])
+    if not prep["files"]:
+        return report
+    target = Target(Path(root), config_file)
+    if config_key(target.config, extensions) != prep["config"]:
+        raise StalePrepared("the coverage configuration, the checked file endings or the "
+                            "coverage/Python version changed")
+    for entry in prep["files"]:
+        if "blob" in entry:
+            try:
+                with open(target.full_path(entry["path"]), "rb") as f:
+                    same = blob_sha(f.read()) == entry["blob"]
+            except OSError:
+                same = False
+            if not same:
+                raise StalePrepared(f"{entry['path']!r} is not the version that was analysed")
+    measured = MeasuredData(target, data_file, combine)
+    if measured.data.has_arcs() and not prep["branch"]:
+        raise StalePrepared("prepared without branch analysis, but the data has branches")
+    in_scope = []
+    for entry in prep["files"]:
+        reason = measured.scope(entry["path"], entry["scope"])
+        if reason:
+            report.skipped.append(Skipped(entry["path"], reason))
+        else:
+            in_scope.append(entry)
+    measured.check_fresh([e["path"] for e in in_scope])
+    _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
+                                   StaticAnalysis.from_json(e["static"])) for e in in_scope],
+               with_source)
+    table = [Origin(*o) for o in prep["origins"]]
+    by_path = {e["path"]: e for e in in_scope}
+    wanted = _blame_wanted(report)
     for file in report.files:
-        file.origins = origins.get(file.path, {})
+        known = dict(by_path[file.path]["origins"])
+        file.origins = {n: table[known[n]] for n in wanted[file.path] if n in known}
     return report

@@ -6,10 +6,15 @@ apply it: omit/include/source, ``exclude_lines`` and ``# pragma: no cover``, ``r
 ``[paths]`` remapping. A changed line that is not executable (comment, blank, docstring,
 ``else:``) maps to no statement; a changed line inside a multi-line statement maps to the
 statement's first line, so the statement counts once however many of its lines changed.
+
+Two halves: ``Target`` (the configuration and coverage's static analysis of the files, which
+depend on the code only and can be prepared while the tests run) and ``MeasuredData`` (the data
+the tests recorded, joined with that analysis by coverage's ``analysis_from_file_reporter``).
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -17,15 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import coverage
-from coverage.exceptions import CoverageException, NotPython
+from coverage.exceptions import CoverageException
 from coverage.files import GlobMatcher, PathAliases, prep_patterns
-from coverage.python import PythonFileReporter
+from coverage.python import get_python_source
 from coverage.results import analysis_from_file_reporter
 
 from greenlight.coverage.combine import combine_parallel
+from greenlight.coverage.static import StaticAnalysis
 from greenlight.errors import UsageError
 
 CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
+OUTSIDE_SOURCE = "outside the configured coverage source"
 
 
 @dataclass
@@ -51,6 +58,17 @@ class Skipped:
 
     path: str
     reason: str
+
+
+def changed_statements(static: StaticAnalysis, changed: frozenset[int] | list[int]
+                       ) -> dict[int, list[int]]:
+    """Statement (first line) -> the changed lines that belong to it."""
+    changed_in: dict[int, list[int]] = {}
+    for line in sorted(changed):
+        first = static.first_line(line)
+        if first in static.statements:
+            changed_in.setdefault(first, []).append(line)
+    return changed_in
 
 
 def _data_path(repo_dir: Path, data_file: Path | None, cov_config_data: str) -> Path:
@@ -85,31 +103,151 @@ def _source_roots(config: coverage.CoverageConfig, repo_dir: Path) -> list[str]:
     return roots
 
 
-class MeasuredData:
-    """A loaded coverage data file plus the configuration that applies to the target."""
+class RealPaths:
+    """``os.path.realpath`` of many files in few directories: each directory is resolved once,
+    then each file costs one ``lstat`` (to see whether it is itself a link)."""
 
-    def __init__(self, repo_dir: Path, data_file: Path | None, config_file: Path | None,
-                 combine: bool = False):
-        data_file = Path(data_file).absolute() if data_file else None  # relative to the caller
-        self._args = (repo_dir, data_file, config_file)
+    def __init__(self) -> None:
+        self._dirs: dict[str, str] = {}
+
+    def path(self, path: str) -> str:
+        head, tail = os.path.split(os.path.abspath(path))
+        real_dir = self._dirs.get(head)
+        if real_dir is None:
+            real_dir = self._dirs[head] = os.path.realpath(head)
+        full = os.path.join(real_dir, tail)
+        if tail in ("", ".", "..") or os.path.islink(full):
+            return os.path.realpath(full)
+        return full
+
+
+class Target:
+    """The measured checkout and its coverage configuration (no data): file scope and coverage's
+    static analysis of files."""
+
+    def __init__(self, repo_dir: Path, config_file: Path | None):
         self.repo_dir = Path(os.path.realpath(repo_dir))
         if config_file is not None:
             config_file = Path(config_file).resolve()
             if not config_file.is_file():
                 raise UsageError(f"coverage config {config_file} does not exist; "
                                  "pass --config FILE of the target's coverage settings")
+        self.config_arg: str | bool = str(config_file) if config_file else True
+        self._args = (repo_dir, config_file)
         with contextlib.chdir(self.repo_dir):
             try:
-                self.cov = coverage.Coverage(
-                    data_file=None, config_file=str(config_file) if config_file else True)
-                self.config = self.cov.config
+                self.cov = coverage.Coverage(data_file=None, config_file=self.config_arg)
+            except CoverageException as exc:
+                raise UsageError(f"cannot read the coverage config in {self.repo_dir}: "
+                                 f"{exc}") from exc
+            self.config = self.cov.config
+            self.omit = _matcher((self.config.run_omit or []) + (self.config.report_omit or []),
+                                 "omit")
+            self.include = _matcher((self.config.run_include or [])
+                                    + (self.config.report_include or []), "include")
+        self.sources = _source_roots(self.config, self.repo_dir)
+        self._full: dict[str, str] = {}
+        self.real = RealPaths()
+
+    def full_path(self, rel_path: str) -> str:
+        full = self._full.get(rel_path)
+        if full is None:
+            full = self._full[rel_path] = self.real.path(os.path.join(self.repo_dir, rel_path))
+        return full
+
+    def static_scope(self, rel_path: str) -> str | None:
+        """Why a changed file is out of scope whatever the data says (omit/include), or
+        ``OUTSIDE_SOURCE`` when it is outside ``source`` (in scope only if it was measured
+        anyway), or None."""
+        full = self.full_path(rel_path)
+        if self.omit and self.omit.match(full):
+            return "omitted by the coverage configuration"
+        if self.include and not self.include.match(full):
+            return "not included by the coverage configuration"
+        if self.sources and not any(full == root or full.startswith(root + os.sep)
+                                    for root in self.sources):
+            return OUTSIDE_SOURCE
+        return None
+
+    def analyse(self, rel_path: str, branch: bool) -> StaticAnalysis:
+        full = self.full_path(rel_path)
+        with contextlib.chdir(self.repo_dir):
+            try:
+                return StaticAnalysis.of_file(full, self.cov, branch)
+            except OSError as exc:
+                raise UsageError(f"cannot read {full}: {exc}; run from a checkout of head"
+                                 ) from exc
+
+    def analyse_many(self, paths: list[str], branch: bool, parallel: bool = True
+                     ) -> list[StaticAnalysis]:
+        """``analyse`` for many files; large pushes are spread over the CPUs when ``parallel``
+        (coverage's parser costs a few milliseconds per file, and a big push touches
+        hundreds)."""
+        workers = min(os.cpu_count() or 1, len(paths) // PARALLEL_FROM) if parallel else 1
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [self.analyse(path, branch) for path in paths]
+        global _worker
+        _worker = self
+        chunks = [paths[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(_analyse_chunk, chunks, [branch] * workers))
+        by_path = dict(zip(itertools.chain.from_iterable(chunks),
+                           itertools.chain.from_iterable(results)))
+        return [by_path[path] for path in paths]
+
+
+PARALLEL_FROM = 48  # files per worker process below which one process is quicker
+_worker: Target | None = None
+
+
+def _analyse_chunk(paths: list[str], branch: bool) -> list[StaticAnalysis]:
+    assert _worker is not None
+    return [_worker.analyse(path, branch) for path in paths]
+
+
+class _ArcsOnce:
+    """The CoverageData calls of ``analysis_from_file_reporter``, reading each file once:
+    CoverageData.lines() of branch data re-reads the arcs (same lines, as coverage derives
+    them)."""
+
+    def __init__(self, data: coverage.CoverageData):
+        self._data = data
+        self._has_arcs = data.has_arcs()
+        self._arcs: dict[str, list | None] = {}
+
+    def has_arcs(self) -> bool:
+        return self._has_arcs
+
+    def arcs(self, filename: str):
+        if filename not in self._arcs:
+            self._arcs[filename] = self._data.arcs(filename)
+        return self._arcs[filename]
+
+    def lines(self, filename: str):
+        if not self._has_arcs:
+            return self._data.lines(filename)
+        arcs = self.arcs(filename)
+        if arcs is None:
+            return self._data.lines(filename)
+        return list({n for n in itertools.chain.from_iterable(arcs) if n > 0})
+
+
+class MeasuredData:
+    """A loaded coverage data file, for a ``Target``."""
+
+    def __init__(self, target: Target, data_file: Path | None, combine: bool = False):
+        data_file = Path(data_file).absolute() if data_file else None  # relative to the caller
+        self.target = target
+        self.repo_dir = target.repo_dir
+        self.config = target.config
+        with contextlib.chdir(self.repo_dir):
+            try:
                 if combine:
                     combine_parallel(data_file or self.repo_dir / self.config.data_file,
-                                     str(config_file) if config_file else True)
+                                     target.config_arg)
                 data_path = _data_path(self.repo_dir, data_file, self.config.data_file)
-                self.cov = coverage.Coverage(
-                    data_file=str(data_path),
-                    config_file=str(config_file) if config_file else True)
+                self.cov = coverage.Coverage(data_file=str(data_path),
+                                             config_file=target.config_arg)
                 self.cov.load()
                 data = self.cov.get_data()
                 # One bulk read into memory: coverage's file-backed data opens a connection
@@ -124,16 +262,12 @@ class MeasuredData:
             except CoverageException as exc:
                 raise UsageError(f"cannot read coverage data or config in {self.repo_dir}: "
                                  f"{exc}") from exc
-            self.omit = _matcher((self.config.run_omit or []) + (self.config.report_omit or []),
-                                 "omit")
-            self.include = _matcher((self.config.run_include or [])
-                                    + (self.config.report_include or []), "include")
         self.data = data
+        self._reads = _ArcsOnce(data)
         self.data_path = data_path
-        self.sources = _source_roots(self.config, self.repo_dir)
         self.keys: dict[str, str] = {}
         for key in data.measured_files():
-            self.keys[os.path.realpath(os.path.join(self.repo_dir, key))] = key
+            self.keys[target.real.path(os.path.join(self.repo_dir, key))] = key
         self._check_tree()
 
     def _check_tree(self) -> None:
@@ -148,40 +282,30 @@ class MeasuredData:
                 f"is not under {self.repo_dir}): set relative_files = true or a [paths] "
                 "remapping in the coverage config, or pass --repo DIR of the measured checkout")
 
-    def scope(self, rel_path: str) -> str | None:
-        """Why a changed file is out of coverage's scope, or None when it is in scope."""
-        full = os.path.realpath(self.repo_dir / rel_path)
-        if self.omit and self.omit.match(full):
-            return "omitted by the coverage configuration"
-        if self.include and not self.include.match(full):
-            return "not included by the coverage configuration"
-        if self.sources and full not in self.keys and not any(
-                full == root or full.startswith(root + os.sep) for root in self.sources):
-            return "outside the configured coverage source"
-        return None
+    def scope(self, rel_path: str, static_reason: str | None = ...) -> str | None:
+        """Why a changed file is out of coverage's scope, or None when it is in scope
+        (``static_reason``: ``Target.static_scope``'s answer, if already known)."""
+        if static_reason is ...:
+            static_reason = self.target.static_scope(rel_path)
+        if static_reason == OUTSIDE_SOURCE and self.target.full_path(rel_path) in self.keys:
+            return None   # measured although outside source: coverage reports it too
+        return static_reason
 
-    def measure(self, rel_path: str, changed: frozenset[int]) -> FileMeasure:
+    def measure(self, rel_path: str, changed: frozenset[int], static: StaticAnalysis,
+                with_source: bool = True) -> FileMeasure:
         """Coverage of the statements that ``changed`` lines of ``rel_path`` belong to."""
-        full = os.path.realpath(self.repo_dir / rel_path)
+        full = self.target.full_path(rel_path)
         key = self.keys.get(full)
         result = FileMeasure(rel_path, changed=sorted(changed), in_data=key is not None)
-        with contextlib.chdir(self.repo_dir):
-            reporter = PythonFileReporter(full, self.cov)
-            try:
-                analysis = analysis_from_file_reporter(
-                    self.data, self.config.precision, reporter, key or full)
-                parser = reporter.parser
-            except NotPython as exc:
-                result.note = f"not measurable as Python: {exc}"
-                return result
-            except OSError as exc:
-                raise UsageError(f"cannot read {full}: {exc}; run from a checkout of head") from exc
-        result.source_lines = reporter.source().splitlines()
-        self._check_version(rel_path, key, len(result.source_lines))
-        for line in sorted(changed):
-            first = parser.first_line(line)
-            if first in analysis.statements:
-                result.changed_in.setdefault(first, []).append(line)
+        if static.note:
+            result.note = static.note
+            return result
+        analysis = analysis_from_file_reporter(self._reads, self.config.precision, static,
+                                               key or full)
+        if with_source:
+            result.source_lines = get_python_source(full).splitlines()
+        self._check_version(rel_path, key, static.n_lines)
+        result.changed_in = changed_statements(static, changed)
         result.statements = sorted(result.changed_in)
         result.missing = sorted(set(result.statements) & analysis.missing)
         if analysis.has_arcs:
@@ -212,40 +336,12 @@ class MeasuredData:
                 + (f" and {len(newer) - 1} more changed file(s)" if len(newer) > 1 else "")
                 + ": the file changed after the tests ran; re-run the tests under coverage")
 
-    def measure_many(self, items: list[tuple[str, frozenset[int]]]) -> list[FileMeasure]:
-        """``measure`` for many files; large pushes are spread over the CPUs (coverage's
-        parser costs a few milliseconds per file, and a big push touches hundreds)."""
-        workers = min(os.cpu_count() or 1, len(items) // PARALLEL_FROM)
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return [self.measure(path, lines) for path, lines in items]
-        chunks = [items[i::workers] for i in range(workers)]
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=self._args) as pool:
-            results = list(pool.map(_measure_chunk, chunks))
-        by_path = {m.path: m for chunk in results for m in chunk}
-        return [by_path[path] for path, _ in items]
-
     def _check_version(self, rel_path: str, key: str | None, n_lines: int) -> None:
         if key is None:
             return
-        executed = self.data.lines(key) or []
+        executed = self._reads.lines(key) or []
         beyond = [n for n in executed if n > n_lines]
         if beyond:
             raise UsageError(
                 f"coverage data {self.data_path} is from another version of {rel_path}: it ran "
                 f"line {max(beyond)} of a {n_lines}-line file; re-run the tests on head")
-
-
-PARALLEL_FROM = 48  # files per worker process below which one process is quicker
-_worker: MeasuredData | None = None
-
-
-def _start_worker(repo_dir: Path, data_file: Path | None, config_file: Path | None) -> None:
-    global _worker
-    _worker = MeasuredData(repo_dir, data_file, config_file)
-
-
-def _measure_chunk(items: list[tuple[str, frozenset[int]]]) -> list[FileMeasure]:
-    assert _worker is not None
-    return [_worker.measure(path, lines) for path, lines in items]

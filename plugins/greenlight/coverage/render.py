@@ -26,8 +26,10 @@ def _ranges(lines: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
 
 
-def render_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n"
+def render_json(report: Report, indent: int | None = None) -> str:
+    """Compact by default (a program reads it; json's C encoder only runs without indent);
+    ``indent`` for a person at a terminal."""
+    return json.dumps(report.to_dict(), indent=indent) + "\n"
 
 
 def render_text(report: Report) -> str:

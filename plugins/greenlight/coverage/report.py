@@ -9,11 +9,25 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
-from greenlight.coverage.blame import Origin
 from greenlight.coverage.measured import FileMeasure, Skipped
 
 SCHEMA = "greenlight.coverage/1"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The commit that last wrote a line."""
+
+    commit: str
+    author: str
+    email: str
+    summary: str
+
+    def to_dict(self) -> dict:
+        return {"commit": self.commit, "author": self.author, "email": self.email,
+                "summary": self.summary}
 
 
 def display_path(path: str) -> str:
@@ -37,9 +51,10 @@ class FileReport:
     def path(self) -> str:
         return self.measure.path
 
-    @property
+    @cached_property
     def units(self) -> tuple[int, int]:
-        """(covered, total) in coverage.py's units: statements plus branch exits."""
+        """(covered, total) in coverage.py's units: statements plus branch exits (the measure
+        is complete when a FileReport is made)."""
         m = self.measure
         covered = len(m.statements) - len(m.missing) + m.branches_covered
         return covered, len(m.statements) + m.branches
@@ -97,6 +112,7 @@ class Report:
     files: list[FileReport]
     skipped: list[Skipped] = field(default_factory=list)
     changed_files: int = 0
+    prepared_note: str = ""   # why a prepared analysis was not used (not part of the JSON)
 
     @property
     def counted(self) -> list[FileReport]:

@@ -11,18 +11,22 @@ import json
 import re
 from typing import ClassVar
 
+from buildbot.interfaces import IRenderable
 from buildbot.process import buildstep, results
 from buildbot.steps.worker import CompositeStepMixin
+from buildbot.util import ComparableMixin
+from zope.interface import implementer
 
 ZERO = re.compile(r"^0*$")
 JSON_FILE = "greenlight-coverage.json"
 MARKDOWN_FILE = "greenlight-coverage.md"
 HTML_FILE = "greenlight-coverage.html"
+PREPARED_FILE = ".greenlight-coverage-prepared.json"
 
 
 def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
-                   extensions: list[str] | tuple[str, ...] = (), combine: bool = True
-                   ) -> list[str]:
+                   extensions: list[str] | tuple[str, ...] = (), combine: bool = True,
+                   prepared: str | None = None) -> list[str]:
     """CLI arguments for one run (pure, so the command line is testable without a worker)."""
     args = ["coverage", "--head", head, "--data", data, "--fail-under", f"{fail_under:g}",
             "--format", "json", "--output", JSON_FILE, "--also-markdown", MARKDOWN_FILE,
@@ -31,9 +35,52 @@ def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
         args += ["--ext", ext]
     if combine:
         args.append("--combine")
+    if prepared:
+        args += ["--prepared", prepared]
     if base and not ZERO.match(base):
         args[1:1] = ["--base", base]
     return args
+
+
+def prepare_arguments(base: str | None, head: str, test_command: list[str],
+                      extensions: list[str] | tuple[str, ...] = (),
+                      output: str = PREPARED_FILE) -> list[str]:
+    """``greenlight coverage prepare`` arguments that start ``test_command`` first and prepare
+    the gate's static half while it runs (its exit status is the tests' status)."""
+    args = ["coverage", "prepare", "--head", head, "--output", output]
+    if base and not ZERO.match(base):
+        args[2:2] = ["--base", base]
+    for ext in extensions:
+        args += ["--ext", ext]
+    return [*args, "--run", *test_command]
+
+
+@implementer(IRenderable)
+class PrepareAlongside(ComparableMixin):
+    """The test step's command, rendered per build: the tests run under ``greenlight coverage
+    prepare --run`` so the gate's analysis of the changed code is done by the time they end.
+    Without a revision to prepare, just the tests."""
+
+    compare_attrs: ClassVar = ("test_command", "greenlight", "base_property", "extensions",
+                               "output")
+
+    def __init__(self, test_command: list[str], greenlight: list[str] | tuple[str, ...] = (
+            "greenlight",), base_property: str = "greenlight_base",
+            extensions: list[str] | tuple[str, ...] = (), output: str = PREPARED_FILE):
+        self.test_command = list(test_command)
+        self.greenlight = list(greenlight)
+        self.base_property = base_property
+        self.extensions = tuple(extensions)
+        self.output = output
+
+    def getRenderingFor(self, props):
+        head = props.getProperty("got_revision") or props.getProperty("revision")
+        if not isinstance(head, str) or not head:
+            return list(self.test_command)
+        base = props.getProperty(self.base_property)
+        return [*self.greenlight, *prepare_arguments(base if isinstance(base, str) else None,
+                                                     head, self.test_command, self.extensions,
+                                                     self.output)]
 
 
 def summary_of(report: dict) -> str:
@@ -60,6 +107,8 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``). ``extensions``: file endings
     to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``). ``combine``: fold the
     parallel data files of ``pytest -n`` (``.coverage.*``) into ``data`` first.
+    ``prepared``: the file ``PrepareAlongside`` had written while the tests ran (the CLI
+    recomputes, and says so in the log, when it is missing or does not match).
     """
 
     name = "coverage"
@@ -68,7 +117,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
                  data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
                  extensions: list[str] | tuple[str, ...] = (), combine: bool = True,
-                 **kwargs):
+                 prepared: str | None = None, **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
@@ -78,6 +127,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.greenlight = list(greenlight)
         self.extensions = tuple(extensions)
         self.combine = combine
+        self.prepared = prepared
         self._summary: str | None = None
 
     async def run(self):
@@ -87,7 +137,8 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             return results.FAILURE
         base = self.getProperty(self.base_property)
         args = gate_arguments(base if isinstance(base, str) else None, head, self.data,
-                              float(self.fail_under), self.extensions, self.combine)
+                              float(self.fail_under), self.extensions, self.combine,
+                              self.prepared)
         cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
                                                 collectStderr=True)
         await self.runCommand(cmd)

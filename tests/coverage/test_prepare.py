@@ -1,0 +1,178 @@
+"""The gate split in two: ``prepare`` (code only, beside the tests) and the gate with
+``--prepared``. Same results as the one-shot gate on every engine scenario; a prepared file that
+does not describe the run is never used silently."""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from buildbot.process.properties import Properties
+from greenlight.coverage import gate as engine
+from greenlight.coverage.render import RENDERERS
+from greenlight.errors import UsageError
+from greenlight.steps.coverage_gate import PrepareAlongside, gate_arguments, prepare_arguments
+
+import tests.coverage.test_gate as gate_tests
+from tests.coverage.conftest import clean_env
+
+SCENARIOS = [f for name, f in sorted(vars(gate_tests).items()) if name.startswith("test_")]
+
+
+def _reports(report) -> dict:
+    return {"dict": report.to_dict(), **{fmt: render(report) for fmt, render in RENDERERS.items()}}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__)
+def test_every_engine_scenario_gives_the_same_reports_with_a_prepared_analysis(
+        scenario, request, monkeypatch, tmp_path):
+    """Replays tests/coverage/test_gate.py with each diff_coverage call checked against
+    prepare + diff_coverage(prepared=...): same reports, same errors, prepared file used."""
+    store = tmp_path / "prepared-analyses"
+    compared = []
+
+    def checked(repo_dir, base, head, **kwargs):
+        path = store / f"{len(compared)}.json"
+        try:
+            engine.save_prepared(engine.prepare(
+                repo_dir, base, head, config_file=kwargs.get("config_file"),
+                extensions=kwargs.get("extensions", (".py",))), path)
+        except UsageError:
+            path = None
+        try:
+            fresh = engine.diff_coverage(repo_dir, base, head, **kwargs)
+        except UsageError as exc:
+            if path is not None:
+                with pytest.raises(UsageError) as again:
+                    engine.diff_coverage(repo_dir, base, head, prepared=path, **kwargs)
+                assert str(again.value) == str(exc)
+            compared.append("error")
+            raise
+        assert path is not None, "prepare refused a run the gate accepts"
+        via = engine.diff_coverage(repo_dir, base, head, prepared=path, **kwargs)
+        assert via.prepared_note == ""
+        assert _reports(via) == _reports(fresh)
+        compared.append("report")
+        return fresh
+
+    monkeypatch.setattr(gate_tests, "diff_coverage", checked)
+    scenario(**{name: request.getfixturevalue(name)
+                for name in inspect.signature(scenario).parameters})
+    assert compared
+
+
+def _pushed(make_repo, run_coverage):
+    repo = make_repo()
+    repo.write("shop.py", "def price(x):\n    return x\n")
+    repo.write("run_tests.py", "import shop\nassert shop.price(1) == 1\n")
+    base = repo.commit("base")
+    repo.write("shop.py", "def price(x):\n    return x\n\n\ndef discount(x):\n"
+                          "    if x > 100:\n        return x - 10\n    return x\n")
+    repo.write("run_tests.py", "import shop\nassert shop.discount(200) == 190\n")
+    repo.commit("discount", author="Dee <dee@example.com>")
+    return repo, base
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "greenlight.cli.coverage", *args], cwd=cwd,
+                          env=clean_env(), capture_output=True, text=True, check=False)
+
+
+def test_prepare_needs_no_data_and_the_gate_reuses_it(make_repo, run_coverage, tmp_path):
+    repo, base = _pushed(make_repo, run_coverage)
+    prepared = tmp_path / "prepared.json"
+    out = cli("prepare", "--base", base, "--head", repo.head(), "-o", str(prepared),
+              cwd=repo.path)
+    assert out.returncode == 0, out.stderr
+    assert not (repo.path / ".coverage").exists()       # prepared before any test ran
+    data = json.loads(prepared.read_text())
+    assert data["head"] == repo.head()
+    assert {f["path"] for f in data["files"]} == {"shop.py", "run_tests.py"}
+    run_coverage(repo.path, "run_tests.py")
+    args = ("--base", base, "--head", repo.head(), "--format", "json")
+    with_prep = cli(*args, "--prepared", str(prepared), cwd=repo.path)
+    without = cli(*args, cwd=repo.path)
+    assert with_prep.returncode == without.returncode == 1
+    assert "not used" not in with_prep.stderr
+    assert json.loads(with_prep.stdout) == json.loads(without.stdout)
+    shop = {f["path"]: f for f in json.loads(with_prep.stdout)["files"]}["shop.py"]
+    assert shop["partial_branches"] == [6]             # branch data from the analysis
+    assert shop["partial"][0]["author"] == "Dee"       # blame from the prepared file
+
+
+def test_a_prepared_file_that_does_not_match_is_recomputed_and_says_why(make_repo, run_coverage,
+                                                                        tmp_path):
+    repo, base = _pushed(make_repo, run_coverage)
+    head = repo.head()
+    prepared = tmp_path / "prepared.json"
+    engine.save_prepared(engine.prepare(repo.path, base, head), prepared)
+    run_coverage(repo.path, "run_tests.py")
+    truth = engine.diff_coverage(repo.path, base, head).to_dict()
+
+    def gate(**kwargs):
+        kwargs.setdefault("prepared", prepared)
+        report = engine.diff_coverage(repo.path, kwargs.pop("base", base), head, **kwargs)
+        return report.prepared_note, report.to_dict()
+
+    note, _ = gate(base=None)                        # another range: first push
+    assert "prepared for base" in note
+    note, report = gate(prepared=tmp_path / "missing.json")
+    assert "did not run" in note and report == truth
+    repo.write(".coveragerc", "[report]\nexclude_lines =\n    return x - 10\n")
+    note, report = gate()                            # the configuration changed
+    assert "configuration" in note and report != truth
+    (repo.path / ".coveragerc").unlink()
+    shop = (repo.path / "shop.py").read_text()
+    measured_at = (repo.path / "shop.py").stat()
+    (repo.path / "shop.py").write_text(shop.replace("return x - 10", "return x - 11"))
+    with pytest.raises(UsageError, match="differs from head"):   # the recomputation refuses
+        gate()
+    (repo.path / "shop.py").write_text(shop)
+    os.utime(repo.path / "shop.py", ns=(measured_at.st_atime_ns, measured_at.st_mtime_ns))
+    prepared.write_text(prepared.read_text().replace('"branch":true', '"branch":false'))
+    note, report = gate()                            # data with arcs, analysis without
+    assert "without branch analysis" in note and report == truth
+    prepared.write_text("{")
+    note, report = gate()
+    assert "unreadable" in note and report == truth
+
+
+def test_prepare_runs_the_tests_meanwhile_and_returns_their_status(make_repo, run_coverage,
+                                                                   tmp_path):
+    repo, base = _pushed(make_repo, run_coverage)
+    prepared = tmp_path / "prepared.json"
+    marker = tmp_path / "ran"
+    tests = [sys.executable, "-c", "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text("
+             "' '.join(sys.argv[2:])); sys.exit(3)", str(marker), "-m", "--junitxml=j.xml"]
+    out = cli("prepare", "--base", base, "--head", repo.head(), "-o", str(prepared), "--run",
+              *tests, cwd=repo.path)
+    assert out.returncode == 3, out.stderr
+    assert marker.read_text() == "-m --junitxml=j.xml"   # options after --run are the tests'
+    assert json.loads(prepared.read_text())["head"] == repo.head()
+    # a failed prepare does not fail the tests: it warns, the gate will recompute
+    out = cli("prepare", "--base", base, "--head", "f" * 40, "-o", str(tmp_path / "x.json"),
+              "--run", sys.executable, "-c", "pass", cwd=repo.path)
+    assert out.returncode == 0 and "unknown head revision" in out.stderr
+    assert "the gate will recompute" in out.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_step_arguments_and_the_test_command_rendered_per_build():
+    assert gate_arguments("b" * 40, "abc", "d", 90, prepared="p.json")[-2:] == [
+        "--prepared", "p.json"]
+    assert prepare_arguments("0" * 40, "abc", ["python", "-m", "pytest"]) == [
+        "coverage", "prepare", "--head", "abc", "--output", ".greenlight-coverage-prepared.json",
+        "--run", "python", "-m", "pytest"]
+    assert prepare_arguments("b" * 40, "abc", ["t"], [".pyx"])[2:4] == ["--base", "b" * 40]
+    command = PrepareAlongside(["python", "-m", "pytest"], greenlight=["/venv/bin/greenlight"])
+    props = Properties()
+    assert command.getRenderingFor(props) == ["python", "-m", "pytest"]  # nothing to prepare
+    props.setProperty("got_revision", "c" * 40, "test")
+    props.setProperty("greenlight_base", "b" * 40, "test")
+    assert command.getRenderingFor(props) == [
+        "/venv/bin/greenlight", "coverage", "prepare", "--base", "b" * 40, "--head", "c" * 40,
+        "--output", ".greenlight-coverage-prepared.json", "--run", "python", "-m", "pytest"]
+    assert command == PrepareAlongside(["python", "-m", "pytest"],
+                                       greenlight=["/venv/bin/greenlight"])  # stable reconfig
