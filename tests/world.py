@@ -5,6 +5,7 @@ Everything runs for real (processes, git, HTTP); only the ports and folders are 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -33,8 +34,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0) -> Path:
+def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
+                   shards: int | str = 1) -> Path:
+    """The world's settings file. ``shards``: ``[shards] count`` (default 1: the verify build
+    runs its tests in one step, whatever the workers; "auto" or N >= 2 fans out), unless
+    ``extra`` has its own ``[shards]`` section."""
     web, pb = free_port(), free_port()
+    shards_section = "" if "[shards]" in extra else f"[shards]\ncount = {json.dumps(shards)}\n"
     settings = base / "greenlight.toml"
     settings.write_text(f"""
 [greenlight]
@@ -52,6 +58,7 @@ count = {workers}
 setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--requirements", "requirements.txt",
                  "--cache", "{VENV_CACHE}", "--link", ".venv"]
 
+{shards_section}
 [deploy]
 demo_hosts = {demo_hosts}
 {extra}
@@ -60,10 +67,11 @@ demo_hosts = {demo_hosts}
 
 
 class World:
-    def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0):
+    def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
+                 shards: int | str = 1):
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
-        self.settings_file = write_settings(base, workers, extra, demo_hosts)
+        self.settings_file = write_settings(base, workers, extra, demo_hosts, shards)
         from greenlight_master import settings as settings_mod
 
         self.settings = settings_mod.load(self.settings_file)

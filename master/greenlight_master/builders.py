@@ -79,19 +79,9 @@ def shard_reports_dir(settings: Settings) -> str:
     return str(settings.state_dir / "shards")
 
 
-def _shard_plugin_env(settings: Settings, command: list[str]) -> list[str]:
-    """The target's venv lacks Greenlight: load our stdlib-only pytest plugin from the project
-    through PYTHONPATH (inherited by xdist and coverage subprocesses) and ``-p``."""
-    from greenlight_master.settings import PROJECT_ROOT
-
-    return ["env", f"PYTHONPATH={PROJECT_ROOT / 'plugins'}", *command,
-            "-p", "greenlight.shards.pytest_plugin"]
-
-
 def shard_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
-    """One shard build: checkout, setup, then the shard steps (run, rerun failures, upload)."""
-    import sys
-
+    """One shard build: checkout, setup, then the shard steps (the pytest plugin shipped from
+    the master, run, rerun failures alone, upload): the target's venv needs no Greenlight."""
     from greenlight.steps.shards import shard_builder_steps
 
     verify = settings["verify"]
@@ -107,17 +97,16 @@ def shard_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
                and _optional_step("greenlight.steps.coverage_gate", "CoverageGate") is not None)
     if measure:
         test_command = _under_coverage(test_command)
-    for step in shard_builder_steps(
-            _shard_plugin_env(settings, test_command), shard_reports_dir(settings),
-            greenlight=[sys.executable, "-m", "greenlight.cli.main"],
-            coverage_python=test_command[0] if measure else None):
+    for step in shard_builder_steps(test_command, shard_reports_dir(settings),
+                                    coverage_python=test_command[0] if measure else None):
         factory.addStep(step)
     return factory
 
 
-def verify_factory_sharded(settings: Settings, repo_url: str) -> util.BuildFactory:
-    """The verify build with its tests fanned out: checkout, base, schema review, setup, then
-    plan → trigger the shard builds → one verdict → their coverage combined → the gate."""
+def verify_factory_sharded(settings: Settings, repo_url: str, count: int) -> util.BuildFactory:
+    """The verify build with its tests fanned out to ``count`` shards: checkout, base, schema
+    review, setup, then plan → trigger the shard builds → one verdict → their coverage
+    combined → the gate."""
     from greenlight.steps.shards import (CollectShards, FetchShardCoverage, PlanShards,
                                          TriggerShards)
 
@@ -134,7 +123,7 @@ def verify_factory_sharded(settings: Settings, repo_url: str) -> util.BuildFacto
     test_command = [settings.expand(a) for a in settings["verify"]["test_command"]]
     python = test_command[0]
     factory.addStep(PlanShards(
-        shards=shards["count"], durations_db=durations, haltOnFailure=True,
+        shards=count, durations_db=durations, haltOnFailure=True,
         group_by_module=shards["group_by_module"],
         collect_command=[python, "-m", "pytest", "--collect-only", "-q", "-p",
                          "no:cacheprovider"]))

@@ -151,7 +151,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              "sqlite:///{state_dir}/schema-approvals.sqlite"),
     },
     "shards": {
-        "count": Key(_non_negative_int, "a whole number (0 or 1 = no fan-out)", 0),
+        # "auto": one shard per worker ([workers] count), so one worker = no fan-out.
+        "count": Key(lambda v: v == "auto" or _non_negative_int(v),
+                     '"auto" (one shard per worker) or a whole number (0 or 1 = no fan-out)',
+                     "auto"),
         "group_by_module": Key(_is_bool, "true or false", False),
         "flaky_fails_build": Key(_is_bool, "true or false", False),
         "durations_url": Key(_is_str, "an SQLAlchemy URL (durations store + flaky ledger)",

@@ -1,11 +1,20 @@
-"""Shard fan-out (issue 5), opt-in: ``[shards] count >= 2`` spreads the verify build's tests
-over the ``shard`` builder, one build per shard on the workers.
+"""Shard fan-out (issue 5): the verify build's tests spread over the ``shard`` builder, one
+build per shard on the workers.
 
-Off by default (count 0 or 1): the verify build runs ``pytest -n auto`` on one worker as
-before. On, this adds the ``shard`` builder (``collapseRequests=False``, or the N requests of
-one verify build would collapse into one), its Triggerable scheduler ``shards``, and swaps the
-verify builder's factory for the fan-out variant (same builder name, so later extensions such
-as deploy_config still find it and append their steps).
+``[shards] count = "auto"`` (the default) makes one shard per worker: with one worker there is
+no fan-out (the verify build runs ``pytest -n auto`` there, as before); with W >= 2 workers, W
+shards. An explicit count >= 2 fans out to that many shards; 0 or 1 turns it off.
+
+On, this adds the ``shard`` builder (``collapseRequests=False``, or the N requests of one verify
+build would collapse into one), its Triggerable scheduler ``shards``, and swaps the verify
+builder's factory for the fan-out variant (same builder name, so later extensions such as
+deploy_config still find it and append their steps).
+
+Worker slots: the verify build holds its worker while it waits for its shards. With one build
+per worker (``max_builds=1``) the shards would get only W-1 workers, so each worker gets a
+second slot; a Buildbot WorkerLock (one "shard" slot per worker) keeps that second slot for at
+most one shard, and Buildbot runs at most one build of a builder on a worker, so a worker runs
+at most its verify (or deploy) build plus one shard, and all W shards start at once.
 """
 from __future__ import annotations
 
@@ -14,9 +23,31 @@ from buildbot.plugins import schedulers, util
 from greenlight_master import builders, config
 from greenlight_master.settings import Settings
 
+# At most one shard build per worker at a time, whatever else the worker runs.
+SHARD_SLOT = util.WorkerLock("greenlight-shard-slot", maxCount=1)
+WORKER_SLOTS = 2  # the waiting verify build + one shard
+
+
+def shard_count(settings: Settings) -> int:
+    """The number of shards a verify build fans out to (below 2: no fan-out)."""
+    count = settings["shards"]["count"]
+    return settings["workers"]["count"] if count == "auto" else count
+
 
 def enabled(settings: Settings) -> bool:
-    return settings["shards"]["count"] >= 2
+    return shard_count(settings) >= 2
+
+
+def _with_slots(workers: list, slots: int) -> list:
+    """The same workers, each allowed ``slots`` builds at once (other arguments kept)."""
+    result = []
+    for old in workers:
+        spec = old.getConfigDict()
+        kwargs = dict(spec["kwargs"])
+        if kwargs.get("max_builds") is not None:
+            kwargs["max_builds"] = max(kwargs["max_builds"], slots)
+        result.append(type(old)(*spec["args"], **kwargs))
+    return result
 
 
 def configure(settings: Settings, c: dict) -> None:
@@ -24,11 +55,13 @@ def configure(settings: Settings, c: dict) -> None:
         return
     url = config.repo_url(settings)
     names = config.worker_names(settings)
+    c["workers"] = _with_slots(c["workers"], WORKER_SLOTS)
     verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
-    verify.factory = builders.verify_factory_sharded(settings, url)
+    verify.factory = builders.verify_factory_sharded(settings, url, shard_count(settings))
     c["builders"].append(util.BuilderConfig(
         name=builders.SHARD, workernames=names, factory=builders.shard_factory(settings, url),
-        collapseRequests=False,
+        collapseRequests=False, locks=[SHARD_SLOT.access("counting")],
         description="One shard of a verify build's tests (triggered by verify)"))
     c["schedulers"].append(schedulers.Triggerable(name=builders.SHARD_SCHEDULER,
                                                   builderNames=[builders.SHARD]))
+

@@ -58,7 +58,7 @@ from buildbot.plugins import schedulers, steps, util, worker
 from greenlight.steps.shards import (CollectShards, PlanShards, TriggerShards,
                                      shard_builder_steps)
 
-PY, GL, SUITE, REPORTS, DB = {py!r}, {gl!r}, {suite!r}, {reports!r}, {db!r}
+PY, SUITE, REPORTS, DB = {py!r}, {suite!r}, {reports!r}, {db!r}
 PYTEST = [PY, "-m", "pytest", "-p", "no:cacheprovider"]
 c = BuildmasterConfig = {{}}
 c["buildbotNetUsageData"] = None
@@ -81,7 +81,7 @@ verify = util.BuildFactory([
     TriggerShards(schedulerName="shards"),
     CollectShards(reports_dir=REPORTS, durations_db=DB, alwaysRun=True),
 ])
-shard = util.BuildFactory([copy_suite(), *shard_builder_steps(PYTEST, REPORTS, greenlight=[GL])])
+shard = util.BuildFactory([copy_suite(), *shard_builder_steps(PYTEST, REPORTS)])
 c["builders"] = [
     util.BuilderConfig(name="verify", workernames=["parent"], factory=verify),
     util.BuilderConfig(name="shard", workernames=["s1", "s2", "s3"], factory=shard,
@@ -123,7 +123,7 @@ def master(request, tmp_path):
     basedir = tmp_path / "master"
     _run(str(BIN / "buildbot"), "create-master", "-q", str(basedir))
     (basedir / "master.cfg").write_text(MASTER_CFG.format(
-        py=sys.executable, gl=str(BIN / "greenlight"), suite=str(suite),
+        py=sys.executable, suite=str(suite),
         reports=str(tmp_path / "reports"), db=db, pb=pb, web=web))
     started = []
     try:

@@ -1,7 +1,9 @@
-"""The shard fan-out wired into Greenlight's own master (``[shards] count = 3``, 3 workers): a
-push runs 3 shard builds, one verdict with every test run exactly once, the combined coverage
-gate in the verify build, a failing test named; and the flaky tests page. The engine-level
-fan-out (flaky detection, a worker lost mid-shard) is in test_e2e_fanout.py."""
+"""The shard fan-out wired into Greenlight's own master with its default ``[shards] count =
+"auto"`` and 3 workers: a push runs 3 shard builds at once (one per worker, the waiting verify
+build does not starve them), one verdict with every test run exactly once, the combined coverage
+gate in the verify build, a failing test named, a flaky test recorded and shown on the flaky
+tests page. The shard builds get the pytest plugin from the master (the demo's venv has no
+Greenlight). The engine-level fan-out (a worker lost mid-shard) is in test_e2e_fanout.py."""
 from __future__ import annotations
 
 import base64
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("fanout"), workers=3, extra="[shards]\ncount = 3\n")
+    world = World(tmp_path_factory.mktemp("fanout"), workers=3, shards="auto")
     world.up()
     yield world
     world.down()
@@ -68,6 +70,11 @@ def test_push_fans_out_to_three_shards_with_one_verdict(world, tmp_path):
     assert len(shards) == 3, shards
     assert sorted(b["properties"]["shard_index"][0] for b in shards) == [1, 2, 3]
     assert all(b["results"] == 0 for b in shards), [b["state_string"] for b in shards]
+    # One shard per worker, all three at once: the verify build's worker runs one too.
+    assert len({b["workerid"] for b in shards}) == 3
+    assert max(b["started_at"] for b in shards) < min(b["complete_at"] for b in shards)
+    plugin = _step(world, shards[0]["buildid"], "shard-plugin")
+    assert plugin["results"] == 0, plugin["state_string"]
 
     props = _properties(world, build["buildid"])
     assert props["shard_count"] == 3
@@ -101,10 +108,26 @@ def test_failing_test_fails_the_parent_and_is_named(world, tmp_path):
     assert collect["results"] == 2 and "test_broken_total" in collect["state_string"]
 
 
-def test_flaky_page_is_served_by_the_master(world):
+def test_flaky_test_warns_is_recorded_and_shown(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    (clone / "tests" / "test_broken.py").unlink(missing_ok=True)  # the previous test's
+    (clone / "tests" / "test_wobbly.py").write_text(
+        "from pathlib import Path\n\nMARKER = Path(__file__).with_name('wobbly.marker')\n\n\n"
+        "def test_wobbly_once():\n    first = not MARKER.exists()\n    MARKER.write_text('x')\n"
+        "    assert not first, 'fails on its first run only'\n")
+    sha = commit_all(clone, "a flaky test")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha, timeout=240)
+    assert build["results"] == 1, build["state_string"]  # WARNINGS: flaky does not fail
+    assert len(_shard_builds(world, build["buildid"], 3)) == 3
+    props = _properties(world, build["buildid"])
+    flaky = "tests/test_wobbly.py::test_wobbly_once"
+    assert props["shards_flaky_tests"] == [flaky] and props["shards_failed_tests"] == []
+    ledger = FlakyLedger(world.settings.expand(world.settings["shards"]["durations_url"]))
+    assert [e.test_id for e in ledger.flakiest()] == [flaky]
     response = requests.get(world.url + MOUNT.lstrip("/") + "/flaky/", timeout=10)
     assert response.status_code == 200
-    assert "Flaky tests" in response.text
+    assert "Flaky tests" in response.text and "test_wobbly_once" in response.text
 
 
 def test_flaky_page_ranks_and_escapes(tmp_path):

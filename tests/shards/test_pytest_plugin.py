@@ -150,6 +150,7 @@ def test_group_by_module_keeps_module_fixtures_single(suite):
     (["--shard=3/2"], "1 <= i <= N"),
     (["--shard=two"], "expected i/N"),
     (["--shard-plan=plan.json"], "--shard-plan needs --shard i/N"),
+    (["--shard-rerun-report=r.json"], "--shard-rerun-report needs --shard i/N"),
     (["--shard=1/3", "--shard-plan=missing.json"], "cannot read"),
 ])
 def test_bad_options_are_usage_errors(suite, args, message):
@@ -164,3 +165,108 @@ def test_plan_with_another_shard_count_is_refused(suite):
     (root / "plan.json").write_text(json.dumps({"shards": [{"index": 1, "tests": []}]}))
     proc = _pytest(root, "-q", "--shard=1/2", "--shard-plan=plan.json")
     assert proc.returncode == 4 and "plan again with --shards 2" in proc.stderr
+
+
+FLAKY_SUITE = '''
+from pathlib import Path
+
+MARKER = Path(__file__).with_name("marker")
+
+
+def test_fine():
+    pass
+
+
+def test_broken():
+    assert 1 == 2, "a real failure"
+
+
+def test_flaky():
+    first = not MARKER.exists()
+    MARKER.write_text("x")
+    assert not first, "fails on its first run only"
+'''
+
+
+@pytest.fixture
+def flaky_suite(tmp_path):
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_f.py").write_text(FLAKY_SUITE)
+    (tmp_path / "plan.json").write_text(json.dumps({"shards": [
+        {"index": 1, "tests": ["test_f.py::test_broken", "test_f.py::test_flaky",
+                               "test_f.py::test_fine"]},
+        {"index": 2, "tests": []}]}))
+    return tmp_path
+
+
+def _check_reruns(root: Path) -> None:
+    reruns = _report(root / "rerun.json")
+    assert reruns["flaky"] == ["test_f.py::test_flaky"]
+    assert reruns["failed"] == ["test_f.py::test_broken"] and reruns["ok"] is False
+    by_id = {r["test_id"]: r for r in reruns["reruns"]}
+    assert by_id["test_f.py::test_flaky"]["rerun_outcome"] == "passed"
+    assert "fails on its first run only" in by_id["test_f.py::test_flaky"]["message"]
+    assert by_id["test_f.py::test_broken"]["rerun_outcome"] == "failed"
+    assert "a real failure" in by_id["test_f.py::test_broken"]["message"]
+    report = _report(root / "report.json")
+    assert report["results"]["test_f.py::test_flaky"]["outcome"] == "failed"  # first run
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_failed_tests_are_rerun_alone_flaky_or_real(flaky_suite, xdist):
+    proc = _pytest(flaky_suite, "-q", *xdist, "--shard=1/2", "--shard-plan=plan.json",
+                   "--shard-report=report.json", "--shard-rerun-report=rerun.json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _check_reruns(flaky_suite)
+    assert "1 flaky (passed alone), 1 failed again" in proc.stdout
+
+
+def test_no_failures_write_an_empty_rerun_verdict(flaky_suite):
+    proc = _pytest(flaky_suite, "-q", "--shard=2/2", "--shard-plan=plan.json",
+                   "--shard-rerun-report=rerun.json")
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # shard 2 of this plan is empty
+    assert _report(flaky_suite / "rerun.json") == {"flaky": [], "failed": [], "reruns": [],
+                                                   "ok": True}
+
+
+def test_shipped_file_runs_a_shard_where_greenlight_is_not_installed(flaky_suite, tmp_path):
+    """What a shard build does on a worker whose venv lacks Greenlight: the plugin's one file,
+    alone on PYTHONPATH, loaded with -p (here `greenlight` is made unimportable and entry
+    points are off, so nothing but the shipped file can serve)."""
+    from greenlight.steps.shards import plugin_source
+
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    (ship / "shipped_shard.py").write_bytes(Path(plugin_source()).read_bytes())
+    script = ("import sys; sys.modules['greenlight'] = None; import pytest; "
+              "sys.exit(pytest.main(sys.argv[1:]))")
+    env = {**_env(), "PYTHONPATH": str(ship), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "-q", "-p", "no:cacheprovider", "-p", "shipped_shard",
+         "--shard=1/2", "--shard-plan=plan.json", "--shard-report=report.json",
+         "--shard-rerun-report=rerun.json"],
+        cwd=flaky_suite, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _check_reruns(flaky_suite)
+    durations = subprocess.run(
+        [sys.executable, "-c", script, "-q", "-p", "shipped_shard", "--shard=1/2"],
+        cwd=flaky_suite, env=env, capture_output=True, text=True, timeout=120)
+    assert durations.returncode == 4 and "pass --shard-plan FILE" in durations.stderr
+
+
+def test_p_greenlight_shard_means_the_entry_point_where_greenlight_is_installed(flaky_suite,
+                                                                                tmp_path):
+    """The shard builder always passes `-p greenlight_shard` with the shipped file on
+    PYTHONPATH; in a venv that has Greenlight the entry point of that name is used instead
+    (the plugin is not registered twice, the shipped copy is never imported)."""
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    (ship / "greenlight_shard.py").write_text("raise RuntimeError('shipped copy imported')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "greenlight_shard", "--shard=1/2", "--shard-plan=plan.json",
+         "--shard-report=report.json", "--shard-rerun-report=rerun.json"],
+        cwd=flaky_suite, env={**_env(), "PYTHONPATH": str(ship)}, capture_output=True,
+        text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _check_reruns(flaky_suite)

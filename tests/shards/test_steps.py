@@ -9,16 +9,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+from buildbot.process import remotetransfer
 from buildbot.process.results import FAILURE, SUCCESS, WARNINGS
 from buildbot.test.reactor import TestReactorMixin
-from buildbot.test.steps import ExpectShell, TestBuildStepMixin
+from buildbot.test.steps import (ExpectDownloadFile, ExpectRemoteRef, ExpectShell,
+                                  TestBuildStepMixin)
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
 from greenlight.steps.shards import (DEFAULT_COLLECT, CollectShards, FetchShardCoverage,
-                                     PlanShards, TriggerShards, shard_builder_steps)
+                                     PlanShards, TriggerShards, plugin_source,
+                                     shard_builder_steps)
 
 SUITE = "import pytest\n\n@pytest.mark.parametrize('k', range(6))\ndef test_k(k):\n" \
         "    assert k != 4\n"
@@ -108,6 +111,8 @@ class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         entries = FlakyLedger(self.db).flakiest()
         assert [(e.test_id, e.last_build, e.last_commit) for e in entries] == \
             [("test_s.py::test_k[4]", "92", "c0ffee")]
+        # ... and the step's WARNINGS marks the build (Buildbot ignores it by default).
+        assert self.get_nth_step(0).warnOnWarnings is True
 
     async def test_collect_fails_loudly_when_a_shard_left_nothing(self):
         folder = self.tmp / "reports" / "92"
@@ -146,18 +151,46 @@ class ShardBuilderStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestC
         steps = shard_builder_steps(["python", "-m", "pytest", "-n", "auto"], "var/shards",
                                     coverage_python="python")
         assert [s.name for s in steps] == [
-            "shard-plan", "tests", "rerun-failures", "upload-shard-report", "combine-coverage",
+            "shard-plan", "shard-plugin", "tests", "upload-shard-report", "combine-coverage",
             "upload-shard-coverage", "upload-rerun-verdicts"]
-        self.setup_step(steps[1])
+        assert steps[1].mastersrc == plugin_source()
+        assert Path(plugin_source()).name == "pytest_plugin.py"
+        self.setup_step(steps[2])
         self.build.setProperty("shard_index", 2, "Trigger")
         self.build.setProperty("shard_count", 3, "Trigger")
-        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False, command=[
-            "python", "-m", "pytest", "-n", "auto", "--shard=2/3",
-            "--shard-plan=greenlight-shard-plan.json", "--shard-report=greenlight-shard.json",
-            "--junitxml=greenlight-shard.xml"]).exit(1))
+        self.build.setProperty("builddir", "/w/shard", "Worker")
+        self.expect_commands(ExpectShell(
+            workdir="wkdir", log_environ=False,
+            env={"PYTHONPATH": "/w/shard/greenlight-shard-plugin"}, command=[
+                "python", "-m", "pytest", "-n", "auto", "-p", "greenlight_shard", "--shard=2/3",
+                "--shard-plan=greenlight-shard-plan.json", "--shard-report=greenlight-shard.json",
+                "--junitxml=greenlight-shard.xml",
+                "--shard-rerun-report=greenlight-shard-rerun.json"]).exit(1))
         # The step shows red, but flunkOnFailure=False: the verdict is CollectShards' to give.
         self.expect_outcome(result=FAILURE)
         await self.run_step()
+
+    async def test_the_plugin_lands_beside_the_checkout(self):
+        step = shard_builder_steps(["python", "-m", "pytest"], "var/shards")[1]
+        self.setup_step(step)
+        self.build.setProperty("builddir", "/w/shard", "Worker")
+        shipped = []
+        self.expect_commands(ExpectDownloadFile(
+            workerdest="/w/shard/greenlight-shard-plugin/greenlight_shard.py",
+            workdir="wkdir", blocksize=16384, maxsize=None, mode=None,
+            reader=ExpectRemoteRef(remotetransfer.FileReader))
+            .download_string(shipped.append, size=1_000_000).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+        assert shipped == [Path(plugin_source()).read_bytes()]
+
+    def test_without_shipping_the_installed_plugin_is_used_as_is(self):
+        steps = shard_builder_steps(["python", "-m", "pytest"], "var/shards",
+                                    rerun_failures=False, ship_plugin=False)
+        assert [s.name for s in steps] == ["shard-plan", "tests", "upload-shard-report"]
+        plain = [a for a in steps[1].command if isinstance(a, str)]
+        assert plain[:3] == ["python", "-m", "pytest"] and "-p" not in plain
+        assert not any("rerun" in a for a in plain) and steps[1].env is None
 
     async def test_fetch_coverage_adds_one_download_per_shard(self):
         folder = Path(tempfile.mkdtemp(prefix="shard-cov-"))

@@ -2,17 +2,25 @@
 
     pytest --shard 2/4 --shard-plan plan.json            # plan from ``greenlight shards plan``
     pytest --shard 2/4 --shard-durations .test_durations # plan computed here, from durations
-    pytest --shard 2/4 -n auto --shard-report shard2.json
+    pytest --shard 2/4 -n auto --shard-report shard2.json --shard-rerun-report rerun2.json
 
 It loads in every pytest run of every project that installs Greenlight, so without ``--shard``
 it registers nothing but its options. Selection happens in ``pytest_collection_modifyitems``,
 which runs in each xdist worker on the same collection, so every worker deselects the same tests
 and ``-n auto`` composes with sharding.
+
+Standalone: with ``--shard-plan`` this file needs only the standard library and pytest, so a
+Buildbot shard build ships it to a worker whose test venv lacks Greenlight (as the module
+``greenlight_shard``, loaded with ``-p greenlight_shard``: where Greenlight is installed that
+name is its entry point instead). Only ``--shard-durations`` imports Greenlight's planner.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +28,8 @@ import pytest
 
 REPORT_KEY = "greenlight_shard"
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+RERUN_TIMEOUT = 600.0  # seconds per test rerun alone
+RERUN_LIMIT = 25       # more failures than this in one shard are real: no reruns past it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="keep the tests of one module in one shard (with --shard-durations)")
     group.addoption("--shard-report", metavar="FILE", default=None,
                     help="write JSON: collected, selected and executed test ids with outcomes")
+    group.addoption("--shard-rerun-report", metavar="FILE", default=None,
+                    help="after the run, rerun each failed test alone in a fresh pytest "
+                         "process and write the verdicts (flaky: passed alone) as JSON here")
 
 
 def parse_shard_spec(spec: str) -> tuple[int, int]:
@@ -50,8 +63,8 @@ def parse_shard_spec(spec: str) -> tuple[int, int]:
 
 def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("shard", None)
-    needs_shard = [opt for opt in ("shard_plan", "shard_durations", "shard_report")
-                   if config.getoption(opt, None)]
+    needs_shard = [opt for opt in ("shard_plan", "shard_durations", "shard_report",
+                                   "shard_rerun_report") if config.getoption(opt, None)]
     if spec is None:
         if needs_shard:
             flag = "--" + needs_shard[0].replace("_", "-")
@@ -107,6 +120,8 @@ class ShardSelector:
         self.results: dict[str, dict] = {}
         self.started = time.time()
         self.is_worker = hasattr(config, "workerinput")
+        self.reruns: dict | None = None
+        self.messages: dict[str, str] = {}  # first failure text of each failed test
 
     # -- selection (runs in the single process, or in every xdist worker) ----------------------
     @pytest.hookimpl(trylast=True)
@@ -135,9 +150,13 @@ class ShardSelector:
                     shard_of[test_id] = _fallback_shard(test_id, self.count)
             self.predicted = next((p for s, p in where.values() if s == self.index), 0.0)
             return shard_of
-        from greenlight.errors import GreenlightError
-        from greenlight.shards.durations_file import read_durations_file
-        from greenlight.shards.planner import plan_shards
+        try:
+            from greenlight.errors import GreenlightError
+            from greenlight.shards.durations_file import read_durations_file
+            from greenlight.shards.planner import plan_shards
+        except ImportError:
+            raise pytest.UsageError("--shard without --shard-plan plans the shards here, which "
+                                    "needs Greenlight installed; pass --shard-plan FILE")
 
         durations_file = self.config.getoption("shard_durations")
         try:
@@ -161,6 +180,8 @@ class ShardSelector:
             outcome = "skipped" if report.skipped else "passed"
         if _RANK[outcome] > _RANK[entry["outcome"]]:
             entry["outcome"] = outcome
+        if report.failed and report.nodeid not in self.messages:
+            self.messages[report.nodeid] = str(report.longreprtext)[-2000:]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -179,8 +200,14 @@ class ShardSelector:
             return
         path = self.config.getoption("shard_report")
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps(self.report(), indent=1) + "\n", encoding="utf-8")
+            _write_json(path, self.report())
+        rerun_path = self.config.getoption("shard_rerun_report")
+        if rerun_path:
+            failed = [t for t, r in self.results.items() if r["outcome"] in ("failed", "error")]
+            self.reruns = rerun_failures(
+                failed, {t: (self.results[t]["outcome"], self.messages.get(t, "")) for t in failed},
+                self.config.rootpath)
+            _write_json(rerun_path, self.reruns)
 
     def report(self) -> dict:
         """The shard report JSON contract (see docs/shards.md)."""
@@ -198,3 +225,62 @@ class ShardSelector:
             f"{len(self.collected)} collected tests selected, predicted "
             f"{self.predicted:.2f} s, took {time.time() - self.started:.2f} s"
             + (f", {len(self.unplanned)} {self.unplanned_label}" if self.unplanned else ""))
+        if self.reruns and self.reruns["reruns"]:
+            terminalreporter.write_line(
+                f"greenlight shard {self.index}/{self.count}: failed tests rerun alone: "
+                f"{len(self.reruns['flaky'])} flaky (passed alone), "
+                f"{len(self.reruns['failed'])} failed again")
+            for test_id in self.reruns["flaky"]:
+                terminalreporter.write_line(f"  flaky: {test_id}")
+
+
+def _write_json(path: str, data: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def rerun_failures(test_ids: list[str], first: dict[str, tuple[str, str]], rootdir: Path,
+                   timeout: float = RERUN_TIMEOUT, limit: int = RERUN_LIMIT) -> dict:
+    """Rerun each failed test alone (a fresh ``python -m pytest`` in ``rootdir`` with this
+    interpreter, i.e. the target's own venv). ``first``: test id -> (outcome, failure text) of
+    the first run. Returns the JSON contract of ``greenlight shards rerun-failures``: passed
+    (or skipped) alone = flaky, anything else = failed."""
+    reruns = []
+    for k, test_id in enumerate(test_ids):
+        outcome, message = first[test_id]
+        if k >= limit:
+            reruns.append({"test_id": test_id, "first_outcome": outcome,
+                           "rerun_outcome": "not rerun", "verdict": "failed", "seconds": 0.0,
+                           "message": f"not rerun: more than {limit} tests failed in this "
+                                      f"shard\n{message}"})
+            continue
+        reruns.append(_rerun_one(test_id, outcome, message, rootdir, timeout))
+    flaky = [r["test_id"] for r in reruns if r["verdict"] == "flaky"]
+    failed = [r["test_id"] for r in reruns if r["verdict"] != "flaky"]
+    return {"flaky": flaky, "failed": failed, "reruns": reruns, "ok": not failed}
+
+
+def _rerun_one(test_id: str, first_outcome: str, first_message: str, rootdir: Path,
+               timeout: float) -> dict:
+    # -p no:cacheprovider: no --lf/--ff cache may reorder or skip anything in the rerun. The
+    # exit status says it all for one test: 0 passed (or skipped), 1 failed, 5 not found.
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--", test_id]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_XDIST") and k != "PYTEST_CURRENT_TEST"}
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(argv, cwd=rootdir, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"test_id": test_id, "first_outcome": first_outcome, "rerun_outcome": "error",
+                "verdict": "failed", "seconds": round(time.monotonic() - started, 3),
+                "message": f"rerun timed out after {timeout:.0f} s"}
+    outcome = {0: "passed", 1: "failed"}.get(proc.returncode, "error")
+    output = (proc.stdout + proc.stderr)[-2000:]
+    # Flaky: the first run's failure is what the ledger keeps; failed again: the rerun's.
+    message = first_message if outcome == "passed" else (
+        output if outcome == "failed"
+        else f"rerun did not execute {test_id} (pytest exit {proc.returncode}): {output}")
+    return {"test_id": test_id, "first_outcome": first_outcome, "rerun_outcome": outcome,
+            "verdict": "flaky" if outcome == "passed" else "failed",
+            "seconds": round(time.monotonic() - started, 3), "message": message}

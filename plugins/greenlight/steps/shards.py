@@ -2,8 +2,9 @@
 
     verify build:  PlanShards  ->  TriggerShards (waits)  ->  CollectShards
                    [-> FetchShardCoverage -> coverage combine -> CoverageGate]
-    shard build:   shard_builder_steps(...)  (download plan, pytest --shard i/N, rerun
-                   failures alone, upload the shard report + rerun verdicts to the master)
+    shard build:   shard_builder_steps(...)  (download plan + the pytest plugin, pytest
+                   --shard i/N rerunning its failures alone, upload the shard report, rerun
+                   verdicts and coverage to the master)
 
 The engine does the work (``greenlight.shards``); these steps only move files and properties.
 Shard results travel as files uploaded to ``<reports_dir>/<parent build id>/`` on the master; a
@@ -32,6 +33,8 @@ PLAN_FILE = "greenlight-shard-plan.json"
 REPORT_FILE = "greenlight-shard.json"
 RERUN_FILE = "greenlight-shard-rerun.json"
 JUNIT_FILE = "greenlight-shard.xml"
+PLUGIN_DIR = "greenlight-shard-plugin"   # in the shard builder's builddir, beside the checkout
+PLUGIN_MODULE = "greenlight_shard"       # = the pytest11 entry point's name where installed
 DEFAULT_COLLECT = ("python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
 
 
@@ -116,30 +119,48 @@ class TriggerShards(Trigger):
                 for shard in plan["shards"]]
 
 
-def shard_builder_steps(test_command, reports_dir: str, greenlight=("greenlight",),
-                        rerun_failures: bool = True, coverage_python: str | None = None) -> list:
+def plugin_source() -> str:
+    """The pytest plugin's file on the master (stdlib + pytest only), shipped to shard builds."""
+    import importlib.util
+
+    return importlib.util.find_spec("greenlight.shards.pytest_plugin").origin
+
+
+def shard_builder_steps(test_command, reports_dir: str, rerun_failures: bool = True,
+                        coverage_python: str | None = None, ship_plugin: bool = True) -> list:
     """The steps of the shard builder: run this shard, rerun its failures alone, upload.
 
     ``test_command`` is the argv of pytest on the worker (e.g. ``["python", "-m", "pytest",
     "-n", "auto"]``, or under ``coverage run``); ``reports_dir`` is a folder on the master (the
     CollectShards one). With ``coverage_python`` (the worker's python that has coverage) the
     shard's coverage data is combined and uploaded too, for FetchShardCoverage in the parent.
+
+    The worker needs nothing of Greenlight: with ``ship_plugin`` the pytest plugin's one file
+    is downloaded to ``<builddir>/greenlight-shard-plugin/greenlight_shard.py`` (outside the
+    checkout, so a clobbering checkout keeps it and coverage does not see it) and loaded with
+    ``-p greenlight_shard`` through ``PYTHONPATH``; the plugin itself reruns the failed tests
+    alone with the target's python (``--shard-rerun-report``). Without ``ship_plugin`` the
+    target's venv must have Greenlight installed (its ``pytest11`` entry point loads it).
     """
     plan_json = renderer(lambda props: json.dumps(props.getProperty("shard_plan") or {}))
     dest = f"{reports_dir}/%(prop:shard_parent_buildid)s/shard-%(prop:shard_index)s"
-    steps = [
-        StringDownload(plan_json, workerdest=PLAN_FILE, name="shard-plan"),
-        ShellCommand(name="tests", logEnviron=False, command=[
-            *test_command, Interpolate("--shard=%(prop:shard_index)s/%(prop:shard_count)s"),
-            f"--shard-plan={PLAN_FILE}", f"--shard-report={REPORT_FILE}",
-            f"--junitxml={JUNIT_FILE}"], flunkOnFailure=False, warnOnFailure=True),
-    ]
+    steps = [StringDownload(plan_json, workerdest=PLAN_FILE, name="shard-plan")]
+    command = list(test_command)
+    env = None
+    if ship_plugin:
+        folder = Interpolate(f"%(prop:builddir)s/{PLUGIN_DIR}")
+        steps.append(FileDownload(mastersrc=plugin_source(), name="shard-plugin",
+                                  workerdest=Interpolate(f"%(prop:builddir)s/{PLUGIN_DIR}/"
+                                                         f"{PLUGIN_MODULE}.py")))
+        command += ["-p", PLUGIN_MODULE]
+        env = {"PYTHONPATH": folder}
+    command += [Interpolate("--shard=%(prop:shard_index)s/%(prop:shard_count)s"),
+                f"--shard-plan={PLAN_FILE}", f"--shard-report={REPORT_FILE}",
+                f"--junitxml={JUNIT_FILE}"]
     if rerun_failures:
-        steps.append(ShellCommand(
-            name="rerun-failures", logEnviron=False, alwaysRun=True,
-            flunkOnFailure=False, warnOnFailure=True,
-            command=[*greenlight, "shards", "rerun-failures", JUNIT_FILE, "--output",
-                     RERUN_FILE]))
+        command.append(f"--shard-rerun-report={RERUN_FILE}")
+    steps.append(ShellCommand(name="tests", logEnviron=False, command=command, env=env,
+                              flunkOnFailure=False, warnOnFailure=True))
     steps.append(FileUpload(workersrc=REPORT_FILE, masterdest=Interpolate(dest + ".json"),
                             alwaysRun=True, name="upload-shard-report"))
     if coverage_python:
@@ -197,6 +218,9 @@ class CollectShards(buildstep.BuildStep):
     def __init__(self, reports_dir: str, durations_db: str | None = None,
                  plan_property: str = "shard_plan", fail_on_flaky: bool = False,
                  record: bool = True, publish_results: bool = True, **kwargs):
+        # Flaky-only is WARNINGS, and that must mark the build (Buildbot's default ignores a
+        # step's WARNINGS for the build's result).
+        kwargs.setdefault("warnOnWarnings", True)
         super().__init__(**kwargs)
         self.publish_results = publish_results
         self.reports_dir = reports_dir

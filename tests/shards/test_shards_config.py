@@ -1,0 +1,76 @@
+"""The fan-out in Greenlight's master config: ``[shards] count = "auto"`` (the default) means one
+shard per worker, one worker means no fan-out, 0 or 1 turns it off, and every worker gets a
+slot for the waiting verify build plus one shard (a WorkerLock keeps it to one shard)."""
+from __future__ import annotations
+
+import pytest
+from buildbot.locks import WorkerLock
+
+from greenlight.errors import SettingsError
+from greenlight.steps.shards import PlanShards
+from greenlight_master import builders, config, settings, shards_config
+
+
+def load(tmp_path, shards: str = "", workers: int = 2) -> settings.Settings:
+    path = tmp_path / "greenlight.toml"
+    path.write_text(f'[greenlight]\nstate_dir = "{tmp_path / "var"}"\n\n'
+                    f"[workers]\ncount = {workers}\n\n{shards}")
+    return settings.load(path)
+
+
+def shape(loaded: settings.Settings) -> dict:
+    c = config.build_config(loaded)
+    verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
+    plans = [s for s in verify.factory.steps if s.step_class is PlanShards]
+    shard = [b for b in c["builders"] if b.name == builders.SHARD]
+    return {"shards": plans[0].kwargs["shards"] if plans else 0,
+            "max_builds": sorted({w.max_builds for w in c["workers"]}),
+            "workers": len(c["workers"]),
+            "triggerable": any(s.name == builders.SHARD_SCHEDULER for s in c["schedulers"]),
+            "shard_builder": shard[0] if shard else None}
+
+
+def test_default_is_one_shard_per_worker(tmp_path):
+    assert settings.load(None)["shards"]["count"] == "auto"
+    got = shape(load(tmp_path, workers=3))
+    assert got["shards"] == 3 and got["workers"] == 3 and got["triggerable"]
+    # The verify build waits on one worker: each worker has a slot for it plus one shard.
+    assert got["max_builds"] == [2]
+    builder = got["shard_builder"]
+    assert builder.collapseRequests is False
+    assert sorted(builder.workernames) == sorted(config.worker_names(load(tmp_path, workers=3)))
+    [access] = builder.locks
+    assert isinstance(access.lockid, WorkerLock) and access.lockid.maxCount == 1
+    assert access.mode == "counting"
+
+
+def test_default_with_the_demo_two_workers_makes_two_shards(tmp_path):
+    assert shape(load(tmp_path))["shards"] == 2
+
+
+def test_one_worker_degrades_to_xdist_on_it(tmp_path):
+    loaded = load(tmp_path, workers=1)
+    assert shards_config.shard_count(loaded) == 1 and not shards_config.enabled(loaded)
+    got = shape(loaded)
+    assert got == {"shards": 0, "max_builds": [1], "workers": 1, "triggerable": False,
+                   "shard_builder": None}
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_zero_or_one_turns_the_fan_out_off(tmp_path, count):
+    got = shape(load(tmp_path, f"[shards]\ncount = {count}\n", workers=3))
+    assert got["shards"] == 0 and got["shard_builder"] is None and got["max_builds"] == [1]
+
+
+def test_explicit_count_is_used_whatever_the_workers(tmp_path):
+    got = shape(load(tmp_path, "[shards]\ncount = 5\n", workers=2))
+    assert got["shards"] == 5 and got["max_builds"] == [2]
+
+
+@pytest.mark.parametrize("value", ['"two"', "-1", "true", '"Auto"'])
+def test_bad_count_names_file_and_line(tmp_path, value):
+    with pytest.raises(SettingsError) as err:
+        load(tmp_path, f"[shards]\n# one per worker\ncount = {value}\n")
+    path = tmp_path / "greenlight.toml"
+    assert str(err.value).startswith(f"{path}:9: [shards] count: expected \"auto\" (one shard "
+                                     "per worker) or a whole number (0 or 1 = no fan-out), got")
