@@ -28,11 +28,12 @@ import numpy as np
 from scipy.stats import norm
 
 from greenlight.deploy.judge import (
+    DEFAULT_AIM,
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
     MetricSpec,
     Thresholds,
-    ratio_evidence,
+    ratio_look,
 )
 
 RATE = 50
@@ -40,6 +41,7 @@ RATES = (0.02, 0.05, 0.2, 0.5, 0.95)
 DROPS = (0.1, 0.5, 1.0)
 ALPHA, POWER = 0.01, 0.95
 ROOT = Path(__file__).resolve().parent.parent
+SCRAPE_LIMITED_T = 5.0  # below, one scrape a second cannot show the time ratios
 
 
 def n95(p: float, r: float, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -58,12 +60,13 @@ def fixed_time(p: float, r: float, baselines: int) -> float:
 
 
 def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int,
-             horizon: int, seed: int):
+             horizon: int, seed: int, t: Thresholds | None = None):
     """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict)."""
     rng = np.random.default_rng(seed)
     spec = MetricSpec("m", numerator="e", denominator="r", min_effect=min_effect)
-    t = Thresholds(ALPHA, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
+    t = t or Thresholds(ALPHA, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
     a, b = np.zeros(runs), np.zeros(runs)
+    info = np.zeros(runs)
     state = np.zeros(runs, np.int8)
     when = np.full(runs, np.nan)
     live = np.arange(runs)
@@ -71,9 +74,8 @@ def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int
     for s in range(1, horizon + 1):
         a[live] += rng.binomial(RATE, p_canary, live.size)
         b[live] += rng.binomial(RATE * baselines, p, live.size)
-        llr, bp = ratio_evidence(spec, a[live], RATE * s, b[live], RATE * baselines * s)
-        fail = (llr >= t.upper) | (bp <= t.breakage_alpha)
-        ok = ~fail & (llr <= t.lower)
+        fail, ok, info[live] = ratio_look(spec, t, a[live], RATE * s, b[live],
+                                          RATE * baselines * s, info[live])
         done = fail | ok
         state[live[fail]], state[live[ok]] = 1, -1
         when[live[done]] = s
@@ -87,14 +89,50 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if values.size else math.nan
 
 
-def run_grid(runs: int, seed: int, healthy_runs: int) -> None:
+def goal(p: float, drop: float, k: int, state: np.ndarray, when: np.ndarray,
+         big_t: float) -> tuple[str, bool]:
+    """The issue's goal for this cell and whether it is met: (what is checked, met).
+
+    Verdicts come at whole seconds (one scrape a second), so a time goal of x s is met at
+    ceil(x) s, and where T < SCRAPE_LIMITED_T (fewer than five scrapes hold the fixed-sample
+    size) the time ratios are shown but not checked: the cell says "scrape-limited", and its
+    detection is still checked.
+    """
+    n = state.size
+    fails = when[state == 1]
+    if drop == 0:
+        rate = (state == 1).mean()
+        return f"false rb {rate:.2%} <= 1%", rate <= 0.01
+    if drop == 1.0:
+        share = (fails <= 15).sum() / n
+        return f"{share:.1%} in 15 s >= 95%", share >= 0.95
+    if drop == 0.1 and p >= 0.5 and k == 19:
+        share = (fails <= 60).sum() / n
+        return f"{share:.1%} in 60 s >= 95%", share >= 0.95
+    detect = (state == 1).mean()
+    med, p95 = _pct(fails, 50), _pct(fails, 95)
+    what = f"detect {detect:.1%}, med {med / big_t:.2f} T, p95 {p95 / big_t:.2f} T"
+    if big_t < SCRAPE_LIMITED_T:
+        return what + f" (scrape-limited: T < {SCRAPE_LIMITED_T:g} s, times not checked)", \
+            detect >= 0.95
+    strict = detect >= 0.95 and med <= 0.6 * big_t and p95 <= 1.3 * big_t
+    met = detect >= 0.95 and med <= math.ceil(0.6 * big_t) and p95 <= math.ceil(1.3 * big_t)
+    return what + ("" if strict or not met else " (met at whole seconds)"), met
+
+
+def run_grid(runs: int, seed: int, healthy_runs: int, t: Thresholds) -> int:
     print(f"judge benchmark: {RATE} requests/s per host, judged every simulated second, "
-          f"alpha={ALPHA}, beta={DEFAULT_BETA}, breakage share {DEFAULT_BREAKAGE_SHARE:.0%} of "
-          f"alpha; {runs} runs per cell, {healthy_runs} for healthy (drop 0) cells")
+          f"alpha={ALPHA}, beta={t.beta}, breakage share {t.breakage_share:.0%} of alpha, "
+          f"aim {t.aim:g} x min_effect, Siegmund overshoot correction "
+          f"{'on' if t.siegmund else 'off'}; {runs} runs per cell, {healthy_runs} for healthy "
+          "(drop 0) cells")
     head = (f"{'hosts':>6} {'p':>5} {'drop':>5} {'min eff':>7} {'runs':>5} {'false rb':>8} "
             f"{'detect':>7} {'in 15s':>6} {'in 60s':>6} {'median s':>9} {'p95 s':>8} "
-            f"{'T s':>8} {'med/T':>6} {'p95/T':>6} {'undec':>6}")
+            f"{'T s':>8} {'med/T':>6} {'p95/T':>6} {'undec':>6}  goal")
     started = time.time()
+    missed: list[str] = []
+    worst = {"false rb": (0.0, ""), "p95/T": (0.0, ""), "med/T": (0.0, ""),
+             "detect": (1.0, "")}
     for k in (1, 19):
         print()
         print(head)
@@ -106,7 +144,7 @@ def run_grid(runs: int, seed: int, healthy_runs: int) -> None:
                     horizon = int(max(120, 4 * big_t))
                     cell_seed = seed + int(p * 1000) * 31 + int(drop * 100) * 7 + k + int(eff * 10)
                     n = healthy_runs if drop == 0 else runs
-                    state, when = simulate(p, drop, eff, k, n, horizon, cell_seed)
+                    state, when = simulate(p, drop, eff, k, n, horizon, cell_seed, t)
                     fails = when[state == 1]
                     decided = when[state != 0]
                     times = fails if drop > 0 else decided
@@ -115,15 +153,45 @@ def run_grid(runs: int, seed: int, healthy_runs: int) -> None:
                     detect = f"{(state == 1).mean():7.1%}" if drop > 0 else f"{'':>7}"
                     in15 = f"{(fails <= 15).sum() / n:6.1%}" if drop > 0 else f"{'':>6}"
                     in60 = f"{(fails <= 60).sum() / n:6.1%}" if drop > 0 else f"{'':>6}"
+                    what, met = goal(p, drop, k, state, when, big_t)
+                    cell = f"1v{k} p={p:g} drop={drop:.0%} min_effect={eff:.0%}"
+                    if not met:
+                        missed.append(f"{cell}: {what}")
+                    _note_worst(worst, cell, drop, state, med, p95, big_t)
                     print(f"{'1v' + str(k):>6} {p:>5g} {drop:>5.0%} {eff:>7.0%} {n:>5} "
                           f"{false_rb} {detect} {in15} {in60} {med:>9.1f} {p95:>8.1f} "
                           f"{big_t:>8.1f} {med / big_t:>6.2f} {p95 / big_t:>6.2f} "
-                          f"{(state == 0).mean():>6.1%}", flush=True)
+                          f"{(state == 0).mean():>6.1%}  {'ok' if met else 'MISS'}: {what}",
+                          flush=True)
     print()
     print("drop 0 rows: false rb = healthy canaries rolled back by the test; median/p95 = time "
           "to the pass verdict. Other rows: detect = failed (any time), median/p95 = time to the "
           "fail verdict. T = fixed-sample time n95/rate; undec = no verdict by max(120 s, 4T).")
+    print("goals: drop 0: false rb <= 1%; drop 100%: >= 95% failed within 15 s; drop 10% at "
+          "p >= 0.5 vs 19 hosts: >= 95% within 60 s; elsewhere detect >= 95%, median <= 0.6 T, "
+          "p95 <= 1.3 T, a time goal of x s being met at ceil(x) s (one scrape a second); "
+          f"where T < {SCRAPE_LIMITED_T:g} s only detection is checked (scrape-limited).")
+    print("worst cells: " + "; ".join(
+        f"{key} {value:.2%} ({cell})" if key in ("false rb", "detect") else
+        f"{key} {value:.2f} ({cell})" for key, (value, cell) in worst.items()))
+    print(f"goals missed: {len(missed)}" + "".join(f"\n  {m}" for m in missed))
     print(f"total {time.time() - started:.0f} s")
+    return 1 if missed else 0
+
+
+def _note_worst(worst: dict, cell: str, drop: float, state: np.ndarray, med: float,
+                p95: float, big_t: float) -> None:
+    """Keep the worst cell per figure (time ratios only where T >= 10 scrapes)."""
+    if drop == 0:
+        if (state == 1).mean() > worst["false rb"][0]:
+            worst["false rb"] = ((state == 1).mean(), cell)
+        return
+    if (state == 1).mean() < worst["detect"][0]:
+        worst["detect"] = ((state == 1).mean(), cell)
+    if drop < 1.0 and big_t >= 10:
+        for key, value in (("p95/T", p95 / big_t), ("med/T", med / big_t)):
+            if value > worst[key][0]:
+                worst[key] = (value, cell + f" T={big_t:.0f}s")
 
 
 def _free_port() -> int:
@@ -204,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of the drop-0 cells (default 4 x --runs: a 1%% rate needs "
                              "them to be measured to ±0.15%%)")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
+                        help="exploration: the judge's beta (default: the judge's own)")
+    parser.add_argument("--breakage-share", type=float, default=DEFAULT_BREAKAGE_SHARE)
+    parser.add_argument("--aim", type=float, default=DEFAULT_AIM)
+    parser.add_argument("--no-siegmund", action="store_true",
+                        help="exploration: plain Wald lines, no overshoot correction")
     parser.add_argument("--aa-real", action="store_true",
                         help="A/A run on two real demo hosts instead of the simulation")
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -212,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.aa_real:
         return run_aa_real(args.minutes, args.window)
-    run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs)
-    return 0
+    t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund)
+    return run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs, t)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from greenlight.deploy.judge import (
     DEFAULT_BREAKAGE_SHARE,
     MetricSpec,
     Thresholds,
-    ratio_evidence,
+    ratio_look,
 )
 from greenlight.errors import UsageError
 from greenlight.stats import binomial_rate_test
@@ -20,9 +20,11 @@ from greenlight.stats.sequential import (
     breakage_zero_rate,
     breakage_zero_rate_p,
     msprt_p_value,
+    overshoot,
     rate_ratio_llr,
     sprt_bounds,
     sprt_decision,
+    two_proportion_information,
     two_proportion_llr,
 )
 
@@ -34,17 +36,16 @@ def simulate(p, drop, min_effect, k=1, runs=400, seconds=120, rate=50, seed=0,
     spec = MetricSpec("m", numerator="e", denominator="r", min_effect=min_effect,
                       direction=direction)
     t = Thresholds(0.01, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
-    a, b = np.zeros(runs), np.zeros(runs)
+    a, b, info = np.zeros(runs), np.zeros(runs), np.zeros(runs)
     state = np.zeros(runs, int)  # 1 fail, -1 pass
     when = np.full(runs, np.nan)
     p_canary = p * (1 - drop) if direction == "lower-is-bad" else min(1.0, p * (1 + drop))
     for s in range(1, seconds + 1):
         a += rng.binomial(rate, p_canary, runs)
         b += rng.binomial(rate * k, p, runs)
-        llr, bp = ratio_evidence(spec, a, rate * s, b, rate * k * s)
+        fail, ok, info = ratio_look(spec, t, a, rate * s, b, rate * k * s, info)
         open_ = state == 0
-        fail = open_ & ((llr >= t.upper) | (bp <= t.breakage_alpha))
-        ok = open_ & ~fail & (llr <= t.lower)
+        fail, ok = open_ & fail, open_ & ok
         state[fail], state[ok] = 1, -1
         when[fail | ok] = s
         if not (state == 0).any():
@@ -89,9 +90,10 @@ def test_fixed_test_peeked_every_second_would_inflate():
 
 
 def test_total_breakage_detected_within_seconds_even_at_two_percent():
-    state, when = simulate(0.02, 1.0, 0.1, runs=300, seconds=30)
-    assert (state == 1).mean() >= 0.97
-    assert np.nanpercentile(when[state == 1], 95) <= 15
+    # the issue's goal: >= 95% within 15 s; 9 baseline events at 1v1 (2^-9 <= 0.2% of alpha)
+    state, when = simulate(0.02, 1.0, 0.1, runs=1000, seconds=30)
+    assert (state == 1).mean() >= 0.99
+    assert ((state == 1) & (when <= 15)).mean() >= 0.95
 
 
 def test_ten_percent_drop_at_half_detected_within_a_minute_against_19_hosts():
@@ -142,3 +144,52 @@ def test_msprt_p_is_monotone_and_small_for_big_effects():
     assert seen == sorted(seen, reverse=True)
     assert seen[-1] < 0.001
     assert msprt_p_value(0.0, 0.001, 0.01) == 1.0
+
+
+def test_overshoot_is_siegmunds_correction_for_small_steps_only():
+    assert overshoot(1.25, 1.0) == pytest.approx(0.5826 * 0.5)
+    assert overshoot(1.0, 1.0) == 0.0
+    assert overshoot(5.0, 1.0) == 0.0  # a step of 2 s.d.: the approximation does not hold
+    assert list(overshoot(np.array([0.25, 9.0]), 0.0)) == pytest.approx([0.5826 * 0.5, 0.0])
+
+
+def test_information_is_the_llr_variance_under_the_null():
+    rng = np.random.default_rng(4)
+    n = 5000
+    a = rng.binomial(n, 0.2, 20000)
+    b = rng.binomial(n, 0.2, 20000)
+    llr = two_proportion_llr(a, n, b, n, 0.1)
+    info = two_proportion_information(a, n, b, n, 0.1)
+    assert np.var(llr) == pytest.approx(np.mean(info), rel=0.1)
+    assert np.mean(llr) == pytest.approx(-np.mean(info) / 2, rel=0.15)
+    assert two_proportion_information(0, 10, 5, 10, 0.1) == 0.0  # under 20 events
+
+
+def test_siegmund_brings_a_few_looks_test_back_towards_its_alpha_and_sooner():
+    """p = 0.5, 10% drop, 1v1: T = 63 s, so each look is a big step; the plain lines lose
+    alpha to overshoot and decide late, the corrected ones decide sooner and stay <= alpha."""
+    spec = MetricSpec("m", numerator="e", denominator="r", min_effect=0.1)
+    rng = np.random.default_rng(6)
+    runs = 2000
+    results = {}
+    for sieg in (False, True):
+        t = Thresholds(0.01, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE, siegmund=sieg)
+        state = {}
+        for drop in (0.0, 0.1):
+            rng = np.random.default_rng(6)
+            a, b, info = np.zeros(runs), np.zeros(runs), np.zeros(runs)
+            st, when = np.zeros(runs, int), np.full(runs, np.nan)
+            for s in range(1, 300):
+                a += rng.binomial(50, 0.5 * (1 - drop), runs)
+                b += rng.binomial(50, 0.5, runs)
+                fail, ok, info = ratio_look(spec, t, a, 50 * s, b, 50 * s, info)
+                fail, ok = fail & (st == 0), ok & (st == 0)
+                st[fail], st[ok] = 1, -1
+                when[fail | ok] = s
+            state[drop] = (st, when)
+        results[sieg] = state
+    false_plain = (results[False][0.0][0] == 1).mean()
+    false_sieg = (results[True][0.0][0] == 1).mean()
+    assert false_sieg <= 0.015 and false_plain <= false_sieg
+    med = {k: np.median(v[0.1][1][v[0.1][0] == 1]) for k, v in results.items()}
+    assert med[True] < med[False]

@@ -29,9 +29,11 @@ __all__ = [
     "breakage_zero_rate_p",
     "gaussian_llr",
     "msprt_p_value",
+    "overshoot",
     "rate_ratio_llr",
     "sprt_bounds",
     "sprt_decision",
+    "two_proportion_information",
     "two_proportion_llr",
 ]
 
@@ -105,6 +107,51 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
     p(1 − p)(1/n_c + 1/n_b) (``model="poisson"`` uses p instead of p(1 − p), for amounts per
     request such as revenue). Until the rarer outcome has ``min_events`` events the LLR is 0.
     """
+    a, b, n_c, n_b, pooled, share_c, tilt, implied_baseline, variance = _two_proportion_parts(
+        canary_events, canary_trials, baseline_events, baseline_trials, min_effect, direction,
+        model, min_events)
+    rate_c, rate_b = _rates(a, n_c, b, n_b)
+    harm = rate_b - rate_c if direction == LOWER_IS_BAD else rate_c - rate_b
+    llr = np.asarray(gaussian_llr(harm, 0.0, min_effect * implied_baseline, variance))
+    if method not in ("conditional", "gaussian"):
+        raise UsageError(f"method must be conditional or gaussian (got {method!r})")
+    if method == "conditional" and model == "binomial":
+        # rare outcomes: the exact conditional binomial (skewed counts, small numbers)
+        rare = implied_baseline <= 0.5
+        exact = _conditional_llr(a, n_c, b, n_b, np.where(rare, implied_baseline, 0.25), tilt)
+        llr = np.where(rare & (variance > 0), exact, llr)
+    return llr if llr.ndim else float(llr)
+
+
+def two_proportion_information(canary_events, canary_trials, baseline_events, baseline_trials,
+                               min_effect: float, direction: str = LOWER_IS_BAD,
+                               model: str = "binomial", min_events: int = MIN_EVENTS):
+    """How much the LLR of :func:`two_proportion_llr` has learnt so far: its variance under the
+    null, (alternative shift)² / variance of the difference of rates (0 before ``min_events``).
+
+    The LLR drifts by ∓ half of it under the null / the alternative. Its growth between two
+    looks is the variance of the LLR's step, which tells how far the LLR may overshoot a line
+    between looks (Siegmund's correction, :func:`overshoot`).
+    """
+    parts = _two_proportion_parts(canary_events, canary_trials, baseline_events,
+                                  baseline_trials, min_effect, direction, model, min_events)
+    implied_baseline, variance = parts[7], parts[8]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        info = np.where(variance > 0, (min_effect * implied_baseline) ** 2
+                        / np.where(variance > 0, variance, 1.0), 0.0)
+    return info if info.ndim else float(info)
+
+
+def _rates(a, n_c, b, n_b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_c = np.where(n_c > 0, a / np.where(n_c > 0, n_c, 1.0), 0.0)
+        rate_b = np.where(n_b > 0, b / np.where(n_b > 0, n_b, 1.0), 0.0)
+    return rate_c, rate_b
+
+
+def _two_proportion_parts(canary_events, canary_trials, baseline_events, baseline_trials,
+                          min_effect, direction, model, min_events):
+    """The pieces both the LLR and its information are made of (validated arguments)."""
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be one of {DIRECTIONS} (got {direction!r})")
     if model not in ("binomial", "poisson"):
@@ -121,25 +168,14 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
         inverse = np.where((n_c > 0) & (n_b > 0),
                            1 / np.where(n_c > 0, n_c, 1.0) + 1 / np.where(n_b > 0, n_b, 1.0),
                            0.0)
-        rate_c = np.where(n_c > 0, a / np.where(n_c > 0, n_c, 1.0), 0.0)
-        rate_b = np.where(n_b > 0, b / np.where(n_b > 0, n_b, 1.0), 0.0)
         share_c = np.where(trials > 0, n_c / np.where(trials > 0, trials, 1.0), 0.0)
-    harm = rate_b - rate_c if direction == LOWER_IS_BAD else rate_c - rate_b
     # The baseline rate implied by the pooled rate if the alternative were true: the pooled
     # rate alone, so the alternative does not move with the noise of the difference.
     tilt = -min_effect if direction == LOWER_IS_BAD else min_effect
     implied_baseline = pooled / np.maximum(1 + tilt * share_c, 1e-12)
     rarer = events if model == "poisson" else np.minimum(events, trials - events)
-    variance = np.where(rarer >= min_events, unit * inverse, 0.0)
-    llr = np.asarray(gaussian_llr(harm, 0.0, min_effect * implied_baseline, variance))
-    if method not in ("conditional", "gaussian"):
-        raise UsageError(f"method must be conditional or gaussian (got {method!r})")
-    if method == "conditional" and model == "binomial":
-        # rare outcomes: the exact conditional binomial (skewed counts, small numbers)
-        rare = implied_baseline <= 0.5
-        exact = _conditional_llr(a, n_c, b, n_b, np.where(rare, implied_baseline, 0.25), tilt)
-        llr = np.where(rare & (rarer >= min_events), exact, llr)
-    return llr if llr.ndim else float(llr)
+    variance = np.where((rarer >= min_events) & (unit * inverse > 0), unit * inverse, 0.0)
+    return a, b, n_c, n_b, pooled, share_c, tilt, implied_baseline, variance
 
 
 def _conditional_llr(a, n_c, b, n_b, base, tilt):
@@ -159,6 +195,32 @@ def _conditional_llr(a, n_c, b, n_b, base, tilt):
         pooled = np.where(total > 0, (a + b) / np.where(total > 0, total, 1.0), 0.0)
         llr = llr / np.maximum(1 - pooled, 1e-9)
     return np.where((n_c > 0) & (n_b > 0) & (base > 0), llr, 0.0)
+
+
+# Siegmund's constant: a Gaussian random walk read at discrete steps of standard deviation σ
+# crosses a line b about when Brownian motion crosses b + ρσ (Siegmund 1985, "Sequential
+# Analysis", ch. X; ρ = −ζ(½)/√(2π)).
+SIEGMUND_RHO = 0.5826
+# Above this step (in LLR standard deviations; a few scrapes hold the whole fixed-sample size)
+# the diffusion approximation behind the correction does not hold: no correction.
+MAX_OVERSHOOT_STEP = 1.0
+
+
+def overshoot(information, previous_information):
+    """Siegmund's correction for a test read once per scrape rather than continuously: ρ × the
+    standard deviation of the LLR's step since the previous look (its information growth);
+    0 for a step above ``MAX_OVERSHOOT_STEP`` (the approximation needs small steps).
+
+    Wald's lines hold for a path watched continuously; read at discrete looks the LLR jumps
+    over a line and stops later than it should, and the error rates fall below their settings.
+    Moving both lines inward by this much (or adding it to the LLR when testing the upper line
+    and taking it off for the lower one) gives the discrete test the error rates and stopping
+    times of the continuous one.
+    """
+    growth = np.clip(np.asarray(information, float) - np.asarray(previous_information, float),
+                     0.0, None)
+    value = np.where(growth <= MAX_OVERSHOOT_STEP ** 2, SIEGMUND_RHO * np.sqrt(growth), 0.0)
+    return value if value.ndim else float(value)
 
 
 def rate_ratio_llr(canary_events, canary_trials, baseline_events, baseline_trials,
