@@ -2,14 +2,23 @@
 
 Builds a repository of FILES modules, a push that changes CHANGED lines in each (over COMMITS
 commits), measures a test script with ``coverage run --branch`` (about half the new functions
-run), then times:
-  ours       ``greenlight coverage --base B --head H --format json`` (console script)
-  ours-verb  ``python -m greenlight.cli.coverage`` (the verb without the other verbs' imports)
-  diff-cover ``diff-cover coverage.xml --compare-branch=B --format json:...`` (+ ``coverage xml``,
-             which diff-cover needs first, timed separately)
-and prints wall times, the ratios and our peak RSS.
+run), then times, each best of REPEAT:
+  prepare     ``greenlight coverage prepare --base B --head H -o F --run python -c pass``: the
+              half that needs no test data, as the verify build runs it — one process at low
+              priority, *beside the tests* (so it is not on the build's critical path)
+  gate        ``greenlight coverage --base B --head H --prepared F --format json --output …``:
+              what runs after the tests (loads the data, joins, renders)
+  one-shot    the same gate without --prepared (does everything after the tests)
+  diff-cover  ``diff-cover coverage.xml --compare-branch=B --format json:...``
+  xml         ``coverage xml``, the input diff-cover needs (timed separately)
+  floor       ``python -c "import coverage"``: start-up + coverage's import, which any gate
+              reading data through coverage's API pays
+and prints wall/CPU times, the ratios and peak RSS. With ``--demo-runs N`` (default 5) it also
+times the demo app's test command alone and under ``prepare --run`` (what the verify build's
+test step runs), alternating, and prints the medians.
 
     .venv/bin/python bench/diff_coverage.py [--files 600] [--changed 40] [--commits 1]
+                                            [--repeat 3] [--demo-runs 5]
 """
 from __future__ import annotations
 
@@ -97,38 +106,88 @@ def best_of(n: int, cmd: list[str], cwd: Path) -> tuple[float, float, int]:
 
 
 def compare(title: str, repo: Path, tmp: Path, base: str, head: str, repeat: int) -> None:
-    ours = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head,
+    prepared = tmp / "prepared.json"
+    gate = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head,
             "--format", "json", "--output", str(tmp / "ours.json")]
-    verb = [str(BIN / "python"), "-m", "greenlight.cli.coverage", *ours[2:]]
+    prepare = [str(BIN / "greenlight"), "coverage", "prepare", "--base", base, "--head", head,
+               "-o", str(prepared), "--run", str(BIN / "python"), "-c", "pass"]
     xml = [str(BIN / "python"), "-m", "coverage", "xml", "-q", "-o", "coverage.xml"]
     theirs = [str(BIN / "diff-cover"), "coverage.xml", f"--compare-branch={base}",
               "--ignore-staged", "--ignore-unstaged", f"--format=json:{tmp / 'theirs.json'}",
               "-q"]
+    floor = [str(BIN / "python"), "-c", "import coverage"]
     timed(xml, repo)
-    r_ours, r_verb = best_of(repeat, ours, repo), best_of(repeat, verb, repo)
+    r_one = best_of(repeat, gate, repo)
+    one_shot = json.loads((tmp / "ours.json").read_text())
+    r_prep = best_of(repeat, prepare, repo)
+    r_gate = best_of(repeat, [*gate, "--prepared", str(prepared)], repo)
+    mine = json.loads((tmp / "ours.json").read_text())
+    assert mine == one_shot, "the gate with --prepared must give the one-shot gate's report"
     r_xml, r_theirs = best_of(repeat, xml, repo), best_of(repeat, theirs, repo)
-    mine = json.loads((tmp / "ours.json").read_text())["totals"]
+    r_floor = best_of(repeat, floor, repo)
+    mine = mine["totals"]
     other = json.loads((tmp / "theirs.json").read_text())
     print(f"== {title}")
     print(f"diff: {mine['changed_files']} changed files, {other.get('num_changed_lines')} "
-          "changed lines (diff-cover's count)")
+          f"changed lines (diff-cover's count); prepared file {prepared.stat().st_size // 1024} kB")
     print(f"ours:       {mine['new_statements']} new statements, {mine['covered_statements']} "
           f"covered, {mine['partial_branches']} partial branches, {mine['percent']}%")
     print(f"diff-cover: {other['total_num_lines']} lines, "
           f"{other['total_num_lines'] - other['total_num_violations']} covered, "
           f"{other['total_percent_covered']}%")
-    print(f"{'':38s}{'wall s':>8s}{'cpu s':>8s}")
-    for name, r in (("ours: greenlight coverage", r_ours),
-                    ("ours: python -m greenlight.cli.coverage", r_verb),
-                    ("diff-cover", r_theirs), ("coverage xml (diff-cover's input)", r_xml)):
-        print(f"{name:38s}{r[0]:8.3f}{r[1]:8.3f}")
-    for label, idx in (("wall", 0), ("cpu", 1)):
-        print(f"ratio {label}: ours/diff-cover {r_ours[idx] / r_theirs[idx]:.3f} "
-              f"(verb {r_verb[idx] / r_theirs[idx]:.3f}); ours/(coverage xml + diff-cover) "
-              f"{r_ours[idx] / (r_xml[idx] + r_theirs[idx]):.3f} "
-              f"(verb {r_verb[idx] / (r_xml[idx] + r_theirs[idx]):.3f})")
-    print(f"peak RSS ours: verb {r_verb[2] / 1024:.0f} MB, console script "
-          f"{r_ours[2] / 1024:.0f} MB (largest worker process, children excluded)")
+    print(f"{'':52s}{'wall s':>8s}{'cpu s':>8s}{'RSS MB':>8s}")
+    for name, r in (("(1) ours: prepare (beside the tests, 1 process)", r_prep),
+                    ("(2) ours: gate --prepared (after the tests)", r_gate),
+                    ("(3) ours: gate without --prepared (one-shot)", r_one),
+                    ("(4) diff-cover", r_theirs),
+                    ("(5) coverage xml (diff-cover's input)", r_xml),
+                    ("floor: python -c 'import coverage'", r_floor)):
+        print(f"{name:52s}{r[0]:8.3f}{r[1]:8.3f}{r[2] / 1024:8.0f}")
+    for label, i in (("wall", 0), ("cpu", 1)):
+        print(f"ratio {label}: after the tests (2)/(4) {r_gate[i] / r_theirs[i]:.3f} "
+              f"[goal <= 0.2; floor alone {r_floor[i] / r_theirs[i]:.3f}]; "
+              f"one-shot (3)/(4) {r_one[i] / r_theirs[i]:.3f}; "
+              "all work (1)+(2) vs (5)+(4) "
+              f"{(r_prep[i] + r_gate[i]) / (r_xml[i] + r_theirs[i]):.3f}; "
+              f"(2) vs (5)+(4) {r_gate[i] / (r_xml[i] + r_theirs[i]):.3f}")
+    print(f"peak RSS ours (largest process, children excluded): prepare {r_prep[2] / 1024:.0f} "
+          f"MB, gate --prepared {r_gate[2] / 1024:.0f} MB, one-shot {r_one[2] / 1024:.0f} MB")
+
+
+def demo_test_step(tmp: Path, runs: int) -> None:
+    """The verify build's test command on the demo app, alone and under ``prepare --run``."""
+    import shutil
+    import statistics
+
+    demo = tmp / "demo"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "demo", demo,
+                    ignore=shutil.ignore_patterns("__pycache__", ".coverage*", ".venv"))
+    (demo / ".gitignore").write_text(".coverage*\n__pycache__/\n*.xml\n.greenlight*\n")
+    git(demo, "init", "-q", "-b", "main")
+    git(demo, "add", "-A")
+    git(demo, "commit", "-q", "-m", "demo")
+    base = git(demo, "rev-parse", "HEAD")
+    logic = demo / "app" / "logic.py"
+    logic.write_text(logic.read_text() + "\n\ndef loyalty(total, visits):\n"
+                     "    if visits >= 10:\n        return round(total * 0.95, 2)\n"
+                     "    return total\n")
+    git(demo, "commit", "-q", "-am", "loyalty")
+    head = git(demo, "rev-parse", "HEAD")
+    tests = [str(BIN / "python"), "-m", "coverage", "run", "-m", "pytest", "-n", "2", "-q",
+             "-p", "no:cacheprovider", "-p", "no:greenlight_shard", "--junitxml=junit.xml"]
+    under = [str(BIN / "greenlight"), "coverage", "prepare", "--base", base, "--head", head,
+             "-o", str(tmp / "demo-prepared.json"), "--run", *tests]
+    alone, beside = [], []
+    for _ in range(runs):
+        for cmd, times in ((tests, alone), (under, beside)):
+            for stale in demo.glob(".coverage*"):
+                stale.unlink()
+            times.append(timed(cmd, demo, ok=(0,))[0])
+    a, b = statistics.median(alone), statistics.median(beside)
+    print(f"== demo test step ({runs} runs each, alternating; `coverage run -m pytest -n 2`)")
+    print(f"tests alone {a:.2f} s, under prepare --run {b:.2f} s (median): prepare adds "
+          f"{b - a:+.2f} s ({100 * (b - a) / a:+.1f}%); runs alone "
+          f"{', '.join(f'{t:.2f}' for t in alone)}; beside {', '.join(f'{t:.2f}' for t in beside)}")
 
 
 def main() -> None:
@@ -137,6 +196,8 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=40, help="changed lines per file")
     parser.add_argument("--commits", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--demo-runs", type=int, default=5,
+                        help="runs of the demo's test command each way (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-diffcov-") as tmp:
         t0 = time.perf_counter()
@@ -154,6 +215,8 @@ def main() -> None:
                        env={**ENV, "PYTHONPATH": str(repo)}, check=True)
         compare("small push (10 files) on the same project", repo, Path(tmp), head,
                 git(repo, "rev-parse", "HEAD"), args.repeat)
+        if args.demo_runs:
+            demo_test_step(Path(tmp), args.demo_runs)
 
 
 if __name__ == "__main__":
