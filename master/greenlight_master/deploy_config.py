@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from buildbot.plugins import schedulers, steps, util
-from buildbot.process import results
 from twisted.internet import defer
 
+from greenlight.steps.base import is_green
 from greenlight.steps.deploy import Deploy, Rollback
 from greenlight_master import builders, config
 from greenlight_master.settings import Settings
@@ -51,7 +51,7 @@ def deploy_wanted(settings: Settings):
     enabled = bool(deploy["enabled"]) and bool(deploy["hosts"] or deploy["demo_hosts"])
 
     def wanted(step) -> bool:
-        return (enabled and step.build.results == results.SUCCESS
+        return (enabled and is_green(step.build.results, step.getProperty("shards_result"))
                 and step.getProperty("branch") == branch)
 
     return wanted

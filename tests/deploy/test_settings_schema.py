@@ -120,18 +120,20 @@ def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
 class _Step:
     """The two things doStepIf reads of a verify build's step."""
 
-    def __init__(self, result: int, branch: str):
+    def __init__(self, result: int, branch: str, shards_result: str | None = None):
         self.build = type("Build", (), {"results": result})()
-        self._branch = branch
+        self._properties = {"branch": branch, "shards_result": shards_result}
 
     def getProperty(self, name):
-        return self._branch if name == "branch" else None
+        return self._properties.get(name)
 
 
 @pytest.mark.parametrize("text, result, branch, wanted", [
     ("", 0, "main", True),
     ("", 2, "main", False),          # a red verify build deploys nothing
     ("", 1, "main", False),          # nor a build with warnings
+    ("", (1, "warnings"), "main", True),   # ... unless only flaky tests caused them
+    ("", (2, "failure"), "main", False),
     ("", 0, "feature", False),       # only the deploy branch deploys
     ("[deploy]\nenabled = false\n", 0, "main", False),
     ("[deploy]\ndemo_hosts = 0\n", 0, "main", False),  # nowhere to deploy to
@@ -142,4 +144,5 @@ def test_green_builds_of_the_deploy_branch_trigger_a_deploy(tmp_path, text, resu
     from greenlight_master.deploy_config import deploy_wanted
 
     settings = central.load(_write(tmp_path, text))
-    assert deploy_wanted(settings)(_Step(result, branch)) is wanted
+    result, shards = result if isinstance(result, tuple) else (result, None)
+    assert deploy_wanted(settings)(_Step(result, branch, shards)) is wanted

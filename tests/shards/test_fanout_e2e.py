@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from greenlight.accounts import set_password
+from greenlight.green_shas import last_green
 from greenlight.shards.flaky import FlakyLedger
 from greenlight.www.dashboard import MOUNT, make_app
 from greenlight_master.settings import validate
@@ -123,6 +124,8 @@ def test_flaky_test_warns_is_recorded_and_shown(world, tmp_path):
     props = _properties(world, build["buildid"])
     flaky = "tests/test_wobbly.py::test_wobbly_once"
     assert props["shards_flaky_tests"] == [flaky] and props["shards_failed_tests"] == []
+    # ... and still green: recorded as the branch's last green sha (what gates and deploys read)
+    assert last_green(world.settings.state_dir / "green-shas.json", "main") == sha
     ledger = FlakyLedger(world.settings.expand(world.settings["shards"]["durations_url"]))
     assert [e.test_id for e in ledger.flakiest()] == [flaky]
     response = requests.get(world.url + MOUNT.lstrip("/") + "/flaky/", timeout=10)

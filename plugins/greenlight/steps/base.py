@@ -4,6 +4,10 @@
 sha is an ancestor of the built revision (checked on the worker with git), else keeps the
 change's own base (the previous tip, or the fork point of a new branch). ``RecordGreen`` runs
 last and remembers the revision when everything before it passed.
+
+``is_green`` is the one definition of a green verify build, shared with the deploy trigger:
+SUCCESS, or WARNINGS whose only cause is flaky tests (a test that failed, then passed when rerun
+alone, does not stop a release; ``[shards] flaky_fails_build`` makes it a failure instead).
 """
 from __future__ import annotations
 
@@ -12,6 +16,13 @@ from pathlib import Path
 from buildbot.process import buildstep, results
 
 from greenlight.green_shas import last_green, record_green
+
+
+def is_green(build_results: int, shards_result: str | None) -> bool:
+    """Whether a verify build with these results counts as green (recorded, deployed)."""
+    if build_results == results.SUCCESS:
+        return True
+    return build_results == results.WARNINGS and shards_result == "warnings"
 
 
 class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
@@ -58,7 +69,7 @@ class RecordGreen(buildstep.BuildStep):
         self.green_file = Path(green_file)
 
     async def run(self):
-        if self.build.results != results.SUCCESS:
+        if not is_green(self.build.results, self.getProperty("shards_result")):
             return results.SKIPPED
         revision = self.getProperty("got_revision")
         if isinstance(revision, dict):
