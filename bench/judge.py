@@ -11,6 +11,13 @@ two-proportion z-test at α = 1% with 95% power, computed here.
     .venv/bin/python bench/judge.py               # the grid, >= 1,000 runs per cell
     .venv/bin/python bench/judge.py --runs 200    # quicker look
     .venv/bin/python bench/judge.py --aa-real --minutes 10   # A/A on two real demo hosts
+    .venv/bin/python bench/judge.py --stalls-only  # only the "A/A with stalls" rows
+
+"A/A with stalls": the latency metric (Mann-Whitney on the demo's histogram buckets), healthy
+canaries whose hosts stall now and then (in a stalled second every request that host serves
+is 8 times slower: a process descheduled on a loaded machine), judged with and without the
+judge's correction for requests slowed together (the design effect of the scrape intervals),
+and a canary 35% slower in every second to show what the correction costs in detection.
 """
 from __future__ import annotations
 
@@ -31,8 +38,10 @@ from greenlight.deploy.judge import (
     DEFAULT_AIM,
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
+    LATENCY,
     MetricSpec,
     Thresholds,
+    latency_look,
     ratio_look,
 )
 
@@ -194,6 +203,115 @@ def _note_worst(worst: dict, cell: str, drop: float, state: np.ndarray, med: flo
                 worst[key] = (value, cell + f" T={big_t:.0f}s")
 
 
+EDGES = np.array([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, np.inf])
+MEDIAN_S, SIGMA = 0.004, 0.6  # log-normal request latency of the simulated hosts
+STALL_FACTOR = 8.0
+SLOWER = 1.35  # the slower release of the stall rows: P(slower) - 1/2 = 0.124 without stalls
+
+
+def _bucket_probs(factor: float) -> np.ndarray:
+    """Probability of each demo histogram bucket for a log-normal latency × ``factor``."""
+    cdf = norm.cdf((np.log(EDGES[:-1]) - math.log(MEDIAN_S * factor)) / SIGMA)
+    return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+
+
+def true_shift(slower: float, stall_p: float) -> float:
+    """P(canary slower) + ½P(tie) − ½ of the bucketed mixtures (stalls dilute a slowdown)."""
+    canary = ((1 - stall_p) * _bucket_probs(slower)
+              + stall_p * _bucket_probs(slower * STALL_FACTOR))
+    base = (1 - stall_p) * _bucket_probs(1.0) + stall_p * _bucket_probs(STALL_FACTOR)
+    below = np.cumsum(base) - base
+    return float((canary * (below + base / 2)).sum() - 0.5)
+
+
+def _arm_counts(rng, runs: int, hosts: int, slower: float, stall_p: float) -> np.ndarray:
+    """One second of one arm: bucket counts (runs, buckets) of ``hosts`` hosts at RATE,
+    each stalled this second with probability ``stall_p``."""
+    stalled = rng.binomial(hosts, stall_p, runs)
+    out = rng.multinomial(RATE * (hosts - stalled), _bucket_probs(slower))
+    out += rng.multinomial(RATE * stalled, _bucket_probs(slower * STALL_FACTOR))
+    return out.astype(float)
+
+
+def simulate_latency(slower: float, stall_p: float, baselines: int, runs: int, horizon: int,
+                     seed: int, t: Thresholds, clustered: bool):
+    """Like :func:`simulate` for the latency metric: (decision per run, second of verdict)."""
+    rng = np.random.default_rng(seed)
+    spec = MetricSpec("latency", kind=LATENCY, histogram="h", direction="higher-is-bad",
+                      min_effect=0.1)
+    c = np.zeros((runs, horizon, EDGES.size))
+    b = np.zeros((runs, horizon, EDGES.size))
+    info = np.zeros(runs)
+    state = np.zeros(runs, np.int8)
+    when = np.full(runs, np.nan)
+    live = np.arange(runs)
+    for s in range(1, horizon + 1):
+        c[live, s - 1] = _arm_counts(rng, live.size, 1, slower, stall_p)
+        b[live, s - 1] = _arm_counts(rng, live.size, baselines, 1.0, stall_p)
+        fail, ok, info[live] = latency_look(spec, t, c[live, :s], b[live, :s], info[live],
+                                            clustered)
+        done = fail | ok
+        state[live[fail]], state[live[ok]] = 1, -1
+        when[live[done]] = s
+        live = live[~done]
+        if live.size == 0:
+            break
+    return state, when
+
+
+def run_stalls(runs: int, seed: int, t: Thresholds, horizon: int = 120) -> int:
+    """The "A/A with stalls" rows: false rollbacks of healthy canaries whose hosts stall,
+    with and without the correction; detection of a canary SLOWER times slower throughout."""
+    print()
+    print(f"A/A with stalls: latency metric (min_effect 0.1 = slower in 60% of pairs), "
+          f"log-normal latencies (median {MEDIAN_S * 1000:g} ms, sigma {SIGMA}) in the demo's "
+          f"buckets, {RATE} requests/s per host; in a stalled second every request of that "
+          f"host is {STALL_FACTOR:g}x slower; each host stalls in a given second with "
+          f"probability q, independently; {horizon} s window, {runs} runs per row")
+    print(f"{'hosts':>6} {'q':>5} {'canary':>7} {'shift':>6} {'correction':>10} {'false rb':>8} "
+          f"{'detect':>7} {'median s':>9} {'p95 s':>6} {'undec':>6}  goal")
+    missed = []
+    spec_min_effect = 0.1
+    for k in (1, 19):
+        for q in (0.0, 0.01, 0.05, 0.2):
+            for slower in (1.0, SLOWER):
+                for clustered in (True, False):
+                    cell_seed = seed + k * 1000 + int(q * 1000) * 7 + int(slower * 10)
+                    state, when = simulate_latency(slower, q, k, runs, horizon, cell_seed, t,
+                                                   clustered)
+                    fails = when[state == 1]
+                    times = when[state != 0] if slower == 1.0 else fails
+                    rate = (state == 1).mean()
+                    shift = true_shift(slower, q)
+                    if slower == 1.0:
+                        met, what = rate <= 0.01, f"false rb {rate:.2%} <= 1%"
+                        cols = f"{rate:8.2%} {'':>7}"
+                    elif shift >= spec_min_effect:
+                        met, what = rate >= 0.95, f"detect {rate:.1%} >= 95%"
+                        cols = f"{'':>8} {rate:7.1%}"
+                    else:
+                        met = True
+                        what = (f"detect {rate:.1%}; stalls dilute the slowdown below "
+                                f"min_effect {spec_min_effect:g}: shown, not checked")
+                        cols = f"{'':>8} {rate:7.1%}"
+                    label = "on" if clustered else "off"
+                    if clustered and not met:
+                        missed.append(f"1v{k} q={q:g} canary x{slower:g}: {what}")
+                    verdict = ("ok" if met else "MISS") if clustered else \
+                        ("(ok)" if met else "(miss)")
+                    print(f"{'1v' + str(k):>6} {q:>5g} {'x' + format(slower, 'g'):>7} "
+                          f"{shift:>6.3f} {label:>10} {cols} {_pct(times, 50):>9.1f} "
+                          f"{_pct(times, 95):>6.1f} {(state == 0).mean():>6.1%}  "
+                          f"{verdict}: {what}", flush=True)
+    print(f"canary x1: healthy (A/A), median/p95 = time to the pass verdict; x{SLOWER:g}: every "
+          f"request {SLOWER - 1:.0%} slower, median/p95 = time to the fail verdict; shift = the "
+          "true P(canary slower) + 1/2 P(tie) - 1/2 with the stalls mixed in. Goals apply to the judge as shipped (correction on); rows with the "
+          "correction off are shown in brackets for comparison.")
+    print(f"stall goals missed (correction on): {len(missed)}"
+          + "".join(f"\n  {m}" for m in missed))
+    return 1 if missed else 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -236,7 +354,9 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
         # time is up: every window is one chance for a false rollback.
         outcomes: dict[str, int] = {"pass": 0, "fail": 0}
         times: list[float] = []
+        deffs: list[float] = []
         last = None
+        loads = [os.getloadavg()[0]]
         started = time.monotonic()
         while time.monotonic() - started < total:
             judge = Judge(max_window_s=max_window)
@@ -249,6 +369,8 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
                     break
             outcomes[last.outcome] = outcomes.get(last.outcome, 0) + 1
             times.append(last.elapsed_s)
+            loads.append(os.getloadavg()[0])
+            deffs.extend(m.design_effect for m in last.metrics if m.kind == LATENCY)
             if last.outcome == "fail":
                 print(last.table)
         stop.set()
@@ -257,6 +379,10 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
         print(f"A/A on real demo hosts for {minutes:g} min: {len(times)} canary windows of at "
               f"most {max_window:g} s, {outcomes['pass']} passed, {outcomes['fail']} rolled "
               f"back; median time to verdict {np.median(times):.0f} s")
+        print(f"latency design effect at the verdicts: median {np.median(deffs):.2g}, max "
+              f"{max(deffs):.2g}; 1-minute load average at the window ends: min "
+              f"{min(loads):.2f}, median {np.median(loads):.2f}, max {max(loads):.2f} "
+              f"({os.cpu_count()} CPUs)")
         return 1 if outcomes["fail"] else 0
     finally:
         for proc in procs:
@@ -278,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aim", type=float, default=DEFAULT_AIM)
     parser.add_argument("--no-siegmund", action="store_true",
                         help="exploration: plain Wald lines, no overshoot correction")
+    parser.add_argument("--stall-runs", type=int, default=4000,
+                        help="runs per row of the A/A-with-stalls family (0: skip it)")
+    parser.add_argument("--stalls-only", action="store_true",
+                        help="only the A/A-with-stalls rows")
     parser.add_argument("--aa-real", action="store_true",
                         help="A/A run on two real demo hosts instead of the simulation")
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -287,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.aa_real:
         return run_aa_real(args.minutes, args.window)
     t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund)
-    return run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs, t)
+    status = 0
+    if not args.stalls_only:
+        status = run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs, t)
+    if args.stall_runs > 0:
+        status |= run_stalls(args.stall_runs, args.seed, t)
+    return status
 
 
 if __name__ == "__main__":

@@ -96,16 +96,99 @@ def test_no_data_is_not_a_pass():
     assert verdict.metrics[0].reason.startswith("no requests yet")
 
 
+DEMO_EDGES = np.array([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, np.inf])
+
+
+def latency_totals(counts):
+    """Histogram totals (cumulative ``le`` buckets) of the demo's buckets from counts."""
+    running, totals = 0.0, {}
+    for edge, count in zip(DEMO_EDGES, counts):
+        running += count
+        le = "+Inf" if np.isinf(edge) else repr(float(edge))
+        totals[series_key("lat_bucket", {"le": le})] = running
+    return totals
+
+
+def bucket(latencies):
+    return np.bincount(np.searchsorted(DEMO_EDGES, latencies), minlength=DEMO_EDGES.size)
+
+
+def run_latency(judge, seconds=60, rps=50, slower=1.0, canary_stalls=(), baseline_stalls=(),
+                stall=8.0, seed=0):
+    """Per-second scrapes of two hosts serving ``rps`` requests/s with log-normal latencies
+    (median 4 ms); the canary's are ``slower`` times longer throughout; in a stalled second
+    every request of that host is ``stall`` times slower (a process descheduled under load)."""
+    rng = np.random.default_rng(seed)
+    c = np.zeros(DEMO_EDGES.size)
+    b = np.zeros(DEMO_EDGES.size)
+    verdict = None
+    for s in range(1, seconds + 1):
+        c += bucket(rng.lognormal(np.log(0.004 * slower), 0.6, rps)
+                    * (stall if s in canary_stalls else 1.0))
+        b += bucket(rng.lognormal(np.log(0.004), 0.6, rps)
+                    * (stall if s in baseline_stalls else 1.0))
+        verdict = judge.observe(latency_totals(c), latency_totals(b), elapsed_s=s)
+        if verdict.outcome != "pending":
+            return verdict
+    return verdict
+
+
 def test_latency_slower_canary_fails_and_same_passes():
+    verdict = run_latency(Judge([LATENCY], max_window_s=60), slower=1.5)
+    assert verdict.outcome == "fail", verdict.table
+    latency = verdict.metrics[0]
+    assert latency.relative_change > 0.1
+    assert latency.intervals >= 5 and latency.design_effect < 1.5
+    verdict = run_latency(Judge([LATENCY], max_window_s=60), seed=1)
+    assert verdict.outcome == "pass", verdict.table
+
+
+def test_latency_does_not_decide_on_the_first_seconds():
+    # 100 requests per arm in one second, all much slower on the canary: the uncorrected
+    # Mann-Whitney p-value is tiny, but one interval cannot tell a stall from a release
     judge = Judge([LATENCY], max_window_s=60)
-    verdict = judge.observe(arm(1000, latency=(200, 500, 300, 0)),
-                            arm(1000, latency=(500, 400, 100, 0)), elapsed_s=20)
-    assert verdict.outcome == "fail"
-    assert verdict.metrics[0].relative_change > 0.1
-    judge = Judge([LATENCY], max_window_s=60)
-    verdict = judge.observe(arm(3000, latency=(1500, 1200, 300, 0)),
-                            arm(3000, latency=(1500, 1200, 300, 0)), elapsed_s=20)
-    assert verdict.outcome == "pass"
+    verdict = judge.observe(arm(100, latency=(0, 10, 40, 50)), arm(100, latency=(50, 40, 10, 0)),
+                            elapsed_s=1)
+    latency = verdict.metrics[0]
+    assert latency.fixed_z_p < 1e-10
+    assert verdict.outcome == "pending" and latency.llr == 0
+    assert "1 scrape interval" in latency.reason
+
+
+@pytest.mark.parametrize("seed,stalls", [(2, (2,)), (3, (1, 2)), (4, (3, 17))])
+def test_a_stalled_second_on_a_healthy_canary_does_not_roll_back(seed, stalls):
+    # every request the canary serves in the stalled seconds is 8x slower: bursty, not slower
+    corrected = run_latency(Judge([LATENCY], max_window_s=60), canary_stalls=stalls, seed=seed)
+    assert corrected.outcome == "pass", corrected.table
+    # the same traffic read as independent requests rolls the healthy canary back
+    naive = run_latency(Judge([LATENCY], max_window_s=60, clustered=False),
+                        canary_stalls=stalls, seed=seed)
+    assert naive.outcome == "fail", naive.table
+
+
+def test_stalls_on_both_arms_and_a_slower_canary_with_stalls():
+    # stalls on both arms (machine load) on a healthy canary: no rollback
+    both = run_latency(Judge([LATENCY], max_window_s=60), canary_stalls=(2, 9),
+                       baseline_stalls=(5, 9, 30), seed=5)
+    assert both.outcome == "pass", both.table
+    # a release 50% slower in every second is caught even with stalls on the baseline
+    slower = run_latency(Judge([LATENCY], max_window_s=60), slower=1.5,
+                         baseline_stalls=(3, 4), seed=6)
+    assert slower.outcome == "fail", slower.table
+
+
+def test_latency_change_below_min_effect_passes():
+    # 10% slower in every second: P(slower) - 1/2 is about 0.03, "significant" for the fixed
+    # test at 400 requests/s (p < 0.001) but well below min_effect 0.1: the canary passes
+    verdict = run_latency(Judge([LATENCY], max_window_s=600), slower=1.1, rps=400,
+                          seconds=300, seed=7)
+    assert verdict.outcome == "pass", verdict.table
+    latency = verdict.metrics[0]
+    assert 0.01 < latency.relative_change < 0.05 and latency.fixed_z_p < 1e-3
+    # 30% slower, P(slower) - 1/2 about 0.11 (the minimum effect): fails
+    verdict = run_latency(Judge([LATENCY], max_window_s=600), slower=1.3, seed=7)
+    assert verdict.outcome == "fail", verdict.table
+    assert verdict.metrics[0].relative_change > 0.09
 
 
 def test_holm_and_details_in_table_and_json():

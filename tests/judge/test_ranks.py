@@ -6,7 +6,12 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from greenlight.errors import UsageError
-from greenlight.stats.ranks import bucket_counts_from_cumulative, mann_whitney_buckets
+from greenlight.stats.ranks import (
+    bucket_counts_from_cumulative,
+    mann_whitney_buckets,
+    superiority_arrays,
+    superiority_design_effect,
+)
 
 EDGES = np.array([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, np.inf])
 
@@ -55,3 +60,48 @@ def test_cumulative_buckets_and_bad_input():
         mann_whitney_buckets([1, 2], [1, 2, 3])
     with pytest.raises(UsageError):
         mann_whitney_buckets([1, -2], [1, 2])
+
+
+def per_interval(rng, runs, intervals, n, factor=None):
+    """Bucket counts (runs, intervals, buckets) of log-normal latencies (median 4 ms);
+    ``factor`` (runs, intervals) multiplies every request of an interval (a stall)."""
+    x = rng.lognormal(np.log(0.004), 0.6, (runs, intervals, n))
+    if factor is not None:
+        x = x * factor[..., None]
+    k = np.searchsorted(EDGES, x)
+    return np.stack([(k == j).sum(-1) for j in range(EDGES.size)], -1).astype(float)
+
+
+def test_superiority_arrays_match_the_scalar_test():
+    rng = np.random.default_rng(5)
+    c = per_interval(rng, 4, 3, 40).sum(1)
+    b = per_interval(rng, 4, 3, 70).sum(1)
+    s, v = superiority_arrays(c, b)
+    for i in range(4):
+        ref = mann_whitney_buckets(list(c[i]), list(b[i]))
+        assert s[i] == pytest.approx(ref.superiority)
+        assert v[i] == pytest.approx(ref.superiority_variance)
+    assert superiority_arrays([0, 5], [0, 3]) == (0.5, 0.0)  # all tied: no information
+
+
+def test_design_effect_is_one_for_independent_requests_and_large_for_a_stall():
+    rng = np.random.default_rng(6)
+    c, b = per_interval(rng, 2000, 20, 50), per_interval(rng, 2000, 20, 50)
+    deff, intervals = superiority_design_effect(c, b)
+    assert (intervals == 20).all()
+    assert 0.95 < deff.mean() < 1.05  # unbiased under independence
+    factor = np.ones((2000, 20))
+    factor[:, 3] = 8.0  # the canary's host stalls for one second: every request 8x slower
+    stalled = per_interval(rng, 2000, 20, 50, factor)
+    deff_stall, _ = superiority_design_effect(stalled, b)
+    assert np.median(deff_stall) > 3
+    # the same stall on both arms in the same second (machine load) cancels within it
+    both = per_interval(rng, 2000, 20, 50, factor)
+    deff_both, _ = superiority_design_effect(stalled, both)
+    assert np.median(deff_both) < 1.5
+
+
+def test_design_effect_needs_two_intervals_and_one_shape():
+    assert superiority_design_effect([[0, 5, 5]], [[5, 5, 0]]) == (1.0, 1)
+    with pytest.raises(UsageError, match="one shape"):
+        superiority_design_effect([[1, 2]], [[1, 2, 3]])

@@ -31,7 +31,12 @@ from greenlight.stats import (
     seed_rule_on_rarer_outcome,
     two_proportion_test,
 )
-from greenlight.stats.ranks import bucket_counts_from_cumulative, mann_whitney_buckets
+from greenlight.stats.ranks import (
+    bucket_counts_from_cumulative,
+    mann_whitney_buckets,
+    superiority_arrays,
+    superiority_design_effect,
+)
 from greenlight.stats.sequential import (
     HIGHER_IS_BAD,
     LOWER_IS_BAD,
@@ -58,6 +63,10 @@ DEFAULT_BREAKAGE_SHARE = 0.2  # of alpha, for the exact fast path: 9 events at 1
 # catch, it catches min_effect itself more often (>= 96%) and sooner in the slow tail.
 DEFAULT_AIM = 0.9
 DETECT_POWER = 0.95  # "detectable" and "requests needed" are at 95% power
+# Latency decides only once this many scrape intervals hold requests: a stalled host makes all
+# the requests of one second slow together, which only a comparison between intervals can tell
+# from a slower release (a regression is in every interval, a stall in one).
+MIN_INTERVALS = 5
 
 
 def series_key(name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
@@ -266,6 +275,49 @@ def ratio_look(spec: MetricSpec, t: Thresholds, canary_events, canary_trials,
     return fail, passed, info
 
 
+def latency_evidence(spec: MetricSpec, canary_intervals, baseline_intervals,
+                     aim: float = DEFAULT_AIM, clustered: bool = True):
+    """The latency test from bucket counts per scrape interval (arrays of shape
+    (..., intervals, buckets), canary and baseline, same buckets lowest first):
+    ``(llr, information, harm, variance, design_effect, intervals)``, vectorised over the
+    leading axes like :func:`ratio_evidence`.
+
+    The SPRT watches harm = P(canary slower) + ½P(tie) − ½ (sign flipped for lower-is-bad)
+    against ``aim`` × ``min_effect`` with Mann-Whitney's tie-corrected variance, inflated by
+    the design effect of the intervals (``clustered``; never deflated): requests slowed
+    together by a stalled host count as one piece of evidence, not fifty. Before
+    ``MIN_INTERVALS`` intervals the LLR and information are 0 (no evidence either way).
+    """
+    c, b = np.asarray(canary_intervals, float), np.asarray(baseline_intervals, float)
+    superiority, variance = superiority_arrays(c.sum(-2), b.sum(-2))
+    deff, intervals = superiority_design_effect(c, b)
+    deff = np.maximum(deff, 1.0) if clustered else np.ones_like(np.asarray(deff, float))
+    variance = np.asarray(variance, float) * deff
+    shift = np.asarray(superiority, float) - 0.5
+    harm = shift if spec.direction == HIGHER_IS_BAD else -shift
+    live = (np.asarray(intervals) >= MIN_INTERVALS) & (variance > 0)
+    alternative = spec.min_effect * aim
+    safe = np.where(live, variance, 1.0)
+    llr = np.where(live, gaussian_llr(harm, 0.0, alternative, safe), 0.0)
+    info = np.where(live, alternative ** 2 / safe, 0.0)
+    if np.ndim(llr) == 0:
+        return (float(llr), float(info), float(harm), float(variance), float(deff),
+                int(intervals))
+    return llr, info, harm, variance, deff, intervals
+
+
+def latency_look(spec: MetricSpec, t: Thresholds, canary_intervals, baseline_intervals,
+                 previous_information=0.0, clustered: bool = True):
+    """``(fail, pass, information)`` of a latency metric watched alone, vectorised: what
+    ``Judge.observe`` decides at this look (bench/judge.py's stall rows)."""
+    llr, info, *_ = latency_evidence(spec, canary_intervals, baseline_intervals, t.aim,
+                                     clustered)
+    shift = t.overshoot(info, previous_information)
+    fail = np.asarray(llr) + shift >= t.upper
+    passed = ~fail & (np.asarray(llr) <= t.lower) & (np.asarray(info) > 0)
+    return fail, passed, info
+
+
 @dataclass
 class MetricVerdict:
     """What the judge knows about one metric at this scrape, and why it decided."""
@@ -296,6 +348,8 @@ class MetricVerdict:
     requests_needed: float | None = None  # more canary requests for the minimum effect
     min_effect: float = 0.0
     decided_at_s: float | None = None
+    intervals: int = 0  # latency: scrape intervals with requests so far
+    design_effect: float = 1.0  # latency: variance inflation for requests slowed together
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -350,7 +404,7 @@ class Judge:
     def __init__(self, specs: Iterable[MetricSpec] | None = None, alpha: float = 0.01,
                  max_window_s: float = 300.0, on_timeout: str = "fail", beta: float = DEFAULT_BETA,
                  breakage_share: float = DEFAULT_BREAKAGE_SHARE, min_window_s: float = 0.0,
-                 aim: float = DEFAULT_AIM, siegmund: bool = True):
+                 aim: float = DEFAULT_AIM, siegmund: bool = True, clustered: bool = True):
         self.specs = list(DEFAULT_SPECS if specs is None else specs)
         if not self.specs:
             raise UsageError("the judge needs at least one metric to watch")
@@ -374,6 +428,11 @@ class Judge:
         self._information = {s.name: 0.0 for s in self.specs}
         self._decided: dict[str, tuple[str, str, float]] = {}
         self._started: float | None = None
+        self.clustered = clustered
+        # latency: cumulative buckets per arm at the previous look, and each interval's growth
+        self._last_buckets: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self._increments: dict[str, list[tuple[dict[float, float], dict[float, float]]]] = {
+            s.name: [] for s in self.specs if s.kind == LATENCY}
 
     @classmethod
     def from_settings(cls, table: Mapping[str, Any] | None, *, max_window_s: float | None = None,
@@ -529,6 +588,7 @@ class Judge:
         t = self.thresholds
         cb = histogram_buckets(canary, spec.histogram, spec.labels)
         bb = histogram_buckets(baseline, spec.histogram, spec.labels)
+        self._note_interval(spec.name, cb, bb)
         bounds = sorted(set(cb) | set(bb))
         first = [cb.get(x, 0.0) for x in bounds]
         second = [bb.get(x, 0.0) for x in bounds]
@@ -539,18 +599,37 @@ class Judge:
         if mw.n1 < MIN_EVENTS or mw.n2 < MIN_EVENTS or mw.superiority_variance <= 0:
             v.reason = f"{min(mw.n1, mw.n2)} requests on the smaller arm; need {MIN_EVENTS}"
             return
-        shift = mw.superiority - 0.5
-        harm = shift if spec.direction == HIGHER_IS_BAD else -shift
-        v.relative_change = shift
-        v.llr = gaussian_llr(harm, 0.0, spec.min_effect * t.aim, mw.superiority_variance)
-        v.information = (spec.min_effect * t.aim) ** 2 / mw.superiority_variance
+        steps = self._increments[spec.name]
+        c = np.array([[inc[0].get(x, 0.0) for x in bounds] for inc in steps])
+        b = np.array([[inc[1].get(x, 0.0) for x in bounds] for inc in steps])
+        llr, info, harm, variance, deff, intervals = latency_evidence(
+            spec, c, b, t.aim, self.clustered)
+        v.relative_change = mw.superiority - 0.5
         v.fixed_z_p = mw.p_greater if spec.direction == HIGHER_IS_BAD else mw.p_less
-        v.reason = "collecting evidence"
+        v.intervals, v.design_effect = intervals, deff
         z = norm.isf(t.sprt_alpha / t.metrics) + norm.isf(1 - DETECT_POWER)
-        sd = math.sqrt(mw.superiority_variance)
+        sd = math.sqrt(mw.superiority_variance * deff)
         v.detectable = z * sd
         factor = (z * sd / spec.min_effect) ** 2
         v.requests_needed = max(0.0, math.ceil(mw.n1 * factor - mw.n1))
+        if intervals < MIN_INTERVALS:
+            v.reason = (f"{intervals} scrape interval(s) so far; latency decides from "
+                        f"{MIN_INTERVALS} (a stalled second is not a slower release)")
+            return
+        v.llr, v.information = llr, info
+        v.reason = "collecting evidence" + (f" (variance x{deff:.2g}: requests slowed "
+                                            "together in some intervals)" if deff > 1.05 else "")
+
+    def _note_interval(self, name: str, canary: dict[float, float],
+                       baseline: dict[float, float]) -> None:
+        """Keep the growth of each arm's buckets since the previous look (one scrape interval);
+        looks that saw no new request add nothing."""
+        before_c, before_b = self._last_buckets.get(name, ({}, {}))
+        grow_c = {k: max(0.0, x - before_c.get(k, 0.0)) for k, x in canary.items()}
+        grow_b = {k: max(0.0, x - before_b.get(k, 0.0)) for k, x in baseline.items()}
+        self._last_buckets[name] = (dict(canary), dict(baseline))
+        if sum(grow_c.values()) + sum(grow_b.values()) > 0:
+            self._increments[name].append((grow_c, grow_b))
 
 
 def _upper_bound(events: float, trials: float, alpha: float) -> float:
@@ -593,6 +672,8 @@ def render_table(verdict: Verdict) -> str:
             canary = f"median<={_fmt(m.canary_value)}s n={m.canary_trials:g}"
             baseline = f"median<={_fmt(m.baseline_value)}s n={m.baseline_trials:g}"
             change = _fmt(m.relative_change, "P(slower)-½={:+.3f}")
+            if m.relative_change is not None:
+                change += f" ({m.intervals} intervals, variance x{m.design_effect:.2g})"
             detectable = _fmt(m.detectable, "{:.3f}")
         rows.append((m.name, m.status, canary, baseline, change,
                      f"{m.llr:.2f} [{m.lower:.2f}, {m.upper:.2f}]", f"{m.adjusted_p:.3g}",
