@@ -215,39 +215,59 @@ def _bucket_probs(factor: float) -> np.ndarray:
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
-def true_shift(slower: float, stall_p: float) -> float:
+def _slowed_share(start_p: float, length: int) -> float:
+    """Long-run share of seconds a host is slowed when a spell of ``length`` s starts in a
+    free second with probability ``start_p``."""
+    return start_p * length / (1 + start_p * length)
+
+
+def true_shift(slower: float, stall_p: float, length: int = 1,
+               factor: float = STALL_FACTOR) -> float:
     """P(canary slower) + ½P(tie) − ½ of the bucketed mixtures (stalls dilute a slowdown)."""
-    canary = ((1 - stall_p) * _bucket_probs(slower)
-              + stall_p * _bucket_probs(slower * STALL_FACTOR))
-    base = (1 - stall_p) * _bucket_probs(1.0) + stall_p * _bucket_probs(STALL_FACTOR)
+    share = _slowed_share(stall_p, length)
+    canary = (1 - share) * _bucket_probs(slower) + share * _bucket_probs(slower * factor)
+    base = (1 - share) * _bucket_probs(1.0) + share * _bucket_probs(factor)
     below = np.cumsum(base) - base
     return float((canary * (below + base / 2)).sum() - 0.5)
 
 
-def _arm_counts(rng, runs: int, hosts: int, slower: float, stall_p: float) -> np.ndarray:
-    """One second of one arm: bucket counts (runs, buckets) of ``hosts`` hosts at RATE,
-    each stalled this second with probability ``stall_p``."""
-    stalled = rng.binomial(hosts, stall_p, runs)
+def _arm_counts(rng, remaining: np.ndarray, slower: float, stall_p: float, length: int,
+                factor: float) -> np.ndarray:
+    """One second of one arm: bucket counts (runs, buckets) of its hosts at RATE.
+    ``remaining`` (runs, hosts): seconds each host stays slowed, updated in place; a free
+    host starts a spell of ``length`` s with probability ``stall_p``."""
+    start = (remaining == 0) & (rng.random(remaining.shape) < stall_p)
+    remaining[start] = length
+    stalled = (remaining > 0).sum(-1)
+    remaining[remaining > 0] -= 1
+    hosts = remaining.shape[-1]
     out = rng.multinomial(RATE * (hosts - stalled), _bucket_probs(slower))
-    out += rng.multinomial(RATE * stalled, _bucket_probs(slower * STALL_FACTOR))
+    out += rng.multinomial(RATE * stalled, _bucket_probs(slower * factor))
     return out.astype(float)
 
 
 def simulate_latency(slower: float, stall_p: float, baselines: int, runs: int, horizon: int,
-                     seed: int, t: Thresholds, clustered: bool):
-    """Like :func:`simulate` for the latency metric: (decision per run, second of verdict)."""
+                     seed: int, t: Thresholds, clustered: bool, length: int = 1,
+                     factor: float = STALL_FACTOR):
+    """Like :func:`simulate` for the latency metric: (decision per run, second of verdict).
+    Hosts start slowed spells of ``length`` s (every request ``factor`` x slower) with
+    probability ``stall_p`` per free second."""
     rng = np.random.default_rng(seed)
     spec = MetricSpec("latency", kind=LATENCY, histogram="h", direction="higher-is-bad",
                       min_effect=0.1)
     c = np.zeros((runs, horizon, EDGES.size))
     b = np.zeros((runs, horizon, EDGES.size))
+    rem_c = np.zeros((runs, 1), int)
+    rem_b = np.zeros((runs, baselines), int)
     info = np.zeros(runs)
     state = np.zeros(runs, np.int8)
     when = np.full(runs, np.nan)
     live = np.arange(runs)
     for s in range(1, horizon + 1):
-        c[live, s - 1] = _arm_counts(rng, live.size, 1, slower, stall_p)
-        b[live, s - 1] = _arm_counts(rng, live.size, baselines, 1.0, stall_p)
+        rc, rb = rem_c[live], rem_b[live]
+        c[live, s - 1] = _arm_counts(rng, rc, slower, stall_p, length, factor)
+        b[live, s - 1] = _arm_counts(rng, rb, 1.0, stall_p, length, factor)
+        rem_c[live], rem_b[live] = rc, rb
         fail, ok, info[live] = latency_look(spec, t, c[live, :s], b[live, :s], info[live],
                                             clustered)
         done = fail | ok
@@ -259,57 +279,116 @@ def simulate_latency(slower: float, stall_p: float, baselines: int, runs: int, h
     return state, when
 
 
+# (spell length s, slowdown factor, start probabilities per free second)
+STALL_KINDS = ((1, STALL_FACTOR, (0.0, 0.01, 0.05, 0.2)), (5, 2.0, (0.01, 0.05, 0.1)))
+
+
 def run_stalls(runs: int, seed: int, t: Thresholds, horizon: int = 120) -> int:
     """The "A/A with stalls" rows: false rollbacks of healthy canaries whose hosts stall,
     with and without the correction; detection of a canary SLOWER times slower throughout."""
     print()
     print(f"A/A with stalls: latency metric (min_effect 0.1 = slower in 60% of pairs), "
           f"log-normal latencies (median {MEDIAN_S * 1000:g} ms, sigma {SIGMA}) in the demo's "
-          f"buckets, {RATE} requests/s per host; in a stalled second every request of that "
-          f"host is {STALL_FACTOR:g}x slower; each host stalls in a given second with "
-          f"probability q, independently; {horizon} s window, {runs} runs per row")
-    print(f"{'hosts':>6} {'q':>5} {'canary':>7} {'shift':>6} {'correction':>10} {'false rb':>8} "
-          f"{'detect':>7} {'median s':>9} {'p95 s':>6} {'undec':>6}  goal")
+          f"buckets, {RATE} requests/s per host; a free host starts a slow spell in a given "
+          f"second with probability q (independently per host): 1-s stalls where every "
+          f"request is {STALL_FACTOR:g}x slower, or 5-s spells at 2x; {horizon} s window, "
+          f"{runs} runs per row")
+    print(f"{'hosts':>6} {'spell':>7} {'q':>5} {'canary':>7} {'shift':>6} {'correction':>10} "
+          f"{'false rb':>8} {'detect':>7} {'median s':>9} {'p95 s':>6} {'undec':>6}  goal")
     missed = []
     spec_min_effect = 0.1
     for k in (1, 19):
-        for q in (0.0, 0.01, 0.05, 0.2):
-            for slower in (1.0, SLOWER):
-                for clustered in (True, False):
-                    cell_seed = seed + k * 1000 + int(q * 1000) * 7 + int(slower * 10)
-                    state, when = simulate_latency(slower, q, k, runs, horizon, cell_seed, t,
-                                                   clustered)
-                    fails = when[state == 1]
-                    times = when[state != 0] if slower == 1.0 else fails
-                    rate = (state == 1).mean()
-                    shift = true_shift(slower, q)
-                    if slower == 1.0:
-                        met, what = rate <= 0.01, f"false rb {rate:.2%} <= 1%"
-                        cols = f"{rate:8.2%} {'':>7}"
-                    elif shift >= spec_min_effect:
-                        met, what = rate >= 0.95, f"detect {rate:.1%} >= 95%"
-                        cols = f"{'':>8} {rate:7.1%}"
-                    else:
-                        met = True
-                        what = (f"detect {rate:.1%}; stalls dilute the slowdown below "
-                                f"min_effect {spec_min_effect:g}: shown, not checked")
-                        cols = f"{'':>8} {rate:7.1%}"
-                    label = "on" if clustered else "off"
-                    if clustered and not met:
-                        missed.append(f"1v{k} q={q:g} canary x{slower:g}: {what}")
-                    verdict = ("ok" if met else "MISS") if clustered else \
-                        ("(ok)" if met else "(miss)")
-                    print(f"{'1v' + str(k):>6} {q:>5g} {'x' + format(slower, 'g'):>7} "
-                          f"{shift:>6.3f} {label:>10} {cols} {_pct(times, 50):>9.1f} "
-                          f"{_pct(times, 95):>6.1f} {(state == 0).mean():>6.1%}  "
-                          f"{verdict}: {what}", flush=True)
+        for length, factor, probs in STALL_KINDS:
+            for q in probs:
+                for slower in (1.0, SLOWER):
+                    for clustered in (True, False):
+                        cell_seed = (seed + k * 1000 + int(q * 1000) * 7 + int(slower * 10)
+                                     + length * 100003)
+                        state, when = simulate_latency(slower, q, k, runs, horizon, cell_seed,
+                                                       t, clustered, length, factor)
+                        fails = when[state == 1]
+                        times = when[state != 0] if slower == 1.0 else fails
+                        rate = (state == 1).mean()
+                        shift = true_shift(slower, q, length, factor)
+                        if slower == 1.0:
+                            met, what = rate <= 0.01, f"false rb {rate:.2%} <= 1%"
+                            cols = f"{rate:8.2%} {'':>7}"
+                        elif shift >= spec_min_effect:
+                            met, what = rate >= 0.95, f"detect {rate:.1%} >= 95%"
+                            cols = f"{'':>8} {rate:7.1%}"
+                        else:
+                            met = True
+                            what = (f"detect {rate:.1%}; stalls dilute the slowdown below "
+                                    f"min_effect {spec_min_effect:g}: shown, not checked")
+                            cols = f"{'':>8} {rate:7.1%}"
+                        spell = f"{length}s x{factor:g}"
+                        if clustered and not met:
+                            missed.append(f"1v{k} {spell} q={q:g} canary x{slower:g}: {what}")
+                        verdict = ("ok" if met else "MISS") if clustered else \
+                            ("(ok)" if met else "(miss)")
+                        print(f"{'1v' + str(k):>6} {spell:>7} {q:>5g} "
+                              f"{'x' + format(slower, 'g'):>7} {shift:>6.3f} "
+                              f"{'on' if clustered else 'off':>10} {cols} "
+                              f"{_pct(times, 50):>9.1f} {_pct(times, 95):>6.1f} "
+                              f"{(state == 0).mean():>6.1%}  {verdict}: {what}", flush=True)
     print(f"canary x1: healthy (A/A), median/p95 = time to the pass verdict; x{SLOWER:g}: every "
           f"request {SLOWER - 1:.0%} slower, median/p95 = time to the fail verdict; shift = the "
-          "true P(canary slower) + 1/2 P(tie) - 1/2 with the stalls mixed in. Goals apply to the judge as shipped (correction on); rows with the "
-          "correction off are shown in brackets for comparison.")
+          "true P(canary slower) + 1/2 P(tie) - 1/2 with the stalls mixed in. Goals apply to "
+          "the judge as shipped (correction on); rows with the correction off (independent "
+          "requests; the 5-interval rule stays) are shown in brackets for comparison.")
     print(f"stall goals missed (correction on): {len(missed)}"
           + "".join(f"\n  {m}" for m in missed))
     return 1 if missed else 0
+
+
+def replay_latency(series: list, max_window: float) -> None:
+    """What the real hosts' latency looked like second by second: the design effect over
+    the whole run per block length, and the default judge's latency test (4 metrics' share of
+    alpha) re-run on a window starting at every second, with the correction, without it
+    (the 10-interval rule kept), and as ab29e58 judged (no correction, no interval rule)."""
+    from greenlight.deploy import judge as judge_module
+    from greenlight.stats.ranks import superiority_design_effect
+
+    if len(series) < 30:
+        return
+    bounds = sorted({x for c, b in series for x in (*c, *b)})
+    c = np.array([[cb.get(x, 0.0) for x in bounds] for cb, _ in series])
+    b = np.array([[bb.get(x, 0.0) for x in bounds] for _, bb in series])
+    effects = ", ".join(f"{size} s: {superiority_design_effect(c, b, block=size)[0]:.3g}"
+                        for size in (1, 2, 5, 10, 30) if len(series) >= 2 * size)
+    print(f"latency, {len(series)} s of per-second bucket growth: design effect over the "
+          f"whole run with blocks of {effects}")
+    spec = next(s for s in judge_module.DEFAULT_SPECS if s.kind == LATENCY)
+    t = Thresholds(ALPHA, DEFAULT_BETA, len(judge_module.DEFAULT_SPECS),
+                   DEFAULT_BREAKAGE_SHARE)
+    width = int(max_window)
+    starts = np.arange(0, len(series) - 30)
+    for label, clustered, gate in (("with the correction", True, None),
+                                   ("without it (10-interval rule kept)", False, None),
+                                   ("as ab29e58 (no correction, no interval rule)", False, 1)):
+        saved = judge_module.MIN_INTERVALS
+        if gate is not None:
+            judge_module.MIN_INTERVALS = gate
+        try:
+            state = np.zeros(starts.size, np.int8)
+            info = np.zeros(starts.size)
+            live = np.arange(starts.size)
+            for w in range(1, width + 1):
+                live = live[starts[live] + w <= len(series)]
+                if live.size == 0:
+                    break
+                cw = np.stack([c[s:s + w] for s in starts[live]])
+                bw = np.stack([b[s:s + w] for s in starts[live]])
+                fail, ok, info[live] = latency_look(spec, t, cw, bw, info[live], clustered)
+                state[live[fail]], state[live[ok]] = 1, -1
+                live = live[~(fail | ok)]
+        finally:
+            judge_module.MIN_INTERVALS = saved
+        failed = starts[state == 1]
+        print(f"  latency test on a window starting at every second ({starts.size} windows, "
+              f"overlapping), {label}: {failed.size} fail"
+              + (f" (starting at s {', '.join(str(int(x)) for x in failed[:12])}"
+                 f"{' ...' if failed.size > 12 else ''})" if failed.size else ""))
 
 
 def _free_port() -> int:
@@ -355,6 +434,7 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
         outcomes: dict[str, int] = {"pass": 0, "fail": 0}
         times: list[float] = []
         deffs: list[float] = []
+        series: list = []  # latency bucket growth per second, window after window
         last = None
         loads = [os.getloadavg()[0]]
         started = time.monotonic()
@@ -368,6 +448,7 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
                 if last.outcome != "pending":
                     break
             outcomes[last.outcome] = outcomes.get(last.outcome, 0) + 1
+            series.extend(judge.intervals("latency"))
             times.append(last.elapsed_s)
             loads.append(os.getloadavg()[0])
             deffs.extend(m.design_effect for m in last.metrics if m.kind == LATENCY)
@@ -383,6 +464,7 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
               f"{max(deffs):.2g}; 1-minute load average at the window ends: min "
               f"{min(loads):.2f}, median {np.median(loads):.2f}, max {max(loads):.2f} "
               f"({os.cpu_count()} CPUs)")
+        replay_latency(series, max_window)
         return 1 if outcomes["fail"] else 0
     finally:
         for proc in procs:

@@ -87,9 +87,11 @@ def test_superiority_arrays_match_the_scalar_test():
 def test_design_effect_is_one_for_independent_requests_and_large_for_a_stall():
     rng = np.random.default_rng(6)
     c, b = per_interval(rng, 2000, 20, 50), per_interval(rng, 2000, 20, 50)
-    deff, intervals = superiority_design_effect(c, b)
+    deff, intervals = superiority_design_effect(c, b, block=1)
     assert (intervals == 20).all()
-    assert 0.95 < deff.mean() < 1.05  # unbiased under independence
+    assert 0.95 < deff.mean() < 1.05  # per interval: unbiased under independence
+    blocked, _ = superiority_design_effect(c, b)  # max of intervals and 5-interval blocks
+    assert 1.0 < blocked.mean() < 1.5 and (blocked >= deff - 1e-12).all()
     factor = np.ones((2000, 20))
     factor[:, 3] = 8.0  # the canary's host stalls for one second: every request 8x slower
     stalled = per_interval(rng, 2000, 20, 50, factor)
@@ -99,6 +101,17 @@ def test_design_effect_is_one_for_independent_requests_and_large_for_a_stall():
     both = per_interval(rng, 2000, 20, 50, factor)
     deff_both, _ = superiority_design_effect(stalled, both)
     assert np.median(deff_both) < 1.5
+
+
+def test_a_slow_spell_of_several_seconds_is_seen_by_the_blocks():
+    rng = np.random.default_rng(7)
+    factor = np.ones((2000, 30))
+    factor[:, 10:15] = 2.0  # the canary's host is twice as slow for five seconds
+    spell = per_interval(rng, 2000, 30, 50, factor)
+    b = per_interval(rng, 2000, 30, 50)
+    per_second, _ = superiority_design_effect(spell, b, block=1)
+    blocked, _ = superiority_design_effect(spell, b)
+    assert np.median(blocked) > 2 * np.median(per_second)
 
 
 def test_design_effect_needs_two_intervals_and_one_shape():

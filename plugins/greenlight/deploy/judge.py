@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import beta as beta_dist
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from greenlight.errors import SettingsError, UsageError
 from greenlight.stats import (
@@ -32,6 +33,7 @@ from greenlight.stats import (
     two_proportion_test,
 )
 from greenlight.stats.ranks import (
+    BLOCK,
     bucket_counts_from_cumulative,
     mann_whitney_buckets,
     superiority_arrays,
@@ -64,9 +66,9 @@ DEFAULT_BREAKAGE_SHARE = 0.2  # of alpha, for the exact fast path: 9 events at 1
 DEFAULT_AIM = 0.9
 DETECT_POWER = 0.95  # "detectable" and "requests needed" are at 95% power
 # Latency decides only once this many scrape intervals hold requests: a stalled host makes all
-# the requests of one second slow together, which only a comparison between intervals can tell
-# from a slower release (a regression is in every interval, a stall in one).
-MIN_INTERVALS = 5
+# the requests of a second or a few slow together, which only a comparison between intervals
+# and blocks of intervals can tell from a slower release (a regression is in every block).
+MIN_INTERVALS = 10
 
 
 def series_key(name: str, labels: Mapping[str, str] | None = None) -> SeriesKey:
@@ -275,24 +277,39 @@ def ratio_look(spec: MetricSpec, t: Thresholds, canary_events, canary_trials,
     return fail, passed, info
 
 
+def small_sample_factor(intervals, alpha: float):
+    """(t / z)² at one-sided ``alpha`` with the blocks' degrees of freedom: the variance of
+    the design effect is estimated from few blocks early in the window, and a test that
+    plugged it in as if known would be too bold (Student's correction)."""
+    blocks = np.ceil(np.asarray(intervals, float) / BLOCK)
+    df = np.maximum(blocks - 1, 1.0)
+    return (student_t.isf(alpha, df) / norm.isf(alpha)) ** 2
+
+
 def latency_evidence(spec: MetricSpec, canary_intervals, baseline_intervals,
-                     aim: float = DEFAULT_AIM, clustered: bool = True):
+                     aim: float = DEFAULT_AIM, clustered: bool = True,
+                     small_sample_alpha: float | None = None):
     """The latency test from bucket counts per scrape interval (arrays of shape
     (..., intervals, buckets), canary and baseline, same buckets lowest first):
-    ``(llr, information, harm, variance, design_effect, intervals)``, vectorised over the
-    leading axes like :func:`ratio_evidence`.
+    ``(llr, information, harm, variance, design_effect, intervals, variance_factor)``,
+    vectorised over the leading axes like :func:`ratio_evidence`.
 
     The SPRT watches harm = P(canary slower) + ½P(tie) − ½ (sign flipped for lower-is-bad)
-    against ``aim`` × ``min_effect`` with Mann-Whitney's tie-corrected variance, inflated by
-    the design effect of the intervals (``clustered``; never deflated): requests slowed
-    together by a stalled host count as one piece of evidence, not fifty. Before
+    against ``aim`` × ``min_effect`` with Mann-Whitney's tie-corrected variance, multiplied
+    (``clustered``) by the design effect of the intervals and blocks of intervals (never
+    below 1: requests slowed together by a stalled host count as one piece of evidence, not
+    fifty) and by Student's small-sample factor at ``small_sample_alpha`` (that design effect
+    is estimated from few blocks early on). ``variance_factor`` is the product. Before
     ``MIN_INTERVALS`` intervals the LLR and information are 0 (no evidence either way).
     """
     c, b = np.asarray(canary_intervals, float), np.asarray(baseline_intervals, float)
     superiority, variance = superiority_arrays(c.sum(-2), b.sum(-2))
     deff, intervals = superiority_design_effect(c, b)
     deff = np.maximum(deff, 1.0) if clustered else np.ones_like(np.asarray(deff, float))
-    variance = np.asarray(variance, float) * deff
+    factor = deff
+    if clustered and small_sample_alpha:
+        factor = deff * small_sample_factor(intervals, small_sample_alpha)
+    variance = np.asarray(variance, float) * factor
     shift = np.asarray(superiority, float) - 0.5
     harm = shift if spec.direction == HIGHER_IS_BAD else -shift
     live = (np.asarray(intervals) >= MIN_INTERVALS) & (variance > 0)
@@ -302,8 +319,8 @@ def latency_evidence(spec: MetricSpec, canary_intervals, baseline_intervals,
     info = np.where(live, alternative ** 2 / safe, 0.0)
     if np.ndim(llr) == 0:
         return (float(llr), float(info), float(harm), float(variance), float(deff),
-                int(intervals))
-    return llr, info, harm, variance, deff, intervals
+                int(intervals), float(factor))
+    return llr, info, harm, variance, deff, intervals, factor
 
 
 def latency_look(spec: MetricSpec, t: Thresholds, canary_intervals, baseline_intervals,
@@ -311,7 +328,7 @@ def latency_look(spec: MetricSpec, t: Thresholds, canary_intervals, baseline_int
     """``(fail, pass, information)`` of a latency metric watched alone, vectorised: what
     ``Judge.observe`` decides at this look (bench/judge.py's stall rows)."""
     llr, info, *_ = latency_evidence(spec, canary_intervals, baseline_intervals, t.aim,
-                                     clustered)
+                                     clustered, t.sprt_alpha / t.metrics)
     shift = t.overshoot(info, previous_information)
     fail = np.asarray(llr) + shift >= t.upper
     passed = ~fail & (np.asarray(llr) <= t.lower) & (np.asarray(info) > 0)
@@ -350,6 +367,7 @@ class MetricVerdict:
     decided_at_s: float | None = None
     intervals: int = 0  # latency: scrape intervals with requests so far
     design_effect: float = 1.0  # latency: variance inflation for requests slowed together
+    variance_factor: float = 1.0  # latency: design effect x small-sample factor, as applied
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -602,13 +620,13 @@ class Judge:
         steps = self._increments[spec.name]
         c = np.array([[inc[0].get(x, 0.0) for x in bounds] for inc in steps])
         b = np.array([[inc[1].get(x, 0.0) for x in bounds] for inc in steps])
-        llr, info, harm, variance, deff, intervals = latency_evidence(
-            spec, c, b, t.aim, self.clustered)
+        llr, info, harm, variance, deff, intervals, factor = latency_evidence(
+            spec, c, b, t.aim, self.clustered, t.sprt_alpha / t.metrics)
         v.relative_change = mw.superiority - 0.5
         v.fixed_z_p = mw.p_greater if spec.direction == HIGHER_IS_BAD else mw.p_less
-        v.intervals, v.design_effect = intervals, deff
+        v.intervals, v.design_effect, v.variance_factor = intervals, deff, factor
         z = norm.isf(t.sprt_alpha / t.metrics) + norm.isf(1 - DETECT_POWER)
-        sd = math.sqrt(mw.superiority_variance * deff)
+        sd = math.sqrt(mw.superiority_variance * factor)
         v.detectable = z * sd
         factor = (z * sd / spec.min_effect) ** 2
         v.requests_needed = max(0.0, math.ceil(mw.n1 * factor - mw.n1))
@@ -617,8 +635,13 @@ class Judge:
                         f"{MIN_INTERVALS} (a stalled second is not a slower release)")
             return
         v.llr, v.information = llr, info
-        v.reason = "collecting evidence" + (f" (variance x{deff:.2g}: requests slowed "
-                                            "together in some intervals)" if deff > 1.05 else "")
+        v.reason = (f"collecting evidence (variance x{factor:.3g}: design effect "
+                    f"{deff:.3g} x small-sample {factor / deff:.3g})")
+
+    def intervals(self, name: str) -> list[tuple[dict[float, float], dict[float, float]]]:
+        """A latency metric's bucket growth per scrape interval so far, (canary, baseline)
+        per interval, bucket upper bound → count (what its design effect is made of)."""
+        return [(dict(c), dict(b)) for c, b in self._increments[name]]
 
     def _note_interval(self, name: str, canary: dict[float, float],
                        baseline: dict[float, float]) -> None:
@@ -673,7 +696,7 @@ def render_table(verdict: Verdict) -> str:
             baseline = f"median<={_fmt(m.baseline_value)}s n={m.baseline_trials:g}"
             change = _fmt(m.relative_change, "P(slower)-½={:+.3f}")
             if m.relative_change is not None:
-                change += f" ({m.intervals} intervals, variance x{m.design_effect:.2g})"
+                change += f" ({m.intervals} intervals, variance x{m.variance_factor:.3g})"
             detectable = _fmt(m.detectable, "{:.3f}")
         rows.append((m.name, m.status, canary, baseline, change,
                      f"{m.llr:.2f} [{m.lower:.2f}, {m.upper:.2f}]", f"{m.adjusted_p:.3g}",

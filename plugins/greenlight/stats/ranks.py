@@ -19,7 +19,7 @@ from scipy.stats import norm
 from greenlight.errors import UsageError
 
 __all__ = ["MannWhitneyResult", "bucket_counts_from_cumulative", "mann_whitney_buckets",
-           "superiority_arrays", "superiority_design_effect"]
+           "superiority_arrays", "superiority_design_effect", "BLOCK"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,12 @@ def superiority_arrays(first, second):
     return superiority, variance
 
 
-def superiority_design_effect(first_intervals, second_intervals):
+# Slow spells on a loaded machine last seconds, not one scrape: the between-interval variance
+# is also taken over blocks of this many consecutive intervals, and the larger one is kept.
+BLOCK = 5
+
+
+def superiority_design_effect(first_intervals, second_intervals, block=None):
     """How much more P(first slower) varies than independent requests allow:
     ``(design effect, intervals)`` from bucket counts per scrape interval, arrays of shape
     (..., intervals, buckets) (the same buckets in the same order, lowest first).
@@ -126,10 +131,14 @@ def superiority_design_effect(first_intervals, second_intervals):
     second is slow together, the stalled interval's z_i is large and the ratio says by how much
     the independent variance understates the truth (a cluster-robust "sandwich" variance, as in
     Obuchowski 1997 for clustered ROC areas). A stall that hits both arms in the same interval
-    cancels within it. 1 where fewer than two intervals hold requests (nothing to compare).
+    cancels within it. Slow spells last several seconds on a loaded machine, so the same sum is
+    also taken over blocks of ``block`` (default ``BLOCK``) consecutive intervals in time order
+    (batch means) and the larger of the two is kept. 1 where fewer than two intervals hold
+    requests (nothing to compare).
 
-    The ratio is noisy with few intervals (≈ χ²/(G − 1) under independence): callers inflate
-    by it, never deflate, and do not decide on fewer than a handful of intervals.
+    The ratio is noisy with few intervals or blocks (≈ χ²/df under independence; the larger of
+    two such is biased up): callers inflate by it, never deflate, do not decide on fewer than a
+    handful of intervals, and allow for its few degrees of freedom.
     """
     c, b = np.asarray(first_intervals, float), np.asarray(second_intervals, float)
     if c.shape != b.shape or c.ndim < 2:
@@ -149,6 +158,15 @@ def superiority_design_effect(first_intervals, second_intervals):
     intervals = ((c.sum(-1) + b.sum(-1)) > 0).sum(-1)
     g = np.maximum(intervals, 2)
     between = (z ** 2).sum(-1) * g / (g - 1)
+    # a slow spell covers several neighbouring intervals: the same sum over blocks of
+    # ``block`` consecutive intervals (time order; the last block may be shorter)
+    size = BLOCK if block is None else int(block)
+    count = z.shape[-1]
+    blocks = -(-count // size) if size > 1 else 0
+    if blocks >= 2:
+        pad = np.zeros(z.shape[:-1] + (blocks * size - count,))
+        zb = np.concatenate([z, pad], -1).reshape(z.shape[:-1] + (blocks, size)).sum(-1)
+        between = np.maximum(between, (zb ** 2).sum(-1) * blocks / (blocks - 1))
     independent = (first * w1 ** 2).sum(-1) + (second * w2 ** 2).sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         deff = np.where(ok & (intervals >= 2) & (independent > 0),
