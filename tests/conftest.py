@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,6 +21,42 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "ada@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
+
+
+# Ports the tests' servers listen on: below Linux's ephemeral range (32768-60999 here), from
+# which every outgoing connection (HTTP clients, demo traffic, Buildbot workers, database
+# drivers) takes its local port. A port picked from that range can be taken by such a
+# connection before the test's server binds it ("Address already in use").
+TEST_PORTS = range(20000, 32000)
+
+
+def free_ports(n: int = 1, contiguous: bool = False) -> list[int]:
+    """``n`` distinct loopback ports free right now, outside the ephemeral range (consecutive
+    when ``contiguous``). Random, so parallel test processes rarely pick the same ones."""
+    rng = random.Random()
+    for _ in range(500):
+        if contiguous:
+            first = rng.randrange(TEST_PORTS.start, TEST_PORTS.stop - n)
+            candidates = list(range(first, first + n))
+        else:
+            candidates = rng.sample(TEST_PORTS, n)
+        socks = []
+        try:
+            for port in candidates:
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return candidates
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} free loopback ports in {TEST_PORTS}")
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def git(cwd: Path | str, *args: str, env: dict | None = None) -> str:

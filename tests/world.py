@@ -8,14 +8,13 @@ import atexit
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
-from tests.conftest import GIT_ENV, ROOT, git
+from tests.conftest import GIT_ENV, ROOT, free_ports, git
 
 VENV_CACHE = ROOT / "var" / "test-worker-venvs"  # shared by all tests: built once per machine
 _STARTED: list["World"] = []
@@ -28,18 +27,12 @@ def _stop_leftover_worlds() -> None:
         world.down()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
                    shards: int | str = 1) -> Path:
     """The world's settings file. ``shards``: ``[shards] count`` (default 1: the verify build
     runs its tests in one step, whatever the workers; "auto" or N >= 2 fans out), unless
     ``extra`` has its own ``[shards]`` section."""
-    web, pb = free_port(), free_port()
+    web, pb = free_ports(2)
     shards_section = "" if "[shards]" in extra else f"[shards]\ncount = {json.dumps(shards)}\n"
     settings = base / "greenlight.toml"
     settings.write_text(f"""

@@ -1,17 +1,17 @@
 """Deploy fixtures: a real git repo with a tiny app, real local hosts serving it on loopback."""
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.deploy import demo_hosts as demo
 from greenlight.deploy.hosts import DeploySettings, Host, demo_hosts
 from greenlight.deploy.ledger import Ledger
 from greenlight.deploy.phases import Deployer
+
+from tests.conftest import free_ports
 
 # A stand-in for the demo app, small enough to start in ~0.1 s: /health answers 500 when the
 # release holds a file named UNHEALTHY, /version names the release it was started from.
@@ -38,19 +38,6 @@ p.add_argument("--host"); p.add_argument("--port", type=int)
 a = p.parse_args()
 ThreadingHTTPServer((a.host, a.port), H).serve_forever()
 '''
-
-
-def free_ports(n: int) -> list[int]:
-    """n currently free loopback ports (kept bound until all are chosen, so distinct)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 class World:

@@ -4,17 +4,15 @@ seconds, marked bad, and its incident report names it with links to its changed 
 Only deployers may force the deploy builder."""
 from __future__ import annotations
 
-import random
 import re
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.deploy.ledger import Ledger
-from tests.conftest import git
+
+from tests.conftest import free_ports, git
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -27,31 +25,11 @@ BROKEN_LOGIN = ("    def login(self, user: str) -> str:\n"
 INCIDENTS = "plugins/wsgi_dashboards/greenlight/incidents/"
 
 
-def free_port_block(n: int) -> int:
-    """A first port such that first..first+n-1 are all free on loopback right now."""
-    rng = random.Random()
-    for _ in range(200):
-        first = rng.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for port in range(first, first + n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {n} free ports")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from greenlight_master import settings as settings_mod
 
-    first = free_port_block(HOSTS)
+    first = free_ports(HOSTS, contiguous=True)[0]
     # One canary of four hosts; a short window that passes a healthy canary still undecided at
     # its end (the breakage path decides a broken one in seconds, well inside it).
     world = World(tmp_path_factory.mktemp("deploy-world"), extra=f"""

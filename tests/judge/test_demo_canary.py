@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -13,19 +12,14 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.deploy.judge import Judge
 from greenlight.deploy.metrics import CanaryWatch, DirectSource
 from greenlight.deploy.traffic import generate_traffic
 
+from tests.conftest import free_port
+
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 LOGIN_COUNT = "        metrics.LOGINS.inc()\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

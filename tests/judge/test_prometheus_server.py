@@ -3,14 +3,12 @@ every second; the judge's totals come from its HTTP API and match the direct pat
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.deploy.judge import Judge, MetricSpec, series_key
 from greenlight.deploy.metrics import (
     CanaryWatch,
@@ -20,6 +18,8 @@ from greenlight.deploy.metrics import (
     needed_names,
 )
 
+from tests.conftest import free_port
+
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 pytestmark = pytest.mark.skipif(not Path(PROMETHEUS).exists(),
                                 reason="prometheus not installed: run scripts/system-deps.sh")
@@ -28,12 +28,6 @@ SPECS = [MetricSpec("logins", numerator="demo_logins_total", denominator="demo_r
                     min_effect=0.25),
          MetricSpec("latency", kind="latency", histogram="demo_request_duration_seconds",
                     direction="higher-is-bad", min_effect=0.1)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

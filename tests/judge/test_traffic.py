@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,19 +9,14 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.deploy.judge import series_key
 from greenlight.deploy.metrics import DirectSource
 from greenlight.deploy.traffic import check_loopback, generate_traffic, main
 from greenlight.errors import UsageError
 
+from tests.conftest import free_port
+
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

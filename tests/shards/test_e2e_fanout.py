@@ -5,7 +5,6 @@ build a worker is stopped mid-shard."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
+
+from tests.conftest import free_ports
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -94,12 +94,6 @@ c["schedulers"] = [
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -114,7 +108,7 @@ def _run(*argv: str) -> None:
 @pytest.fixture
 def master(request, tmp_path):
     suite_text = getattr(request, "param", SUITE)
-    web, pb = _free_port(), _free_port()
+    web, pb = free_ports(2)
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
