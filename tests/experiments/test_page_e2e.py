@@ -19,7 +19,8 @@ import requests
 
 from greenlight.experiments import Experiment, ExperimentStore, results, set_qa
 from tests.conftest import ROOT
-from tests.world import World, free_port
+from tests.conftest import free_port
+from tests.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.world import World, commit_all, free_port
+from tests.conftest import free_port
+from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
 
