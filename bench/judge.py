@@ -68,6 +68,14 @@ def fixed_time(p: float, r: float, baselines: int) -> float:
     return n95(p, r) * (1 + 1 / baselines) / 2 / RATE
 
 
+
+def _settle(state, when, live, fail, ok, second):
+    """Record the runs decided at ``second`` (1 fail, -1 pass) and return those still live."""
+    done = fail | ok
+    state[live[fail]], state[live[ok]] = 1, -1
+    when[live[done]] = second
+    return live[~done]
+
 def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int,
              horizon: int, seed: int, t: Thresholds | None = None):
     """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict)."""
@@ -85,10 +93,7 @@ def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int
         b[live] += rng.binomial(RATE * baselines, p, live.size)
         fail, ok, info[live] = ratio_look(spec, t, a[live], RATE * s, b[live],
                                           RATE * baselines * s, info[live])
-        done = fail | ok
-        state[live[fail]], state[live[ok]] = 1, -1
-        when[live[done]] = s
-        live = live[~done]
+        live = _settle(state, when, live, fail, ok, s)
         if live.size == 0:
             break
     return state, when
@@ -270,10 +275,7 @@ def simulate_latency(slower: float, stall_p: float, baselines: int, runs: int, h
         rem_c[live], rem_b[live] = rc, rb
         fail, ok, info[live] = latency_look(spec, t, c[live, :s], b[live, :s], info[live],
                                             clustered)
-        done = fail | ok
-        state[live[fail]], state[live[ok]] = 1, -1
-        when[live[done]] = s
-        live = live[~done]
+        live = _settle(state, when, live, fail, ok, s)
         if live.size == 0:
             break
     return state, when

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,26 +28,8 @@ from greenlight.deploy import demo_hosts as demo  # noqa: E402
 from greenlight.deploy.health import check_health  # noqa: E402
 from greenlight.deploy.releases import export_commit  # noqa: E402
 from greenlight_master import settings as settings_mod  # noqa: E402
+from tests.conftest import free_ports  # noqa: E402
 from tests.world import World, commit_all  # noqa: E402
-
-
-def free_port_block(n: int) -> int:
-    rng = random.Random()
-    for _ in range(500):
-        first = rng.randrange(20000, 60000 - n)
-        socks = []
-        try:
-            for port in range(first, first + n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no block of {n} free ports")
 
 
 def serving(host_dir: Path) -> str | None:
@@ -141,7 +121,7 @@ def main() -> int:
     if args.rate is None:
         args.rate = settings_mod.SCHEMA["deploy"]["demo_traffic_rate"].default
     tmp = Path(tempfile.mkdtemp(prefix="gl-push-live-"))
-    first = free_port_block(args.hosts)
+    first = free_ports(args.hosts, contiguous=True)[0]
     extra = "".join(f"{item.split('=', 1)[0].strip()} = {item.split('=', 1)[1].strip()}\n"
                     for item in args.set)
     world = World(tmp / "world", extra=f"demo_first_port = {first}\n"

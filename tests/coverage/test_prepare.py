@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -17,7 +16,7 @@ from greenlight.errors import UsageError
 from greenlight.steps.coverage_gate import PrepareAlongside, gate_arguments, prepare_arguments
 
 import tests.coverage.test_gate as gate_tests
-from tests.coverage.conftest import clean_env
+from tests.coverage.test_cli import cli
 
 SCENARIOS = [f for name, f in sorted(vars(gate_tests).items()) if name.startswith("test_")]
 
@@ -74,11 +73,6 @@ def _pushed(make_repo, run_coverage):
     repo.write("run_tests.py", "import shop\nassert shop.discount(200) == 190\n")
     repo.commit("discount", author="Dee <dee@example.com>")
     return repo, base
-
-
-def cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "greenlight.cli.coverage", *args], cwd=cwd,
-                          env=clean_env(), capture_output=True, text=True, check=False)
 
 
 def test_prepare_needs_no_data_and_the_gate_reuses_it(make_repo, run_coverage, tmp_path):
