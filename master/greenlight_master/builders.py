@@ -45,18 +45,17 @@ def verify_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
     measure = settings["coverage"]["enabled"] and coverage_step is not None
     if measure:
         test_command = _under_coverage(test_command)
-    # The gate's analysis of the changed code needs no test data: it runs beside the tests.
+    # The tests run under the gate: it prepares its analysis of the changed code while they
+    # run and writes its reports the moment they end; the coverage step reads them.
     alongside = _optional_step("greenlight.steps.coverage_gate", "PrepareAlongside")
-    run_tests = alongside(test_command) if measure and alongside is not None else None
+    fail_under = float(settings["coverage"]["fail_under"])
+    run_tests = alongside(test_command, fail_under=fail_under) \
+        if measure and alongside is not None else None
     factory.addStep(RunTests(command=run_tests or test_command, junit_file=verify["junit_file"],
                              timeout=verify["timeout"], haltOnFailure=True))
     if measure:
-        python = test_command[0]
-        factory.addStep(steps.ShellCommand(
-            name="combine coverage", command=[python, "-m", "coverage", "combine"],
-            logEnviron=False, flunkOnFailure=False, warnOnFailure=True))
-        factory.addStep(coverage_step(fail_under=float(settings["coverage"]["fail_under"]),
-                                      prepared=run_tests.output if run_tests else None))
+        factory.addStep(coverage_step(fail_under=fail_under,
+                                      tests_report=run_tests.output if run_tests else None))
     factory.addStep(RecordGreen(green_file=green_file))
     return factory
 

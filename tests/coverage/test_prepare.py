@@ -160,13 +160,72 @@ def test_step_arguments_and_the_test_command_rendered_per_build():
         "coverage", "prepare", "--head", "abc", "--output", ".greenlight-coverage-prepared.json",
         "--run", "python", "-m", "pytest"]
     assert prepare_arguments("b" * 40, "abc", ["t"], [".pyx"])[2:4] == ["--base", "b" * 40]
-    command = PrepareAlongside(["python", "-m", "pytest"], greenlight=["/venv/bin/greenlight"])
+    command = PrepareAlongside(["python", "-m", "pytest"], greenlight=["/venv/bin/greenlight"],
+                               fail_under=90)
     props = Properties()
     assert command.getRenderingFor(props) == ["python", "-m", "pytest"]  # nothing to prepare
     props.setProperty("got_revision", "c" * 40, "test")
     props.setProperty("greenlight_base", "b" * 40, "test")
     assert command.getRenderingFor(props) == [
-        "/venv/bin/greenlight", "coverage", "prepare", "--base", "b" * 40, "--head", "c" * 40,
-        "--output", ".greenlight-coverage-prepared.json", "--run", "python", "-m", "pytest"]
-    assert command == PrepareAlongside(["python", "-m", "pytest"],
+        "/venv/bin/greenlight", *gate_arguments("b" * 40, "c" * 40, ".coverage", 90),
+        "--tests-status", "--run", "python", "-m", "pytest"]
+    assert command.output == "greenlight-coverage.json"   # what the coverage step reads
+    assert command == PrepareAlongside(["python", "-m", "pytest"], fail_under=90,
                                        greenlight=["/venv/bin/greenlight"])  # stable reconfig
+    assert command != PrepareAlongside(["python", "-m", "pytest"], fail_under=80,
+                                       greenlight=["/venv/bin/greenlight"])
+
+
+def test_gate_run_gates_the_tests_data_in_the_same_process(make_repo, run_coverage, tmp_path):
+    """``greenlight coverage ... --run TESTS``: the tests run, the analysis is prepared
+    meanwhile, the report is the one-shot gate's; the exit status is the tests' when they fail,
+    else the gate's (or the tests' alone with --tests-status); old reports never survive."""
+    repo, base = _pushed(make_repo, run_coverage)
+    out_json, out_md = tmp_path / "report.json", tmp_path / "report.md"
+    gate_args = ("--base", base, "--head", repo.head(), "--format", "json", "--output",
+                 str(out_json), "--also-markdown", str(out_md))
+    tests = [sys.executable, "-m", "coverage", "run", "--branch", "run_tests.py"]
+    out = cli(*gate_args, "--run", *tests, cwd=repo.path)
+    assert out.returncode == 1, out.stderr                 # tests pass, coverage is short
+    assert "after the tests ended (tests exit 0)" in out.stderr
+    assert "not used" not in out.stderr and "prepare failed" not in out.stderr
+    warm = json.loads(out_json.read_text())
+    one_shot = cli("--base", base, "--head", repo.head(), "--format", "json", cwd=repo.path)
+    assert warm == json.loads(one_shot.stdout)
+    shop = {f["path"]: f for f in warm["files"]}["shop.py"]
+    assert shop["partial_branches"] == [6] and "shop.py" in out_md.read_text()
+
+    out = cli(*gate_args, "--tests-status", "--run", *tests, cwd=repo.path)
+    assert out.returncode == 0, out.stderr                 # the verdict is in the report
+    assert json.loads(out_json.read_text())["passed"] is False
+
+    failing = [sys.executable, "-c", "import sys; sys.exit(5)"]
+    out = cli(*gate_args, "--run", *failing, cwd=repo.path)
+    assert out.returncode == 5                             # the tests' failure comes first
+    assert out_json.exists()                               # still gated: the old data is there
+    (repo.path / ".coverage").unlink()
+    out = cli(*gate_args, "--run", *failing, cwd=repo.path)
+    assert out.returncode == 5 and "no coverage data" in out.stderr
+    assert not out_json.exists() and not out_md.exists()   # the earlier report is gone
+    out = cli(*gate_args, "--run", sys.executable, "-c", "pass", cwd=repo.path)
+    assert out.returncode == 2 and "no coverage data" in out.stderr
+
+    out = cli(*gate_args, "--prepared", "p.json", "--run", *tests, cwd=repo.path)
+    assert out.returncode == 2 and "exclude each other" in out.stderr
+    out = cli(*gate_args, "--tests-status", cwd=repo.path)
+    assert out.returncode == 2 and "--tests-status goes with --run" in out.stderr
+
+
+def test_a_file_rewritten_after_the_in_memory_preparation_is_recomputed(make_repo,
+                                                                          run_coverage):
+    repo, base = _pushed(make_repo, run_coverage)
+    kept = engine.prepare_in_memory(repo.path, base, repo.head())
+    run_coverage(repo.path, "run_tests.py")
+    truth = engine.diff_coverage(repo.path, base, repo.head())
+    same = engine.diff_coverage(repo.path, base, repo.head(), prepared=kept)
+    assert same.prepared_note == "" and _reports(same) == _reports(truth)
+    shop = repo.path / "shop.py"
+    os.utime(shop, ns=(shop.stat().st_atime_ns, shop.stat().st_mtime_ns - 10**9))
+    again = engine.diff_coverage(repo.path, base, repo.head(), prepared=kept)
+    assert "'shop.py' is not the version that was analysed" in again.prepared_note
+    assert _reports(again) == _reports(truth)

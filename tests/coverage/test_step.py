@@ -85,6 +85,51 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         assert json.loads(files["greenlight-coverage.json"])["passed"] is True
 
 
+    def expect_upload(self, name, content):
+        return ExpectUploadFile(workersrc=name, workdir="wkdir", blocksize=32768, maxsize=None,
+                                writer=ExpectRemoteRef(remotetransfer.StringFileWriter)
+                                ).upload_string(content).exit(0)
+
+    async def test_the_test_steps_report_is_used_without_running_the_gate_again(self):
+        base, head, files = real_reports(self.tmp, tested=False)
+        self.setup_step(CoverageGate(tests_report="greenlight-coverage.json"))
+        self.build.setProperty("greenlight_base", base, "test")
+        self.build.setProperty("got_revision", head, "test")
+        self.expect_commands(*[self.expect_upload(name, files[name]) for name in (
+            "greenlight-coverage.json", "greenlight-coverage.md", "greenlight-coverage.html")])
+        self.expect_outcome(result=FAILURE)
+        self.expect_property("coverage_percent", 50.0, "coverage")
+        self.expect_result_summary(
+            {"step": "coverage of new code 50.00% (1/2 lines) < 100%; worst shop.py 50.00%"})
+        await self.run_step()
+
+    async def _not_trusted(self, step, prop_base):
+        base, head, files = real_reports(self.tmp, tested=True)
+        self.setup_step(step)
+        if prop_base:
+            self.build.setProperty("greenlight_base", base, "test")
+        self.build.setProperty("got_revision", head, "test")
+        run = gate_arguments(base if prop_base else None, head, ".coverage",
+                             float(step.fail_under))
+        self.expect_commands(
+            self.expect_upload("greenlight-coverage.json", files["greenlight-coverage.json"]),
+            ExpectShell(workdir="wkdir", log_environ=False, command=["greenlight", *run])
+            .exit(0),
+            *[self.expect_upload(name, files[name]) for name in (
+                "greenlight-coverage.json", "greenlight-coverage.md",
+                "greenlight-coverage.html")])
+        self.expect_outcome(result=SUCCESS)
+        await self.run_step()
+
+    async def test_a_report_made_for_another_threshold_is_not_trusted(self):
+        await self._not_trusted(CoverageGate(tests_report="greenlight-coverage.json",
+                                             fail_under=90.0), prop_base=True)
+
+    async def test_a_report_of_another_range_is_not_trusted(self):
+        await self._not_trusted(CoverageGate(tests_report="greenlight-coverage.json"),
+                                prop_base=False)
+
+
 def test_first_push_passes_no_base():
     assert "--base" not in gate_arguments(None, "abc", ".coverage", 90)
     assert "--base" not in gate_arguments("0" * 40, "abc", ".coverage", 90)

@@ -58,9 +58,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_at_once = argv is None   # the console script: this process is ours to end
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    args.exit_at_once = exit_at_once
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

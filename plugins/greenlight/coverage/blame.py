@@ -95,7 +95,8 @@ def blame_lines(repo_dir: Path, rng: DiffRange, wanted: dict[str, list[int]],
     return result
 
 
-def _files_of_one_commit(repo: git.Repo, rng: DiffRange, renamed: set[str] | frozenset[str]) -> dict[str, str]:
+def _files_of_one_commit(repo: git.Repo, rng: DiffRange, renamed: set[str] | frozenset[str]
+                         ) -> dict[str, str]:
     """Files that exactly one commit of the range touched: all their new lines come from it,
     no blame needed. Not used across merges (a merge may rewrite lines without listing the
     file) nor for files renamed in the range (earlier edits were under the old name)."""

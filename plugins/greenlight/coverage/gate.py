@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from greenlight.coverage.measured import (OUTSIDE_SOURCE, MeasuredData, Skipped, Target,
@@ -30,6 +31,19 @@ class StalePrepared(Exception):
     """The prepared analysis does not describe this run; the reason is the message."""
 
 
+@dataclass
+class Prepared:
+    """A prepared analysis kept in the process that made it (``greenlight coverage --run``):
+    the JSON form plus what the gate would otherwise rebuild from it (each file's analysis and
+    changed statements), and each analysed file's size and mtime when it was read — a file the
+    tests rewrote is caught by a stat instead of re-reading and hashing every file."""
+
+    data: dict
+    statics: dict[str, StaticAnalysis] = field(default_factory=dict)
+    changed_in: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
 def _check_threshold(fail_under: float) -> None:
     if not 0 <= fail_under <= 100:
         raise UsageError(f"--fail-under {fail_under} is not a percentage between 0 and 100")
@@ -46,25 +60,28 @@ def diff_coverage(repo_dir: Path, base: str | None, head: str, *,
                   data_file: Path | None = None, config_file: Path | None = None,
                   fail_under: float = 100.0,
                   extensions: tuple[str, ...] = (".py",), combine: bool = False,
-                  prepared: Path | None = None, with_source: bool = True) -> Report:
+                  prepared: Path | Prepared | None = None, with_source: bool = True) -> Report:
     """Measure how much of what base..head added or changed the tests executed.
 
     ``base`` None (or all zeros) is a first push: every line of head is new. ``combine``
     first folds parallel data files (``.coverage.*``) into the data file. The work tree at
     ``repo_dir`` must hold head's version of the changed files (it is what coverage measured).
-    ``prepared``: a file written by ``prepare`` for the same range; when it does not match,
-    everything is recomputed and ``Report.prepared_note`` says why. ``with_source``: keep each
+    ``prepared``: a file written by ``prepare`` for the same range (or ``prepare_in_memory``'s
+    result); when it does not match, everything is recomputed and ``Report.prepared_note`` says
+    why. ``with_source``: keep each
     file's source lines (only the HTML report shows them).
     """
     _check_threshold(fail_under)
     note = ""
     if prepared is not None:
+        kept = prepared if isinstance(prepared, Prepared) else None
         try:
-            return _gate_prepared(load_prepared(prepared), Path(repo_dir), base, head,
-                                  data_file, config_file, fail_under, extensions, combine,
-                                  with_source)
+            return _gate_prepared(kept.data if kept else load_prepared(prepared),
+                                  Path(repo_dir), base, head, data_file, config_file,
+                                  fail_under, extensions, combine, with_source, kept)
         except StalePrepared as exc:
-            note = f"prepared analysis {prepared} not used ({exc}); recomputed"
+            name = "kept in memory" if kept else str(prepared)
+            note = f"prepared analysis {name} not used ({exc}); recomputed"
     report = _gate_fresh(Path(repo_dir), base, head, data_file, config_file, fail_under,
                          extensions, combine, with_source)
     report.prepared_note = note
@@ -97,7 +114,7 @@ def _gate_fresh(repo_dir: Path, base: str | None, head: str, data_file: Path | N
         raise _dirty_error(repo_dir, rng.head, dirty)
     measured.check_fresh([c.path for c in in_scope])
     statics = target.analyse_many([c.path for c in in_scope], measured.data.has_arcs())
-    _add_files(report, measured, [(c.path, c.lines, c.old_path, s)
+    _add_files(report, measured, [(c.path, c.lines, c.old_path, s, None)
                                   for c, s in zip(in_scope, statics)], with_source)
     wanted = _blame_wanted(report)
     origins = blame_lines(repo_dir, rng, wanted, {f.path for f in report.files if f.old_path})
@@ -107,8 +124,8 @@ def _gate_fresh(repo_dir: Path, base: str | None, head: str, data_file: Path | N
 
 
 def _add_files(report: Report, measured: MeasuredData, items, with_source: bool) -> None:
-    for path, lines, old_path, static in items:
-        measure = measured.measure(path, lines, static, with_source)
+    for path, lines, old_path, static, changed_in in items:
+        measure = measured.measure(path, lines, static, with_source, changed_in)
         if not measure.statements:
             report.skipped.append(Skipped(path, measure.note or "no new executable lines"))
             continue
@@ -134,6 +151,14 @@ def prepare(repo_dir: Path, base: str | None, head: str, *, config_file: Path | 
     the changed lines, coverage's static analysis of each changed file (keyed by the file's
     blob id and the configuration's hash) and the origin of each changed statement.
     ``parallel``: spread the analysis over the CPUs (off by default: it runs beside the tests)."""
+    return prepare_in_memory(repo_dir, base, head, config_file=config_file,
+                             extensions=extensions, parallel=parallel).data
+
+
+def prepare_in_memory(repo_dir: Path, base: str | None, head: str, *,
+                      config_file: Path | None = None, extensions: tuple[str, ...] = (".py",),
+                      parallel: bool = False) -> Prepared:
+    """``prepare``, keeping the analysis objects for a gate in the same process."""
     from greenlight.coverage.blame import blame_lines
     from greenlight.coverage.changed_lines import changed_lines, dirty_paths, work_tree_root
 
@@ -146,17 +171,21 @@ def prepare(repo_dir: Path, base: str | None, head: str, *, config_file: Path | 
     dirty = dirty_paths(root, rng.head, {c.path for c in analysed})
     if dirty:
         raise _dirty_error(root, rng.head, dirty)
-    blobs = {}
+    blobs, stats = {}, {}
     for change in analysed:   # read before the analysis: a later edit can only look stale
         with open(target.full_path(change.path), "rb") as f:
+            st = os.fstat(f.fileno())
             blobs[change.path] = blob_sha(f.read())
+        stats[change.path] = (st.st_mtime_ns, st.st_size)
     statics = dict(zip((c.path for c in analysed),
                        target.analyse_many([c.path for c in analysed], branch, parallel)))
-    wanted = {}
+    wanted, changed_in = {}, {}
     for change in analysed:
-        first_changed = changed_statements(statics[change.path], change.lines).values()
-        if first_changed:
-            wanted[change.path] = sorted({lines[0] for lines in first_changed})
+        changed_in[change.path] = changed_statements(statics[change.path], change.lines)
+        if statics[change.path].arcs_ is not None:
+            statics[change.path].destinations()   # what the join needs, built off its path
+        if changed_in[change.path]:
+            wanted[change.path] = sorted({lines[0] for lines in changed_in[change.path].values()})
     origins = blame_lines(root, rng, wanted, {c.path for c in analysed if c.old_path})
     table: dict = {}
     files = []
@@ -168,7 +197,7 @@ def prepare(repo_dir: Path, base: str | None, head: str, *, config_file: Path | 
                          origins=[[n, table.setdefault(o, len(table))]
                                   for n, o in sorted(origins.get(change.path, {}).items())])
         files.append(entry)
-    return {
+    return Prepared({
         "schema": PREPARED_SCHEMA, "repo": str(root),
         "requested": {"base": None if not base or _ZERO.match(base) else base, "head": head},
         "base": rng.base, "head": rng.head, "compared_with": rng.compared_with,
@@ -176,7 +205,7 @@ def prepare(repo_dir: Path, base: str | None, head: str, *, config_file: Path | 
         "changed_files": len(changes),
         "origins": [[o.commit, o.author, o.email, o.summary] for o in table],
         "files": files,
-    }
+    }, statics, changed_in, stats)
 
 
 def save_prepared(prepared: dict, path: Path) -> None:
@@ -204,6 +233,19 @@ def load_prepared(path: Path) -> dict:
     return prepared
 
 
+def _unchanged(full: str, blob: str, stat: tuple[int, int] | None) -> bool:
+    """Is the file at ``full`` still the analysed blob? With the size and mtime seen when it
+    was read (same process), a stat answers; otherwise read and hash it."""
+    try:
+        if stat is not None:
+            st = os.stat(full)
+            return (st.st_mtime_ns, st.st_size) == stat
+        with open(full, "rb") as f:
+            return blob_sha(f.read()) == blob
+    except OSError:
+        return False
+
+
 def _same_revision(given: str | None, requested: str | None, resolved: str | None,
                    resolve) -> bool:
     """Does ``given`` name the commit the prepared file resolved? Full shas compare as text;
@@ -219,7 +261,8 @@ def _same_revision(given: str | None, requested: str | None, resolved: str | Non
 
 def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
                    data_file: Path | None, config_file: Path | None, fail_under: float,
-                   extensions: tuple[str, ...], combine: bool, with_source: bool) -> Report:
+                   extensions: tuple[str, ...], combine: bool, with_source: bool,
+                   kept: Prepared | None = None) -> Report:
     root = os.path.realpath(repo_dir)
     repo = None
 
@@ -248,14 +291,9 @@ def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
         raise StalePrepared("the coverage configuration, the checked file endings or the "
                             "coverage/Python version changed")
     for entry in prep["files"]:
-        if "blob" in entry:
-            try:
-                with open(target.full_path(entry["path"]), "rb") as f:
-                    same = blob_sha(f.read()) == entry["blob"]
-            except OSError:
-                same = False
-            if not same:
-                raise StalePrepared(f"{entry['path']!r} is not the version that was analysed")
+        if "blob" in entry and not _unchanged(target.full_path(entry["path"]), entry["blob"],
+                                              kept.stats.get(entry["path"]) if kept else None):
+            raise StalePrepared(f"{entry['path']!r} is not the version that was analysed")
     measured = MeasuredData(target, data_file, combine)
     if measured.data.has_arcs() and not prep["branch"]:
         raise StalePrepared("prepared without branch analysis, but the data has branches")
@@ -267,9 +305,14 @@ def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
         else:
             in_scope.append(entry)
     measured.check_fresh([e["path"] for e in in_scope])
-    _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
-                                   StaticAnalysis.from_json(e["static"])) for e in in_scope],
-               with_source)
+    if kept:
+        _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
+                                       kept.statics[e["path"]], kept.changed_in[e["path"]])
+                                      for e in in_scope], with_source)
+    else:
+        _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
+                                       StaticAnalysis.from_json(e["static"]), None)
+                                      for e in in_scope], with_source)
     table = [Origin(*o) for o in prep["origins"]]
     by_path = {e["path"]: e for e in in_scope}
     wanted = _blame_wanted(report)

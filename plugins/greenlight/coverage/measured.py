@@ -9,7 +9,9 @@ statement's first line, so the statement counts once however many of its lines c
 
 Two halves: ``Target`` (the configuration and coverage's static analysis of the files, which
 depend on the code only and can be prepared while the tests run) and ``MeasuredData`` (the data
-the tests recorded, joined with that analysis by coverage's ``analysis_from_file_reporter``).
+the tests recorded, read with ``CoverageData.lines``/``arcs`` and joined with that analysis by
+``greenlight.coverage.join``, which does what coverage's ``Analysis`` does for the changed
+statements only).
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ import coverage
 from coverage.exceptions import CoverageException
 from coverage.files import GlobMatcher, PathAliases, prep_patterns
 from coverage.python import get_python_source
-from coverage.results import analysis_from_file_reporter
 
 from greenlight.coverage.combine import combine_parallel
+from greenlight.coverage.join import join
 from greenlight.coverage.static import StaticAnalysis
 from greenlight.errors import UsageError
 
@@ -84,6 +86,13 @@ def _data_path(repo_dir: Path, data_file: Path | None, cov_config_data: str) -> 
     raise UsageError(
         f"no coverage data at {path}: run the tests under coverage first (for example "
         "`coverage run -m pytest`, then `coverage combine` with parallel = true), or pass --data")
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _matcher(patterns: list[str] | None, name: str) -> GlobMatcher | None:
@@ -206,7 +215,7 @@ def _analyse_chunk(paths: list[str], branch: bool) -> list[StaticAnalysis]:
 
 
 class _ArcsOnce:
-    """The CoverageData calls of ``analysis_from_file_reporter``, reading each file once:
+    """The CoverageData calls of the join, reading each file once:
     CoverageData.lines() of branch data re-reads the arcs (same lines, as coverage derives
     them)."""
 
@@ -214,6 +223,7 @@ class _ArcsOnce:
         self._data = data
         self._has_arcs = data.has_arcs()
         self._arcs: dict[str, list | None] = {}
+        self._lines: dict[str, list | None] = {}
 
     def has_arcs(self) -> bool:
         return self._has_arcs
@@ -224,12 +234,12 @@ class _ArcsOnce:
         return self._arcs[filename]
 
     def lines(self, filename: str):
-        if not self._has_arcs:
-            return self._data.lines(filename)
-        arcs = self.arcs(filename)
-        if arcs is None:
-            return self._data.lines(filename)
-        return list({n for n in itertools.chain.from_iterable(arcs) if n > 0})
+        if filename not in self._lines:
+            arcs = self.arcs(filename) if self._has_arcs else None
+            self._lines[filename] = (self._data.lines(filename) if arcs is None else
+                                     list({n for n in itertools.chain.from_iterable(arcs)
+                                           if n > 0}))
+        return self._lines[filename]
 
 
 class MeasuredData:
@@ -292,33 +302,31 @@ class MeasuredData:
         return static_reason
 
     def measure(self, rel_path: str, changed: frozenset[int], static: StaticAnalysis,
-                with_source: bool = True) -> FileMeasure:
-        """Coverage of the statements that ``changed`` lines of ``rel_path`` belong to."""
+                with_source: bool = True, changed_in: dict[int, list[int]] | None = None
+                ) -> FileMeasure:
+        """Coverage of the statements that ``changed`` lines of ``rel_path`` belong to
+        (``changed_in``: ``changed_statements(static, changed)`` if already known)."""
         full = self.target.full_path(rel_path)
         key = self.keys.get(full)
         result = FileMeasure(rel_path, changed=sorted(changed), in_data=key is not None)
         if static.note:
             result.note = static.note
             return result
-        analysis = analysis_from_file_reporter(self._reads, self.config.precision, static,
-                                               key or full)
         if with_source:
             result.source_lines = get_python_source(full).splitlines()
         self._check_version(rel_path, key, static.n_lines)
-        result.changed_in = changed_statements(static, changed)
+        result.changed_in = changed_in if changed_in is not None else \
+            changed_statements(static, changed)
         result.statements = sorted(result.changed_in)
-        result.missing = sorted(set(result.statements) & analysis.missing)
-        if analysis.has_arcs:
-            missed_arcs = analysis.missing_branch_arcs()
-            for line in result.statements:
-                exits = analysis.exit_counts.get(line, 0)
-                if exits < 2 or line in analysis.no_branch:
-                    continue
-                missed = sorted(missed_arcs.get(line, []))
-                result.branches += exits
-                result.branches_covered += exits - len(missed)
-                if missed and line not in analysis.missing:
-                    result.partial[line] = missed
+        if key is None:
+            lines, arcs = [], ([] if self._reads.has_arcs() else None)
+        else:
+            lines = self._reads.lines(key) or []
+            arcs = (self._reads.arcs(key) or []) if self._reads.has_arcs() else None
+        joined = join(static, result.statements, lines, arcs)
+        result.missing = joined.missing
+        result.partial = joined.partial
+        result.branches, result.branches_covered = joined.branches, joined.branches_covered
         if key is None:
             result.note = "never imported while coverage was measuring"
         return result
@@ -327,9 +335,7 @@ class MeasuredData:
         """Refuse data older than the sources it should describe (edited after the tests ran):
         its line numbers would be matched against code that was never measured."""
         data_time = self.data_path.stat().st_mtime_ns
-        newer = [p for p in rel_paths
-                 if (self.repo_dir / p).exists() and (self.repo_dir / p).stat().st_mtime_ns
-                 > data_time]
+        newer = [p for p in rel_paths if _mtime_ns(os.path.join(self.repo_dir, p)) > data_time]
         if newer:
             raise UsageError(
                 f"coverage data {self.data_path} is older than {newer[0]!r}"

@@ -4,8 +4,9 @@ Everything coverage needs from a source file to judge its data (statements, excl
 pragmas, the first lines of multi-line statements, the possible arcs and branch exits) depends on
 the code and the configuration only, not on what the tests ran. ``StaticAnalysis`` captures it
 from coverage's own ``PythonFileReporter`` and implements the part of the FileReporter interface
-that coverage's ``analysis_from_file_reporter`` reads, so the join with the data is still done by
-coverage's own code, whether the analysis was computed just now or read from a prepared file.
+that coverage's ``analysis_from_file_reporter`` reads; ``greenlight.coverage.join`` joins it with
+the data as coverage's ``Analysis`` does (checked against it in the tests), whether the analysis
+was computed just now or read from a prepared file.
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class StaticAnalysis:
     no_branch: set[int] = field(default_factory=set)
     jump_fixers: dict[Arc, Arc | None] = field(default_factory=dict)
     note: str = ""
+    _destinations: dict[int, set[int]] | None = field(default=None, repr=False, compare=False)
 
     # -- the FileReporter methods analysis_from_file_reporter calls ---------------------------
     def lines(self) -> set[int]:
@@ -86,6 +88,15 @@ class StaticAnalysis:
     def arcs(self) -> set[Arc]:
         assert self.arcs_ is not None
         return self.arcs_
+
+    def destinations(self) -> dict[int, set[int]]:
+        """The possible arcs grouped by the line they leave (built once, then kept)."""
+        if self._destinations is None:
+            grouped: dict[int, set[int]] = {}
+            for a, b in self.arcs():
+                grouped.setdefault(a, set()).add(b)
+            self._destinations = grouped
+        return self._destinations
 
     def exit_counts(self) -> dict[int, int]:
         return self.exits

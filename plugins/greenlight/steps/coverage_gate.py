@@ -55,32 +55,46 @@ def prepare_arguments(base: str | None, head: str, test_command: list[str],
     return [*args, "--run", *test_command]
 
 
+def gated_test_arguments(base: str | None, head: str, test_command: list[str], data: str,
+                         fail_under: float, extensions: list[str] | tuple[str, ...] = ()
+                         ) -> list[str]:
+    """``greenlight coverage ... --tests-status --run TESTS``: the tests run under the gate,
+    which prepares its analysis while they run and writes the reports the moment they end;
+    the exit status stays the tests' (the coverage step judges the reports)."""
+    return [*gate_arguments(base, head, data, fail_under, extensions, combine=True),
+            "--tests-status", "--run", *test_command]
+
+
 @implementer(IRenderable)
 class PrepareAlongside(ComparableMixin):
     """The test step's command, rendered per build: the tests run under ``greenlight coverage
-    prepare --run`` so the gate's analysis of the changed code is done by the time they end.
-    Without a revision to prepare, just the tests."""
+    --run``, so the gate's analysis of the changed code is prepared while they run and its
+    reports (``output``, the JSON contract, plus Markdown and HTML) are written as soon as they
+    end; the coverage step then only reads them. Without a revision, just the tests."""
 
     compare_attrs: ClassVar = ("test_command", "greenlight", "base_property", "extensions",
-                               "output")
+                               "data", "fail_under")
+    output = JSON_FILE
 
     def __init__(self, test_command: list[str], greenlight: list[str] | tuple[str, ...] = (
             "greenlight",), base_property: str = "greenlight_base",
-            extensions: list[str] | tuple[str, ...] = (), output: str = PREPARED_FILE):
+            extensions: list[str] | tuple[str, ...] = (), data: str = ".coverage",
+            fail_under: float = 100.0):
         self.test_command = list(test_command)
         self.greenlight = list(greenlight)
         self.base_property = base_property
         self.extensions = tuple(extensions)
-        self.output = output
+        self.data = data
+        self.fail_under = float(fail_under)
 
     def getRenderingFor(self, props):
         head = props.getProperty("got_revision") or props.getProperty("revision")
         if not isinstance(head, str) or not head:
             return list(self.test_command)
         base = props.getProperty(self.base_property)
-        return [*self.greenlight, *prepare_arguments(base if isinstance(base, str) else None,
-                                                     head, self.test_command, self.extensions,
-                                                     self.output)]
+        return [*self.greenlight, *gated_test_arguments(
+            base if isinstance(base, str) else None, head, self.test_command, self.data,
+            self.fail_under, self.extensions)]
 
 
 def summary_of(report: dict) -> str:
@@ -107,17 +121,20 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``). ``extensions``: file endings
     to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``). ``combine``: fold the
     parallel data files of ``pytest -n`` (``.coverage.*``) into ``data`` first.
-    ``prepared``: the file ``PrepareAlongside`` had written while the tests ran (the CLI
-    recomputes, and says so in the log, when it is missing or does not match).
+    ``tests_report``: the JSON report the test step wrote when its tests ran under the gate
+    (``PrepareAlongside``); used when it describes this build's range and threshold, else the
+    CLI runs here. ``prepared``: a file of ``greenlight coverage prepare`` for the CLI. Both
+    renderable: a verify build that may fan out has them only when it ran the tests itself.
     """
 
     name = "coverage"
-    renderables: ClassVar[list[str]] = ["base_property", "fail_under", "data"]
+    renderables: ClassVar[list[str]] = ["base_property", "fail_under", "data", "prepared",
+                                        "tests_report"]
 
     def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
                  data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
                  extensions: list[str] | tuple[str, ...] = (), combine: bool = True,
-                 prepared: str | None = None, **kwargs):
+                 prepared: str | None = None, tests_report: str | None = None, **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
@@ -128,6 +145,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.extensions = tuple(extensions)
         self.combine = combine
         self.prepared = prepared
+        self.tests_report = tests_report
         self._summary: str | None = None
 
     async def run(self):
@@ -136,21 +154,15 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             self._summary = "coverage: no revision to measure (got_revision unset)"
             return results.FAILURE
         base = self.getProperty(self.base_property)
-        args = gate_arguments(base if isinstance(base, str) else None, head, self.data,
-                              float(self.fail_under), self.extensions, self.combine,
-                              self.prepared)
-        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
-                                                collectStderr=True)
-        await self.runCommand(cmd)
-        if cmd.rc not in (0, 1):
-            reason = (cmd.stderr or "").strip().splitlines()
-            self._summary = f"coverage: bad input: {reason[-1] if reason else f'exit {cmd.rc}'}"
-            return results.FAILURE
-        try:
-            report = json.loads(await self.getFileContentFromWorker(JSON_FILE))
-        except (ValueError, TypeError):
-            self._summary = f"coverage: unreadable report {JSON_FILE}"
-            return results.FAILURE
+        base = base if isinstance(base, str) else None
+        report = await self._report_from_tests(base, head)
+        if report is None:
+            report = await self._run_gate(base, head)
+            if isinstance(report, int):
+                return report
+        else:
+            await self.addCompleteLog("how", f"the report {self.tests_report} the test step "
+                                             "wrote the moment the tests ended (same range)")
         totals = report["totals"]
         self.setProperty("coverage_new_lines", totals["new_statements"], self.name)
         self.setProperty("coverage_covered", totals["covered_statements"], self.name)
@@ -165,7 +177,43 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         if html:
             await self.addHTMLLog("coverage.html", html)
         self._summary = summary_of(report)
-        return results.SUCCESS if report["passed"] and cmd.rc == 0 else results.FAILURE
+        return results.SUCCESS if report["passed"] else results.FAILURE
+
+    async def _report_from_tests(self, base: str | None, head: str) -> dict | None:
+        """The test step's report, if it is there and describes this range and threshold."""
+        if not self.tests_report:
+            return None
+        text = await self.getFileContentFromWorker(self.tests_report, abandonOnFailure=False)
+        try:
+            report = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(report, dict) or report.get("head") != head \
+                or report.get("fail_under") != float(self.fail_under) \
+                or (report.get("base") or None) != (None if not base or ZERO.match(base)
+                                                     else base):
+            return None
+        return report
+
+    async def _run_gate(self, base: str | None, head: str) -> dict | int:
+        """Run the CLI on the worker: the report, or the step's result when it failed."""
+        args = gate_arguments(base, head, self.data, float(self.fail_under), self.extensions,
+                              self.combine, self.prepared)
+        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
+                                                collectStderr=True)
+        await self.runCommand(cmd)
+        if cmd.rc not in (0, 1):
+            reason = (cmd.stderr or "").strip().splitlines()
+            self._summary = f"coverage: bad input: {reason[-1] if reason else f'exit {cmd.rc}'}"
+            return results.FAILURE
+        try:
+            report = json.loads(await self.getFileContentFromWorker(JSON_FILE))
+        except (ValueError, TypeError):
+            self._summary = f"coverage: unreadable report {JSON_FILE}"
+            return results.FAILURE
+        if cmd.rc == 1 and report.get("passed"):
+            report["passed"] = False   # the CLI's verdict wins over a contradicting file
+        return report
 
     def getResultSummary(self):
         if self._summary:
