@@ -193,3 +193,20 @@ def test_siegmund_brings_a_few_looks_test_back_towards_its_alpha_and_sooner():
     assert false_sieg <= 0.015 and false_plain <= false_sieg
     med = {k: np.median(v[0.1][1][v[0.1][0] == 1]) for k, v in results.items()}
     assert med[True] < med[False]
+
+
+def test_llr_does_not_jump_where_the_exact_test_hands_over_to_the_normal_one():
+    """A rate wobbling around the hand-over must not make the test the larger of two
+    statistics at each look (0.98% false rollbacks at p = 0.5 vs 19 hosts at 0.8%): across
+    it the LLR moves by about one count's worth per count, as the normal LLR does."""
+    n_c, n_b, a = 1500, 28500, 690
+    b = np.arange(14100, 14400)  # implied baseline rate from 0.493 to 0.503
+    llr = two_proportion_llr(a, n_c, b, n_b, 0.09)
+    normal = two_proportion_llr(a, n_c, b, n_b, 0.09, method="gaussian")
+    assert np.abs(np.diff(llr)).max() <= 2 * np.abs(np.diff(normal)).max()  # the hard switch: 0.1
+    # rare rates keep the exact conditional test, frequent ones the normal approximation
+    exact_side = two_proportion_llr(60, 1500, 1400, 28500, 0.09)
+    assert exact_side != pytest.approx(two_proportion_llr(60, 1500, 1400, 28500, 0.09,
+                                                          method="gaussian"), abs=1e-6)
+    assert llr[-1] == pytest.approx(normal[-1])
+

@@ -41,6 +41,12 @@ LOWER_IS_BAD = "lower-is-bad"
 HIGHER_IS_BAD = "higher-is-bad"
 DIRECTIONS = (LOWER_IS_BAD, HIGHER_IS_BAD)
 
+# Rates up to CONDITIONAL_UP_TO use the exact conditional binomial LLR, rates from GAUSSIAN_FROM
+# the normal approximation, and rates between a weighted mean of the two whose weight moves with
+# the pooled rate (see two_proportion_llr: a hard switch made the test the larger of two).
+CONDITIONAL_UP_TO = 0.3
+GAUSSIAN_FROM = 0.5
+
 # Below this many events (of the rarer outcome, both arms together) the normal approximation
 # behind the LLR is too rough to trust; the exact breakage path covers those first seconds.
 MIN_EVENTS = 20
@@ -102,10 +108,17 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
     Harm is baseline − canary for a lower-is-bad rate (logins per request) and canary −
     baseline for a higher-is-bad one (errors per request); the alternative is a harm of
     ``min_effect`` × the baseline rate that the pooled rate implies under that alternative.
-    Rates up to ½ use the exact conditional binomial SPRT (``method="conditional"``); above,
-    or with ``method="gaussian"``, the normal approximation with the pooled binomial variance
-    p(1 − p)(1/n_c + 1/n_b) (``model="poisson"`` uses p instead of p(1 − p), for amounts per
-    request such as revenue). Until the rarer outcome has ``min_events`` events the LLR is 0.
+    Rates up to ``CONDITIONAL_UP_TO`` use the exact conditional binomial SPRT
+    (``method="conditional"``); from ``GAUSSIAN_FROM``, or with ``method="gaussian"``, the
+    normal approximation with the pooled binomial variance p(1 − p)(1/n_c + 1/n_b)
+    (``model="poisson"`` uses p instead of p(1 − p), for amounts per request such as revenue).
+    Between the two the LLR is w·conditional + (1 − w)·normal with w falling linearly in the
+    pooled rate: both are LLRs of nearly the same alternative, and for a given w exp(of the
+    mean) is at most the mean of the two likelihood ratios, a martingale (Ville still holds).
+    A hard switch at ½ made a rate wobbling around it take whichever of two statistics was
+    larger at each look: 0.98% false rollbacks at p = 0.5 against 19 hosts where the SPRT was
+    set for 0.8% (0.76% with the normal approximation alone). Until the rarer outcome has
+    ``min_events`` events the LLR is 0.
     """
     a, b, n_c, n_b, pooled, share_c, tilt, implied_baseline, variance = _two_proportion_parts(
         canary_events, canary_trials, baseline_events, baseline_trials, min_effect, direction,
@@ -117,9 +130,12 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
         raise UsageError(f"method must be conditional or gaussian (got {method!r})")
     if method == "conditional" and model == "binomial":
         # rare outcomes: the exact conditional binomial (skewed counts, small numbers)
-        rare = implied_baseline <= 0.5
-        exact = _conditional_llr(a, n_c, b, n_b, np.where(rare, implied_baseline, 0.25), tilt)
-        llr = np.where(rare & (variance > 0), exact, llr)
+        band = GAUSSIAN_FROM - CONDITIONAL_UP_TO
+        weight = np.clip((GAUSSIAN_FROM - implied_baseline) / band, 0.0, 1.0)
+        base = np.where(weight > 0, np.minimum(implied_baseline, GAUSSIAN_FROM), 0.25)
+        exact = _conditional_llr(a, n_c, b, n_b, base, tilt)
+        blended = weight * exact + (1 - weight) * llr
+        llr = np.where((weight > 0) & (variance > 0), blended, llr)
     return llr if llr.ndim else float(llr)
 
 
