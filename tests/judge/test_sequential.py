@@ -9,6 +9,8 @@ import pytest
 from greenlight.deploy.judge import (
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_LOOKS,
     MetricSpec,
     Thresholds,
     ratio_look,
@@ -210,3 +212,46 @@ def test_llr_does_not_jump_where_the_exact_test_hands_over_to_the_normal_one():
                                                           method="gaussian"), abs=1e-6)
     assert llr[-1] == pytest.approx(normal[-1])
 
+
+def test_pass_line_closes_on_the_fail_line_at_the_horizon():
+    t = Thresholds(0.01, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
+    assert t.sprt_alpha == pytest.approx(0.01 * (1 - DEFAULT_BREAKAGE_SHARE - DEFAULT_MARGIN))
+    assert t.upper == pytest.approx(math.log(1 / t.sprt_alpha))
+    assert float(t.pass_line(0.0)) == pytest.approx(t.lower)
+    assert float(t.pass_line(t.horizon)) == pytest.approx(t.upper)
+    assert float(t.pass_line(10 * t.horizon)) == pytest.approx(t.upper)
+    assert t.lower < float(t.pass_line(t.horizon / 2)) < t.upper
+    assert float(t.pass_line(t.horizon / 2, closing=False)) == pytest.approx(t.lower)
+    # coarse looks (a few scrapes hold the fixed sample): the horizon is at least min_looks
+    step = t.horizon / 4
+    assert float(t.pass_line(t.horizon, step)) < t.upper
+    assert float(t.horizon_at(step)) == pytest.approx(DEFAULT_MIN_LOOKS * step)
+    # the fixed-sample information at the metric's alpha and 95% power, times the factor
+    fixed = (0.9 * (2.457 + 1.645)) ** 2
+    assert t.horizon == pytest.approx(t.horizon_factor * fixed, rel=0.01)
+    wald = Thresholds(0.01, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE, horizon_factor=math.inf)
+    assert float(wald.pass_line(1e6)) == pytest.approx(wald.lower)
+    with pytest.raises(UsageError):
+        Thresholds(0.01, DEFAULT_BETA, 1, 0.5, margin=0.5)
+    with pytest.raises(UsageError):
+        Thresholds(0.01, DEFAULT_BETA, 1, 0.2, horizon_factor=0.0)
+
+
+def test_every_ratio_verdict_comes_by_the_horizon_and_the_slow_tail_is_cut():
+    """p = 0.5, 10% drop vs 19 hosts (T = 33 s): with Wald's open pass line a few slow
+    canaries take minutes; with the closing one every canary is decided by the horizon,
+    the p95 time to fail stays under 1.3 T and detection and false rollbacks hold."""
+    horizon_s = {}
+    for drop in (0.0, 0.1):
+        state, when = simulate(0.5, drop, 0.1, k=19, runs=1000, seconds=200, seed=11)
+        assert (state != 0).all()
+        horizon_s[drop] = np.nanmax(when)
+        if drop:
+            assert (state == 1).mean() >= 0.95
+            assert np.percentile(when[state == 1], 95) <= 1.3 * 33.1
+        else:
+            assert (state == 1).mean() <= 0.015
+    t = Thresholds(0.01, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
+    # information per second at 50 + 950 requests/s, p = 0.5, aim 0.9 x 10%
+    per_second = (0.09 * 0.5) ** 2 / (0.25 * (1 / 50 + 1 / 950))
+    assert max(horizon_s.values()) <= math.ceil(t.horizon / per_second) + 1
