@@ -8,7 +8,7 @@ the judge watches one metric with min_effect = the drop (drop 0: healthy canarie
 with each min_effect). T(p, r) = n95 / rate is the fixed-sample time of a one-sided
 two-proportion z-test at α = 1% with 95% power, computed here.
 
-    .venv/bin/python bench/judge.py               # the grid, >= 1,000 runs per cell
+    .venv/bin/python bench/judge.py               # the grid, 2,000 runs per cell (8,000 healthy)
     .venv/bin/python bench/judge.py --runs 200    # quicker look
     .venv/bin/python bench/judge.py --aa-real --minutes 10   # A/A on two real demo hosts
     .venv/bin/python bench/judge.py --stalls-only  # only the "A/A with stalls" rows
@@ -38,6 +38,10 @@ from greenlight.deploy.judge import (
     DEFAULT_AIM,
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
+    DEFAULT_HORIZON,
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_LOOKS,
+    DEFAULT_PASS_POWER,
     LATENCY,
     MetricSpec,
     Thresholds,
@@ -137,8 +141,12 @@ def goal(p: float, drop: float, k: int, state: np.ndarray, when: np.ndarray,
 def run_grid(runs: int, seed: int, healthy_runs: int, t: Thresholds) -> int:
     print(f"judge benchmark: {RATE} requests/s per host, judged every simulated second, "
           f"alpha={ALPHA}, beta={t.beta}, breakage share {t.breakage_share:.0%} of alpha, "
-          f"aim {t.aim:g} x min_effect, Siegmund overshoot correction "
-          f"{'on' if t.siegmund else 'off'}; {runs} runs per cell, {healthy_runs} for healthy "
+          f"aim {t.aim:g} x min_effect, margin {t.margin:.0%} of alpha unspent (SPRT gets "
+          f"{t.sprt_alpha:.3%}), Siegmund overshoot correction "
+          f"{'on' if t.siegmund else 'off'}; SPRT truncated at {t.horizon_factor:g} x the "
+          f"fixed-sample information (I = {t.horizon:.3g}, at least {t.min_looks:g} looks), "
+          f"pass line rising as (I/horizon)^{t.pass_power:g} to the fail line; "
+          f"{runs} runs per cell, {healthy_runs} for healthy "
           "(drop 0) cells")
     head = (f"{'hosts':>6} {'p':>5} {'drop':>5} {'min eff':>7} {'runs':>5} {'false rb':>8} "
             f"{'detect':>7} {'in 15s':>6} {'in 60s':>6} {'median s':>9} {'p95 s':>8} "
@@ -477,7 +485,9 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=2000,
+                        help="runs per cell with a change (2,000 by default: at 1,000 a cell's p95 "
+                             "of time to fail moves by about +-0.05 T from seed to seed)")
     parser.add_argument("--healthy-runs", type=int, default=0,
                         help="runs of the drop-0 cells (default 4 x --runs: a 1%% rate needs "
                              "them to be measured to ±0.15%%)")
@@ -486,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="exploration: the judge's beta (default: the judge's own)")
     parser.add_argument("--breakage-share", type=float, default=DEFAULT_BREAKAGE_SHARE)
     parser.add_argument("--aim", type=float, default=DEFAULT_AIM)
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="exploration: share of alpha spent nowhere")
+    parser.add_argument("--horizon", type=float, default=DEFAULT_HORIZON,
+                        help="exploration: the SPRT ends at this x the fixed-sample "
+                             "information (inf: Wald's open test)")
+    parser.add_argument("--pass-power", type=float, default=DEFAULT_PASS_POWER)
+    parser.add_argument("--min-looks", type=float, default=DEFAULT_MIN_LOOKS)
     parser.add_argument("--no-siegmund", action="store_true",
                         help="exploration: plain Wald lines, no overshoot correction")
     parser.add_argument("--stall-runs", type=int, default=4000,
@@ -500,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.aa_real:
         return run_aa_real(args.minutes, args.window)
-    t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund)
+    t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund,
+                   args.margin, args.horizon, args.pass_power, args.min_looks)
     status = 0
     if not args.stalls_only:
         status = run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs, t)
