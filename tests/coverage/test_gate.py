@@ -146,8 +146,8 @@ def test_new_branch_partially_covered_is_reported_and_fails(make_repo, run_cover
 
 def test_pragma_no_cover_and_exclude_lines(make_repo, run_coverage):
     repo, base, measure = project(make_repo, run_coverage)
-    repo.write("pyproject.toml", "[tool.coverage.report]\n"
-                                 "exclude_lines = ['pragma: no cover', 'raise NotImplementedError']\n")
+    repo.write("pyproject.toml", "[tool.coverage.report]\nexclude_lines = "
+                                 "['pragma: no cover', 'raise NotImplementedError']\n")
     repo.write("lib.py", BASE_LIB + "\n\ndef debug():  # pragma: no cover\n    print('x')\n"
                                     "\n\ndef todo():\n    raise NotImplementedError\n")
     repo.commit("excluded code")

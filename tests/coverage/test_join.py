@@ -76,3 +76,85 @@ def test_every_scenario_joins_as_coverage_does(scenario, request, monkeypatch):
         assert checked, "the scenario never reached the join"
     if scenario.__name__ == "test_new_branch_partially_covered_is_reported_and_fails":
         assert any(checked), "branch data never reached the join"
+
+
+COMPLEX = '''\
+import contextlib
+
+
+def flow(items, flag):
+    total = 0
+    with contextlib.suppress(KeyError):
+        for item in items:
+            if item % 2 and flag:
+                total += item
+            elif item > 10:
+                continue
+            else:
+                total -= 1
+    while total > 100:
+        total //= 2
+    try:
+        result = {1: "a"}[total]
+    except KeyError:
+        result = "none"
+    finally:
+        total += 0
+    match flag:
+        case True:
+            label = "on"
+        case _:
+            label = "off"
+    value = (total
+             if flag else
+             -total)
+    gen = [x for x in items if x]
+    assert gen is not None
+    return result, label, value, lambda y: y or total  # pragma: no branch
+
+
+def never(x):
+    if x:  # pragma: no cover
+        return 1
+    return 2
+'''
+
+
+def test_join_matches_coverage_on_every_statement_of_a_file_full_of_branches(make_repo):
+    """with (coverage's jump fixers), for/while/if-elif-else, try/except/finally, match,
+    multi-line expressions, comprehensions, pragmas, an unimported file: every statement,
+    several runs with different paths taken."""
+    import subprocess
+    import sys
+
+    import coverage
+    from greenlight.coverage.static import StaticAnalysis
+
+    from tests.coverage.conftest import clean_env
+
+    repo = make_repo()
+    repo.write("complex.py", COMPLEX)
+    fixers = []
+    for n, calls in enumerate(["", "flow([1, 2, 30], True)", "flow([1, 3], False)\n"
+                               "flow([], True)\nflow([1] * 300, True)"]):
+        repo.write("run.py", f"from complex import flow\n{calls}\n")
+        for stale in repo.path.glob(".coverage*"):
+            stale.unlink()
+        subprocess.run([sys.executable, "-m", "coverage", "run", "--branch", "run.py"],
+                       cwd=repo.path, env=clean_env(), check=True, capture_output=True)
+        cov = coverage.Coverage(data_file=str(repo.path / ".coverage"))
+        cov.load()
+        data = cov.get_data()
+        (key,) = [f for f in data.measured_files() if f.endswith("complex.py")]
+        static = StaticAnalysis.of_file(key, cov, branch=True)
+        fixers.append(bool(static.jump_fixers))
+        everything = sorted(static.statements)
+        for lines, arcs in ((data.lines(key) or [], data.arcs(key) or []), ([], [])):
+            # with the fixers (general path), then without them (one-pass path)
+            for static.jump_fixers in (dict(static.jump_fixers), {}):
+                mine = join(static, everything, lines, arcs)
+                assert {"missing": mine.missing, "partial": mine.partial,
+                        "branches": mine.branches, "covered": mine.branches_covered} \
+                    == coverage_says(static, everything, lines, arcs), f"run {n}"
+            static.jump_fixers = StaticAnalysis.of_file(key, cov, branch=True).jump_fixers
+    assert any(fixers), "no jump fixers for the `with` block: the general path went untested"

@@ -33,7 +33,8 @@ def real_reports(tmp: Path, tested: bool) -> tuple[str, str, dict[str, str]]:
     coverage_run(repo.path, "run_tests.py")
     args = gate_arguments(base, head, ".coverage", 100.0)
     out = subprocess.run([sys.executable, "-m", "greenlight.cli.coverage", *args[1:]],
-                         cwd=repo.path, env=clean_env(), capture_output=True, text=True, check=False)
+                         cwd=repo.path, env=clean_env(), capture_output=True, text=True,
+                         check=False)
     assert out.returncode == (0 if tested else 1), out.stderr
     files = {name: (repo.path / name).read_text() for name in
              ("greenlight-coverage.json", "greenlight-coverage.md", "greenlight-coverage.html")}

@@ -64,7 +64,8 @@ def test_totals_agree_across_a_rename_and_several_commits(make_repo, run_coverag
     repo.write("new_name.py", body.replace("return 4", "return 40"))
     repo.write("run_tests.py", "import new_name\nassert new_name.g1() == 1\n")
     repo.commit("rename and edit", author="Ren <ren@example.com>")
-    repo.write("new_name.py", body.replace("return 4", "return 40").replace("return 1", "return 1 "))
+    repo.write("new_name.py",
+               body.replace("return 4", "return 40").replace("return 1", "return 1 "))
     repo.commit("touch a tested line", author="Tess <tess@example.com>")
     run_coverage(repo.path, "run_tests.py", branch=False)
     agree(repo, base)

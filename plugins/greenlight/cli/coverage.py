@@ -214,7 +214,7 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
         worker = threading.Thread(target=prepare_meanwhile, name="prepare", daemon=True)
         worker.start()
         status = child.wait()
-        ended = time.perf_counter()
+        ended, cpu = time.perf_counter(), time.thread_time()
         worker.join()
     except BaseException:
         if child.poll() is None:
@@ -230,8 +230,9 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
     except GreenlightError as exc:
         print(f"greenlight coverage: {exc}", file=sys.stderr)
         verdict = 2
-    print(f"greenlight coverage: gated {time.perf_counter() - ended:.2f}s after the tests "
-          f"ended (tests exit {status})", file=sys.stderr)
+    print(f"greenlight coverage: gated {time.perf_counter() - ended:.3f}s "
+          f"({time.thread_time() - cpu:.3f}s CPU) after the tests ended (tests exit {status})",
+          file=sys.stderr)
     code = status if args.tests_status or status else verdict
     if getattr(args, "exit_at_once", False):
         # From the command line, the report is written and nothing else is pending: skip the

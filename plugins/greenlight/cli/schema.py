@@ -74,7 +74,8 @@ def _approvals_url(value: str | None) -> str:
     return value or os.environ.get("GREENLIGHT_SCHEMA_APPROVALS") or DEFAULT_APPROVALS
 
 
-def _collect_files(paths: list[str], changed_since: str | None, head: str) -> list[tuple[str, Path]]:
+def _collect_files(paths: list[str], changed_since: str | None, head: str
+                   ) -> list[tuple[str, Path]]:
     """(display path, file) pairs in review order."""
     if changed_since is not None:
         from schema_review.changes import changed_migrations, repo_root

@@ -42,6 +42,7 @@ class Prepared:
     statics: dict[str, StaticAnalysis] = field(default_factory=dict)
     changed_in: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    target: Target | None = None   # the configuration read by the preparation
 
 
 def _check_threshold(fail_under: float) -> None:
@@ -205,7 +206,7 @@ def prepare_in_memory(repo_dir: Path, base: str | None, head: str, *,
         "changed_files": len(changes),
         "origins": [[o.commit, o.author, o.email, o.summary] for o in table],
         "files": files,
-    }, statics, changed_in, stats)
+    }, statics, changed_in, stats, target)
 
 
 def save_prepared(prepared: dict, path: Path) -> None:
@@ -286,7 +287,10 @@ def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
                     changed_files=prep["changed_files"])
     if not prep["files"]:
         return report
-    target = Target(Path(root), config_file)
+    if kept and kept.target is not None and kept.target.args_key == (root, config_file):
+        target = kept.target   # same checkout and config file: read once, by the preparation
+    else:
+        target = Target(Path(root), config_file)
     if config_key(target.config, extensions) != prep["config"]:
         raise StalePrepared("the coverage configuration, the checked file endings or the "
                             "coverage/Python version changed")

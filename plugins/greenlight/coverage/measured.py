@@ -143,6 +143,7 @@ class Target:
                                  "pass --config FILE of the target's coverage settings")
         self.config_arg: str | bool = str(config_file) if config_file else True
         self._args = (repo_dir, config_file)
+        self.args_key = (str(self.repo_dir), config_file)
         with contextlib.chdir(self.repo_dir):
             try:
                 self.cov = coverage.Coverage(data_file=None, config_file=self.config_arg)
@@ -345,9 +346,9 @@ class MeasuredData:
     def _check_version(self, rel_path: str, key: str | None, n_lines: int) -> None:
         if key is None:
             return
-        executed = self._reads.lines(key) or []
-        beyond = [n for n in executed if n > n_lines]
-        if beyond:
+        executed = self._reads.lines(key)
+        last = max(executed) if executed else 0
+        if last > n_lines:
             raise UsageError(
                 f"coverage data {self.data_path} is from another version of {rel_path}: it ran "
-                f"line {max(beyond)} of a {n_lines}-line file; re-run the tests on head")
+                f"line {last} of a {n_lines}-line file; re-run the tests on head")

@@ -75,7 +75,8 @@ class StaticAnalysis:
         return self.multiline.get(lineno, lineno)
 
     def translate_lines(self, lines: Iterable[int]) -> set[int]:
-        return {self.first_line(n) for n in lines}
+        ml = self.multiline   # executed lines are positive: first_line without the sign test
+        return {ml.get(n, n) if n > 0 else self.first_line(n) for n in lines}
 
     def translate_arcs(self, arcs: Iterable[Arc]) -> set[Arc]:
         fixers = self.jump_fixers
