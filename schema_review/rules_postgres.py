@@ -139,7 +139,8 @@ def _alter_type(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Assessme
                          "is binary-coercible (no rewrite)")
     if old.type == "timestamp" and new.type == "timestamptz" and v.at_least(12):
         result = _rewrite("pg.alter-column-type", f"{old.render()} → {new.render()} is free "
-                          "only on PG 12+ with a UTC session TimeZone; otherwise", "new-column-swap")
+                          "only on PG 12+ with a UTC session TimeZone; otherwise",
+                          "new-column-swap")
         return result
     result = _rewrite("pg.alter-column-type", f"ALTER COLUMN {column} TYPE {old.render()} → "
                       f"{new.render()}", "new-column-swap")

@@ -102,7 +102,8 @@ class World:
         git(dest.parent, "clone", "-q", str(self.bare), dest.name)
         return dest
 
-    def push(self, clone: Path, *refspec: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    def push(self, clone: Path, *refspec: str, env: dict | None = None
+             ) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "push", "origin", *refspec], cwd=clone,
                               env={**os.environ, **GIT_ENV, **(env or {})},
                               capture_output=True, text=True, timeout=60)

@@ -68,7 +68,8 @@ def build_config(settings: Settings) -> dict:
     c["titleURL"] = web_url(settings)
     c["buildbotURL"] = web_url(settings)
     c["db"] = {"db_url": _db_url(settings)}
-    c["protocols"] = {"pb": {"port": f"tcp:{settings['master']['worker_port']}:interface=127.0.0.1"}}
+    port = settings["master"]["worker_port"]
+    c["protocols"] = {"pb": {"port": f"tcp:{port}:interface=127.0.0.1"}}
     password = worker_password(settings)
     c["workers"] = [worker.Worker(name, password, max_builds=1) for name in names]
     c["change_source"] = []

@@ -1,7 +1,6 @@
 """End to end: git push → post-receive hook → real Buildbot master → worker → verdict."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
