@@ -257,10 +257,10 @@ class MeasuredData:
                     combine_parallel(data_file or self.repo_dir / self.config.data_file,
                                      target.config_arg)
                 data_path = _data_path(self.repo_dir, data_file, self.config.data_file)
-                self.cov = coverage.Coverage(data_file=str(data_path),
-                                             config_file=target.config_arg)
-                self.cov.load()
-                data = self.cov.get_data()
+                # The target's configuration is already read (Target); the data file alone
+                # is read here, with coverage's CoverageData.
+                data = coverage.CoverageData(basename=str(data_path))
+                data.read()
                 # One bulk read into memory: coverage's file-backed data opens a connection
                 # per query, which dominated on pushes of hundreds of files.
                 aliases = PathAliases(relative=self.config.relative_files)
