@@ -188,6 +188,11 @@ def test_uncovered_code_fails_until_tested_even_after_an_unrelated_push(world, t
     build = world.wait_build(untested)
     assert build["results"] == 2
     assert "app/pricing.py" in build["state_string"]
+    # the tests ran under the gate: the coverage step judged the report they left, no re-run
+    steps = world.api(f"builds/{build['buildid']}/steps")["steps"]
+    gate = next(s for s in steps if s["name"] == "coverage")
+    logs = {log["name"] for log in world.api(f"steps/{gate['stepid']}/logs")["logs"]}
+    assert {"how", "report.md", "report.json", "coverage.html"} <= logs, logs
     (clone / "CHANGELOG.md").write_text("- discount\n")
     unrelated = commit_all(clone, "changelog only")
     assert world.push(clone, "main").returncode == 0
