@@ -401,6 +401,60 @@ def replay_latency(series: list, max_window: float) -> None:
                  f"{' ...' if failed.size > 12 else ''})" if failed.size else ""))
 
 
+DEMO_RATE = 40  # requests/s per demo host (bench/push_to_live.py's traffic)
+DEMO_SHARES = {"demo_logins_total": 0.35, "demo_registrations_total": 0.15}
+
+
+def _demo_totals(rng, requests: float, totals: dict) -> None:
+    """Add one second of a healthy demo arm (``requests`` requests) to ``totals``."""
+    from greenlight.deploy.judge import series_key
+
+    n = int(requests)
+    totals[series_key("demo_requests_total")] += n
+    for name, share in DEMO_SHARES.items():
+        totals[series_key(name)] += rng.binomial(n, share)
+    counts = np.cumsum(rng.multinomial(n, _bucket_probs(1.0)))
+    for edge, count in zip(EDGES, counts):
+        le = "+Inf" if math.isinf(edge) else format(edge, "g")
+        totals[series_key("demo_request_duration_seconds_bucket", {"le": le})] += count
+
+
+def run_demo_pass(runs: int, seed: int, horizon: int = 120) -> None:
+    """Healthy canaries judged like the demo's (the default judge: logins, registrations,
+    errors with their floor, latency; 1 canary vs 19 at DEMO_RATE requests/s per host):
+    time to the overall pass with the judge as shipped and with Wald's open test at the
+    whole SPRT share of alpha (the lines before the truncation and the margin)."""
+    from collections import defaultdict
+
+    from greenlight.deploy.judge import Judge
+
+    print()
+    print(f"demo pass time: healthy canaries, default judge (4 metrics), 1 canary vs 19 at "
+          f"{DEMO_RATE} requests/s per host, logins {DEMO_SHARES['demo_logins_total']:g} and "
+          f"registrations {DEMO_SHARES['demo_registrations_total']:g} per request, no errors, "
+          f"log-normal latency; {runs} runs")
+    for label, old in (("as shipped", False), ("Wald's open test, no margin", True)):
+        rng = np.random.default_rng(seed)
+        times, outcomes = [], defaultdict(int)
+        for _ in range(runs):
+            judge = Judge(max_window_s=horizon)
+            if old:
+                judge.thresholds = Thresholds(ALPHA, 0.05, len(judge.specs),
+                                              DEFAULT_BREAKAGE_SHARE, margin=0.0,
+                                              horizon_factor=math.inf)
+            canary, baseline = defaultdict(float), defaultdict(float)
+            for s in range(1, horizon + 1):
+                _demo_totals(rng, DEMO_RATE, canary)
+                _demo_totals(rng, DEMO_RATE * 19, baseline)
+                verdict = judge.observe(canary, baseline, elapsed_s=float(s))
+                if verdict.outcome != "pending":
+                    break
+            outcomes[verdict.outcome] += 1
+            times.append(verdict.elapsed_s)
+        print(f"  {label}: median {np.median(times):.0f} s, p95 {np.percentile(times, 95):.0f} s"
+              f", max {max(times):.0f} s; outcomes {dict(outcomes)}", flush=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -509,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per row of the A/A-with-stalls family (0: skip it)")
     parser.add_argument("--stalls-only", action="store_true",
                         help="only the A/A-with-stalls rows")
+    parser.add_argument("--demo-pass", type=int, default=0, metavar="RUNS",
+                        help="only the healthy demo canary's time to pass (4 metrics, 1v19)")
     parser.add_argument("--aa-real", action="store_true",
                         help="A/A run on two real demo hosts instead of the simulation")
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -517,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.aa_real:
         return run_aa_real(args.minutes, args.window)
+    if args.demo_pass:
+        run_demo_pass(args.demo_pass, args.seed)
+        return 0
     t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund,
                    args.margin, args.horizon, args.pass_power, args.min_looks)
     status = 0
