@@ -204,9 +204,10 @@ class Thresholds:
     The judge reads once per scrape, so it adds Siegmund's overshoot to the LLR when testing
     the fail line (``siegmund=False``: the plain line). Not to the pass line: with large steps
     moving it in costs detection, and a late pass only costs time. ``margin`` is a share of
-    alpha spent nowhere: the LLR of counts is only nearly Gaussian and Siegmund's correction
-    only nearly right; the benchmark finds healthy canaries failed up to ~20% above the
-    SPRT's share, and with 1,000–4,000 runs a cell reads its rate to ±0.15–0.3%.
+    alpha spent nowhere: the SPRT (a nearly Gaussian LLR, nearly corrected for discrete looks)
+    and the exact breakage path each fail healthy canaries at up to their share, so with the
+    whole of alpha split between them the worst cells sat at its edge (0.7–0.98% in 16,000-run
+    checks), where a 4,000-run benchmark cell reads above 1% now and then.
     """
 
     alpha: float
