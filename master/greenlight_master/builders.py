@@ -102,12 +102,19 @@ def shard_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
     return factory
 
 
-def verify_factory_sharded(settings: Settings, repo_url: str, count: int) -> util.BuildFactory:
+def verify_factory_sharded(settings: Settings, repo_url: str, count: int,
+                           min_suite_seconds: float | None = None) -> util.BuildFactory:
     """The verify build with its tests fanned out to ``count`` shards: checkout, base, schema
     review, setup, then plan → trigger the shard builds → one verdict → their coverage
-    combined → the gate."""
+    combined → the gate.
+
+    With ``min_suite_seconds`` (``[shards] count = "auto"``) the plan step decides per build
+    whether the suite is long enough to fan out; when it is not, the build runs the tests
+    itself exactly as the one-worker build does (under the coverage gate's ``--run``) and
+    records their durations for the next decision. Both paths are in the factory, each
+    step guarded by the plan's ``shard_fan_out`` property; the path not taken is hidden."""
     from greenlight.steps.shards import (CollectShards, FetchShardCoverage, PlanShards,
-                                         TriggerShards)
+                                         TriggerShards, fans_out, runs_here, skipped)
 
     shards = settings["shards"]
     durations = settings.expand(shards["durations_url"])
@@ -117,25 +124,49 @@ def verify_factory_sharded(settings: Settings, repo_url: str, count: int) -> uti
     # Keep the plain build's steps up to (not including) its test run.
     for step in full.steps:
         if step.step_class is RunTests:
+            run_tests = step
             break
         factory.addStep(step)
     test_command = [settings.expand(a) for a in settings["verify"]["test_command"]]
     python = test_command[0]
+    may_run_here = min_suite_seconds is not None
     factory.addStep(PlanShards(
         shards=count, durations_db=durations, haltOnFailure=True,
-        group_by_module=shards["group_by_module"],
+        group_by_module=shards["group_by_module"], min_suite_seconds=min_suite_seconds,
         collect_command=[python, "-m", "pytest", "--collect-only", "-q", "-p",
                          "no:cacheprovider"]))
-    factory.addStep(TriggerShards(schedulerName=SHARD_SCHEDULER))
+    guard = {"doStepIf": fans_out, "hideStepIf": skipped} if may_run_here else {}
+    factory.addStep(TriggerShards(schedulerName=SHARD_SCHEDULER, **guard))
     factory.addStep(CollectShards(reports_dir=reports, durations_db=durations, alwaysRun=True,
                                   haltOnFailure=True,
-                                  fail_on_flaky=shards["flaky_fails_build"]))
+                                  fail_on_flaky=shards["flaky_fails_build"], **guard))
+    tests_report = None
+    if may_run_here:
+        # The one-worker build's own test step (the tests under the gate), guarded.
+        kwargs = dict(run_tests.kwargs)
+        tests_report = getattr(kwargs["command"], "output", None)
+        factory.addStep(RunTests(**{**kwargs, "durations_db": durations,
+                                    "doStepIf": runs_here, "hideStepIf": skipped}))
     coverage_step = _optional_step("greenlight.steps.coverage_gate", "CoverageGate")
     if settings["coverage"]["enabled"] and coverage_step is not None:
-        factory.addStep(FetchShardCoverage(reports_dir=reports))
+        # Shards' data only: the gate the tests ran under already combined a local run's.
+        factory.addStep(FetchShardCoverage(reports_dir=reports, **guard))
         factory.addStep(steps.ShellCommand(
             name="combine coverage", command=[python, "-m", "coverage", "combine"],
-            logEnviron=False, flunkOnFailure=False, warnOnFailure=True))
-        factory.addStep(coverage_step(fail_under=float(settings["coverage"]["fail_under"])))
+            logEnviron=False, flunkOnFailure=False, warnOnFailure=True, **guard))
+        factory.addStep(coverage_step(
+            fail_under=float(settings["coverage"]["fail_under"]),
+            tests_report=_when_run_here(tests_report) if tests_report else None))
     factory.addStep(RecordGreen(green_file=str(settings.state_dir / "green-shas.json")))
     return factory
+
+
+def _when_run_here(path: str):
+    """The report the test step's gate wrote, for a build that ran its tests itself; a
+    fanned-out build has none and the coverage step runs the gate on the shards' data."""
+    from buildbot.process.properties import renderer
+
+    from greenlight.steps.shards import FAN_OUT_PROPERTY
+
+    return renderer(lambda props: None if props.getProperty(FAN_OUT_PROPERTY) is not False
+                    else path)

@@ -155,6 +155,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "count": Key(lambda v: v == "auto" or _non_negative_int(v),
                      '"auto" (one shard per worker) or a whole number (0 or 1 = no fan-out)',
                      "auto"),
+        # "auto" fans a build out only when its suite is predicted to take this long: each
+        # shard build pays a fixed start-up that a short suite does not earn back.
+        "min_suite_seconds": Key(lambda v: _number(v) and v >= 0,
+                                 "seconds >= 0 (predicted suite time from which \"auto\" fans "
+                                 "out; 0 = always)", 30),
         "group_by_module": Key(_is_bool, "true or false", False),
         "flaky_fails_build": Key(_is_bool, "true or false", False),
         "durations_url": Key(_is_str, "an SQLAlchemy URL (durations store + flaky ledger)",

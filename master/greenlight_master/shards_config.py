@@ -3,7 +3,10 @@ build per shard on the workers.
 
 ``[shards] count = "auto"`` (the default) makes one shard per worker: with one worker there is
 no fan-out (the verify build runs ``pytest -n auto`` there, as before); with W >= 2 workers, W
-shards. An explicit count >= 2 fans out to that many shards; 0 or 1 turns it off.
+shards, but only for a build whose suite is predicted to take ``[shards] min_suite_seconds`` or
+more (a short suite loses more to each shard build's start-up than it gains: that build runs
+its tests itself, see ``greenlight.shards.fanout``). An explicit count >= 2 always fans out to
+that many shards; 0 or 1 turns it off.
 
 On, this adds the ``shard`` builder (``collapseRequests=False``, or the N requests of one verify
 build would collapse into one), its Triggerable scheduler ``shards``, and swaps the verify
@@ -38,6 +41,14 @@ def enabled(settings: Settings) -> bool:
     return shard_count(settings) >= 2
 
 
+def min_suite_seconds(settings: Settings) -> float | None:
+    """The predicted suite time from which an ``"auto"`` build fans out; None for an explicit
+    count, which always fans out."""
+    if settings["shards"]["count"] != "auto":
+        return None
+    return float(settings["shards"]["min_suite_seconds"])
+
+
 def _with_slots(workers: list, slots: int) -> list:
     """The same workers, each allowed ``slots`` builds at once (other arguments kept)."""
     result = []
@@ -57,7 +68,8 @@ def configure(settings: Settings, c: dict) -> None:
     names = config.worker_names(settings)
     c["workers"] = _with_slots(c["workers"], WORKER_SLOTS)
     verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
-    verify.factory = builders.verify_factory_sharded(settings, url, shard_count(settings))
+    verify.factory = builders.verify_factory_sharded(settings, url, shard_count(settings),
+                                                     min_suite_seconds(settings))
     c["builders"].append(util.BuilderConfig(
         name=builders.SHARD, workernames=names, factory=builders.shard_factory(settings, url),
         collapseRequests=False, locks=[SHARD_SLOT.access("counting")],

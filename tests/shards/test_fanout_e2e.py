@@ -1,9 +1,11 @@
-"""The shard fan-out wired into Greenlight's own master with its default ``[shards] count =
-"auto"`` and 3 workers: a push runs 3 shard builds at once (one per worker, the waiting verify
-build does not starve them), one verdict with every test run exactly once, the combined coverage
-gate in the verify build, a failing test named, a flaky test recorded and shown on the flaky
-tests page. The shard builds get the pytest plugin from the master (the demo's venv has no
-Greenlight). The engine-level fan-out (a worker lost mid-shard) is in test_e2e_fanout.py."""
+"""The shard fan-out wired into Greenlight's own master with 3 workers and ``[shards] count =
+3`` (the default ``"auto"`` keeps the demo's 2-s suite in the verify build: that and the fan-out
+of a long predicted suite are in test_auto_fanout_e2e.py): a push runs 3 shard builds at once
+(one per worker, the waiting verify build does not starve them), one verdict with every test run
+exactly once, the combined coverage gate in the verify build, a failing test named, a flaky test
+recorded and shown on the flaky tests page. The shard builds get the pytest plugin from the
+master (the demo's venv has no Greenlight). The engine-level fan-out (a worker lost mid-shard) is
+in test_e2e_fanout.py."""
 from __future__ import annotations
 
 import base64
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("fanout"), workers=3, shards="auto")
+    world = World(tmp_path_factory.mktemp("fanout"), workers=3, shards=3)
     world.up()
     yield world
     world.down()

@@ -7,7 +7,9 @@ import pytest
 from buildbot.locks import WorkerLock
 
 from greenlight.errors import SettingsError
-from greenlight.steps.shards import PlanShards
+from greenlight.steps.shards import (CollectShards, PlanShards, TriggerShards, fans_out,
+                                     runs_here)
+from greenlight.steps.tests import RunTests
 from greenlight_master import builders, config, settings, shards_config
 
 
@@ -74,3 +76,46 @@ def test_bad_count_names_file_and_line(tmp_path, value):
     path = tmp_path / "greenlight.toml"
     assert str(err.value).startswith(f"{path}:9: [shards] count: expected \"auto\" (one shard "
                                      "per worker) or a whole number (0 or 1 = no fan-out), got")
+
+
+def _steps(loaded: settings.Settings) -> dict:
+    c = config.build_config(loaded)
+    verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
+    return {s.step_class: s for s in verify.factory.steps}
+
+
+def test_auto_carries_both_paths_guarded_by_the_plan(tmp_path):
+    loaded = load(tmp_path)
+    assert loaded["shards"]["min_suite_seconds"] == 30
+    steps = _steps(loaded)
+    assert steps[PlanShards].kwargs["min_suite_seconds"] == 30.0
+    for cls in (TriggerShards, CollectShards):
+        assert steps[cls].kwargs["doStepIf"] is fans_out
+    run = steps[RunTests].kwargs
+    assert run["doStepIf"] is runs_here
+    assert run["durations_db"] == loaded.expand(loaded["shards"]["durations_url"])
+    # The same test command as the one-worker build: the tests under coverage prepare --run.
+    (tmp_path / "one").mkdir()
+    one = _steps(load(tmp_path / "one", workers=1))[RunTests].kwargs
+    assert run["command"] == one["command"] and run["junit_file"] == one["junit_file"]
+
+
+def test_explicit_count_always_fans_out(tmp_path):
+    steps = _steps(load(tmp_path, "[shards]\ncount = 2\n"))
+    assert steps[PlanShards].kwargs["min_suite_seconds"] is None
+    assert RunTests not in steps and "doStepIf" not in steps[TriggerShards].kwargs
+
+
+def test_min_suite_seconds_is_read(tmp_path):
+    loaded = load(tmp_path, "[shards]\nmin_suite_seconds = 90.5\n")
+    assert shards_config.min_suite_seconds(loaded) == 90.5
+    assert _steps(loaded)[PlanShards].kwargs["min_suite_seconds"] == 90.5
+
+
+@pytest.mark.parametrize("value", ['"30"', "-1", "true", "nan"])
+def test_bad_min_suite_seconds_names_file_and_line(tmp_path, value):
+    with pytest.raises(SettingsError) as err:
+        load(tmp_path, f"[shards]\ncount = \"auto\"\nmin_suite_seconds = {value}\n")
+    path = tmp_path / "greenlight.toml"
+    assert str(err.value).startswith(f"{path}:9: [shards] min_suite_seconds: expected "
+                                     "seconds >= 0")

@@ -63,6 +63,34 @@ class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         assert plan["unknown"] == [f"test_s.py::test_k[{k}]" for k in range(3, 6)]
         assert plan["median_seconds"] == 0.1
 
+    async def test_auto_plan_keeps_a_short_suite_in_the_verify_build(self):
+        collected = self.pytest("--collect-only", "-q").stdout
+        DurationStore(self.db).record({f"test_s.py::test_k[{k}]": 0.5 for k in range(6)})
+        self.setup_step(PlanShards(shards=2, durations_db=self.db, min_suite_seconds=30))
+        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False,
+                                         command=list(DEFAULT_COLLECT))
+                             .stdout(collected).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("shard_fan_out", False, "plan-shards")
+        self.expect_property("shard_count", 1, "plan-shards")
+        self.expect_result_summary({"step": "6 tests, run here: predicted 3.0 s < 30 s "
+                                            "(min_suite_seconds): no fan-out"})
+        await self.run_step()
+        assert self.step.getProperty("shard_plan") is None
+
+    async def test_auto_plan_fans_out_a_long_suite(self):
+        collected = self.pytest("--collect-only", "-q").stdout
+        DurationStore(self.db).record({f"test_s.py::test_k[{k}]": 6.0 for k in range(6)})
+        self.setup_step(PlanShards(shards=2, durations_db=self.db, min_suite_seconds=30))
+        self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False,
+                                         command=list(DEFAULT_COLLECT))
+                             .stdout(collected).exit(0))
+        self.expect_outcome(result=SUCCESS)
+        self.expect_property("shard_fan_out", True, "plan-shards")
+        self.expect_property("shard_count", 2, "plan-shards")
+        await self.run_step()
+        assert len(self.step.getProperty("shard_plan")["shards"]) == 2
+
     async def test_plan_fails_when_collection_fails(self):
         self.setup_step(PlanShards(shards=2, durations_db=self.db))
         self.expect_commands(ExpectShell(workdir="wkdir", log_environ=False,

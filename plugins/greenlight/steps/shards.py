@@ -26,6 +26,7 @@ from twisted.internet import threads
 
 from greenlight.errors import GreenlightError
 from greenlight.shards.collect import FAILURE, WARNINGS, judge_shards, load_reports
+from greenlight.shards.fanout import decide_fan_out
 from greenlight.shards.planner import parse_test_ids, plan_shards
 from greenlight.shards.render import render_plan_text
 
@@ -35,24 +36,32 @@ RERUN_FILE = "greenlight-shard-rerun.json"
 JUNIT_FILE = "greenlight-shard.xml"
 PLUGIN_DIR = "greenlight-shard-plugin"   # in the shard builder's builddir, beside the checkout
 PLUGIN_MODULE = "greenlight_shard"       # = the pytest11 entry point's name where installed
+FAN_OUT_PROPERTY = "shard_fan_out"
 DEFAULT_COLLECT = ("python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider")
 
 
 class PlanShards(buildstep.ShellMixin, buildstep.BuildStep):
     """Collect the test ids on the worker, plan ``shards`` shards from the recorded durations
     (read on the master), and set the plan as property ``shard_plan`` (the JSON contract of
-    ``greenlight shards plan``) plus ``shard_count``."""
+    ``greenlight shards plan``) plus ``shard_count``.
+
+    With ``min_suite_seconds`` (``[shards] count = "auto"``) it also decides whether this
+    build fans out at all (``greenlight.shards.fanout``) and sets ``shard_fan_out``; a build
+    that does not fan out gets no ``shard_plan`` and ``shard_count`` 1, and runs its tests
+    itself (the steps after this one check ``fans_out``)."""
 
     name = "plan-shards"
     renderables = ["shards", "durations_db"]
 
     def __init__(self, shards: int = 2, collect_command=DEFAULT_COLLECT,
                  durations_db: str | None = None, group_by_module: bool = False,
-                 plan_property: str = "shard_plan", **kwargs):
+                 plan_property: str = "shard_plan", min_suite_seconds: float | None = None,
+                 **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
         super().__init__(**kwargs)
         self.shards = shards
+        self.min_suite_seconds = min_suite_seconds
         self.collect_command = list(collect_command)
         self.durations_db = durations_db
         self.group_by_module = group_by_module
@@ -81,6 +90,13 @@ class PlanShards(buildstep.ShellMixin, buildstep.BuildStep):
         except GreenlightError as exc:
             self._summary = f"cannot plan shards: {exc}"
             return results.FAILURE
+        decision = decide_fan_out(plan, None if self.min_suite_seconds is None
+                                  else float(self.min_suite_seconds))
+        self.setProperty(FAN_OUT_PROPERTY, decision.fan_out, self.name)
+        if not decision.fan_out:
+            self.setProperty("shard_count", 1, self.name)
+            self._summary = f"{len(ids)} tests, run here: {decision.reason}"
+            return status
         self.setProperty(self.plan_property, plan.to_json(), self.name)
         self.setProperty("shard_count", len(plan.shards), self.name)
         await self.addCompleteLog("plan", render_plan_text(plan))
@@ -90,6 +106,22 @@ class PlanShards(buildstep.ShellMixin, buildstep.BuildStep):
 
     def getResultSummary(self):
         return {"step": self._summary} if self._summary else super().getResultSummary()
+
+
+def fans_out(step) -> bool:
+    """``doStepIf`` of the fan-out path's steps: PlanShards decided to fan out (a build whose
+    planning never ran, or set no decision, counts as fanning out, as before the decision)."""
+    return step.getProperty(FAN_OUT_PROPERTY) is not False
+
+
+def runs_here(step) -> bool:
+    """``doStepIf`` of the steps that run the tests in the verify build itself."""
+    return not fans_out(step)
+
+
+def skipped(result, step) -> bool:
+    """``hideStepIf``: the path a build did not take stays out of its step list."""
+    return result == results.SKIPPED
 
 
 def _read_durations(url: str | None) -> dict[str, float]:

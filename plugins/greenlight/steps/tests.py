@@ -9,8 +9,9 @@ from __future__ import annotations
 from buildbot.process import buildstep, results
 from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util.test_result_submitter import TestResultSubmitter
+from twisted.internet import threads
 
-from greenlight.errors import UsageError
+from greenlight.errors import GreenlightError, UsageError
 from greenlight.shards.junit import parse_junit
 
 
@@ -34,16 +35,22 @@ def summary(cases) -> str:
 
 
 class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
-    """Run ``command`` (an argv list) with ``--junitxml=<junit_file>`` and publish the results."""
+    """Run ``command`` (an argv list) with ``--junitxml=<junit_file>`` and publish the results.
+
+    ``durations_db``: also fold each test's time into the shard planner's durations store, so
+    a verify build that ran its suite itself (too short to fan out) keeps the prediction that
+    decides the next build's fan-out up to date."""
 
     name = "tests"
-    renderables = ["junit_file"]
+    renderables = ["junit_file", "durations_db"]
 
-    def __init__(self, junit_file: str = "junit.xml", **kwargs):
+    def __init__(self, junit_file: str = "junit.xml", durations_db: str | None = None,
+                 **kwargs):
         kwargs.setdefault("logEnviron", False)
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.junit_file = junit_file
+        self.durations_db = durations_db
         self._summary = None
 
     async def run(self):
@@ -64,6 +71,12 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
             self._summary = "unreadable test report"
             return results.FAILURE
         await self._publish(cases)
+        if self.durations_db:
+            try:
+                await threads.deferToThread(_record_durations, self.durations_db, cases,
+                                            str(self.build.buildid))
+            except GreenlightError as exc:
+                await self.addCompleteLog("durations", f"not recorded: {exc}\n")
         report = failure_report(cases)
         if report:
             await self.addCompleteLog("failures", report)
@@ -88,3 +101,8 @@ class RunTests(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
         if self._summary:
             return {"step": self._summary}
         return super().getResultSummary()
+
+
+def _record_durations(url: str, cases, build: str) -> None:
+    from greenlight.shards.durations import DurationStore
+    DurationStore(url).record_results(cases, build=build)

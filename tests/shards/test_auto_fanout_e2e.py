@@ -1,0 +1,105 @@
+"""``[shards] count = "auto"`` on Greenlight's own master (2 workers, as the demo): the demo's
+short suite stays in the verify build (one test step, prepared coverage gate, durations
+recorded, no shard build), and once the recorded durations predict a suite longer than
+``min_suite_seconds`` the next push fans out to one shard per worker."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from greenlight.shards.durations import DurationStore
+from tests.world import World, commit_all
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    world = World(tmp_path_factory.mktemp("autofan"), workers=2, shards="auto")
+    world.up()
+    yield world
+    world.down()
+
+
+def _properties(world: World, build_id: int) -> dict:
+    props = world.api(f"builds/{build_id}/properties")["properties"]
+    return {k: v[0] for k, v in (props[0] if props else {}).items()}
+
+
+def _steps(world: World, build_id: int) -> dict[str, dict]:
+    return {s["name"]: s for s in world.api(f"builds/{build_id}/steps")["steps"]}
+
+
+def _why(world: World, build: dict) -> str:
+    """The build's steps and their summaries, and the failed steps' output, for an assertion's
+    message."""
+    steps = _steps(world, build["buildid"])
+    text = build["state_string"] + "; " + "; ".join(
+        f"{name}: {s['state_string']} ({s['results']})" for name, s in steps.items())
+    for name, step in steps.items():
+        if step["results"] in (1, 2) or (build["results"] and name in ("tests", "coverage")):
+            for log in world.api(f"steps/{step['stepid']}/logs")["logs"]:
+                raw = requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10)
+                text += f"\n--- {name} / {log['name']}:\n{raw.text[-3000:]}"
+    return text
+
+
+def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
+    builder = world.builder_id("shard")
+    deadline = time.monotonic() + timeout
+    while True:
+        builds = world.api(f"builders/{builder}/builds",
+                           property=["shard_parent_buildid"])["builds"]
+        mine = [b for b in builds
+                if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
+        if (len(mine) >= count and all(b["complete"] for b in mine)) \
+                or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.5)
+
+
+def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tmp_path):
+    store = DurationStore(world.settings.expand(world.settings["shards"]["durations_url"]))
+    clone = world.clone(tmp_path / "c")
+    (clone / "app" / "triple.py").write_text("def triple(x):\n    return 3 * x\n")
+    (clone / "tests" / "test_triple.py").write_text(
+        "from app.triple import triple\n\ndef test_triple():\n    assert triple(2) == 6\n")
+    sha = commit_all(clone, "add triple()")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha, timeout=240)
+    assert build["results"] == 0, _why(world, build)
+    props = _properties(world, build["buildid"])
+    assert props["shard_fan_out"] is False and props["shard_count"] == 1
+    assert "shard_plan" not in props
+    steps = _steps(world, build["buildid"])
+    assert "run here" in steps["plan-shards"]["state_string"]
+    assert steps["tests"]["results"] == 0 and "passed" in steps["tests"]["state_string"]
+    for skipped in ("shards", "collect-shards", "fetch-shard-coverage", "combine coverage"):
+        assert steps[skipped]["results"] == 3 and steps[skipped]["hidden"], skipped  # SKIPPED
+    assert steps["coverage"]["results"] == 0, steps["coverage"]["state_string"]
+    how = world.api(f"steps/{steps['coverage']['stepid']}/logs")["logs"]
+    assert "how" in [log["name"] for log in how]  # the test step's gate report, read back
+    assert _shard_builds(world, build["buildid"], 1, timeout=0) == []
+    # The build that ran the tests itself recorded their durations for the next decision.
+    recorded = store.durations()
+    assert "tests/test_triple.py::test_triple" in recorded
+    demo_total = sum(recorded.values())
+    assert demo_total < world.settings["shards"]["min_suite_seconds"]
+
+    # The same suite, predicted long (as if each test took 2 s): the next push fans out.
+    store.replace({test_id: 2.0 for test_id in recorded})
+    (clone / "CHANGES").write_text("second push\n")
+    sha = commit_all(clone, "a second push")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha, timeout=240)
+    assert build["results"] == 0, _why(world, build)
+    props = _properties(world, build["buildid"])
+    assert props["shard_fan_out"] is True and props["shard_count"] == 2
+    shards = _shard_builds(world, build["buildid"], 2)
+    assert len(shards) == 2 and all(b["results"] == 0 for b in shards)
+    steps = _steps(world, build["buildid"])
+    assert steps["tests"]["results"] == 3 and steps["tests"]["hidden"]
+    assert steps["collect-shards"]["results"] == 0
+    assert steps["coverage"]["results"] == 0, steps["coverage"]["state_string"]
