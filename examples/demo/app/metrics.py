@@ -10,3 +10,7 @@ LATENCY = Histogram("demo_request_duration_seconds", "Request latency", ["endpoi
 LOGINS = Counter("demo_logins", "Successful logins", registry=REGISTRY)
 REGISTRATIONS = Counter("demo_registrations", "New registrations", registry=REGISTRY)
 REVENUE = Counter("demo_revenue", "Revenue from purchases", registry=REGISTRY)
+# Sum of the squared purchase amounts: with it a canary judge knows how much revenue per request
+# varies (compound Poisson), not only its mean.
+REVENUE_SQUARED = Counter("demo_revenue_squared", "Sum of squared purchase amounts",
+                          registry=REGISTRY)

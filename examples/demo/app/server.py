@@ -60,6 +60,7 @@ def handle(path: str, params: dict[str, str]) -> tuple[int, str, str]:
     if path == "/purchase":
         amount = SHOP.purchase(user, params.get("amount", ""))
         metrics.REVENUE.inc(amount)
+        metrics.REVENUE_SQUARED.inc(amount * amount)
         experiments.record(experiment_user(user), "purchase", amount)
         return 200, "text/plain", f"charged {amount:.2f}\n"
     if path == "/":

@@ -104,6 +104,12 @@ class MetricSpec:
     min_effect: float = 0.1
     model: str = "binomial"  # binomial (events per request) | poisson (amounts per request)
     unit: float = 1.0  # the numerator is divided by it (revenue counted in typical purchases)
+    # poisson: a counter of the squared amounts (demo_revenue_squared_total). With it the unit
+    # is sum(x^2)/sum(x) of both arms so far, which makes the count's Poisson variance the
+    # amounts' own (compound Poisson: variance = rate x E[x^2]); a fixed unit assumes every
+    # amount equals it, and amounts that vary would then look more significant than they are.
+    squares: str = ""
+    squares_labels: Mapping[str, str] = field(default_factory=dict)
     breakage: bool = True  # take part in the breakage fast path
     floor: float = 0.0  # higher-is-bad: a canary rate surely below this passes
 
@@ -127,6 +133,9 @@ class MetricSpec:
                                 + f", got {self.min_effect}")
         if self.model not in ("binomial", "poisson"):
             raise SettingsError(f"{where}: model must be binomial or poisson, got {self.model!r}")
+        if self.squares and (self.kind != RATIO or self.model != "poisson"):
+            raise SettingsError(f"{where}: `squares` (a counter of squared amounts) goes with "
+                                "kind = \"ratio\" and model = \"poisson\"")
         if not self.unit > 0:
             raise SettingsError(f"{where}: unit must be > 0, got {self.unit}")
 
@@ -284,10 +293,25 @@ class Thresholds:
         return overshoot(information, previous_information)
 
 
-def ratio_counts(spec: MetricSpec, totals: Totals) -> tuple[float, float]:
-    """(events, trials) of a ratio metric in one arm's totals; events in ``unit``s."""
-    return (select(totals, spec.numerator, spec.numerator_labels) / spec.unit,
+def ratio_counts(spec: MetricSpec, totals: Totals, unit: float | None = None
+                 ) -> tuple[float, float]:
+    """(events, trials) of a ratio metric in one arm's totals; events in ``unit``s (default
+    the spec's)."""
+    return (select(totals, spec.numerator, spec.numerator_labels) / (unit or spec.unit),
             select(totals, spec.denominator, spec.denominator_labels))
+
+
+def amount_unit(spec: MetricSpec, canary: Totals, baseline: Totals) -> float:
+    """The unit amounts are counted in: with ``squares``, sum(x^2)/sum(x) over both arms (the
+    size of "one event" whose Poisson variance is the amounts' compound-Poisson variance; a
+    pooled estimate, the same under "no change" for both arms); else the spec's fixed unit."""
+    if not spec.squares:
+        return spec.unit
+    squares = (select(canary, spec.squares, spec.squares_labels)
+               + select(baseline, spec.squares, spec.squares_labels))
+    amounts = (select(canary, spec.numerator, spec.numerator_labels)
+               + select(baseline, spec.numerator, spec.numerator_labels))
+    return squares / amounts if amounts > 0 and squares > 0 else spec.unit
 
 
 def ratio_evidence(spec: MetricSpec, canary_events, canary_trials, baseline_events,
@@ -424,6 +448,7 @@ class MetricVerdict:
     breakage_p: float = 1.0
     fixed_z_p: float | None = None  # the fixed-sample test, for comparison only (not used)
     seed_rule: str = ""  # D² > N on the rarer outcome, shown beside the general test
+    unit: float = 1.0  # ratio: the numerator's counting unit (amounts: sum(x^2)/sum(x))
     detectable: float | None = None  # smallest effect visible at the traffic so far
     requests_needed: float | None = None  # more canary requests for the minimum effect
     min_effect: float = 0.0
@@ -627,8 +652,10 @@ class Judge:
     def _ratio(self, spec: MetricSpec, canary: Totals, baseline: Totals,
                v: MetricVerdict) -> None:
         t = self.thresholds
-        a, n_c = ratio_counts(spec, canary)
-        b, n_b = ratio_counts(spec, baseline)
+        unit = amount_unit(spec, canary, baseline)
+        a, n_c = ratio_counts(spec, canary, unit)
+        b, n_b = ratio_counts(spec, baseline, unit)
+        v.unit = unit
         v.canary_events, v.canary_trials, v.baseline_events, v.baseline_trials = a, n_c, b, n_b
         if n_c <= 0 or n_b <= 0:
             v.reason = "no requests yet on " + ("canary" if n_c <= 0 else "baseline")

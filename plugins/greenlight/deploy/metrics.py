@@ -121,8 +121,8 @@ def needed_names(specs: Iterable[MetricSpec]) -> list[str]:
     """The sample names the judge reads for these metrics (what to ask Prometheus for)."""
     names: list[str] = []
     for spec in specs:
-        wanted = [f"{spec.histogram}_bucket"] if spec.kind == LATENCY else [spec.numerator,
-                                                                            spec.denominator]
+        wanted = [f"{spec.histogram}_bucket"] if spec.kind == LATENCY else [
+            spec.numerator, spec.denominator, *([spec.squares] if spec.squares else [])]
         names.extend(n for n in wanted if n not in names)
     return names
 
