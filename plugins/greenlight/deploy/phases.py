@@ -329,25 +329,35 @@ class Deployer:
         """One host onto ``sha``: ledger first, then switch, restart, health."""
         s = self.settings
         transport = self.transports[host.name]
+        started = time.monotonic()
         self.ledger.record_event(deploy_id, "switch", host=host.name, release=sha,
                                  data={"phase": phase})
         crash_point(f"before-switch:{phase}:{host.name}")
+        switch_at = time.monotonic()
         was = transport.agent("switch", sha).get("was")
         crash_point(f"after-switch:{phase}:{host.name}")
+        restart_at = time.monotonic()
         if host.restart:
             result = transport.run(host.expand(host.restart), timeout=s.restart_timeout)
             if result["returncode"] != 0:
                 raise HostError(host.name, f"restart command failed (exit "
                                 f"{result['returncode']}): {result['output'].strip()[-500:]}")
         crash_point(f"after-restart:{phase}:{host.name}")
+        health_at = time.monotonic()
         health = check_health(host.health_url, s.health_timeout, s.health_retries,
                               s.health_interval)
         if not health.healthy:
             raise HostError(host.name, f"not healthy on {sha[:12]} after {health.attempts} "
                             f"tries of {host.health_url}: {health.detail}")
+        up_at = time.monotonic()
         self.ledger.record_host_release(host.name, sha, deploy_id)
-        self.ledger.record_event(deploy_id, "up", host=host.name, release=sha,
-                                 data={"phase": phase, "was": was})
+        # Where the host's time went (the ledger is what a slow roll-out is diagnosed from).
+        self.ledger.record_event(deploy_id, "up", host=host.name, release=sha, data={
+            "phase": phase, "was": was, "ledger_s": round(switch_at - started, 3),
+            "switch_s": round(restart_at - switch_at, 3),
+            "restart_s": round(health_at - restart_at, 3),
+            "health_s": round(up_at - health_at, 3), "health_tries": health.attempts,
+            "record_s": round(time.monotonic() - up_at, 3)})
 
     def _judge(self, result: DeployResult, deploy_id: int, canary: list[Host],
                baseline: list[Host]):
