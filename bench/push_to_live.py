@@ -97,6 +97,30 @@ def phase_times(world: World, build: dict) -> str:
                      + [f"exit {after:.1f}"])
 
 
+def rest_breakdown(world: World, build: dict) -> str:
+    """Where the rest phase's hosts spent their time, from the ledger's ``up`` events (medians
+    and maxima over its hosts, seconds): ledger write-ahead, switch, restart command, health
+    wait (tries), host release record; and how long the phase's hosts took from the first
+    switch to the last up."""
+    from greenlight.deploy.ledger import Ledger
+
+    deploy_id = build["properties"].get("deploy_id", [None])[0]
+    if deploy_id is None:
+        return "no deploy id"
+    ledger = Ledger(world.settings.expand(world.settings["deploy"]["ledger_url"]))
+    events = ledger.deploy(int(deploy_id)).events
+    ups = [e.data for e in events if e.phase == "up" and (e.data or {}).get("phase") == "rest"]
+    if not ups or "health_s" not in ups[0]:
+        return "no timings in the ledger"
+    moves = [e.at for e in events if e.phase in ("switch", "up")
+             and (e.data or {}).get("phase") == "rest"]
+    parts = [f"{len(ups)} hosts in {(max(moves) - min(moves)).total_seconds():.1f} s"]
+    for key in ("ledger_s", "switch_s", "restart_s", "health_s", "record_s", "health_tries"):
+        values = [float(u[key]) for u in ups]
+        parts.append(f"{key} {statistics.median(values):.2f}/{max(values):.2f}")
+    return ", ".join(parts) + " (median/max per host)"
+
+
 def naive_deploy(bare: Path, sha: str, hosts: list[Path], ports: list[int], tmp: Path) -> None:
     """What a hand-rolled post-receive hook does: export, then per host copy, ln, restart."""
     src = export_commit(str(bare), sha, str(tmp / "naive-staging"))
@@ -124,7 +148,8 @@ def main() -> int:
     first = free_ports(args.hosts, contiguous=True)[0]
     extra = "".join(f"{item.split('=', 1)[0].strip()} = {item.split('=', 1)[1].strip()}\n"
                     for item in args.set)
-    world = World(tmp / "world", extra=f"demo_first_port = {first}\n"
+    # The product's defaults, [shards] count = "auto" included (test worlds default to 1).
+    world = World(tmp / "world", shards="auto", extra=f"demo_first_port = {first}\n"
                                         f"demo_traffic_rate = {args.rate:g}\n{extra}")
     text = world.settings_file.read_text().replace("demo_hosts = 0\n",
                                                    f"demo_hosts = {args.hosts}\n")
@@ -158,11 +183,15 @@ def main() -> int:
             deploy_s = build["complete_at"] - build["started_at"]
             wait_s = build["started_at"] - verify["complete_at"]
             outcome = build["properties"].get("deploy_outcome", ["?"])[0]
+            props = world.api(f"builds/{verify['buildid']}/properties")["properties"]
+            count = (props[0] if props else {}).get("shard_count", [1])[0]
             totals.append(live_at)
             print(f"push {i + 1}: live on all {args.hosts} hosts after {live_at:5.1f} s "
-                  f"(verify build {verify_s:.0f} s, queue {wait_s:.0f} s, deploy build "
-                  f"{deploy_s:.0f} s [{outcome}])")
+                  f"(verify build {verify_s:.0f} s with {count} shard(s), queue {wait_s:.0f} s, "
+                  f"deploy build {deploy_s:.0f} s [{outcome}])")
             print(f"    deploy phases (s): {phase_times(world, build)}")
+            print(f"    rest phase: {rest_breakdown(world, build)}; load average "
+                  f"{os.getloadavg()[0]:.1f}")
         median = statistics.median(totals)
         print(f"push → live, median of {len(totals)}: {median:.1f} s "
               f"(goal ≤ 60 s: {'met' if median <= 60 else 'MISSED'}); load average now "

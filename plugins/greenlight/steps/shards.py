@@ -2,6 +2,8 @@
 
     verify build:  PlanShards  ->  TriggerShards (waits)  ->  CollectShards
                    [-> FetchShardCoverage -> coverage combine -> CoverageGate]
+                   (with min_suite_seconds PlanShards may decide against the fan-out: the
+                   steps guarded by ``fans_out`` are skipped, ``runs_here`` ones run)
     shard build:   shard_builder_steps(...)  (download plan + the pytest plugin, pytest
                    --shard i/N rerunning its failures alone, upload the shard report, rerun
                    verdicts and coverage to the master)
