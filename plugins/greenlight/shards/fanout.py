@@ -2,7 +2,8 @@
 
 Each shard build pays a fixed start-up (checkout, setup, the plugin download, pytest start-up
 and collection, uploads, coverage combine) that a suite of a few seconds never earns back: on
-the demo (27 tests, ~2 s) two shards turned a 3.7 s push→verdict into 13.9 s. So with
+the demo (28 tests, ~2 s) two shards make push → verdict 6.9 s instead of 4.2 s on a quiet
+machine, 13.9 s instead of 3.7 s on a loaded one (docs/shards.md). So with
 ``[shards] count = "auto"`` the verify build fans out only when the suite's predicted duration
 (the sum of the collected tests' recorded durations, unknown tests at the median, as the
 planner weighs them) reaches a threshold; an explicit count always fans out.
