@@ -44,10 +44,10 @@ def test_a_starting_host_counts_as_up_within_the_fast_poll():
                               interval=0.25)
         answered = time.monotonic()
         assert result.healthy and result.detail == "200"
-        # Seen at most a fast poll (plus scheduling slack) after the server came up; the old
-        # fixed 0.25-s spacing would often be later than that.
-        assert answered - holder[0][1] < FAST_POLL + 0.1
-        assert result.attempts > 3  # it asked more often than every 0.25 s
+        # Seen about a fast poll after the server came up (slack for a loaded machine), and
+        # it asked more often than the 0.25-s spacing's 3 tries in 0.6 s.
+        assert answered - holder[0][1] < FAST_POLL + 0.2
+        assert result.attempts > 4
     finally:
         if holder:
             holder[0][0].shutdown()
