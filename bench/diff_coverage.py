@@ -19,8 +19,9 @@ run), then times, each best of REPEAT:
   floor       ``python -c "import coverage"``: start-up + coverage's import, which any gate
               reading data through coverage's API pays
 and prints wall/CPU times, the ratios and peak RSS. With ``--demo-runs N`` (default 5) it also
-times the demo app's test command alone and under ``prepare --run`` (what the verify build's
-test step runs), alternating, and prints the medians.
+times, on the demo app, its test command followed by the gate as a separate process against the
+tests run under the gate (``--run``, what the verify build runs), alternating, and prints the
+medians.
 
     .venv/bin/python bench/diff_coverage.py [--files 600] [--changed 40] [--commits 1]
                                             [--repeat 3] [--demo-runs 5]
@@ -212,19 +213,26 @@ def demo_test_step(tmp: Path, runs: int) -> None:
     head = git(demo, "rev-parse", "HEAD")
     tests = [str(BIN / "python"), "-m", "coverage", "run", "-m", "pytest", "-n", "2", "-q",
              "-p", "no:cacheprovider", "-p", "no:greenlight_shard", "--junitxml=junit.xml"]
-    under = [str(BIN / "greenlight"), "coverage", "prepare", "--base", base, "--head", head,
-             "-o", str(tmp / "demo-prepared.json"), "--run", *tests]
-    alone, beside = [], []
+    gate = [str(BIN / "greenlight"), "coverage", "--base", base, "--head", head, "--combine",
+            "--format", "json", "--output", str(tmp / "demo-report.json")]
+    under = [*gate, "--tests-status", "--run", *tests]   # what the verify build runs
+
+    def tests_then_gate() -> float:
+        return timed(tests, demo, ok=(0,))[0] + timed(gate, demo, ok=(0, 1))[0]
+
+    separate, together = [], []
     for _ in range(runs):
-        for cmd, times in ((tests, alone), (under, beside)):
+        for run, times in ((tests_then_gate, separate),
+                           (lambda: timed(under, demo, ok=(0,))[0], together)):
             for stale in demo.glob(".coverage*"):
                 stale.unlink()
-            times.append(timed(cmd, demo, ok=(0,))[0])
-    a, b = statistics.median(alone), statistics.median(beside)
-    print(f"== demo test step ({runs} runs each, alternating; `coverage run -m pytest -n 2`)")
-    print(f"tests alone {a:.2f} s, under prepare --run {b:.2f} s (median): prepare adds "
-          f"{b - a:+.2f} s ({100 * (b - a) / a:+.1f}%); runs alone "
-          f"{', '.join(f'{t:.2f}' for t in alone)}; beside {', '.join(f'{t:.2f}' for t in beside)}")
+            times.append(run())
+    a, b = statistics.median(separate), statistics.median(together)
+    print(f"== demo test step + coverage gate ({runs} runs each, alternating; "
+          "`coverage run -m pytest -n 2`)")
+    print(f"tests, then the gate as a process {a:.2f} s; tests under the gate (--run) {b:.2f} s "
+          f"(median): {b - a:+.2f} s ({100 * (b - a) / a:+.1f}%); runs "
+          f"{', '.join(f'{t:.2f}' for t in separate)} vs {', '.join(f'{t:.2f}' for t in together)}")
 
 
 def main() -> None:
