@@ -10,6 +10,7 @@ restart work from any process, including the deploy's restart command::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from greenlight.deploy.hosts import Host, demo_hosts
 from greenlight.errors import GreenlightError
 
 PID_FILE = "server.pid"
+RESTART_LOCK = ".restart.lock"
 LOG_FILE = "server.log"
 EXPERIMENTS_ENV = "GREENLIGHT_EXPERIMENTS_DB"
 
@@ -111,15 +113,21 @@ def start_host(host_dir: str | Path, port: int, python: str = sys.executable) ->
             env={**os.environ, **experiments_env(host_dir), "PYTHONDONTWRITEBYTECODE": "1"})
     finally:
         log.close()
-    temp = host_dir / f".{PID_FILE}.tmp"
+    temp = host_dir / f".{PID_FILE}.{os.getpid()}.tmp"
     temp.write_text(f"{proc.pid}\n")
     temp.replace(host_dir / PID_FILE)
     return proc.pid
 
 
 def restart_host(host_dir: str | Path, port: int, python: str = sys.executable) -> int:
-    stop_host(host_dir)
-    return start_host(host_dir, port, python)
+    """Stop, then start from ``current``, holding the host's restart lock: a restart left
+    running by a killed deploy and the recovery's own restart of the same host must not
+    interleave (both would start a server, one would lose the port and exit, and the pid file
+    could name the one that exited)."""
+    with open(Path(host_dir, RESTART_LOCK), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stop_host(host_dir)
+        return start_host(host_dir, port, python)
 
 
 def served_release(host_dir: str | Path) -> str | None:

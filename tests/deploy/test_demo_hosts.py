@@ -1,0 +1,52 @@
+"""Demo hosts: restarts of the same host from several processes at once (a deploy killed while
+its restart command still runs, then the recovery's restart) leave one server, named by the pid
+file, serving the current release."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from greenlight.deploy import demo_hosts as demo
+
+from tests.conftest import free_port
+from tests.deploy.conftest import TINY_SERVER
+
+
+def _release(host: Path, name: str) -> None:
+    release = host / "releases" / name
+    (release / "app").mkdir(parents=True)
+    (release / "app" / "__init__.py").write_text("")
+    (release / "app" / "server.py").write_text(TINY_SERVER.replace(
+        "ThreadingHTTPServer((a.host", "import time; time.sleep(0.2)\n"
+        "ThreadingHTTPServer((a.host"))   # a slow start-up widens the window for a race
+    (release / "VERSION").write_text(name)
+
+
+def test_concurrent_restarts_leave_one_server_named_by_the_pid_file(tmp_path):
+    host, port = tmp_path / "host01", free_port()
+    _release(host, "r1")
+    os.symlink("releases/r1", host / "current")
+    try:
+        restarts = [subprocess.Popen([sys.executable, "-m", "greenlight.deploy.demo_hosts",
+                                      "restart", str(host), "--port", str(port)])
+                    for _ in range(4)]
+        assert [p.wait(timeout=60) for p in restarts] == [0, 0, 0, 0]
+        pid = demo.read_pid(host)
+        assert pid is not None, "the pid file names a server that is not running"
+        assert demo.served_release(host) == "r1"
+        for _ in range(100):   # the last one started may still be binding its port
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/version", timeout=2).text
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert body == "r1"
+        servers = subprocess.run(["pgrep", "-f", f"app.server --host 127.0.0.1 --port {port}"],
+                                 capture_output=True, text=True).stdout.split()
+        assert servers == [str(pid)]
+    finally:
+        demo.stop_host(host)
