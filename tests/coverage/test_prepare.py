@@ -210,6 +210,13 @@ def test_gate_run_gates_the_tests_data_in_the_same_process(make_repo, run_covera
     out = cli(*gate_args, "--run", sys.executable, "-c", "pass", cwd=repo.path)
     assert out.returncode == 2 and "no coverage data" in out.stderr
 
+    # a report the tests leave under the gate's output name is never taken for the gate's
+    forged = [sys.executable, "-c", "import json, sys; json.dump({'head': sys.argv[1], "
+              "'passed': True}, open(sys.argv[2], 'w'))", repo.head(), str(out_json)]
+    out = cli(*gate_args, "--tests-status", "--run", *forged, cwd=repo.path)
+    assert out.returncode == 0 and "no coverage data" in out.stderr
+    assert not out_json.exists()
+
     out = cli(*gate_args, "--prepared", "p.json", "--run", *tests, cwd=repo.path)
     assert out.returncode == 2 and "exclude each other" in out.stderr
     out = cli(*gate_args, "--tests-status", cwd=repo.path)
@@ -229,3 +236,36 @@ def test_a_file_rewritten_after_the_in_memory_preparation_is_recomputed(make_rep
     again = engine.diff_coverage(repo.path, base, repo.head(), prepared=kept)
     assert "'shop.py' is not the version that was analysed" in again.prepared_note
     assert _reports(again) == _reports(truth)
+
+
+def test_a_crash_of_the_preparation_or_the_gate_leaves_the_tests_status(make_repo, run_coverage,
+                                                                        monkeypatch, capsys):
+    """With --tests-status the test step's status is the tests', whatever breaks in the gate:
+    a bug in the preparation costs a recomputation, one in the gate a missing report."""
+    import argparse
+
+    from greenlight.cli import coverage as command
+
+    repo, base = _pushed(make_repo, run_coverage)
+    run_coverage(repo.path, "run_tests.py")
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    out = repo.path / "r.json"
+    args = parser.parse_args(["coverage", "--repo", str(repo.path), "--base", base, "--head",
+                              repo.head(), "--format", "json", "--output", str(out),
+                              "--tests-status", "--run", sys.executable, "-c", "pass"])
+
+    def broken(*a, **k):
+        raise RuntimeError("bug in the preparation")
+
+    monkeypatch.setattr(engine, "prepare_in_memory", broken)
+    assert command.run(args) == 0
+    err = capsys.readouterr().err
+    assert "prepare failed (the gate will recompute)" in err and "RuntimeError" in err
+    assert json.loads(out.read_text())["head"] == repo.head()     # recomputed, reported
+
+    monkeypatch.setattr(engine, "diff_coverage", broken)
+    assert command.run(args) == 0
+    assert "the gate failed" in capsys.readouterr().err and not out.exists()
+    args.tests_status = False
+    assert command.run(args) == 2

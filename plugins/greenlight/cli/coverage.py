@@ -191,9 +191,9 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
     if args.prepared is not None:
         raise UsageError("--prepared and --run exclude each other: with --run the analysis is "
                          "prepared while the tests run and kept in memory")
-    for path in (args.output, args.also_markdown, args.also_html):
-        if path is not None:
-            Path(path).unlink(missing_ok=True)
+    reports = [p for p in (args.output, args.also_markdown, args.also_html) if p is not None]
+    for path in reports:
+        Path(path).unlink(missing_ok=True)
     outcome: dict = {}
 
     def prepare_meanwhile() -> None:
@@ -206,6 +206,11 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
         except GreenlightError as exc:
             print(f"greenlight coverage: prepare failed: {exc} (the gate will recompute)",
                   file=sys.stderr)
+        except Exception:   # a bug here must not cost the tests' verdict: recompute
+            import traceback
+
+            print("greenlight coverage: prepare failed (the gate will recompute):\n"
+                  + traceback.format_exc(), file=sys.stderr)
         except BaseException as exc:   # re-raised by the main thread
             outcome["error"] = exc
 
@@ -225,21 +230,30 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
         raise outcome["error"]
     prepared = outcome.get("prepared")
     status = 128 - status if status < 0 else status
+    for path in reports:   # whatever the tests left under these names is not our report
+        Path(path).unlink(missing_ok=True)
     try:
         verdict = gate(args, extensions, prepared)
     except GreenlightError as exc:
         print(f"greenlight coverage: {exc}", file=sys.stderr)
         verdict = 2
+    except Exception:   # with --tests-status the tests' status must still come out
+        import traceback
+
+        print("greenlight coverage: the gate failed:\n" + traceback.format_exc(),
+              file=sys.stderr)
+        verdict = 2
     print(f"greenlight coverage: gated {time.perf_counter() - ended:.3f}s "
           f"({time.thread_time() - cpu:.3f}s CPU) after the tests ended (tests exit {status})",
           file=sys.stderr)
     code = status if args.tests_status or status else verdict
-    if getattr(args, "exit_at_once", False):
+    import os
+
+    if getattr(args, "exit_at_once", False) and not os.environ.get("COVERAGE_PROCESS_START"):
         # From the command line, the report is written and nothing else is pending: skip the
         # interpreter's tear-down of the analysis (~20 ms on a 600-file push), which would
-        # otherwise sit between the tests' end and the build's next step.
-        import os
-
+        # otherwise sit between the tests' end and the build's next step. (Not when coverage
+        # measures this process: its data is saved at exit.)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
