@@ -74,3 +74,13 @@ def test_squares_settings_and_what_is_scraped():
     assert metric.unit == pytest.approx(408000.0 / 5400.0)     # pooled over both arms
     assert metric.canary_events == pytest.approx(2800.0 / metric.unit)
     assert metric.baseline_events == pytest.approx(2600.0 / metric.unit)
+
+
+def test_an_arm_without_the_squares_counter_falls_back_to_the_fixed_unit():
+    """A canary whose release adds the counter, against a baseline on the release before it:
+    pooling the canary's squares with both arms' amounts would shrink the unit 20-fold."""
+    judge = Judge([revenue(True, unit=25.0)])
+    old = totals(1000, 2600.0, 0.0)
+    del old[series_key("demo_revenue_squared_total")]
+    (metric,) = judge.observe(totals(1000, 2800.0, 208000.0), old, elapsed_s=10).metrics
+    assert metric.unit == 25.0

@@ -307,11 +307,14 @@ def amount_unit(spec: MetricSpec, canary: Totals, baseline: Totals) -> float:
     pooled estimate, the same under "no change" for both arms); else the spec's fixed unit."""
     if not spec.squares:
         return spec.unit
-    squares = (select(canary, spec.squares, spec.squares_labels)
-               + select(baseline, spec.squares, spec.squares_labels))
-    amounts = (select(canary, spec.numerator, spec.numerator_labels)
-               + select(baseline, spec.numerator, spec.numerator_labels))
-    return squares / amounts if amounts > 0 and squares > 0 else spec.unit
+    squares = [select(arm, spec.squares, spec.squares_labels) for arm in (canary, baseline)]
+    amounts = [select(arm, spec.numerator, spec.numerator_labels) for arm in (canary, baseline)]
+    # Both arms must export the squares: a baseline still on a release without the counter
+    # would pool its amounts with none of their squares and shrink the unit (and the variance).
+    missing = [a > 0 and q <= 0 for a, q in zip(amounts, squares)]
+    if any(missing) or sum(amounts) <= 0:
+        return spec.unit
+    return sum(squares) / sum(amounts)
 
 
 def ratio_evidence(spec: MetricSpec, canary_events, canary_trials, baseline_events,
