@@ -10,6 +10,7 @@ restart work from any process, including the deploy's restart command::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -22,7 +23,7 @@ from greenlight.deploy.hosts import Host, demo_hosts
 from greenlight.errors import GreenlightError
 
 PID_FILE = "server.pid"
-RESTART_LOCK = ".restart.lock"
+LOCK_FILE = ".host.lock"
 LOG_FILE = "server.log"
 EXPERIMENTS_ENV = "GREENLIGHT_EXPERIMENTS_DB"
 
@@ -124,10 +125,22 @@ def restart_host(host_dir: str | Path, port: int, python: str = sys.executable) 
     running by a killed deploy and the recovery's own restart of the same host must not
     interleave (both would start a server, one would lose the port and exit, and the pid file
     could name the one that exited)."""
-    with open(Path(host_dir, RESTART_LOCK), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with host_lock(host_dir):
         stop_host(host_dir)
         return start_host(host_dir, port, python)
+
+
+@contextlib.contextmanager
+def host_lock(host_dir: str | Path):
+    """Exclusive use of a host's server (start, stop, restart) across processes; released
+    when the holder exits, however it exits. A host dir that does not exist has nothing to
+    guard."""
+    if not Path(host_dir).is_dir():
+        yield
+        return
+    with open(Path(host_dir, LOCK_FILE), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def served_release(host_dir: str | Path) -> str | None:
@@ -172,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        if args.action == "stop":
-            stop_host(args.host_dir)
-        elif args.action == "start":
-            start_host(args.host_dir, args.port)
-        else:
+        if args.action == "restart":
             restart_host(args.host_dir, args.port)
+        else:
+            with host_lock(args.host_dir):
+                if args.action == "stop":
+                    stop_host(args.host_dir)
+                else:
+                    start_host(args.host_dir, args.port)
     except GreenlightError as exc:
         print(f"demo host {args.host_dir}: {exc}", file=sys.stderr)
         return 1

@@ -348,7 +348,8 @@ class Deployer:
                               s.health_interval)
         if not health.healthy:
             raise HostError(host.name, f"not healthy on {sha[:12]} after {health.attempts} "
-                            f"tries of {host.health_url}: {health.detail}")
+                            f"tries in {health.seconds:.1f}s of {host.health_url}: "
+                            f"{health.detail}")
         up_at = time.monotonic()
         self.ledger.record_host_release(host.name, sha, deploy_id)
         # Where the host's time went (the ledger is what a slow roll-out is diagnosed from).

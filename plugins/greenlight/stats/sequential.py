@@ -113,8 +113,10 @@ def two_proportion_llr(canary_events, canary_trials, baseline_events, baseline_t
     normal approximation with the pooled binomial variance p(1 − p)(1/n_c + 1/n_b)
     (``model="poisson"`` uses p instead of p(1 − p), for amounts per request such as revenue).
     Between the two the LLR is w·conditional + (1 − w)·normal with w falling linearly in the
-    pooled rate: both are LLRs of nearly the same alternative, and for a given w exp(of the
-    mean) is at most the mean of the two likelihood ratios, a martingale (Ville still holds).
+    pooled rate: both are LLRs of nearly the same alternative, and for a fixed w exp(of the
+    mean) is at most the mean of the two likelihood ratios, a martingale. But w moves with the
+    pooled rate, which the data set, so the blend is not strictly a likelihood-ratio
+    martingale: its false-rollback rate rests on simulation (16,000-run checks, docs/judge.md).
     A hard switch at ½ made a rate wobbling around it take whichever of two statistics was
     larger at each look: 0.98% false rollbacks at p = 0.5 against 19 hosts where the SPRT was
     set for 0.8% (0.76% with the normal approximation alone). Until the rarer outcome has
