@@ -145,6 +145,18 @@ def test_latency_slower_canary_fails_and_same_passes():
     assert verdict.outcome == "pass", verdict.table
 
 
+def test_latency_direction_defaults_to_slower_is_bad():
+    # without `direction` a latency metric used to take the ratios' lower-is-bad: it failed
+    # faster canaries and passed slower ones
+    spec = MetricSpec.from_settings({"name": "latency", "kind": "latency", "histogram": "lat"})
+    assert spec.direction == "higher-is-bad"
+    assert MetricSpec("logins", numerator="a", denominator="b").direction == "lower-is-bad"
+    verdict = run_latency(Judge([spec], max_window_s=60), slower=1.5)
+    assert verdict.outcome == "fail", verdict.table
+    verdict = run_latency(Judge([spec], max_window_s=60), slower=1 / 1.5)
+    assert verdict.outcome == "pass", verdict.table
+
+
 def test_latency_does_not_decide_on_the_first_seconds():
     # 100 requests per arm in one second, all much slower on the canary: the uncorrected
     # Mann-Whitney p-value is tiny, but one interval cannot tell a stall from a release

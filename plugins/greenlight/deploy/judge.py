@@ -100,7 +100,10 @@ class MetricSpec:
     denominator_labels: Mapping[str, str] = field(default_factory=dict)
     histogram: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
-    direction: str = LOWER_IS_BAD
+    # "" = the kind's own: lower-is-bad for a ratio (a rate that falls), higher-is-bad for
+    # latency (slower); a latency metric that defaulted to lower-is-bad would fail faster
+    # canaries and never a slower one
+    direction: str = ""
     min_effect: float = 0.1
     model: str = "binomial"  # binomial (events per request) | poisson (amounts per request)
     unit: float = 1.0  # the numerator is divided by it (revenue counted in typical purchases)
@@ -117,6 +120,9 @@ class MetricSpec:
         where = f"judge metric {self.name!r}"
         if self.kind not in (RATIO, LATENCY):
             raise SettingsError(f"{where}: kind must be ratio or latency, got {self.kind!r}")
+        if not self.direction:
+            object.__setattr__(self, "direction",
+                               HIGHER_IS_BAD if self.kind == LATENCY else LOWER_IS_BAD)
         if self.direction not in (LOWER_IS_BAD, HIGHER_IS_BAD):
             raise SettingsError(f"{where}: direction must be {LOWER_IS_BAD} or {HIGHER_IS_BAD}, "
                                 f"got {self.direction!r}")
