@@ -77,7 +77,6 @@ def phase_times(world: World, build: dict) -> str:
     """``name seconds`` per deploy phase, from the deploy step's result.json log."""
     import json
 
-    import requests
 
     steps = world.api(f"builds/{build['buildid']}/steps")["steps"]
     step = next(s for s in steps if s["name"] == "deploy")
@@ -85,7 +84,7 @@ def phase_times(world: World, build: dict) -> str:
     log = next((entry for entry in logs if entry["name"] == "result.json"), None)
     if log is None:
         return "no result.json"
-    raw = requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10).text
+    raw = world.rest_get(f"logs/{log['logid']}/raw").text
     result = json.loads(raw)
     phases = result.get("phases", [])
     if not phases:

@@ -95,7 +95,7 @@ def steps_of(world, build: dict) -> dict[str, dict]:
 def log_text(world, step: dict, name: str) -> str:
     logs = world.api(f"steps/{step['stepid']}/logs")["logs"]
     log = next(entry for entry in logs if entry["name"] == name)
-    return requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10).text
+    return world.rest_get(f"logs/{log['logid']}/raw").text
 
 
 def test_up_starts_the_demo_hosts_on_the_branch_head(world):

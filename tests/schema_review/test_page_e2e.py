@@ -79,7 +79,7 @@ def wait_new_build(world: World, sha: str, after: int, timeout: float = 240) -> 
 def log_text(world: World, step_info: dict, name: str) -> str:
     logs = world.api(f"steps/{step_info['stepid']}/logs")["logs"]
     log = next(entry for entry in logs if entry["name"] == name)
-    return requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10).text
+    return world.rest_get(f"logs/{log['logid']}/raw").text
 
 
 def test_risky_push_stops_the_build_with_the_safe_alternative(world, risky):

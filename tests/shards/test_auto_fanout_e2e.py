@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import requests
 
 from greenlight.shards.durations import DurationStore
 from tests.world import World, commit_all
@@ -41,7 +40,7 @@ def _why(world: World, build: dict) -> str:
     for name, step in steps.items():
         if step["results"] in (1, 2) or (build["results"] and name in ("tests", "coverage")):
             for log in world.api(f"steps/{step['stepid']}/logs")["logs"]:
-                raw = requests.get(world.url + f"api/v2/logs/{log['logid']}/raw", timeout=10)
+                raw = world.rest_get(f"logs/{log['logid']}/raw")
                 text += f"\n--- {name} / {log['name']}:\n{raw.text[-3000:]}"
     return text
 

@@ -16,6 +16,10 @@ from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
 
 from tests.conftest import free_ports
+from tests.world import REST_HEADERS
+
+REST = requests.Session()   # uncompressed replies (see tests.world.World.rest_get)
+REST.headers.update(REST_HEADERS)
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -131,7 +135,7 @@ def master(request, tmp_path):
             _run(str(BIN / "buildbot-worker"), "start", str(wdir))
             started.append(wdir)
         url = f"http://127.0.0.1:{web}/api/v2/"
-        _wait(lambda: {w["name"] for w in requests.get(url + "workers", timeout=5).json()
+        _wait(lambda: {w["name"] for w in REST.get(url + "workers", timeout=5).json()
                        ["workers"] if w["connected_to"]} >= {"parent", "s1", "s2", "s3"}, 90)
         yield url, db, tmp_path
     finally:
@@ -155,9 +159,9 @@ def _wait(condition, timeout: float):
 
 
 def _force_verify(url: str) -> int:
-    builders = requests.get(url + "builders", timeout=5).json()["builders"]
+    builders = REST.get(url + "builders", timeout=5).json()["builders"]
     verify_id = next(b["builderid"] for b in builders if b["name"] == "verify")
-    response = requests.post(url + "forceschedulers/force", timeout=10, json={
+    response = REST.post(url + "forceschedulers/force", timeout=10, json={
         "id": 1, "jsonrpc": "2.0", "method": "force",
         "params": {"builderid": str(verify_id), "username": "", "reason": "e2e"}})
     assert response.ok, response.text
@@ -167,14 +171,14 @@ def _force_verify(url: str) -> int:
 def _outcome(url: str, verify_id: int, number: int = 1) -> tuple[dict, dict, list[dict]]:
     """Wait for parent build ``number``; return it, its properties and all shard builds."""
     def finished_parent():
-        builds = requests.get(url + f"builders/{verify_id}/builds", timeout=5).json()["builds"]
+        builds = REST.get(url + f"builders/{verify_id}/builds", timeout=5).json()["builds"]
         mine = [b for b in builds if b["number"] == number]
         return mine[0] if mine and mine[0]["complete"] else None
 
     parent = _wait(finished_parent, 240)
-    props = requests.get(url + f"builds/{parent['buildid']}/properties",
+    props = REST.get(url + f"builds/{parent['buildid']}/properties",
                          timeout=5).json()["properties"][0]
-    shard_builds = requests.get(url + "builds", timeout=5,
+    shard_builds = REST.get(url + "builds", timeout=5,
                                 params={"property": "shard_index"}).json()["builds"]
     return parent, props, [b for b in shard_builds if b["builderid"] != verify_id]
 

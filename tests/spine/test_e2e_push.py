@@ -62,7 +62,7 @@ def test_failing_test_fails_build_and_is_named(world, tmp_path):
     assert "test_broken_total" in test_step["state_string"]
     logs = world.api(f"steps/{test_step['stepid']}/logs")["logs"]
     failures = next(log for log in logs if log["name"] == "failures")
-    text = requests.get(world.url + f"api/v2/logs/{failures['logid']}/raw", timeout=10).text
+    text = world.rest_get(f"logs/{failures['logid']}/raw").text
     assert "arithmetic is off" in text
 
 
