@@ -4,6 +4,7 @@ file, serving the current release."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,8 +46,14 @@ def test_concurrent_restarts_leave_one_server_named_by_the_pid_file(tmp_path):
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert body == "r1"
-        servers = subprocess.run(["pgrep", "-f", f"app.server --host 127.0.0.1 --port {port}"],
-                                 capture_output=True, text=True).stdout.split()
-        assert servers == [str(pid)]
+        assert _servers(port) == [pid]
     finally:
         demo.stop_host(host)
+        for stray in _servers(port):   # what a failed run may have left
+            os.kill(stray, signal.SIGKILL)
+
+
+def _servers(port: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", f"app.server --host 127.0.0.1 --port {port}"],
+                           capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
