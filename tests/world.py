@@ -148,6 +148,11 @@ class World:
                        if b["builderid"] == builder_id]
         return builds
 
+    def properties(self, build_id: int) -> dict:
+        """A build's properties, name -> value."""
+        props = self.api(f"builds/{build_id}/properties")["properties"]
+        return {k: v[0] for k, v in (props[0] if props else {}).items()}
+
     def login(self, user: str) -> requests.Session:
         session = requests.Session()
         session.headers.update(REST_HEADERS)

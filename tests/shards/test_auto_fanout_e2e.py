@@ -22,11 +22,6 @@ def world(tmp_path_factory):
     world.down()
 
 
-def _properties(world: World, build_id: int) -> dict:
-    props = world.api(f"builds/{build_id}/properties")["properties"]
-    return {k: v[0] for k, v in (props[0] if props else {}).items()}
-
-
 def _steps(world: World, build_id: int) -> dict[str, dict]:
     return {s["name"]: s for s in world.api(f"builds/{build_id}/steps")["steps"]}
 
@@ -69,7 +64,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert world.push(clone, "main").returncode == 0
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 0, _why(world, build)
-    props = _properties(world, build["buildid"])
+    props = world.properties(build["buildid"])
     assert props["shard_fan_out"] is False and props["shard_count"] == 1
     assert "shard_plan" not in props
     steps = _steps(world, build["buildid"])
@@ -94,7 +89,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert world.push(clone, "main").returncode == 0
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 0, _why(world, build)
-    props = _properties(world, build["buildid"])
+    props = world.properties(build["buildid"])
     assert props["shard_fan_out"] is True and props["shard_count"] == 2
     shards = _shard_builds(world, build["buildid"], 2)
     assert len(shards) == 2 and all(b["results"] == 0 for b in shards)

@@ -32,11 +32,6 @@ def world(tmp_path_factory):
     world.down()
 
 
-def _properties(world: World, build_id: int) -> dict:
-    props = world.api(f"builds/{build_id}/properties")["properties"]
-    return {k: v[0] for k, v in (props[0] if props else {}).items()}
-
-
 def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
     """The shard builds triggered by verify build ``parent_id`` (by their parent property)."""
     builder = world.builder_id("shard")
@@ -79,7 +74,7 @@ def test_push_fans_out_to_three_shards_with_one_verdict(world, tmp_path):
     plugin = _step(world, shards[0]["buildid"], "shard-plugin")
     assert plugin["results"] == 0, plugin["state_string"]
 
-    props = _properties(world, build["buildid"])
+    props = world.properties(build["buildid"])
     assert props["shard_count"] == 3
     assert props["shards_union_ok"] is True
     assert props["shards_result"] == "success" and props["shards_failed_tests"] == []
@@ -104,7 +99,7 @@ def test_failing_test_fails_the_parent_and_is_named(world, tmp_path):
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 2, build["state_string"]  # FAILURE
     assert len(_shard_builds(world, build["buildid"], 3)) == 3
-    props = _properties(world, build["buildid"])
+    props = world.properties(build["buildid"])
     assert props["shards_failed_tests"] == ["tests/test_broken.py::test_broken_total"]
     assert props["shards_union_ok"] is True
     collect = _step(world, build["buildid"], "collect-shards")
@@ -123,7 +118,7 @@ def test_flaky_test_warns_is_recorded_and_shown(world, tmp_path):
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 1, build["state_string"]  # WARNINGS: flaky does not fail
     assert len(_shard_builds(world, build["buildid"], 3)) == 3
-    props = _properties(world, build["buildid"])
+    props = world.properties(build["buildid"])
     flaky = "tests/test_wobbly.py::test_wobbly_once"
     assert props["shards_flaky_tests"] == [flaky] and props["shards_failed_tests"] == []
     # ... and still green: recorded as the branch's last green sha (what gates and deploys read)
