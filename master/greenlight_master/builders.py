@@ -47,10 +47,10 @@ def verify_factory(settings: Settings, repo_url: str) -> util.BuildFactory:
         test_command = _under_coverage(test_command)
     # The tests run under the gate: it prepares its analysis of the changed code while they
     # run and writes its reports the moment they end; the coverage step reads them.
-    alongside = _optional_step("greenlight.steps.coverage_gate", "PrepareAlongside")
+    gated = _optional_step("greenlight.steps.coverage_gate", "GatedTests")
     fail_under = float(settings["coverage"]["fail_under"])
-    run_tests = alongside(test_command, fail_under=fail_under) \
-        if measure and alongside is not None else None
+    run_tests = gated(test_command, fail_under=fail_under) \
+        if measure and gated is not None else None
     factory.addStep(RunTests(command=run_tests or test_command, junit_file=verify["junit_file"],
                              timeout=verify["timeout"], haltOnFailure=True))
     if measure:

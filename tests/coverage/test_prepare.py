@@ -13,7 +13,7 @@ from buildbot.process.properties import Properties
 from greenlight.coverage import gate as engine
 from greenlight.coverage.render import RENDERERS
 from greenlight.errors import UsageError
-from greenlight.steps.coverage_gate import PrepareAlongside, gate_arguments, prepare_arguments
+from greenlight.steps.coverage_gate import GatedTests, gate_arguments
 
 import tests.coverage.test_gate as gate_tests
 from tests.coverage.test_cli import cli
@@ -156,11 +156,7 @@ def test_prepare_runs_the_tests_meanwhile_and_returns_their_status(make_repo, ru
 def test_step_arguments_and_the_test_command_rendered_per_build():
     assert gate_arguments("b" * 40, "abc", "d", 90, prepared="p.json")[-2:] == [
         "--prepared", "p.json"]
-    assert prepare_arguments("0" * 40, "abc", ["python", "-m", "pytest"]) == [
-        "coverage", "prepare", "--head", "abc", "--output", ".greenlight-coverage-prepared.json",
-        "--run", "python", "-m", "pytest"]
-    assert prepare_arguments("b" * 40, "abc", ["t"], [".pyx"])[2:4] == ["--base", "b" * 40]
-    command = PrepareAlongside(["python", "-m", "pytest"], greenlight=["/venv/bin/greenlight"],
+    command = GatedTests(["python", "-m", "pytest"], greenlight=["/venv/bin/greenlight"],
                                fail_under=90)
     props = Properties()
     assert command.getRenderingFor(props) == ["python", "-m", "pytest"]  # nothing to prepare
@@ -170,9 +166,9 @@ def test_step_arguments_and_the_test_command_rendered_per_build():
         "/venv/bin/greenlight", *gate_arguments("b" * 40, "c" * 40, ".coverage", 90),
         "--tests-status", "--run", "python", "-m", "pytest"]
     assert command.output == "greenlight-coverage.json"   # what the coverage step reads
-    assert command == PrepareAlongside(["python", "-m", "pytest"], fail_under=90,
+    assert command == GatedTests(["python", "-m", "pytest"], fail_under=90,
                                        greenlight=["/venv/bin/greenlight"])  # stable reconfig
-    assert command != PrepareAlongside(["python", "-m", "pytest"], fail_under=80,
+    assert command != GatedTests(["python", "-m", "pytest"], fail_under=80,
                                        greenlight=["/venv/bin/greenlight"])
 
 

@@ -8,7 +8,6 @@ a summary naming the worst file.
 from __future__ import annotations
 
 import json
-import re
 from typing import ClassVar
 
 from buildbot.interfaces import IRenderable
@@ -17,11 +16,11 @@ from buildbot.steps.worker import CompositeStepMixin
 from buildbot.util import ComparableMixin
 from zope.interface import implementer
 
-ZERO = re.compile(r"^0*$")
+from greenlight.steps.base import pushed_base
+
 JSON_FILE = "greenlight-coverage.json"
 MARKDOWN_FILE = "greenlight-coverage.md"
 HTML_FILE = "greenlight-coverage.html"
-PREPARED_FILE = ".greenlight-coverage-prepared.json"
 
 
 def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
@@ -37,22 +36,9 @@ def gate_arguments(base: str | None, head: str, data: str, fail_under: float,
         args.append("--combine")
     if prepared:
         args += ["--prepared", prepared]
-    if base and not ZERO.match(base):
+    if pushed_base(base):
         args[1:1] = ["--base", base]
     return args
-
-
-def prepare_arguments(base: str | None, head: str, test_command: list[str],
-                      extensions: list[str] | tuple[str, ...] = (),
-                      output: str = PREPARED_FILE) -> list[str]:
-    """``greenlight coverage prepare`` arguments that start ``test_command`` first and prepare
-    the gate's static half while it runs (its exit status is the tests' status)."""
-    args = ["coverage", "prepare", "--head", head, "--output", output]
-    if base and not ZERO.match(base):
-        args[2:2] = ["--base", base]
-    for ext in extensions:
-        args += ["--ext", ext]
-    return [*args, "--run", *test_command]
 
 
 def gated_test_arguments(base: str | None, head: str, test_command: list[str], data: str,
@@ -66,7 +52,7 @@ def gated_test_arguments(base: str | None, head: str, test_command: list[str], d
 
 
 @implementer(IRenderable)
-class PrepareAlongside(ComparableMixin):
+class GatedTests(ComparableMixin):
     """The test step's command, rendered per build: the tests run under ``greenlight coverage
     --run``, so the gate's analysis of the changed code is prepared while they run and its
     reports (``output``, the JSON contract, plus Markdown and HTML) are written as soon as they
@@ -122,7 +108,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
     to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``). ``combine``: fold the
     parallel data files of ``pytest -n`` (``.coverage.*``) into ``data`` first.
     ``tests_report``: the JSON report the test step wrote when its tests ran under the gate
-    (``PrepareAlongside``); used when it describes this build's range and threshold, else the
+    (``GatedTests``); used when it describes this build's range and threshold, else the
     CLI runs here. ``prepared``: a file of ``greenlight coverage prepare`` for the CLI. Both
     renderable: a verify build that may fan out has them only when it ran the tests itself.
     """
@@ -190,8 +176,7 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
             return None
         if not isinstance(report, dict) or report.get("head") != head \
                 or report.get("fail_under") != float(self.fail_under) \
-                or (report.get("base") or None) != (None if not base or ZERO.match(base)
-                                                     else base):
+                or (report.get("base") or None) != pushed_base(base):
             return None
         return report
 

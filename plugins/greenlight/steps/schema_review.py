@@ -9,12 +9,12 @@ an unapproved finding remains.
 from __future__ import annotations
 
 import json
-import re
 
 from buildbot.process import buildstep, results
 from buildbot.steps.worker import CompositeStepMixin
 
-ZERO = re.compile(r"^0*$")
+from greenlight.steps.base import pushed_base
+
 JSON_FILE = "greenlight-schema.json"
 
 
@@ -26,7 +26,7 @@ def check_arguments(migrations_dir: str, dialect: str, base: str | None, head: s
     """CLI arguments for one run (pure, so the command line is testable without a worker)."""
     args = ["schema", "check", migrations_dir, "--dialect", dialect, "--format", "json",
             "--output", JSON_FILE, "--head", head, "--commit", head,
-            "--changed-since", base if base and not ZERO.match(base) else ""]
+            "--changed-since", pushed_base(base) or ""]
     for flag, value in (("--sizes", sizes), ("--db-url", db_url),
                         ("--approvals", approvals_url), ("--server-version", server_version),
                         ("--large-rows", large_rows), ("--large-bytes", large_bytes),
