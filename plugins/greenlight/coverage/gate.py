@@ -309,14 +309,10 @@ def _gate_prepared(prep: dict, repo_dir: Path, base: str | None, head: str,
         else:
             in_scope.append(entry)
     measured.check_fresh([e["path"] for e in in_scope])
-    if kept:
-        _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
-                                       kept.statics[e["path"]], kept.changed_in[e["path"]])
-                                      for e in in_scope], with_source)
-    else:
-        _add_files(report, measured, [(e["path"], frozenset(e["lines"]), e["old_path"],
-                                       StaticAnalysis.from_json(e["static"]), None)
-                                      for e in in_scope], with_source)
+    _add_files(report, measured, [
+        (e["path"], frozenset(e["lines"]), e["old_path"],
+         kept.statics[e["path"]] if kept else StaticAnalysis.from_json(e["static"]),
+         kept.changed_in[e["path"]] if kept else None) for e in in_scope], with_source)
     table = [Origin(*o) for o in prep["origins"]]
     by_path = {e["path"]: e for e in in_scope}
     wanted = _blame_wanted(report)

@@ -43,26 +43,9 @@ def join(static: StaticAnalysis, statements: Iterable[int], executed_lines: Iter
     if not branch_lines:
         return result
     possible = static.destinations()
-    if static.jump_fixers:
-        arcs = set()
-        for a, b in static.translate_arcs(executed_arcs):
-            if a != b:
-                arcs.add((a, b))
-            elif len(possible.get(a, ())) == 1:   # a self-arc stands for the line's only exit
-                arcs.add((a, next(iter(possible[a]))))
+    arcs = _folded(static.translate_arcs(executed_arcs), possible)
+    if static.jump_fixers:   # coverage translates twice; without fixers the second is a no-op
         arcs = static.translate_arcs(arcs)
-    else:   # the same, in one pass, keeping only arcs that leave a wanted branch line
-        ml, wanted_from = static.multiline, set(branch_lines)
-        arcs = set()
-        for a, b in executed_arcs:
-            a = ml.get(a, a) if a >= 0 else -ml.get(-a, -a)
-            if a not in wanted_from:
-                continue
-            b = ml.get(b, b) if b >= 0 else -ml.get(-b, -b)
-            if a != b:
-                arcs.add((a, b))
-            elif len(possible.get(a, ())) == 1:
-                arcs.add((a, next(iter(possible[a]))))
     missing = set(result.missing)
     for line in branch_lines:
         exits = static.exits[line]
@@ -73,3 +56,15 @@ def join(static: StaticAnalysis, statements: Iterable[int], executed_lines: Iter
         if missed and line not in missing:
             result.partial[line] = missed
     return result
+
+
+def _folded(arcs: Iterable[Arc], possible: dict[int, set[int]]) -> set[Arc]:
+    """Executed arcs with each self-arc (a line jumping to itself) read as the line's only
+    possible exit, and dropped when it has several, as coverage's analysis does."""
+    folded = set()
+    for a, b in arcs:
+        if a != b:
+            folded.add((a, b))
+        elif len(possible.get(a, ())) == 1:
+            folded.add((a, next(iter(possible[a]))))
+    return folded

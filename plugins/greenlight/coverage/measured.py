@@ -142,8 +142,7 @@ class Target:
                 raise UsageError(f"coverage config {config_file} does not exist; "
                                  "pass --config FILE of the target's coverage settings")
         self.config_arg: str | bool = str(config_file) if config_file else True
-        self._args = (repo_dir, config_file)
-        self.args_key = (str(self.repo_dir), config_file)
+        self.args_key = (str(self.repo_dir), config_file)   # what a reuse must match
         with contextlib.chdir(self.repo_dir):
             try:
                 self.cov = coverage.Coverage(data_file=None, config_file=self.config_arg)
