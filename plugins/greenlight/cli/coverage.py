@@ -9,11 +9,14 @@ start or re-read after the tests). Engine modules are imported only when a run n
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
-from greenlight.errors import UsageError
+from greenlight.errors import GreenlightError, UsageError
 
 FORMATS = ("html", "json", "markdown", "text")
 PREPARED_FILE = ".greenlight-coverage-prepared.json"
@@ -117,8 +120,6 @@ def gate(args: argparse.Namespace, extensions: tuple[str, ...], prepared) -> int
 def run_prepare(args: argparse.Namespace, extensions: tuple[str, ...]) -> int:
     """Write the prepared file; with ``--run``, start that command first and return its exit
     status (a failed prepare only warns: the gate then recomputes and says so)."""
-    import os
-
     if args.tests_status:
         raise UsageError("--tests-status goes with the gate's --run, not with prepare")
     output = args.output or Path(PREPARED_FILE)
@@ -127,7 +128,6 @@ def run_prepare(args: argparse.Namespace, extensions: tuple[str, ...]) -> int:
         child = _start(args.run)
         os.nice(10)   # the tests come first; the analysis uses what CPU they leave
     from greenlight.coverage.gate import prepare, save_prepared
-    from greenlight.errors import GreenlightError
 
     start = time.perf_counter()
     try:
@@ -152,7 +152,16 @@ def run_prepare(args: argparse.Namespace, extensions: tuple[str, ...]) -> int:
             child.terminate()
             child.wait()
         raise
-    return 128 - status if status < 0 else status
+    return _exit_status(status)
+
+
+def _exit_status(returncode: int) -> int:
+    """A child's return code as a shell would report it (killed by signal N: 128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _report_bug(what: str) -> None:
+    print(f"greenlight coverage: {what}:\n{traceback.format_exc()}", file=sys.stderr)
 
 
 def _start(argv: list[str]):
@@ -170,9 +179,6 @@ def _lower_this_thread() -> None:
     """Give the calling thread the lowest share of CPU the tests could want (Linux: niceness is
     per thread), so the preparation uses only what the tests leave, while the gate, on the main
     thread, runs at full priority the moment they end. Elsewhere: no change."""
-    import os
-    import threading
-
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
@@ -184,10 +190,6 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
     moment they end. Report files of an earlier run are removed first, so a report on disk is
     always this run's. A failed prepare only costs time (the gate recomputes); a gate that
     cannot run (no data, bad input) says why on stderr and exits 2 unless ``--tests-status``."""
-    import threading
-
-    from greenlight.errors import GreenlightError
-
     if args.prepared is not None:
         raise UsageError("--prepared and --run exclude each other: with --run the analysis is "
                          "prepared while the tests run and kept in memory")
@@ -207,10 +209,7 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
             print(f"greenlight coverage: prepare failed: {exc} (the gate will recompute)",
                   file=sys.stderr)
         except Exception:   # a bug here must not cost the tests' verdict: recompute
-            import traceback
-
-            print("greenlight coverage: prepare failed (the gate will recompute):\n"
-                  + traceback.format_exc(), file=sys.stderr)
+            _report_bug("prepare failed (the gate will recompute)")
         except BaseException as exc:   # re-raised by the main thread
             outcome["error"] = exc
 
@@ -229,7 +228,7 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
     if "error" in outcome:
         raise outcome["error"]
     prepared = outcome.get("prepared")
-    status = 128 - status if status < 0 else status
+    status = _exit_status(status)
     for path in reports:   # whatever the tests left under these names is not our report
         Path(path).unlink(missing_ok=True)
     try:
@@ -238,17 +237,12 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
         print(f"greenlight coverage: {exc}", file=sys.stderr)
         verdict = 2
     except Exception:   # with --tests-status the tests' status must still come out
-        import traceback
-
-        print("greenlight coverage: the gate failed:\n" + traceback.format_exc(),
-              file=sys.stderr)
+        _report_bug("the gate failed")
         verdict = 2
     print(f"greenlight coverage: gated {time.perf_counter() - ended:.3f}s "
           f"({time.thread_time() - cpu:.3f}s CPU) after the tests ended (tests exit {status})",
           file=sys.stderr)
     code = status if args.tests_status or status else verdict
-    import os
-
     if getattr(args, "exit_at_once", False) and not os.environ.get("COVERAGE_PROCESS_START"):
         # From the command line, the report is written and nothing else is pending: skip the
         # interpreter's tear-down of the analysis (~20 ms on a 600-file push), which would
@@ -263,8 +257,6 @@ def run_tests_then_gate(args: argparse.Namespace, extensions: tuple[str, ...]) -
 def main(argv: list[str] | None = None) -> int:
     """``python -m greenlight.cli.coverage ...``: the verb alone, without importing the other
     verbs' engines (quicker start on a worker or in a hook)."""
-    from greenlight.errors import GreenlightError
-
     parser = argparse.ArgumentParser(prog="greenlight")
     add_parser(parser.add_subparsers(dest="verb", required=True))
     args = parser.parse_args(["coverage", *(sys.argv[1:] if argv is None else argv)])
