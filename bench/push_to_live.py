@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from greenlight.deploy import demo_hosts as demo  # noqa: E402
 from greenlight.deploy.health import check_health  # noqa: E402
 from greenlight.deploy.releases import export_commit  # noqa: E402
-from greenlight_master import settings as settings_mod  # noqa: E402
+from greenlight import settings as settings_mod  # noqa: E402
 from tests.conftest import free_ports  # noqa: E402
 from tests.world import World, commit_all  # noqa: E402
 

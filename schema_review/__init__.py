@@ -6,7 +6,7 @@ from schema_review.approvals import ApprovalStore
 from schema_review.model import Finding, finding_key, normalize_statement
 from schema_review.prepush import pre_push_check
 from schema_review.review import Report, Reviewer, ReviewSettings, review_texts
-from schema_review.sizes import LiveDatabase, SizeSource, SizesFile
+from schema_review.sizes import LiveDatabase, SizesFile, SizeSource
 
 __all__ = ["ApprovalStore", "Finding", "LiveDatabase", "Report", "ReviewSettings", "Reviewer",
            "SizeSource", "SizesFile", "finding_key", "normalize_statement", "pre_push_check",

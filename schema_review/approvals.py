@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from greenlight.errors import UsageError
+
 from schema_review.model import Finding
 
 _metadata = sa.MetaData()

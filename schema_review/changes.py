@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import git
-
 from greenlight.errors import UsageError
 
 MIGRATION_SUFFIXES = (".sql",)

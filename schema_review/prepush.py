@@ -15,10 +15,11 @@ import os
 from pathlib import Path
 
 from greenlight.errors import GreenlightError
+
 from schema_review.changes import changed_migrations, config_value, read_at, repo_root
 from schema_review.render import render_text
 from schema_review.review import Reviewer, ReviewSettings
-from schema_review.sizes import LiveDatabase, SizeSource, SizesFile
+from schema_review.sizes import LiveDatabase, SizesFile, SizeSource
 
 OVERRIDE_ENV = "GREENLIGHT_SCHEMA_OVERRIDE"
 

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from schema_review import rules_mysql, rules_postgres
 from schema_review.alternatives import alternative_for
 from schema_review.context import SchemaContext
-from schema_review.model import (Assessment, Finding, Operation, ParsedStatement, ServerVersion,
-                                 TableSize, finding_key)
+from schema_review.model import (
+    Assessment,
+    Finding,
+    Operation,
+    ParsedStatement,
+    ServerVersion,
+    TableSize,
+    finding_key,
+)
 from schema_review.parse_mysql import parse_mysql
 from schema_review.parse_postgres import parse_postgres
-from schema_review.sizes import SizeSource, SizesFile
+from schema_review.sizes import SizesFile, SizeSource
 from schema_review.split import DIALECTS, split_statements
 
 MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full text hashed)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from greenlight.errors import UsageError
+
 from schema_review.model import ColumnInfo, TableSize
 
 

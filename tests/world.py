@@ -68,7 +68,7 @@ class World:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.settings_file = write_settings(base, workers, extra, demo_hosts, shards)
-        from greenlight_master import settings as settings_mod
+        from greenlight import settings as settings_mod
 
         self.settings = settings_mod.load(self.settings_file)
         self.url = f"http://127.0.0.1:{self.settings['master']['web_port']}/"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from buildbot.plugins import util
 from buildbot.www.auth import CustomAuth
-
 from greenlight.accounts import check_credentials
 
 

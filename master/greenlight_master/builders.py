@@ -4,10 +4,9 @@ from __future__ import annotations
 import importlib
 
 from buildbot.plugins import steps, util
-
+from greenlight.settings import Settings
 from greenlight.steps.base import RecordGreen, ResolveBase
 from greenlight.steps.tests import RunTests
-from greenlight_master.settings import Settings
 
 VERIFY = "verify"
 
@@ -113,8 +112,15 @@ def verify_factory_sharded(settings: Settings, repo_url: str, count: int,
     itself exactly as the one-worker build does (under the coverage gate's ``--run``) and
     records their durations for the next decision. Both paths are in the factory, each
     step guarded by the plan's ``shard_fan_out`` property; the path not taken is hidden."""
-    from greenlight.steps.shards import (CollectShards, FetchShardCoverage, PlanShards,
-                                         TriggerShards, fans_out, runs_here, skipped)
+    from greenlight.steps.shards import (
+        CollectShards,
+        FetchShardCoverage,
+        PlanShards,
+        TriggerShards,
+        fans_out,
+        runs_here,
+        skipped,
+    )
 
     shards = settings["shards"]
     durations = settings.expand(shards["durations_url"])
@@ -165,7 +171,6 @@ def _when_run_here(path: str):
     """The report the test step's gate wrote, for a build that ran its tests itself; a
     fanned-out build has none and the coverage step runs the gate on the shards' data."""
     from buildbot.process.properties import renderer
-
     from greenlight.steps.shards import FAN_OUT_PROPERTY
 
     return renderer(lambda props: None if props.getProperty(FAN_OUT_PROPERTY) is not False

@@ -1,24 +1,14 @@
 """Build Buildbot's ``BuildmasterConfig`` dictionary from Greenlight's settings."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from buildbot.plugins import schedulers, util, worker
-from twisted.cred import checkers
-
+from greenlight.settings import Settings
 from greenlight.www.change_hook import GreenlightHookHandler
 from greenlight.www.dashboard import dashboard_config
+from twisted.cred import checkers
+
 from greenlight_master import auth, builders
 from greenlight_master.secrets_store import read_or_create
-from greenlight_master.settings import Settings
-
-
-def demo_repo_path(settings: Settings) -> Path:
-    return settings.state_dir / "repos" / f"{settings['repository']['name']}.git"
-
-
-def repo_url(settings: Settings) -> str:
-    return settings["repository"]["url"] or str(demo_repo_path(settings))
 
 
 def worker_names(settings: Settings) -> list[str]:
@@ -32,10 +22,6 @@ def worker_password(settings: Settings) -> str:
 
 def change_hook_password(settings: Settings) -> str:
     return read_or_create(settings.path("change_hook", "password_file"))
-
-
-def web_url(settings: Settings) -> str:
-    return settings["master"]["buildbot_url"] or f"http://127.0.0.1:{settings['master']['web_port']}/"
 
 
 def _db_url(settings: Settings) -> str:
@@ -59,14 +45,14 @@ def _extensions():
 
 
 def build_config(settings: Settings) -> dict:
-    url = repo_url(settings)
+    url = settings.repo_url
     names = worker_names(settings)
     branches = settings["repository"]["branches"]
     c: dict = {}
     c["buildbotNetUsageData"] = None
     c["title"] = settings["greenlight"]["title"]
-    c["titleURL"] = web_url(settings)
-    c["buildbotURL"] = web_url(settings)
+    c["titleURL"] = settings.web_url
+    c["buildbotURL"] = settings.web_url
     c["db"] = {"db_url": _db_url(settings)}
     port = settings["master"]["worker_port"]
     c["protocols"] = {"pb": {"port": f"tcp:{port}:interface=127.0.0.1"}}

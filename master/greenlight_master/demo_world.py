@@ -18,12 +18,10 @@ import time
 from pathlib import Path
 
 import git
-
 from greenlight.deploy import demo_hosts
 from greenlight.deploy.health import check_health
 from greenlight.deploy.hosts import Host
-from greenlight_master import config
-from greenlight_master.settings import Settings
+from greenlight.settings import Settings
 
 TRAFFIC_PID = "traffic.pid"
 TRAFFIC_LOG = "traffic.log"
@@ -55,7 +53,7 @@ def _env(settings: Settings) -> dict[str, str]:
 def branch_head(settings: Settings) -> str | None:
     """The sha at the tip of the deploy branch of the watched repository (None: no branch)."""
     branch = settings["repository"]["deploy_branch"]
-    out = git.cmd.Git().ls_remote("--", config.repo_url(settings), f"refs/heads/{branch}")
+    out = git.cmd.Git().ls_remote("--", settings.repo_url, f"refs/heads/{branch}")
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
         if ref == f"refs/heads/{branch}":

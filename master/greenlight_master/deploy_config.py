@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from buildbot.plugins import schedulers, steps, util
-from twisted.internet import defer
-
+from greenlight.settings import Settings
 from greenlight.steps.base import is_green
 from greenlight.steps.deploy import Deploy, Rollback
+from twisted.internet import defer
+
 from greenlight_master import builders, config
-from greenlight_master.settings import Settings
 
 DEPLOY = "deploy"
 ROLLBACK = "rollback"
@@ -94,7 +94,7 @@ def rollback_factory(settings: Settings) -> util.BuildFactory:
 def _incident_step(settings: Settings) -> steps.ShellCommand:
     """Reports for the judge's open rollback requests (idempotent: none open, nothing done)."""
     command = [*greenlight_command(), "incident", "rollbacks",
-               "--repo", config.repo_url(settings),
+               "--repo", settings.repo_url,
                "--ledger", settings.expand(settings["deploy"]["ledger_url"])]
     env = {"GREENLIGHT_SETTINGS": settings_file(settings)} if settings_file(settings) else {}
     return steps.ShellCommand(name="incident report", command=command, env=env,
@@ -109,7 +109,7 @@ def _codebase(settings: Settings, revision_label: str, required: bool):
                                        default=settings["repository"]["deploy_branch"]),
         revision=util.StringParameter(name="revision", label=revision_label, default="",
                                       required=required, regex=r"^[0-9a-fA-F]{0,40}$"),
-        repository=util.FixedParameter(name="repository", default=config.repo_url(settings)),
+        repository=util.FixedParameter(name="repository", default=settings.repo_url),
         project=util.FixedParameter(name="project", default=""))]
 
 
@@ -120,7 +120,7 @@ def check_deploy_settings(settings: Settings) -> None:
     from greenlight.deploy.judge import Judge
 
     deploy = settings_from_dict(dict(settings["deploy"]), state_dir=str(settings.state_dir),
-                                repo=config.repo_url(settings),
+                                repo=settings.repo_url,
                                 branch=settings["repository"]["deploy_branch"],
                                 source=settings.source)
     Judge.from_settings(deploy.judge, max_window_s=deploy.observe_seconds,

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 
+from greenlight.errors import GreenlightError
+from greenlight.settings import Settings
 from sqlalchemy.exc import SQLAlchemyError
 from twisted.python import log as twisted_log
-
-from greenlight.errors import GreenlightError
-from greenlight_master.settings import Settings
 
 log = logging.getLogger(__name__)
 

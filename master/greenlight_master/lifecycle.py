@@ -18,11 +18,11 @@ from pathlib import Path
 
 import git
 import requests
-
 from greenlight.accounts import read_password_file, set_password
 from greenlight.push.install import install_server
+from greenlight.settings import PROJECT_ROOT, Settings
+
 from greenlight_master import config
-from greenlight_master.settings import PROJECT_ROOT, Settings
 
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
@@ -147,12 +147,12 @@ def ensure_demo_repo(settings: Settings, report: Report) -> Path | None:
     """Create the demo bare repository from examples/demo, with the server hook installed."""
     if settings["repository"]["url"]:
         return None
-    bare = config.demo_repo_path(settings)
+    bare = settings.demo_repo_path
     fresh = not bare.exists()
     if fresh:
         bare.parent.mkdir(parents=True, exist_ok=True)
         git.Repo.init(bare, bare=True, initial_branch=settings["repository"]["deploy_branch"])
-    install_server(bare, url=config.web_url(settings),
+    install_server(bare, url=settings.web_url,
                    user=settings["change_hook"]["username"],
                    password_file=settings.path("change_hook", "password_file"))
     config.change_hook_password(settings)
@@ -177,7 +177,7 @@ def seed_repo(bare: Path, source: Path, branch: str) -> None:
 
 
 def wait_for_web(settings: Settings, timeout: float = 60) -> None:
-    url = config.web_url(settings) + "api/v2/builders"
+    url = settings.web_url + "api/v2/builders"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -190,7 +190,7 @@ def wait_for_web(settings: Settings, timeout: float = 60) -> None:
 
 
 def wait_for_workers(settings: Settings, timeout: float = 60) -> None:
-    url = config.web_url(settings) + "api/v2/workers"
+    url = settings.web_url + "api/v2/workers"
     want = set(config.worker_names(settings))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -251,7 +251,7 @@ def _extra_up_hooks():
 
 
 def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: Report) -> None:
-    url = config.web_url(settings)
+    url = settings.web_url
     report.say("")
     report.say(f"Greenlight is up. Web UI: {url}")
     pages = f"{url}plugins/wsgi_dashboards/greenlight"

@@ -22,9 +22,9 @@ at most its verify (or deploy) build plus one shard, and all W shards start at o
 from __future__ import annotations
 
 from buildbot.plugins import schedulers, util
+from greenlight.settings import Settings
 
 from greenlight_master import builders, config
-from greenlight_master.settings import Settings
 
 # At most one shard build per worker at a time, whatever else the worker runs.
 SHARD_SLOT = util.WorkerLock("greenlight-shard-slot", maxCount=1)
@@ -64,7 +64,7 @@ def _with_slots(workers: list, slots: int) -> list:
 def configure(settings: Settings, c: dict) -> None:
     if not enabled(settings):
         return
-    url = config.repo_url(settings)
+    url = settings.repo_url
     names = config.worker_names(settings)
     c["workers"] = _with_slots(c["workers"], WORKER_SLOTS)
     verify = next(b for b in c["builders"] if b.name == builders.VERIFY)

@@ -27,7 +27,7 @@ INCIDENTS = "plugins/wsgi_dashboards/greenlight/incidents/"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from greenlight_master import settings as settings_mod
+    from greenlight import settings as settings_mod
 
     first = free_ports(HOSTS, contiguous=True)[0]
     # One canary of four hosts; a short window that passes a healthy canary still undecided at

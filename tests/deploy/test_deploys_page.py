@@ -7,7 +7,7 @@ from tests.world import write_settings
 
 
 def test_deploys_page_lists_and_shows_with_escaping(tmp_path):
-    from greenlight_master import settings as settings_mod
+    from greenlight import settings as settings_mod
 
     settings = settings_mod.load(write_settings(tmp_path))
     ledger = Ledger(settings.expand(settings["deploy"]["ledger_url"]))

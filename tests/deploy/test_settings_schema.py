@@ -6,7 +6,7 @@ import pytest
 from greenlight.deploy.hosts import DeploySettings, load_settings
 from greenlight.deploy.judge import Judge
 from greenlight.errors import SettingsError
-from greenlight_master import settings as central
+from greenlight import settings as central
 from greenlight_master.deploy_config import check_deploy_settings
 
 JUDGE_DOC_EXAMPLE = """

@@ -13,7 +13,7 @@ from greenlight.cli.experiment import db_url
 from greenlight.experiments import Experiment, ExperimentStore, set_rollout
 from greenlight.www.dashboard import make_app
 from greenlight_master import experiments_config
-from greenlight_master.settings import validate
+from greenlight.settings import validate
 
 URL = "/experiments/"
 

@@ -10,7 +10,7 @@ import pytest
 from greenlight.accounts import set_password
 from greenlight.www import schema_page
 from greenlight.www.dashboard import make_app
-from greenlight_master.settings import validate
+from greenlight.settings import validate
 
 from schema_review.approvals import ApprovalStore
 from tests.schema_review.helpers import review

@@ -18,7 +18,7 @@ from greenlight.accounts import set_password
 from greenlight.green_shas import last_green
 from greenlight.shards.flaky import FlakyLedger
 from greenlight.www.dashboard import MOUNT, make_app
-from greenlight_master.settings import validate
+from greenlight.settings import validate
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,8 @@ from greenlight.errors import SettingsError
 from greenlight.steps.shards import (CollectShards, PlanShards, TriggerShards, fans_out,
                                      runs_here)
 from greenlight.steps.tests import RunTests
-from greenlight_master import builders, config, settings, shards_config
+from greenlight import settings
+from greenlight_master import builders, config, shards_config
 
 
 def load(tmp_path, shards: str = "", workers: int = 2) -> settings.Settings:

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from greenlight.errors import SettingsError
-from greenlight_master import settings
+from greenlight import settings
 from tests.conftest import ROOT
 
 

@@ -11,10 +11,24 @@ import getpass
 import json
 import os
 
-from greenlight.experiments import (Experiment, ExperimentStore, close, define, explain,
-                                    experiment_summary, get_experiment, history,
-                                    list_experiments, parse_branches, parse_since,
-                                    render_list, render_results, results, set_qa, set_rollout)
+from greenlight.experiments import (
+    Experiment,
+    ExperimentStore,
+    close,
+    define,
+    experiment_summary,
+    explain,
+    get_experiment,
+    history,
+    list_experiments,
+    parse_branches,
+    parse_since,
+    render_list,
+    render_results,
+    results,
+    set_qa,
+    set_rollout,
+)
 from greenlight.experiments.definition import QA, ROLLOUT
 from greenlight.experiments.render import FORMATS
 from greenlight.experiments.store import ENV_URL, default_url
@@ -107,7 +121,7 @@ def db_url(db: str | None = None) -> str:
     if os.environ.get(ENV_URL):
         return default_url()
     try:
-        from greenlight_master.settings import load
+        from greenlight.settings import load
     except ImportError:  # pragma: no cover - the engine installed without the master package
         return default_url()
     settings = load()

@@ -20,9 +20,9 @@ def _run(args: argparse.Namespace) -> int:
 
     path = args.repo
     if path is None:
-        from greenlight_master import config, settings
+        from greenlight import settings
 
-        path = config.demo_repo_path(settings.load())
+        path = settings.load().demo_repo_path
     try:
         repo = git.Repo(path)
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):

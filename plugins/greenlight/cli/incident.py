@@ -21,7 +21,7 @@ from greenlight.errors import UsageError
 def _settings() -> dict[str, Any]:
     """The settings file's sections when the master package is installed; else nothing."""
     try:
-        from greenlight_master.settings import load
+        from greenlight.settings import load
     except ImportError:
         return {}
     settings = load()

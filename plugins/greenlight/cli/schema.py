@@ -101,7 +101,7 @@ def run_check(args: argparse.Namespace) -> int:
     from schema_review.approvals import ApprovalStore
     from schema_review.render import RENDERERS
     from schema_review.review import Reviewer, ReviewSettings
-    from schema_review.sizes import LiveDatabase, SizeSource, SizesFile
+    from schema_review.sizes import LiveDatabase, SizesFile, SizeSource
 
     if args.large_rows < 0 or args.large_bytes < 0:
         raise UsageError("--large-rows and --large-bytes must be non-negative")

@@ -10,12 +10,16 @@ import sys
 from pathlib import Path
 
 from greenlight.errors import UsageError
-from greenlight.shards.durations import (ENV_URL, DurationStore,
-                                         read_durations_file, write_durations_file)
+from greenlight.shards.collect import FAILURE, judge_shards, load_reports
+from greenlight.shards.durations import (
+    ENV_URL,
+    DurationStore,
+    read_durations_file,
+    write_durations_file,
+)
 from greenlight.shards.junit import parse_junit_file
 from greenlight.shards.planner import parse_test_ids, plan_shards
 from greenlight.shards.render import render_plan_text
-from greenlight.shards.collect import FAILURE, judge_shards, load_reports
 
 DB_HELP = (f"SQLAlchemy URL of the durations/flaky database (default ${ENV_URL}, else the "
            "settings' [shards] durations_url)")
@@ -213,7 +217,7 @@ def _db(args) -> str | None:
     (the database the master writes), so a bare ``greenlight flaky list`` sees the master's."""
     if args.db or os.environ.get(ENV_URL):
         return args.db
-    from greenlight_master import settings as settings_mod
+    from greenlight import settings as settings_mod
 
     loaded = settings_mod.load()
     return loaded.expand(loaded["shards"]["durations_url"])

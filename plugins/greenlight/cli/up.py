@@ -15,14 +15,18 @@ def add_parser(subparsers) -> None:
 
 
 def _run_up(args: argparse.Namespace) -> int:
-    from greenlight_master import lifecycle, settings
+    from greenlight_master import lifecycle
+
+    from greenlight import settings
 
     lifecycle.up(settings.load(args.settings))
     return 0
 
 
 def _run_down(args: argparse.Namespace) -> int:
-    from greenlight_master import lifecycle, settings
+    from greenlight_master import lifecycle
+
+    from greenlight import settings
 
     lifecycle.down(settings.load(args.settings))
     return 0

@@ -15,8 +15,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greenlight.coverage.measured import (OUTSIDE_SOURCE, MeasuredData, Skipped, Target,
-                                          changed_statements)
+from greenlight.coverage.measured import (
+    OUTSIDE_SOURCE,
+    MeasuredData,
+    Skipped,
+    Target,
+    changed_statements,
+)
 from greenlight.coverage.report import FileReport, Origin, Report
 from greenlight.coverage.static import StaticAnalysis, blob_sha, config_key
 from greenlight.errors import UsageError

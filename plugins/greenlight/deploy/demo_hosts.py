@@ -88,7 +88,7 @@ def experiments_env(host_dir: str | Path) -> dict[str, str]:
     if os.environ.get(EXPERIMENTS_ENV):
         return {}
     try:
-        from greenlight_master.settings import load
+        from greenlight.settings import load
 
         settings = load()
     except Exception:  # no master package or a broken settings file: no experiments here

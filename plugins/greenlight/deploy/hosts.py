@@ -242,11 +242,10 @@ def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | Non
 def load_settings(path: str | None = None) -> DeploySettings:
     """The deploy settings from the central settings file (``--settings``, else
     $GREENLIGHT_SETTINGS, else the embedded default: 20 local demo hosts)."""
-    from greenlight_master import config
-    from greenlight_master.settings import load
+    from greenlight.settings import load
 
     central = load(path)
     return settings_from_dict(dict(central["deploy"]), state_dir=str(central.state_dir),
-                              repo=config.repo_url(central),
+                              repo=central.repo_url,
                               branch=central["repository"]["deploy_branch"],
                               source=central.source)

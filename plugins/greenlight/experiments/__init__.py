@@ -11,8 +11,15 @@ import importlib
 
 from greenlight.experiments.assignment import CompiledExperiment, assign, user_hash
 from greenlight.experiments.client import ExperimentClient
-from greenlight.experiments.definition import (CLOSED, CONTROL, QA, ROLLOUT, Experiment,
-                                               explain, parse_branches)
+from greenlight.experiments.definition import (
+    CLOSED,
+    CONTROL,
+    QA,
+    ROLLOUT,
+    Experiment,
+    explain,
+    parse_branches,
+)
 from greenlight.experiments.store import ExperimentStore, default_url
 
 _LAZY = {

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from greenlight.errors import UsageError
-from greenlight.experiments.definition import Experiment
 from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
+from greenlight.experiments.definition import Experiment
 from greenlight.experiments.store import Change, ExperimentStore
 
 

@@ -12,8 +12,14 @@ from collections.abc import Sequence
 
 from greenlight.experiments.definition import CONTROL, Experiment, explain
 from greenlight.experiments.store import BranchMetricAggregate
-from greenlight.stats import (holm_adjust, sample_ratio_mismatch, sample_size_per_arm,
-                              seed_rule_on_rarer_outcome, two_proportion_test, welch_t_test)
+from greenlight.stats import (
+    holm_adjust,
+    sample_ratio_mismatch,
+    sample_size_per_arm,
+    seed_rule_on_rarer_outcome,
+    two_proportion_test,
+    welch_t_test,
+)
 from greenlight.stats.sequential import msprt_p_value
 
 #: Smallest relative change the default plan is sized for (two-sided alpha, 80% power).

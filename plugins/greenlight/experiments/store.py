@@ -12,18 +12,33 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from pathlib import Path
 
-from hashlib import blake2b
-
-from sqlalchemy import (BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, create_engine, func, insert, literal, select, text,
-                        update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from greenlight.errors import GreenlightError, UsageError
-from greenlight.experiments.definition import (CLOSED, QA, ROLLOUT, Experiment, check_name)
+from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
 DEFAULT_URL = "sqlite:///var/experiments.sqlite"
 ENV_URL = "GREENLIGHT_EXPERIMENTS_DB"

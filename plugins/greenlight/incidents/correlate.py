@@ -13,8 +13,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from greenlight.incidents.links import LinkTemplates
-from greenlight.incidents.model import (BlamedLine, CommitInfo, Deploy, DeployEntry, Evidence,
-                                        Frame, Incident, Report, Suspect, iso)
+from greenlight.incidents.model import (
+    BlamedLine,
+    CommitInfo,
+    Deploy,
+    DeployEntry,
+    Evidence,
+    Frame,
+    Incident,
+    Report,
+    Suspect,
+    iso,
+)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,17 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, create_engine,
-                        select)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 

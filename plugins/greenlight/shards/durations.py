@@ -13,8 +13,18 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, Text, bindparam,
-                        create_engine, select)
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 

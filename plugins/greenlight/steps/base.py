@@ -18,7 +18,6 @@ from buildbot.process import buildstep, results
 
 from greenlight.green_shas import last_green, record_green
 
-
 _ZERO = re.compile(r"^0*$")
 
 

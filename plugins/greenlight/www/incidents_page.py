@@ -70,9 +70,7 @@ def incident_store():
 
 def repo_path() -> str:
     """The watched repository (the demo's local bare repo unless ``[repository] url``)."""
-    from greenlight_master.config import repo_url
-
-    return repo_url(g.settings)
+    return g.settings.repo_url
 
 
 def incident_settings() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from greenlight.errors import SettingsError
 
+# plugins/greenlight/settings.py -> the checkout's root (relative paths resolve from there).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -240,6 +241,22 @@ class Settings:
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {s: dict(v) for s, v in self._data.items()}
+
+    @property
+    def demo_repo_path(self) -> Path:
+        """The bare repository ``up`` creates when no ``[repository] url`` is set."""
+        return self.state_dir / "repos" / f"{self._data['repository']['name']}.git"
+
+    @property
+    def repo_url(self) -> str:
+        """The watched repository: ``[repository] url``, else the demo's bare repository."""
+        return self._data["repository"]["url"] or str(self.demo_repo_path)
+
+    @property
+    def web_url(self) -> str:
+        """Where the Buildbot UI answers (``[master] buildbot_url`` or the local web port)."""
+        return (self._data["master"]["buildbot_url"]
+                or f"http://127.0.0.1:{self._data['master']['web_port']}/")
 
 
 def _line_of(text: str, section: str, key: str | None) -> int | None:
