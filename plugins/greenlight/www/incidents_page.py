@@ -86,7 +86,7 @@ def incident_settings() -> dict[str, Any]:
 def build(incident):
     """Correlate ``incident`` with the ledger and the repository (one git session)."""
     from greenlight.incidents import build_report
-    from greenlight.incidents.gitinfo import GitHistory
+    from greenlight.git.history import GitHistory
 
     history = GitHistory(repo_path())
     try:
@@ -340,7 +340,7 @@ def git_compare(base: str, sha: str) -> str:
 
 @blueprint.route("/git/blame/<sha>/<path:path>")
 def git_blame(sha: str, path: str) -> str:
-    from greenlight.incidents.gitinfo import parse_blame
+    from greenlight.git.history import parse_blame
 
     text = _git("blame", "--line-porcelain", "--root", "-M", "-C", _sha(sha), "--", path)
     lines = parse_blame(text, sha, path)
