@@ -198,7 +198,7 @@ def test_a_line_changed_before_the_window_names_its_deploy_as_latent(world):
     assert blamed == [8]
     older = report.suspects[1]
     assert [e.blame.line for e in older.evidence if e.kind == "blamed_line"] == [30]
-    assert older.latent == "latent: went live 19.9 h before the incident"
+    assert older.latent == "latent: went live 20.0 h before the incident"
     assert report.suspects[0].latent is None
     history = GitHistory(repo.path)
     assert history.blame_lines(bad, "app/logic.py", [30])[30].commit == old
