@@ -51,6 +51,7 @@ from greenlight.deploy.ledger import Ledger, deploys  # noqa: E402
 from greenlight.git.history import GitHistory  # noqa: E402
 from greenlight.incidents.attribution import attribute  # noqa: E402
 from greenlight.incidents.build import build_report  # noqa: E402
+from greenlight.incidents.correlate import Weights  # noqa: E402
 from greenlight.incidents.deploy_import import (  # noqa: E402
     ImportedDeploy,
     import_deploys,
@@ -302,13 +303,15 @@ def trace(case: Case, shape: int, package: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rank_greenlight(corpus: Corpus, case: Case, text: str) -> tuple[list[int], float, float]:
+def rank_greenlight(corpus: Corpus, case: Case, text: str, weights: Weights | None = None,
+                    ) -> tuple[list[int], float, float]:
     before_self = time.process_time()
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     with GitHistory(corpus.path) as history:
         report = build_report(Incident(title="bench", started_at=case.at, trace=text),
-                              corpus.ledger, history, {"window": "6h", "horizon": "365d"})
+                              corpus.ledger, history, {"window": "6h", "horizon": "365d"},
+                              weights)
     wall = time.perf_counter() - began
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (time.process_time() - before_self
@@ -360,13 +363,42 @@ def import_figure(count: int = 10_000) -> tuple[float, float, int]:
     return took, cpu, result.inserted
 
 
+def grid(args: argparse.Namespace) -> int:
+    """Top-1 per shape for a few weightings, on the first repository only (the tuning set)."""
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Corpus(args.repos[0], Path(tmp))
+        cases, _ = build_cases(corpus, args.per_repo, rng)
+        package = Path(args.repos[0]).parent.name.split("+")[-1]
+        print(f"# {args.repos[0]}: {len(cases)} incidents")
+        for decay in (0.5, 0.7):
+            for strength in (0.5, 1.0, 2.0):
+                weights = Weights(depth_decay=decay, age_strength=strength)
+                tops = []
+                for shape in (1, 2):
+                    hits = 0
+                    for case in cases:
+                        ours, _, _ = rank_greenlight(corpus, case, trace(case, shape, package),
+                                                     weights)
+                        hits += bool(ours) and ours[0] == case.answer
+                    tops.append(f"{100 * hits / len(cases):.0f}%")
+                print(f"depth decay {decay}, age strength {strength}: top-1 shape 1 {tops[0]}, "
+                      f"shape 2 {tops[1]}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("repos", nargs="+", help="git directories of public Python projects")
     parser.add_argument("--per-repo", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write every case and rank to this file")
+    parser.add_argument("--grid", action="store_true",
+                        help="only rank the first repository's incidents under a grid of weights "
+                             "(depth decay x age strength) and print top-1 per shape")
     args = parser.parse_args()
+    if args.grid:
+        return grid(args)
     rng = random.Random(args.seed)
     ranks: dict[tuple[int, int], list[int | None]] = {}
     walls, cpus, rows = [], [], []
