@@ -371,8 +371,8 @@ def grid(args: argparse.Namespace) -> int:
         cases, _ = build_cases(corpus, args.per_repo, rng)
         package = Path(args.repos[0]).parent.name.split("+")[-1]
         print(f"# {args.repos[0]}: {len(cases)} incidents")
-        for decay in (0.5, 0.7):
-            for strength in (0.5, 1.0, 2.0):
+        for decay in args.decays:
+            for strength in args.strengths:
                 weights = Weights(depth_decay=decay, age_strength=strength)
                 tops = []
                 for shape in (1, 2):
@@ -396,6 +396,10 @@ def main() -> int:
     parser.add_argument("--grid", action="store_true",
                         help="only rank the first repository's incidents under a grid of weights "
                              "(depth decay x age strength) and print top-1 per shape")
+    parser.add_argument("--decays", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[0.5, 0.7], help="depth decays for --grid")
+    parser.add_argument("--strengths", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[0.5, 1.0, 2.0], help="age strengths for --grid")
     args = parser.parse_args()
     if args.grid:
         return grid(args)

@@ -78,7 +78,7 @@ def test_code_moved_since_the_bug_is_blamed_on_its_origin_not_the_move(world):
     assert _deploy_ids(report)[0] == bad_deploy
     blamed = next(e for e in report.suspects[0].evidence if e.kind == "blamed_line")
     assert blamed.blame.orig_path == "app/util.py"
-    assert "moved or copied from app/util.py" in blamed.detail
+    assert "(written in app/util.py:" in blamed.detail
     mover_suspect = next(s for s in report.suspects if s.commit.sha == mover)
     assert mover_suspect.tier == 1 and mover_suspect.deploy.id == move_deploy
 
