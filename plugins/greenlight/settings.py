@@ -276,23 +276,27 @@ def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
     return None
 
 
-def validate(raw: dict[str, Any], source: str = "<defaults>", text: str = "") -> Settings:
-    """Check every section and key against SCHEMA; fill defaults."""
+def problems(raw: dict[str, Any], source: str = "<defaults>", text: str = ""
+             ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Every problem of ``raw`` against SCHEMA (each ``file:line: [section] key: what``), and
+    the data with defaults filled where the file was right."""
+    found: list[tuple[int, str]] = []
 
     def fail(section: str, key: str | None, message: str) -> None:
         line = line_of(text, (section, key) if key else (section,)) if text else None
         where = f"{source}:{line}" if line else source
         name = f"[{section}] {key}" if key else f"[{section}]"
-        raise SettingsError(f"{where}: {name}: {message}")
+        found.append((line or 0, f"{where}: {name}: {message}"))
 
     data: dict[str, dict[str, Any]] = {}
     for section, value in raw.items():
         if section not in SCHEMA:
             fail(section, None, f"unknown section; expected one of {', '.join(SCHEMA)}")
-        if not isinstance(value, dict):
+        elif not isinstance(value, dict):
             fail(section, None, "expected a table of settings")
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
+        given = given if isinstance(given, dict) else {}
         engine_keys = keys.get("*") is ENGINE_KEYS
         for key in given:
             if key not in keys and not engine_keys:
@@ -301,17 +305,26 @@ def validate(raw: dict[str, Any], source: str = "<defaults>", text: str = "") ->
         for key, spec in keys.items():
             if key == "*":
                 continue
-            if key in given:
-                if not spec.check(given[key]):
-                    fail(section, key, f"expected {spec.expected}, got {given[key]!r}")
+            if key in given and spec.check(given[key]):
                 data[section][key] = given[key]
             else:
+                if key in given:
+                    fail(section, key, f"expected {spec.expected}, got {given[key]!r}")
                 data[section][key] = _copy(spec.default)
     for branch in data["repository"]["branches"] + [data["repository"]["deploy_branch"]]:
         if not BRANCH_RE.match(branch):
             fail("repository", "branches", f"not a valid branch name: {branch!r}")
     if data["master"]["web_port"] == data["master"]["worker_port"]:
         fail("master", "worker_port", "must differ from web_port")
+    return data, [message for _, message in sorted(found, key=lambda item: item[0])]
+
+
+def validate(raw: dict[str, Any], source: str = "<defaults>", text: str = "") -> Settings:
+    """Check every section and key against SCHEMA and fill defaults; a wrong file raises one
+    SettingsError listing every problem, one per line."""
+    data, found = problems(raw, source, text)
+    if found:
+        raise SettingsError("\n".join(found))
     return Settings(data, source, text)
 
 
@@ -323,18 +336,61 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def load(path: str | os.PathLike | None = None) -> Settings:
-    """Load the settings file named by ``path`` or ``$GREENLIGHT_SETTINGS``; none = defaults."""
-    path = path or os.environ.get("GREENLIGHT_SETTINGS") or None
-    if not path:
-        return validate({})
+# Where ``greenlight up`` records the settings file the master runs with, so every CLI verb
+# started later without --settings or $GREENLIGHT_SETTINGS reads the same file.
+ACTIVE_POINTER = PROJECT_ROOT / "var" / "active-settings"
+
+
+def remember_active(path: str | os.PathLike | None) -> None:
+    """Record (or, for the embedded defaults, forget) the settings file the master runs with."""
+    if path is None:
+        forget_active()
+        return
+    ACTIVE_POINTER.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ACTIVE_POINTER.with_suffix(f".{os.getpid()}")
+    tmp.write_text(str(Path(path).resolve()) + "\n", encoding="utf-8")
+    os.replace(tmp, ACTIVE_POINTER)
+
+
+def forget_active() -> None:
+    ACTIVE_POINTER.unlink(missing_ok=True)
+
+
+def active_path() -> Path | None:
+    """The settings file ``up`` last started the master with, if it still exists."""
+    try:
+        recorded = ACTIVE_POINTER.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(recorded) if recorded and Path(recorded).is_file() else None
+
+
+def resolve_path(path: str | os.PathLike | None = None) -> Path | None:
+    """Which settings file applies: ``path``, else $GREENLIGHT_SETTINGS, else the one the
+    running master was started with, else none (the embedded defaults)."""
+    chosen = path or os.environ.get("GREENLIGHT_SETTINGS") or active_path()
+    return Path(chosen) if chosen else None
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of a settings file and its text (for line numbers)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"{file}: cannot read settings file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{file}: not UTF-8 text (byte {exc.start})") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{file}: not valid TOML: {exc}") from None
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Load the settings that apply (see ``resolve_path``); none = the embedded defaults."""
+    file = resolve_path(path)
+    if file is None:
+        return validate({})
+    raw, text = read(file)
     return validate(raw, str(file), text)

@@ -18,7 +18,7 @@ VERBS = {
     "up": "up",
     "down": "up",
     "flush": "flush",
-    "settings": "settings",
+    "settings": "settings_check",
     "coverage": "coverage",
     "schema": "schema",
     "shards": "shards",
