@@ -83,6 +83,11 @@ class CliReportStep(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildSte
         self._summary = text
         self.updateSummary()
 
+    def getCurrentSummary(self):
+        if self._summary:
+            return {"step": self._summary}
+        return super().getCurrentSummary()
+
     def getResultSummary(self):
         if self._summary:
             return {"step": self._summary}
