@@ -19,6 +19,7 @@ VERBS = {
     "up": "up",
     "down": "up",
     "flush": "flush",
+    "settings": "settings_check",
     "coverage": "coverage",
     "schema": "schema",
     "shards": "shards",
