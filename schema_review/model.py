@@ -53,6 +53,7 @@ class ColumnInfo:
     has_default: bool = False
     charset_bytes: int | None = None  # bytes per character (MySQL), when known
     unsigned: bool = False
+    auto_increment: bool = False   # MySQL: making a column AUTO_INCREMENT copies the table
 
     def render(self) -> str:
         params = f"({', '.join(map(str, self.params))})" if self.params else ""

@@ -185,15 +185,16 @@ class LiveDatabase(SizeSource):
             else:
                 rows = conn.execute(sa.text(
                     "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "
-                    "CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH FROM "
+                    "CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH, EXTRA FROM "
                     "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
                     "TABLE_NAME = :t"), {"t": table})
-                for name, typ, nullable, default, chars, octets in rows:
+                for name, typ, nullable, default, chars, octets, extra in rows:
                     base, params = parse_type_text(str(typ), postgres=False)
                     width = int(octets) // int(chars) if chars and octets else None
                     result[name.lower()] = ColumnInfo(
                         name, base, params, nullable == "YES", default is not None,
-                        charset_bytes=width, unsigned="unsigned" in str(typ).lower())
+                        charset_bytes=width, unsigned="unsigned" in str(typ).lower(),
+                        auto_increment="auto_increment" in str(extra or "").lower())
         return result
 
 
@@ -251,7 +252,8 @@ def _column_from_text(name: str, definition: str, postgres: bool) -> ColumnInfo:
     type_text = re.split(r"\s+(?:not\s+null|null|default)\b", text, maxsplit=1,
                          flags=re.IGNORECASE)[0]
     base, params = parse_type_text(type_text, postgres=postgres)
-    return ColumnInfo(name, base, params, not not_null, has_default)
+    return ColumnInfo(name, base, params, not not_null, has_default,
+                      auto_increment=bool(re.search(r"\bauto_increment\b", text, re.I)))
 
 
 def _redact(url: str) -> str:
