@@ -65,3 +65,19 @@ def test_dynamic_sql_migration_exits_1_with_the_inner_statement(tmp_path, capsys
     assert code == 1 and report["exit_code"] == 1
     flagged = [f for f in report["findings"] if f["needs_review"]]
     assert [f["statement"] for f in flagged] == ["ALTER TABLE users MODIFY nick varchar(300)"]
+
+
+def test_summary_line_and_markdown_come_from_the_json_contract(tmp_path, capsys):
+    from schema_review.render import render_markdown, summary_line
+
+    mig = tmp_path / "0001.sql"
+    mig.write_text("ALTER TABLE users DROP COLUMN legacy;\nSELECT 1;\n")
+    code, out, _ = _check([str(mig), "--dialect", "postgres", "--format", "json"], capsys)
+    data = json.loads(out)
+    assert code == 1 and summary_line(data) == "needs schema review: 1 statement(s)"
+    markdown = render_markdown(data)
+    assert "`pg.drop-column` on `users`" in markdown and "greenlight schema approve" in markdown
+    code, out, _ = _check([str(mig), "--dialect", "postgres", "--format", "markdown"], capsys)
+    assert out == markdown
+    data["summary"].update(statements_needing_review=0, approved=1)
+    assert summary_line(data) == "schema review: 1 migration file(s) safe (1 approved)"

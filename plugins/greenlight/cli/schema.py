@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
     check.add_argument("--large-bytes", type=int, default=1 << 30)
     check.add_argument("--unknown-size", choices=["review", "safe"], default="review",
                        help="verdict for size-dependent changes on tables of unknown size")
-    check.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    check.add_argument("--format", choices=["text", "json", "sarif", "markdown"],
+                       default="text")
     check.add_argument("--output", help="also write the report (in --format) to this file")
     check.add_argument("--approvals", help="approvals database (SQLAlchemy URL or SQLite path): "
                        "approved statements pass; flagged ones are recorded as pending")
