@@ -5,7 +5,7 @@
 on them when they serve nothing yet (the first deploy goes to all hosts at once), and starts a
 bounded traffic generator (loopback only, ``demo_traffic_rate`` requests/s per host for at most
 ``demo_traffic_seconds``). ``down`` stops the traffic and the hosts. Both can run again safely.
-Settings that name real hosts (``[[deploy.hosts]]``) have no demo world.
+Settings that name real hosts (``[[deploy.hosts]]``) or turn deploys off have no demo world.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def hosts_dir(settings: Settings) -> Path:
 
 def _wanted(settings: Settings) -> int:
     deploy = settings["deploy"]
-    return 0 if deploy["hosts"] else deploy["demo_hosts"]
+    return 0 if deploy["hosts"] or not deploy["enabled"] else deploy["demo_hosts"]
 
 
 def _bin(name: str) -> str:
@@ -138,10 +138,7 @@ def up(settings: Settings, report) -> list[Host]:
     first_port = settings["deploy"]["demo_first_port"]
     hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, first_port)
     fresh = [h for h in hosts if not Path(h.path, "current").exists()]
-    if fresh and not settings["deploy"]["enabled"]:
-        report.say("demo hosts: [deploy] enabled = false, so nothing is deployed to them; "
-                   "`greenlight deploy SHA` puts a commit live")
-    elif fresh:
+    if fresh:
         sha = branch_head(settings)
         if sha is None:
             report.say(f"demo hosts: the branch {settings['repository']['deploy_branch']} has "

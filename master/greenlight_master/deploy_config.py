@@ -129,6 +129,8 @@ def check_deploy_settings(settings: Settings) -> None:
 
 
 def configure(settings: Settings, c: dict) -> None:
+    if not settings["deploy"]["enabled"]:
+        return  # the one switch: no deploy or rollback builder, no deploy step, no demo hosts
     check_deploy_settings(settings)
     names = config.worker_names(settings)
     lock = util.MasterLock("deploy")
