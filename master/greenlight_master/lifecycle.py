@@ -376,13 +376,14 @@ def ensure_server_hook(settings: Settings, report: Report) -> str:
     on this machine (unless another post-receive hook is there); otherwise, or then, say how
     pushes reach the master."""
     url = settings.repo_url
-    install = [str(PROJECT_ROOT / "hooks" / "install"), "server", url,
-               "--url", settings.web_url, "--user", settings["change_hook"]["username"],
-               "--password-file", str(settings.path("change_hook", "password_file"))]
     config.change_hook_password(settings)
     hook = Path(url) / "hooks" / "post-receive"
     local_bare = Path(url).is_dir() and (Path(url) / "HEAD").is_file() \
         and (Path(url) / "objects").is_dir()
+    install = [str(PROJECT_ROOT / "hooks" / "install"), "server",
+               url if local_bare else "/path/of/the/bare/repository", "--repository", url,
+               "--url", settings.web_url, "--user", settings["change_hook"]["username"],
+               "--password-file", str(settings.path("change_hook", "password_file"))]
     if local_bare and (not hook.exists() or "greenlight.push.post_receive" in hook.read_text()):
         install_server(Path(url), url=settings.web_url,
                        user=settings["change_hook"]["username"],
