@@ -20,8 +20,10 @@ from pathlib import Path
 import git
 import requests
 from greenlight.accounts import read_password_file, set_password
+from greenlight.errors import SettingsError
 from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
+from greenlight.worker import coverage_paths
 
 from greenlight_master import config
 
@@ -228,6 +230,7 @@ def up(settings: Settings) -> Report:
     creds = ensure_users(settings, report)
     bare = ensure_demo_repo(settings, report)
     hook_note = ensure_server_hook(settings, report) if bare is None else None
+    check_coverage_paths(settings, report)
     ensure_master(settings, basedir, report)
     start_master(settings, basedir, report)
     wait_for_web(settings)
@@ -393,3 +396,30 @@ def ensure_server_hook(settings: Settings, report: Report) -> str:
            if local_bare else "On the git server, ")
     return (f"{why}install the hook with:\n  {' '.join(install)}\n"
             f"(or set [repository] poll_interval to poll {url})")
+
+
+def check_coverage_paths(settings: Settings, report: Report) -> None:
+    """Stop ``up`` when shards may run and the project's coverage data would not combine
+    across checkouts (greenlight.worker.coverage_paths), with the lines to paste."""
+    from greenlight_master import shards_config
+
+    if not (settings["coverage"]["enabled"] and shards_config.enabled(settings)):
+        return
+    url, branch = settings.repo_url, settings["repository"]["deploy_branch"]
+    try:
+        repo = git.Repo(url)
+        files = {}
+        for name in coverage_paths.config_file_names():
+            try:
+                files[name] = repo.git.show(f"refs/heads/{branch}:{name}")
+            except git.GitCommandError:
+                continue  # not in the project
+        repo.commit(f"refs/heads/{branch}")
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError):
+        report.say(f"coverage paths not checked: {url} is not a repository on this machine or "
+                   f"has no branch {branch} yet; shards need the project's coverage setting "
+                   "relative_files = true (docs/adopt.md)")
+        return
+    problem = coverage_paths.mapping_problem(files, settings["shards"]["count"])
+    if problem:
+        raise SettingsError(f"{settings.source}: [shards]: {problem}")

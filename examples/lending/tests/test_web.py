@@ -42,3 +42,14 @@ def test_server_errors_are_counted_as_failures():
     client = app.test_client()
     client.get("/boom")
     assert _samples(client)[("lending_http_failures_total", (("route", "/boom"),))] == 1
+
+
+def test_serve_runs_the_app_threaded_on_the_given_address(monkeypatch):
+    from lending import serve
+
+    calls = []
+    monkeypatch.setattr(serve, "run_simple", lambda *a, **kw: calls.append((a, kw)))
+    serve.main(["--host", "127.0.0.2", "--port", "8099"])
+    (host, port, app), options = calls[0]
+    assert (host, port, options) == ("127.0.0.2", 8099, {"threaded": True})
+    assert app.name == "lending"
