@@ -2,7 +2,7 @@
 
 Simulated canaries at 50 requests/s per host, one canary host against one baseline host and
 against 19, judged at every simulated 1-second scrape by the judge's own code
-(``greenlight.deploy.judge.ratio_evidence`` + ``Thresholds``, vectorised over runs).
+(``greenlight.stats.canary.ratio_look``, vectorised over runs).
 Grid: base rate p ∈ {0.02, 0.05, 0.2, 0.5, 0.95} × relative drop ∈ {0, 10%, 50%, 100%};
 the judge watches one metric with min_effect = the drop (drop 0: healthy canaries judged
 with each min_effect). T(p, r) = n95 / rate is the fixed-sample time of a one-sided
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from greenlight.deploy.judge import (
+from greenlight.deploy.metric_spec import LATENCY, MetricSpec
+from greenlight.stats.canary import (
     DEFAULT_AIM,
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
@@ -42,8 +43,6 @@ from greenlight.deploy.judge import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_LOOKS,
     DEFAULT_PASS_POWER,
-    LATENCY,
-    MetricSpec,
     Thresholds,
     latency_look,
     ratio_look,
@@ -355,8 +354,9 @@ def replay_latency(series: list, max_window: float) -> None:
     """What the real hosts' latency looked like second by second: the design effect over
     the whole run per block length, and the default judge's latency test (4 metrics' share of
     alpha) re-run on a window starting at every second, with the correction, without it
-    (the 10-interval rule kept), and as ab29e58 judged (no correction, no interval rule)."""
-    from greenlight.deploy import judge as judge_module
+    (the 10-interval rule kept), and with neither."""
+    from greenlight.deploy.metric_spec import DEFAULT_SPECS
+    from greenlight.stats import canary as canary_module
     from greenlight.stats.ranks import superiority_design_effect
 
     if len(series) < 30:
@@ -368,17 +368,17 @@ def replay_latency(series: list, max_window: float) -> None:
                         for size in (1, 2, 5, 10, 30) if len(series) >= 2 * size)
     print(f"latency, {len(series)} s of per-second bucket growth: design effect over the "
           f"whole run with blocks of {effects}")
-    spec = next(s for s in judge_module.DEFAULT_SPECS if s.kind == LATENCY)
-    t = Thresholds(ALPHA, DEFAULT_BETA, len(judge_module.DEFAULT_SPECS),
+    spec = next(s for s in DEFAULT_SPECS if s.kind == LATENCY)
+    t = Thresholds(ALPHA, DEFAULT_BETA, len(DEFAULT_SPECS),
                    DEFAULT_BREAKAGE_SHARE)
     width = int(max_window)
     starts = np.arange(0, len(series) - 30)
     for label, clustered, gate in (("with the correction", True, None),
                                    ("without it (10-interval rule kept)", False, None),
-                                   ("as ab29e58 (no correction, no interval rule)", False, 1)):
-        saved = judge_module.MIN_INTERVALS
+                                   ("with neither (no correction, no interval rule)", False, 1)):
+        saved = canary_module.MIN_INTERVALS
         if gate is not None:
-            judge_module.MIN_INTERVALS = gate
+            canary_module.MIN_INTERVALS = gate
         try:
             state = np.zeros(starts.size, np.int8)
             info = np.zeros(starts.size)
@@ -393,7 +393,7 @@ def replay_latency(series: list, max_window: float) -> None:
                 state[live[fail]], state[live[ok]] = 1, -1
                 live = live[~(fail | ok)]
         finally:
-            judge_module.MIN_INTERVALS = saved
+            canary_module.MIN_INTERVALS = saved
         failed = starts[state == 1]
         print(f"  latency test on a window starting at every second ({starts.size} windows, "
               f"overlapping), {label}: {failed.size} fail"
@@ -407,7 +407,7 @@ DEMO_SHARES = {"demo_logins_total": 0.35, "demo_registrations_total": 0.15}
 
 def _demo_totals(rng, requests: float, totals: dict) -> None:
     """Add one second of a healthy demo arm (``requests`` requests) to ``totals``."""
-    from greenlight.deploy.judge import series_key
+    from greenlight.deploy.metric_spec import series_key
 
     n = int(requests)
     totals[series_key("demo_requests_total")] += n

@@ -137,9 +137,10 @@ def _modify_column(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Asses
                         compat=True, alt="expand-contract"))
     if old is None:
         parts.append(_a("mysql.modify-column-unknown", "copy",
-                        f"the previous definition of {op.table}.{old_name} is unknown (not "
-                        "created in this change and no database URL given): a type change "
-                        "copies the table with writes blocked", size=True, blocks=True,
+                        f"may copy the table (old definition of {op.table}.{old_name} "
+                        "unknown: no database URL, no columns entry, not created in this "
+                        "change): a type or nullability change copies it with writes blocked, "
+                        "a default or comment change is instant", size=True, blocks=True,
                         alt="osc"))
     else:
         change = _type_change(old, new, v)

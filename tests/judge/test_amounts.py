@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenlight.deploy.judge import Judge, MetricSpec, series_key
+from greenlight.deploy.judge import Judge
+from greenlight.deploy.metric_spec import MetricSpec, series_key
 from greenlight.deploy.metrics import needed_names
 from greenlight.errors import SettingsError
 

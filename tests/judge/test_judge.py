@@ -6,16 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from greenlight.deploy.judge import (
+from greenlight.deploy.judge import Judge
+from greenlight.deploy.metric_spec import (
     DEFAULT_SPECS,
-    MIN_INTERVALS,
-    Judge,
     MetricSpec,
     histogram_buckets,
     select,
     series_key,
 )
 from greenlight.errors import SettingsError, UsageError
+from greenlight.stats.canary import MIN_INTERVALS
 
 LOGINS = MetricSpec("logins", numerator="demo_logins_total", denominator="demo_requests_total",
                     min_effect=0.25)
@@ -143,6 +143,29 @@ def test_latency_slower_canary_fails_and_same_passes():
     assert latency.variance_factor >= latency.design_effect  # plus the small-sample factor
     verdict = run_latency(Judge([LATENCY], max_window_s=60), seed=1)
     assert verdict.outcome == "pass", verdict.table
+
+
+def test_latency_reason_shows_the_variance_factor_the_json_records():
+    # the reason text once printed the sample-size multiplier as "variance x..." (73.2 in the
+    # text while the JSON said 171.0): both must show the factor the test applied
+    judge = Judge([LATENCY], max_window_s=60)
+    verdict = None
+    rng = np.random.default_rng(3)
+    c = np.zeros(DEMO_EDGES.size)
+    b = np.zeros(DEMO_EDGES.size)
+    for s in range(1, MIN_INTERVALS + 3):
+        c += bucket(rng.lognormal(np.log(0.004), 0.6, 50))
+        b += bucket(rng.lognormal(np.log(0.004), 0.6, 50))
+        verdict = judge.observe(latency_totals(c), latency_totals(b), elapsed_s=s)
+    latency = json.loads(verdict.to_json())["metrics"][0]
+    assert latency["status"] == "pending" and latency["intervals"] >= MIN_INTERVALS
+    factor, deff = latency["variance_factor"], latency["design_effect"]
+    small_sample = factor / deff
+    assert f"variance x{factor:.3g}:" in latency["reason"], latency["reason"]
+    assert f"small-sample {small_sample:.3g})" in latency["reason"]
+    # the multiplier that brings min_effect into view is a different number
+    multiplier = (latency["detectable"] / 0.1) ** 2
+    assert f"{multiplier:.3g}" != f"{factor:.3g}"
 
 
 def test_latency_direction_defaults_to_slower_is_bad():
