@@ -147,8 +147,9 @@ def test_a_blamed_commit_before_the_horizon_is_named_in_a_note_not_ranked(world)
     report = build_report(_incident(trace_for(("app/logic.py", 3, "f"))), world.ledger,
                           repo.path, {"horizon": "90d"})
     assert ancient not in [s.commit.sha for s in report.suspects]
-    assert any(f"app/logic.py:3 was last changed by {ancient[:12]}, live before the first "
-               f"deploy" in note for note in report.notes)
+    assert any(note.startswith(f"app/logic.py:3: already in {ancient[:12]}, the code live "
+                               f"before the first deploy the report reads")
+               for note in report.notes)
 
 
 def test_a_change_that_only_deletes_lines_is_not_called_a_rename(world):
