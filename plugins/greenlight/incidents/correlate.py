@@ -39,8 +39,8 @@ class Weights:
     """How many points each kind of evidence earns. The blamed line dominates on purpose."""
 
     blamed_line: float = 60.0        # the innermost application frame's line is the commit's
-    depth_decay: float = 0.8         # ... each frame further out counts this much less
-    other_frames: float = 0.5        # a commit's lines beyond its strongest one count this much
+    depth_decay: float = 0.7         # ... each frame further out counts this much less
+    other_frames: float = 1.0        # a commit's lines beyond its strongest one count this much
     age_scale_days: float = 30.0     # a line's points shrink with the age of the deploy that
     age_strength: float = 0.5        # shipped it: 1 / (1 + strength * log2(1 + age / scale))
     changed_file_innermost: float = 12.0
@@ -206,9 +206,8 @@ def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, An
             continue
         seen_lines.add((hit.path, hit.line))
         owned.append((frame, hit))
-    # Innermost first; a commit's strongest line counts in full, its others less: a commit
-    # that wrote much of the old code (an initial import) owns many frames without being
-    # more suspect for each.
+    # Innermost first; ``other_frames`` below 1 would count a commit's further lines less (on
+    # click it cost shape-2 incidents, so the default is the plain sum).
     for n, (frame, hit) in enumerate(sorted(owned, key=lambda p: p[0].depth)):
         tier = 2
         depth_weight = w.depth_decay ** frame.depth * (1.0 if n == 0 else w.other_frames)
