@@ -118,8 +118,9 @@ class World:
 
     def api(self, path: str, **params):
         """GET a REST resource's JSON, asking again while the request fails in transit."""
-        response = wait_for(lambda: self.rest_get(path, **params), 120, f"GET api/v2/{path}",
-                            interval=1, retry_on=TRANSIENT)
+        # (a list: a Response is falsy when its status is an error, which must raise at once)
+        [response] = wait_for(lambda: [self.rest_get(path, **params)], 120,
+                              f"GET api/v2/{path}", interval=1, retry_on=TRANSIENT)
         response.raise_for_status()
         return response.json()
 
