@@ -2,6 +2,13 @@
 time to compute results for 1,000,000 exposures and 3,000,000 events on SQLite and PostgreSQL.
 
     .venv/bin/python bench/experiments.py [--users 1000000] [--events 3000000] [--no-postgres]
+    .venv/bin/python bench/experiments.py --contention [--no-postgres]
+
+``--contention`` runs the lost-data reproduction instead: 20 processes, each with an
+``ExperimentClient`` on one store, record 30,000 exposures and 120,000 events at a steady pace
+over 20 s while another connection holds the store (SQLite ``BEGIN EXCLUSIVE``, PostgreSQL
+``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE``) for 5 s twice; it prints how many of them the
+results count. Run it on an older checkout with ``PYTHONPATH=<checkout>/plugins`` for "before".
 
 Goals (issue 9): ≥ 1,000,000 assignments/s; results ≤ 2 s on PostgreSQL. CPU time is printed
 beside wall time because a loaded machine slows the wall clock, not the work.
@@ -12,6 +19,7 @@ import argparse
 import io
 import os
 import sqlite3
+import sys
 import tempfile
 import time
 
@@ -21,6 +29,9 @@ from prometheus_client import CollectorRegistry
 from greenlight.experiments import (CONTROL, CompiledExperiment, Experiment, ExperimentClient,
                                     ExperimentStore, define, results)
 from greenlight.experiments.store import user_key
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tests.experiments.contention import run_contention  # noqa: E402 - the one reproduction
 
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
 NAME = "BenchSignup"
@@ -168,13 +179,49 @@ def time_writes(store: ExperimentStore, label: str, users: int, count: int = 50_
           "(background writer, batches of 5,000)")
 
 
+def bench_contention(postgres: bool) -> None:
+    print("== contention: 20 processes, 30,000 exposures + 120,000 events over 20 s, "
+          "store held 5 s twice")
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("SQLite", f"sqlite:///{tmp}/contention.sqlite", None)]
+        if postgres:
+            targets.append(("PostgreSQL", None, f"gl_exp_contention_{os.getpid()}"))
+        for label, url, dbname in targets:
+            admin = None
+            if dbname:
+                import psycopg2
+                admin = psycopg2.connect(**PG_ADMIN)
+                admin.autocommit = True
+                with admin.cursor() as cur:
+                    cur.execute(f'CREATE DATABASE "{dbname}"')
+                url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}"
+            try:
+                started = time.perf_counter()
+                exposed, counted = run_contention(url, f"{tmp}/spool-{label}")
+                print(f"  {label}: {exposed:,} / 30,000 exposures and {counted:,} / 120,000 "
+                      f"events counted ({30_000 - exposed:,} and {120_000 - counted:,} missing)"
+                      f" in {time.perf_counter() - started:.0f} s")
+            finally:
+                if admin is not None:
+                    with admin.cursor() as cur:
+                        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                    admin.close()
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--assignment-only", action="store_true")
+    parser.add_argument("--contention", action="store_true",
+                        help="run the lost-data reproduction instead")
     args = parser.parse_args()
+
+    if args.contention:
+        bench_contention(not args.no_postgres)
+        return
 
     bench_assignment(args.users)
     if args.assignment_only:

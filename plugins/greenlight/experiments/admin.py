@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from greenlight.errors import UsageError
 from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
 from greenlight.experiments.definition import Experiment
-from greenlight.experiments.store import Change, ExperimentStore
+from greenlight.experiments.store import Change, ExperimentStore, Loss
 
 
 def _open(url: str | None, store: ExperimentStore | None) -> ExperimentStore:
@@ -74,8 +74,28 @@ def results(name: str, url: str | None = None, *, store: ExperimentStore | None 
     experiment = opened.get(name)
     exposed = opened.exposure_counts(name, since)
     aggregates = opened.metric_aggregates(name, metrics, since)
-    return compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
+    data = compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
                            min_effect=min_effect, since=since)
+    add_losses(data, opened.losses(name, since))
+    return data
+
+
+def add_losses(data: dict, losses: list[Loss]) -> None:
+    """Say what the hosts could not record, so smaller counts are never silent."""
+    data["losses"] = [{"kind": loss.kind, "count": loss.count, "first_at": loss.first_at,
+                       "last_at": loss.last_at} for loss in losses]
+    for loss in losses:
+        data["warnings"].append(loss_sentence(loss))
+
+
+def loss_sentence(loss: Loss) -> str:
+    return (f"{loss.count:,} {loss.kind}{'s' if loss.count != 1 else ''} could not be recorded "
+            f"between {_utc(loss.first_at)} and {_utc(loss.last_at)} (the app hosts' counters):"
+            " the counts below are short by that much.")
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def parse_since(text: str | None, now: float | None = None) -> float | None:

@@ -135,6 +135,42 @@ fold_lock_table = Table(
 )
 
 
+# Batches already applied, by the id the writing client gave them: a batch replayed from a
+# spool after a crash, or re-sent after a write whose commit was never acknowledged, is skipped
+# instead of counted twice. Rows older than ``BATCH_MEMORY_SECONDS`` are pruned.
+batches_table = Table(
+    "gl_experiment_batches", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("at", Float, nullable=False, index=True),
+)
+BATCH_MEMORY_SECONDS = 14 * 86400
+
+# What the app hosts could not record, from their own counters: one row per writing process,
+# kind ('exposure'/'event') and experiment ('' for events, which belong to users, not to an
+# experiment), holding the cumulative count and the time span of the lost rows. Reports are
+# absolute, so sending one twice changes nothing.
+losses_table = Table(
+    "gl_experiment_losses", metadata,
+    Column("source", String(200), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("experiment", String(100), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("reported_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Rows the hosts counted as lost for one kind: how many, and between which times."""
+
+    kind: str
+    count: int
+    first_at: float
+    last_at: float
+
+
 def user_key(user_id: str) -> int:
     """A signed 64-bit key of a user id: results join and group a million users on integers
     (several times faster than on text, and collation-free). 64 bits make collisions between
@@ -301,10 +337,12 @@ class ExperimentStore:
                 for r in rows]
 
     # --- recording ----------------------------------------------------------------------------
-    def write_exposures(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
+    def write_exposures(self, rows: Iterable[tuple[str, str, str, float]],
+                        batch_id: str | None = None) -> int:
         """Insert (experiment, user_id, branch, at) rows; a user's first exposure wins. Events
         the new users already have (written earlier, e.g. by another host) are folded into the
-        running totals. Returns how many exposures were new."""
+        running totals. Returns how many exposures were new. A batch whose ``batch_id`` was
+        applied before is skipped (returns 0)."""
         batch: dict[tuple[str, str], dict] = {}
         for e, u, b, t in rows:
             batch.setdefault((e, u), {"experiment": e, "user_id": u, "user_key": user_key(u),
@@ -314,6 +352,8 @@ class ExperimentStore:
         x, ev = exposures_table, events_table
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
+            if not _claim_batch(conn, batch_id):
+                return 0
             existing: set[tuple[str, str]] = set()
             for experiment in {e for e, _ in batch}:
                 users = [u for e, u in batch if e == experiment]
@@ -346,9 +386,11 @@ class ExperimentStore:
             self._upsert_totals(conn, sums)
         return len(new)
 
-    def write_events(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
+    def write_events(self, rows: Iterable[tuple[str, str, float, float]],
+                     batch_id: str | None = None) -> int:
         """Insert (user_id, name, value, at) metric events and fold them into the running
-        totals of every experiment the user was exposed to before the event."""
+        totals of every experiment the user was exposed to before the event. A batch whose
+        ``batch_id`` was applied before is skipped (returns 0)."""
         values = [{"user_id": u, "user_key": user_key(u), "name": n, "value": v, "at": t}
                   for u, n, v, t in rows]
         if not values:
@@ -356,6 +398,8 @@ class ExperimentStore:
         x = exposures_table
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
+            if not _claim_batch(conn, batch_id):
+                return 0
             conn.execute(insert(events_table), values)
             exposures: dict[int, list] = {}
             for chunk in _chunks(list({v["user_key"] for v in values})):
@@ -455,6 +499,44 @@ class ExperimentStore:
                     .where(x.c.experiment == experiment)
                     .group_by(x.c.experiment, x.c.branch)))
 
+    def report_losses(self, source: str, rows: Iterable[tuple[str, str, int, float, float]]
+                      ) -> None:
+        """Set the cumulative (kind, experiment, count, first_at, last_at) losses of one
+        writing process (absolute values: a repeated report is harmless)."""
+        values = [{"source": source[:200], "kind": k, "experiment": e, "count": int(n),
+                   "first_at": float(f), "last_at": float(last), "reported_at": time.time()}
+                  for k, e, n, f, last in rows]
+        if not values:
+            return
+        lt = losses_table
+        with self.engine.begin() as conn:
+            for value in values:
+                where = (lt.c.source == value["source"], lt.c.kind == value["kind"],
+                         lt.c.experiment == value["experiment"])
+                if conn.execute(update(lt).where(*where).values(
+                        count=value["count"], first_at=value["first_at"],
+                        last_at=value["last_at"], reported_at=value["reported_at"])
+                        ).rowcount == 0:
+                    conn.execute(_insert_ignoring_duplicates(self.engine, lt), value)
+
+    def losses(self, name: str, since: float | None = None,
+               until: float | None = None) -> list[Loss]:
+        """Exposures of ``name`` and events (of anyone) the hosts counted as lost, per kind,
+        over the losses whose span meets [since, until]."""
+        lt = losses_table
+        query = (select(lt.c.kind, func.sum(lt.c.count), func.min(lt.c.first_at),
+                        func.max(lt.c.last_at))
+                 .where(((lt.c.kind == "exposure") & (lt.c.experiment == name))
+                        | (lt.c.kind == "event"))
+                 .group_by(lt.c.kind).order_by(lt.c.kind))
+        if since is not None:
+            query = query.where(lt.c.last_at >= since)
+        if until is not None:
+            query = query.where(lt.c.first_at < until)
+        with self.engine.connect() as conn:
+            return [Loss(k, int(n), float(f), float(last))
+                    for k, n, f, last in conn.execute(query) if n]
+
     # --- results ------------------------------------------------------------------------------
     def exposure_counts(self, name: str, since: float | None = None) -> dict[str, int]:
         if since is None:
@@ -533,6 +615,8 @@ class ExperimentStore:
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
             conn.execute(branch_totals_table.delete())
+            conn.execute(batches_table.delete())
+            conn.execute(losses_table.delete())
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table):
@@ -546,6 +630,21 @@ def _insert_ignoring_duplicates(engine: Engine, table: Table):
     if dialect in ("mysql", "mariadb"):
         return insert(table).prefix_with("IGNORE")
     return insert(table)
+
+
+def _claim_batch(conn, batch_id: str | None) -> bool:
+    """Record ``batch_id`` as applied in this transaction; False if it already was (the caller
+    holds the fold lock, so two writers cannot claim the same id at once)."""
+    if batch_id is None:
+        return True
+    b = batches_table
+    if conn.execute(select(b.c.id).where(b.c.id == batch_id)).first() is not None:
+        return False
+    now = time.time()
+    conn.execute(insert(b).values(id=batch_id, at=now))
+    if hash(batch_id) % 1000 == 0:  # now and then, forget ids no spool can still hold
+        conn.execute(b.delete().where(b.c.at < now - BATCH_MEMORY_SECONDS))
+    return True
 
 
 def _take_fold_lock(conn) -> None:
