@@ -23,12 +23,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from greenlight.experiments.assignment import CompiledExperiment
+from greenlight.experiments.buckets import properties_json
 from greenlight.experiments.definition import CONTROL, Experiment
 from greenlight.experiments.spool import DEFAULT_LIMIT_BYTES, Spool, default_dir
 from greenlight.experiments.store import ExperimentStore, default_url
@@ -115,6 +116,10 @@ class ExperimentClient:
         # writer drains it every ``flush_seconds``, dropping repeats, so it holds at most about
         # that long of requests.
         self._exposures: deque = deque()
+        # (experiment, user) -> attributes of an assigned user until the writer sends them
+        # with the exposure (so it holds about ``flush_seconds`` of new users).
+        self._attributes: dict[tuple[str, str], dict] = {}
+        self._undeclared: set[str] = set()
         self.seen_limit = 1_000_000
         self._events: deque = deque(maxlen=queue_limit)
         self._queue_limit = queue_limit
@@ -153,21 +158,47 @@ class ExperimentClient:
             self.start()
 
     # --- request path -----------------------------------------------------------------------
-    def branch_for(self, user_id: str, experiment: str, groups: Iterable[str] = ()) -> str:
+    def branch_for(self, user_id: str, experiment: str, groups: Iterable[str] = (),
+                   attributes: Mapping[str, object] | None = None) -> str:
         """The branch ``user_id`` sees in ``experiment`` (control when not assigned).
 
         Deterministic and sticky (a hash of experiment and user), cheap (no I/O), and records
-        an exposure — once per user and experiment — when the user is assigned.
+        an exposure — once per user and experiment — when the user is assigned, with the
+        user's ``attributes`` (those the experiment declares; values are categories) stored
+        once per user and experiment.
         """
         compiled = self._compiled.get(experiment)
         if compiled is None:
             self._count_fallback(experiment, "unknown" if self._available else "store down")
             return CONTROL
+        if attributes and isinstance(compiled, CompiledExperiment):
+            self._note_attributes(compiled, user_id, groups, attributes)
         return compiled.pick(user_id, groups)
 
+    def _note_attributes(self, compiled: CompiledExperiment, user_id: str,
+                         groups: Iterable[str], attributes: Mapping[str, object]) -> None:
+        """Keep the attributes of an assigned user whose exposure is not stored yet, for the
+        writer to send with the exposure."""
+        key = (compiled.experiment.name, user_id)
+        if key in self._attributes or user_id in getattr(compiled, "seen", ()):
+            return
+        if not compiled.assign(user_id, groups)[1]:
+            return
+        declared = compiled.experiment.attributes
+        kept = {k: str(v)[:100] for k, v in attributes.items() if k in declared}
+        if len(kept) < len(attributes) and compiled.experiment.name not in self._undeclared:
+            self._undeclared.add(compiled.experiment.name)
+            log.warning("experiments: %s records only its declared attributes (%s); ignored "
+                        "%s", compiled.experiment.name, ", ".join(declared) or "none",
+                        ", ".join(sorted(set(attributes) - set(declared))))
+        if kept:
+            self._attributes[key] = kept
+
     def record_event(self, user_id: str, name: str, value: float = 1.0,
-                     at: float | None = None) -> None:
-        """Queue a metric event (login, registration, purchase with its revenue)."""
+                     at: float | None = None,
+                     properties: Mapping[str, object] | None = None) -> None:
+        """Queue a metric event (login, registration, purchase with its revenue), with
+        optional category ``properties`` (``{"platform": "client"}``) that buckets filter on."""
         if len(self._events) >= self._queue_limit:
             try:
                 oldest = self._events[0]  # the deque evicts it on append
@@ -175,7 +206,8 @@ class ExperimentClient:
                 pass
             else:
                 self._count_lost("event", "", [oldest[3]], "the event queue is full")
-        self._events.append((user_id, name, float(value), at if at is not None else time.time()))
+        self._events.append((user_id, name, float(value), at if at is not None else time.time(),
+                             properties_json(properties)))
         if len(self._events) >= self.batch_size:
             self._wake_writer.set()
 
@@ -294,8 +326,10 @@ class ExperimentClient:
             for _ in range(min(self.batch_size * 4, len(queue))):
                 row = queue.popleft()
                 seen = self._seen.get(row[0])
+                attributes = self._attributes.pop((row[0], row[1]), None)
                 if (seen is None or row[1] not in seen) and (row[0], row[1]) not in fresh:
-                    fresh[(row[0], row[1])] = row  # the first request is the exposure
+                    # the first request is the exposure
+                    fresh[(row[0], row[1])] = (*row, attributes) if attributes else row
                     if len(fresh) >= self.batch_size:
                         break
             if not fresh:
@@ -305,7 +339,7 @@ class ExperimentClient:
             if stored < 0:
                 continue
             written += stored
-            for name, user, _branch, _at in batch:
+            for name, user, *_ in batch:
                 seen = self._seen.setdefault(name, set())
                 if len(seen) >= self.seen_limit:
                     seen.clear()  # the store ignores duplicate exposures; this only saves writes

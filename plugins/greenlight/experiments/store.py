@@ -25,8 +25,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
+    exists,
     func,
     insert,
+    inspect,
     literal,
     select,
     text,
@@ -37,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from greenlight.db import create_tables, database_error, masked, open_engine
 from greenlight.errors import GreenlightError, UsageError
+from greenlight.experiments.buckets import Bucket, property_pattern
 from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
 DEFAULT_URL = "sqlite:///var/experiments.sqlite"
@@ -82,6 +86,37 @@ exposures_table = Table(
     UniqueConstraint("experiment", "user_id", name="uq_gl_exposure_user"),
 )
 Index("ix_gl_exposures_user_key", exposures_table.c.user_key)
+# A report over a date range reads the exposures of one experiment in a time range, with what it
+# needs from them: the range scan covers the query.
+Index("ix_gl_exposures_range", exposures_table.c.experiment, exposures_table.c.at,
+      exposures_table.c.user_key, exposures_table.c.branch)
+
+# The user attributes an experiment declares, recorded with the user's first exposure.
+user_attributes_table = Table(
+    "gl_experiment_user_attributes", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("user_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(100), primary_key=True),
+    Column("value", String(100), nullable=False),
+)
+
+# Per experiment: the declared attribute names (JSON list). A table of its own so stores made
+# before attributes existed need no change to gl_experiments.
+declarations_table = Table(
+    "gl_experiment_declarations", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("attributes", Text, nullable=False, default="[]"),
+)
+
+# Buckets saved with an experiment (JSON of greenlight.experiments.buckets.Bucket).
+buckets_table = Table(
+    "gl_experiment_buckets", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 events_table = Table(
     "gl_experiment_events", metadata,
@@ -91,10 +126,14 @@ events_table = Table(
     Column("name", String(100), nullable=False),
     Column("value", Float, nullable=False, default=1.0),
     Column("at", Float, nullable=False),
+    # Canonical JSON of the event's category properties (platform=client), or NULL.
+    Column("props", String(400)),
 )
 # Covering index in the order results group by: the per-user sums can stream from it.
 Index("ix_gl_events_user_key", events_table.c.user_key, events_table.c.name, events_table.c.at,
       events_table.c.value)
+# A report up to a past date subtracts the events after it from the running totals.
+Index("ix_gl_events_at", events_table.c.at)
 
 # Per (experiment, user, metric) running totals of the events that happened after the user's
 # exposure, maintained as exposures and events are written: results then read one row per
@@ -195,6 +234,16 @@ class Change:
 
 
 @dataclass(frozen=True)
+class BucketRows:
+    """What the SQL returns for one bucket of a report (see :meth:`ExperimentStore.bucket_report`):
+    users per branch, ``attributes[name][branch][value]`` users, and per-metric aggregates."""
+
+    counts: dict[str, int]
+    attributes: dict[str, dict[str, dict[str, int]]]
+    aggregates: list["BranchMetricAggregate"]
+
+
+@dataclass(frozen=True)
 class BranchMetricAggregate:
     """SQL output for one (branch, metric): users with ≥1 event, event count, and the sum and
     sum of squares over users of each user's total value (enough for mean and variance)."""
@@ -225,6 +274,10 @@ class ExperimentStore:
         create_tables(metadata, self.engine, what="experiments store")
         try:
             with self.engine.begin() as conn:
+                columns = {c["name"] for c in inspect(conn).get_columns(events_table.name)}
+                if "props" not in columns:  # a store made before event properties
+                    conn.execute(text(f"ALTER TABLE {events_table.name} "
+                                      "ADD COLUMN props VARCHAR(400)"))
                 if conn.execute(select(fold_lock_table.c.id)).first() is None:
                     conn.execute(_insert_ignoring_duplicates(self.engine, fold_lock_table),
                                  {"id": 1, "counter": 0})
@@ -241,17 +294,22 @@ class ExperimentStore:
     def load_all(self) -> dict[str, Experiment]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(experiments_table)).mappings().all()
-        return {row["name"]: _row_to_experiment(row) for row in rows}
+            declared = dict(conn.execute(select(declarations_table.c.experiment,
+                                                declarations_table.c.attributes)).all())
+        return {row["name"]: _row_to_experiment(row, declared.get(row["name"]))
+                for row in rows}
 
     def get(self, name: str) -> Experiment:
         check_name(name)
         with self.engine.connect() as conn:
             row = conn.execute(select(experiments_table)
                                .where(experiments_table.c.name == name)).mappings().first()
+            declared = conn.execute(select(declarations_table.c.attributes).where(
+                declarations_table.c.experiment == name)).scalar()
         if row is None:
             raise UsageError(f"no experiment named {name!r} in {self._where()}; "
                              "`greenlight experiment list` shows the defined ones")
-        return _row_to_experiment(row)
+        return _row_to_experiment(row, declared)
 
     def define(self, experiment: Experiment, by: str, *, replace: bool = False) -> Experiment:
         """Create an experiment. An existing one keeps its state (admins own it once it runs);
@@ -265,7 +323,8 @@ class ExperimentStore:
             if row is not None:
                 current = _row_to_experiment(row)
                 if not replace:
-                    return current
+                    return current.with_state(
+                        attributes=self._declare(conn, experiment, only_new=True))
                 if current.branches != experiment.branches and _has_exposures(conn, current.name):
                     raise UsageError(f"experiment {experiment.name} already has exposures; "
                                      "changing its branches or weights would move users "
@@ -282,8 +341,63 @@ class ExperimentStore:
                 action = "define"
             _record_change(conn, experiment.name, now, by, action, {
                 "branches": experiment.branches, "status": experiment.status,
-                "rollout_pct": experiment.rollout_pct})
+                "rollout_pct": experiment.rollout_pct,
+                "attributes": list(experiment.attributes)})
+            self._declare(conn, experiment, only_new=False)
         return self.get(experiment.name)
+
+    @staticmethod
+    def _declare(conn, experiment: Experiment, only_new: bool) -> tuple[str, ...]:
+        """Save the declared attributes; an app re-defining a running experiment (which keeps
+        its state) may still add attributes, never drop them. Returns the declared names."""
+        d = declarations_table
+        current = conn.execute(select(d.c.attributes).where(
+            d.c.experiment == experiment.name)).scalar()
+        names = list(experiment.attributes)
+        if current is not None:
+            known = json.loads(current)
+            if only_new:
+                names = known + [n for n in names if n not in known]
+            if names != known:
+                conn.execute(update(d).where(d.c.experiment == experiment.name)
+                             .values(attributes=json.dumps(names)))
+        elif names:
+            conn.execute(insert(d).values(experiment=experiment.name,
+                                          attributes=json.dumps(names)))
+        return tuple(names)
+
+    # --- buckets ------------------------------------------------------------------------------
+    def save_bucket(self, name: str, bucket: Bucket, by: str) -> Bucket:
+        """Create or replace a bucket of experiment ``name`` (recorded in its history)."""
+        self.get(name)
+        if not by:
+            raise UsageError("saving a bucket needs the name of who does it (--user or $USER)")
+        b = buckets_table
+        now = time.time()
+        with self.engine.begin() as conn:
+            where = (b.c.experiment == name, b.c.name == bucket.name)
+            values = {"definition": bucket.to_json(), "updated_by": by, "updated_at": now}
+            if conn.execute(update(b).where(*where).values(**values)).rowcount == 0:
+                conn.execute(insert(b).values(experiment=name, name=bucket.name, **values))
+            _record_change(conn, name, now, by, "bucket", {"bucket": bucket.name,
+                                                          "definition": bucket.describe()})
+        return bucket
+
+    def delete_bucket(self, name: str, bucket: str, by: str) -> None:
+        b = buckets_table
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(b.delete().where(b.c.experiment == name, b.c.name == bucket)
+                            ).rowcount == 0:
+                raise UsageError(f"experiment {name} has no bucket {bucket!r}")
+            _record_change(conn, name, now, by, "delete bucket", {"bucket": bucket})
+
+    def buckets(self, name: str) -> list[Bucket]:
+        b = buckets_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(b.c.name, b.c.definition).where(b.c.experiment == name)
+                                .order_by(b.c.name)).all()
+        return [Bucket.from_json(n, d) for n, d in rows]
 
     def set_rollout(self, name: str, pct: float, by: str) -> Experiment:
         current = self.get(name)
@@ -344,9 +458,14 @@ class ExperimentStore:
         running totals. Returns how many exposures were new. A batch whose ``batch_id`` was
         applied before is skipped (returns 0)."""
         batch: dict[tuple[str, str], dict] = {}
-        for e, u, b, t in rows:
-            batch.setdefault((e, u), {"experiment": e, "user_id": u, "user_key": user_key(u),
-                                      "branch": b, "at": t})
+        attributes: dict[tuple[str, str], dict] = {}
+        for row in rows:
+            e, u, b, t = row[:4]
+            if (e, u) not in batch:
+                batch[(e, u)] = {"experiment": e, "user_id": u, "user_key": user_key(u),
+                                 "branch": b, "at": t}
+                if len(row) > 4 and row[4]:
+                    attributes[(e, u)] = row[4]
         if not batch:
             return 0
         x, ev = exposures_table, events_table
@@ -365,6 +484,14 @@ class ExperimentStore:
             if not new:
                 return 0
             conn.execute(_insert_ignoring_duplicates(self.engine, x), new)
+            attribute_rows = [{"experiment": r["experiment"], "user_key": r["user_key"],
+                               "name": str(k)[:100], "value": str(v)[:100]}
+                              for r in new
+                              for k, v in attributes.get((r["experiment"], r["user_id"]),
+                                                         {}).items()]
+            if attribute_rows:
+                conn.execute(_insert_ignoring_duplicates(self.engine, user_attributes_table),
+                             attribute_rows)
             exposed: dict[tuple[str, str], int] = {}
             for row in new:
                 exposed[(row["experiment"], row["branch"])] = exposed.get(
@@ -386,13 +513,14 @@ class ExperimentStore:
             self._upsert_totals(conn, sums)
         return len(new)
 
-    def write_events(self, rows: Iterable[tuple[str, str, float, float]],
+    def write_events(self, rows: Iterable[tuple],
                      batch_id: str | None = None) -> int:
         """Insert (user_id, name, value, at) metric events and fold them into the running
-        totals of every experiment the user was exposed to before the event. A batch whose
+        totals of every experiment the user was exposed to before the event. Rows are
+        (user_id, name, value, at[, properties JSON]). A batch whose
         ``batch_id`` was applied before is skipped (returns 0)."""
-        values = [{"user_id": u, "user_key": user_key(u), "name": n, "value": v, "at": t}
-                  for u, n, v, t in rows]
+        values = [{"user_id": r[0], "user_key": user_key(r[0]), "name": r[1], "value": r[2],
+                   "at": r[3], "props": r[4] if len(r) > 4 else None} for r in rows]
         if not values:
             return 0
         x = exposures_table
@@ -537,6 +665,83 @@ class ExperimentStore:
             return [Loss(k, int(n), float(f), float(last))
                     for k, n, f, last in conn.execute(query) if n]
 
+    # --- reports over a date range -----------------------------------------------------------
+    def bucket_report(self, name: str, bucket: Bucket | None, start: float, end: float,
+                      metrics: Sequence[str] | None = None) -> BucketRows:
+        """Users first exposed in [start, end) who pass ``bucket`` (None: all of them), per
+        branch: how many, their attribute values, and per metric the users with an event,
+        events, Σ and Σ² of per-user totals over the events from exposure to ``end``.
+
+        Per-user totals come from the running totals minus the events at or after ``end``
+        (an index range; small when the report ends near now), so no report joins every
+        event with every exposure.
+        """
+        x, ua, t, ev = exposures_table, user_attributes_table, totals_table, events_table
+        members = select(x.c.user_key, x.c.branch, x.c.at).where(
+            x.c.experiment == name, x.c.at >= start, x.c.at < end)
+        for attribute, values in (bucket.attributes.items() if bucket else ()):
+            a = ua.alias()
+            members = members.where(exists().where(
+                a.c.experiment == name, a.c.user_key == x.c.user_key, a.c.name == attribute,
+                a.c.value.in_(list(values))))
+        for wanted in (bucket.events if bucket else ()):
+            e = ev.alias()
+            conditions = [e.c.user_key == x.c.user_key, e.c.name == wanted.name,
+                          e.c.at >= x.c.at, e.c.at < end]
+            conditions += [e.c.props.like(property_pattern(k, v), escape="\\")
+                           for k, v in sorted(wanted.where.items())]
+            if wanted.min_count == 1:
+                members = members.where(exists().where(*conditions))
+            else:
+                members = members.where(select(func.count()).where(*conditions)
+                                        .scalar_subquery() >= wanted.min_count)
+        m = members.cte("members")
+        late = (select(ev.c.user_key, ev.c.name, func.count().label("n"),
+                       func.sum(ev.c.value).label("total"))
+                .where(ev.c.at >= end).group_by(ev.c.user_key, ev.c.name).subquery("late"))
+        n_in = (t.c.n - func.coalesce(late.c.n, 0)).label("n")
+        total_in = (t.c.total - func.coalesce(late.c.total, 0.0)).label("total")
+        per_user = (select(t.c.branch, t.c.metric, n_in, total_in)
+                    .select_from(t.join(m, (t.c.experiment == name)
+                                        & (t.c.user_key == m.c.user_key))
+                                 .outerjoin(late, (late.c.user_key == t.c.user_key)
+                                            & (late.c.name == t.c.metric)))
+                    .where(t.c.experiment == name))
+        if metrics:
+            per_user = per_user.where(t.c.metric.in_(list(metrics)))
+        per_user = per_user.subquery("per_user")
+        converting = func.sum(case((per_user.c.n > 0, 1), else_=0))
+        metric_query = (select(per_user.c.branch, per_user.c.metric, converting,
+                               func.sum(per_user.c.n), func.sum(per_user.c.total),
+                               func.sum(per_user.c.total * per_user.c.total))
+                        .group_by(per_user.c.branch, per_user.c.metric))
+        attribute_query = (select(m.c.branch, ua.c.name, ua.c.value, func.count())
+                           .select_from(m.join(ua, (ua.c.experiment == name)
+                                               & (ua.c.user_key == m.c.user_key)))
+                           .group_by(m.c.branch, ua.c.name, ua.c.value))
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL work_mem = '256MB'"))
+                conn.execute(text("SET LOCAL jit = off"))
+            counts = {b: int(n) for b, n in conn.execute(
+                select(m.c.branch, func.count()).group_by(m.c.branch))}
+            attributes: dict[str, dict[str, dict[str, int]]] = {}
+            for branch, attribute, value, n in conn.execute(attribute_query):
+                attributes.setdefault(attribute, {}).setdefault(branch, {})[value] = int(n)
+            aggregates = [BranchMetricAggregate(b, metric, int(c or 0), int(n or 0),
+                                                float(total or 0), float(squares or 0))
+                          for b, metric, c, n, total, squares in conn.execute(metric_query)
+                          if c]
+        return BucketRows(counts, attributes, aggregates)
+
+    def exposure_span(self, name: str) -> tuple[float, float] | None:
+        """First and last exposure time of ``name`` (a report's default range)."""
+        x = exposures_table
+        with self.engine.connect() as conn:
+            first, last = conn.execute(select(func.min(x.c.at), func.max(x.c.at))
+                                       .where(x.c.experiment == name)).one()
+        return None if first is None else (float(first), float(last))
+
     # --- results ------------------------------------------------------------------------------
     def exposure_counts(self, name: str, since: float | None = None) -> dict[str, int]:
         if since is None:
@@ -615,6 +820,7 @@ class ExperimentStore:
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
             conn.execute(branch_totals_table.delete())
+            conn.execute(user_attributes_table.delete())
             conn.execute(batches_table.delete())
             conn.execute(losses_table.delete())
 
@@ -683,7 +889,7 @@ def _experiment_values(e: Experiment) -> dict:
             "planned_users": e.planned_users, "description": e.description}
 
 
-def _row_to_experiment(row) -> Experiment:
+def _row_to_experiment(row, attributes: str | None = None) -> Experiment:
     return Experiment(name=row["name"], branches=json.loads(row["branches"]),
                       status=row["status"], rollout_pct=float(row["rollout_pct"]),
                       closed_branch=row["closed_branch"],
@@ -691,4 +897,5 @@ def _row_to_experiment(row) -> Experiment:
                       qa_groups=tuple(json.loads(row["qa_groups"])),
                       planned_users=row["planned_users"], description=row["description"] or "",
                       updated_by=row["updated_by"], updated_at=row["updated_at"],
-                      version=row["version"])
+                      version=row["version"],
+                      attributes=tuple(json.loads(attributes)) if attributes else ())
