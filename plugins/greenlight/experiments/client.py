@@ -143,6 +143,7 @@ class ExperimentClient:
         self._lost_sent: dict[tuple[str, str], int] = {}
         self._drain_after = 0.0  # monotonic time before which the spool is not replayed
         self._drain_backoff = retry_seconds
+        self._divert = False  # set at a slow shutdown: everything goes to the spool
         self.spool = Spool(spool_dir if spool_dir is not None else default_dir(),
                            url or default_url(), spool_limit_bytes)
         try:
@@ -354,7 +355,7 @@ class ExperimentClient:
         self._batch_seq += 1
         entry = {"id": f"{self.source}:{self._batch_seq}", "kind": kind,
                  "rows": [list(r) for r in rows]}
-        if not self.spool.pending():
+        if not self.spool.pending() and not self._divert:
             error = None
             for attempt in range(self.write_attempts):
                 try:
@@ -405,7 +406,7 @@ class ExperimentClient:
     def _drain_spool(self) -> int:
         """Replay the spool into the store, oldest first; on failure wait (doubling, up to
         ``max_stale_seconds``) before trying again. Returns rows replayed."""
-        if not self.spool.pending() or time.monotonic() < self._drain_after:
+        if not self.spool.pending() or self._divert or time.monotonic() < self._drain_after:
             return 0
         replayed = [0]
 
@@ -453,7 +454,7 @@ class ExperimentClient:
         entry = {"id": f"{self.source}:{self._batch_seq}", "kind": "loss", "source": self.source,
                  "rows": [[k, e, n, f, last] for (k, e), (n, f, last) in changed.items()]}
         try:
-            if self.spool.pending():
+            if self.spool.pending() or self._divert:
                 raise RuntimeError("spool pending")
             self._deliver(entry)
         except Exception:
@@ -474,12 +475,15 @@ class ExperimentClient:
         patience = 30 + self.write_attempts * self._statement_timeout_ms / 1000
         for thread in self._threads:
             thread.join(timeout=patience)
-        busy = [t.name for t in self._threads if t.is_alive()]
+        if any(t.is_alive() for t in self._threads):
+            # A store too slow to take the rest before shutdown: what is left goes to the
+            # spool (seconds of disk appends), for the next client to replay.
+            log.warning("experiments: the store is still busy after %.0f s; spooling the rest",
+                        patience)
+            self._divert = True
+            for thread in self._threads:
+                thread.join()
         self._threads.clear()
-        if busy:
-            log.warning("experiments: %s still busy after %.0f s; closing without the last "
-                        "flush", ", ".join(busy), patience)
-            return
         if flush:
             self._drain_after = 0.0
             self.flush()

@@ -273,16 +273,31 @@ class ExperimentStore:
     def create_schema(self) -> None:
         create_tables(metadata, self.engine, what="experiments store")
         try:
+            self._add_missing_columns()
             with self.engine.begin() as conn:
-                columns = {c["name"] for c in inspect(conn).get_columns(events_table.name)}
-                if "props" not in columns:  # a store made before event properties
-                    conn.execute(text(f"ALTER TABLE {events_table.name} "
-                                      "ADD COLUMN props VARCHAR(400)"))
                 if conn.execute(select(fold_lock_table.c.id)).first() is None:
                     conn.execute(_insert_ignoring_duplicates(self.engine, fold_lock_table),
                                  {"id": 1, "counter": 0})
         except SQLAlchemyError as exc:
             raise database_error("experiments store", self.engine.url, exc) from exc
+
+    def _add_missing_columns(self) -> None:
+        """Stores made before event properties get the column (two clients starting at once
+        may both try: the loser finds it there)."""
+        def missing() -> bool:
+            with self.engine.connect() as conn:
+                columns = {c["name"] for c in inspect(conn).get_columns(events_table.name)}
+            return "props" not in columns
+
+        if not missing():
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {events_table.name} "
+                                  "ADD COLUMN props VARCHAR(400)"))
+        except SQLAlchemyError:
+            if missing():
+                raise
 
     def _where(self) -> str:
         return masked(self.engine.url)
