@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -31,7 +32,8 @@ from greenlight.experiments import (CONTROL, CompiledExperiment, Experiment, Exp
 from greenlight.experiments.store import user_key
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tests.experiments.contention import run_contention  # noqa: E402 - the one reproduction
+from tests.experiments.contention import (  # noqa: E402 - the one reproduction
+    counts, next_start, run_contention)
 
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
 NAME = "BenchSignup"
@@ -197,10 +199,20 @@ def bench_contention(postgres: bool) -> None:
                 url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}"
             try:
                 started = time.perf_counter()
-                exposed, counted = run_contention(url, f"{tmp}/spool-{label}")
+                spool = f"{tmp}/spool-{label}"
+                exposed, counted = run_contention(url, spool)
                 print(f"  {label}: {exposed:,} / 30,000 exposures and {counted:,} / 120,000 "
                       f"events counted ({30_000 - exposed:,} and {120_000 - counted:,} missing)"
                       f" in {time.perf_counter() - started:.0f} s")
+                left = list(Path(spool).glob("*.spool")) if os.path.isdir(spool) else []
+                if left:
+                    next_start(url, spool)
+                    store = ExperimentStore(url)
+                    exposed, counted = counts(store)
+                    store.dispose()
+                    print(f"  {label}: {len(left)} app(s) shut down with rows in their spool; "
+                          f"after the next start replayed them: {exposed:,} exposures, "
+                          f"{counted:,} events")
             finally:
                 if admin is not None:
                     with admin.cursor() as cur:

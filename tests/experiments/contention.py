@@ -79,7 +79,19 @@ def run_contention(url: str, spool_dir: str, processes: int = 20, users: int = 3
         process.start()
     for process in [*apps, locker]:
         process.join()
-    exposed = sum(store.exposure_counts(NAME).values())
-    counted = sum(a.events for a in store.metric_aggregates(NAME))
+    exposed, counted = counts(store)
     store.dispose()
     return exposed, counted
+
+
+def counts(store: ExperimentStore) -> tuple[int, int]:
+    """(exposures, events) that ``greenlight experiment results`` counts."""
+    return (sum(store.exposure_counts(NAME).values()),
+            sum(a.events for a in store.metric_aggregates(NAME)))
+
+
+def next_start(url: str, spool_dir: str) -> None:
+    """What an app's next start does with spools its predecessors left: replay them."""
+    client = ExperimentClient(url, registry=CollectorRegistry(), start=False,
+                              spool_dir=spool_dir)
+    client.close()

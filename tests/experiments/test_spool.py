@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from greenlight.experiments import (Experiment, ExperimentClient, ExperimentStore,
                                     render_results, results)
-from tests.experiments.contention import run_contention
+from tests.experiments.contention import counts, next_start, run_contention
 
 
 def _wait_for(predicate, timeout: float) -> bool:
@@ -43,6 +43,14 @@ def test_reproduction_counts_exactly(db_url, tmp_path):
     exposed, counted = run_contention(db_url, str(tmp_path / "spool"), processes=6,
                                       users=1_200, events=4_800, seconds=6.0,
                                       holds=((1.0, 2.0), (3.5, 2.0)), warmup=8.0)
+    if (exposed, counted) != (1_200, 4_800):
+        # On a loaded machine an app may have shut down while the store was still busy: its
+        # rows wait in its spool for the next start, as they would in production.
+        assert list((tmp_path / "spool").glob("*.spool"))
+        next_start(db_url, str(tmp_path / "spool"))
+        store = ExperimentStore(db_url)
+        exposed, counted = counts(store)
+        store.dispose()
     assert (exposed, counted) == (1_200, 4_800)
     assert not list((tmp_path / "spool").glob("*.spool"))  # every spool replayed and removed
 

@@ -27,7 +27,7 @@ _LAZY = {
     "close": "admin", "define": "admin", "get_experiment": "admin", "history": "admin",
     "list_experiments": "admin", "parse_since": "admin", "results": "admin", "set_qa": "admin",
     "set_rollout": "admin", "report": "admin", "save_bucket": "admin", "delete_bucket": "admin",
-    "list_buckets": "admin", "render_report": "report_render", "parse_day": "report",
+    "list_buckets": "admin", "render_report": "report_render", "parse_day": "range_report",
     "experiment_summary": "render", "render_list": "render", "render_results": "render",
 }
 

@@ -12,7 +12,7 @@ from greenlight.errors import UsageError
 from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
 from greenlight.experiments.buckets import ALL_USERS, Bucket
 from greenlight.experiments.definition import Experiment
-from greenlight.experiments.report import build_report
+from greenlight.experiments.range_report import build_report
 from greenlight.experiments.store import Change, ExperimentStore, Loss
 
 

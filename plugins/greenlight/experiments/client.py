@@ -487,6 +487,12 @@ class ExperimentClient:
         if flush:
             self._drain_after = 0.0
             self.flush()
+            for attempt in range(self.write_attempts):  # a busy store: a few more tries
+                if not self.spool.pending() or self._divert:
+                    break
+                time.sleep(self.retry_seconds * 2 ** attempt)
+                self._drain_after = 0.0
+                self._drain_spool()
         if self.spool.pending():
             log.warning("experiments: %d bytes of spooled rows stay in %s; the next client on "
                         "this store replays them", self.spool.bytes_pending(),

@@ -391,6 +391,8 @@ class ExperimentStore:
         now = time.time()
         with self.engine.begin() as conn:
             where = (b.c.experiment == name, b.c.name == bucket.name)
+            if conn.execute(select(b.c.definition).where(*where)).scalar() == bucket.to_json():
+                return bucket  # unchanged: nothing to record (apps re-save theirs at start)
             values = {"definition": bucket.to_json(), "updated_by": by, "updated_at": now}
             if conn.execute(update(b).where(*where).values(**values)).rowcount == 0:
                 conn.execute(insert(b).values(experiment=name, name=bucket.name, **values))
