@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from greenlight.experiments import (CONTROL, CompiledExperiment, Experiment, ExperimentClient,
-                                    ExperimentStore, define, results)
+from greenlight.experiments import (CONTROL, Bucket, CompiledExperiment, EventFilter,
+                                    Experiment, ExperimentClient, ExperimentStore, define,
+                                    report, results, save_bucket)
 from greenlight.experiments.store import user_key
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -103,34 +104,44 @@ def make_data(users: int, events: int, seed: int = 1):
                      np.where(kind < 0.7 - boost, "registration", "purchase"))
     values = np.where(names == "purchase", np.round(rng.gamma(2.0, 12.0, events), 2), 1.0)
     at = 1000.0 + np.arange(events) * 0.001
+    props = np.where(names == "login", np.where(rng.random(events) < 0.6,
+                                                 '{"platform":"client"}', '{"platform":"web"}'),
+                     r"\N")
     keys = [user_key(u) for u in ids]
     exposures = [(NAME, u, k, b, 1.0) for u, k, b in zip(ids, keys, branches)]
+    genders = np.where(rng.random(users) < 0.69, "f", "m").tolist()
+    attributes = [(NAME, k, "gender", g) for k, g in zip(keys, genders)]
     who = who.tolist()
     event_rows = list(zip((ids[i] for i in who), (keys[i] for i in who), names.tolist(),
-                          values.tolist(), at.tolist()))
-    return exposures, event_rows
+                          values.tolist(), at.tolist(), props.tolist()))
+    return exposures, event_rows, attributes
 
 
-def load_sqlite(path: str, exposures, events) -> None:
+def load_sqlite(path: str, exposures, events, attributes) -> None:
     conn = sqlite3.connect(path)
     conn.executemany("INSERT INTO gl_experiment_exposures "
                      "(experiment, user_id, user_key, branch, at) VALUES (?, ?, ?, ?, ?)",
                      exposures)
-    conn.executemany("INSERT INTO gl_experiment_events (user_id, user_key, name, value, at) "
-                     "VALUES (?, ?, ?, ?, ?)", events)
+    conn.executemany("INSERT INTO gl_experiment_events (user_id, user_key, name, value, at, "
+                     "props) VALUES (?, ?, ?, ?, ?, ?)",
+                     ((*row[:5], None if row[5] == "\\N" else row[5]) for row in events))
+    conn.executemany("INSERT INTO gl_experiment_user_attributes (experiment, user_key, name, "
+                     "value) VALUES (?, ?, ?, ?)", attributes)
     conn.commit()
     conn.execute("ANALYZE")
     conn.close()
 
 
-def load_postgres(dbname: str, exposures, events) -> None:
+def load_postgres(dbname: str, exposures, events, attributes) -> None:
     import psycopg2
     conn = psycopg2.connect(**{**PG_ADMIN, "dbname": dbname})
     with conn.cursor() as cur:
         for table, columns, rows in (
                 ("gl_experiment_exposures", "(experiment, user_id, user_key, branch, at)",
                  exposures),
-                ("gl_experiment_events", "(user_id, user_key, name, value, at)", events)):
+                ("gl_experiment_events", "(user_id, user_key, name, value, at, props)", events),
+                ("gl_experiment_user_attributes", "(experiment, user_key, name, value)",
+                 attributes)):
             buffer = io.StringIO()
             buffer.writelines("\t".join(map(str, row)) + "\n" for row in rows)
             buffer.seek(0)
@@ -164,6 +175,22 @@ def time_results(store: ExperimentStore, label: str, runs: int = 3) -> dict:
                       f"purchase rate {vs['rate_difference'] * 100:+.2f} pts, "
                       f"p = {vs['rate_p_value']:.2g}")
         print(f"  {label} ({path}): best {best:.2f} s")
+        figures[path] = best
+    save_bucket(NAME, Bucket("client_login", {"gender": ("f",)},
+                             (EventFilter("login", {"platform": "client"}),)), "bench",
+                store=store)
+    for path, end in (("report to now", 1e10), ("report to mid-range", 1000.0 + 1500.0)):
+        best = float("inf")
+        for run in range(runs):
+            wall = time.perf_counter()
+            data = report(NAME, 0.0, end, store=store)
+            best = min(best, time.perf_counter() - wall)
+            if run == 0:
+                users = [sum(b["users"].values()) for b in data["buckets"]]
+                print(f"  {label} ({path}): first {time.perf_counter() - wall:.2f} s; users "
+                      f"per bucket {users} (all, women who logged into the client)")
+        print(f"  {label} ({path}): best {best:.2f} s (buckets all + 1 with an attribute and "
+              "an event filter; goal <= 2 s)")
         figures[path] = best
     return figures
 
@@ -241,7 +268,7 @@ def main() -> None:
 
     print(f"== results for {args.users:,} exposures and {args.events:,} events")
     started = time.perf_counter()
-    exposures, events = make_data(args.users, args.events)
+    exposures, events, attributes = make_data(args.users, args.events)
     print(f"  generated data in {time.perf_counter() - started:.1f} s")
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -250,7 +277,7 @@ def main() -> None:
         define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100), "bench",
                store=store)
         started = time.perf_counter()
-        load_sqlite(path, exposures, events)
+        load_sqlite(path, exposures, events, attributes)
         print(f"  SQLite: loaded in {time.perf_counter() - started:.1f} s")
         figures["sqlite"] = time_results(store, "SQLite")
         time_writes(store, "SQLite", args.users)
@@ -267,7 +294,7 @@ def main() -> None:
             define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100),
                    "bench", store=store)
             started = time.perf_counter()
-            load_postgres(dbname, exposures, events)
+            load_postgres(dbname, exposures, events, attributes)
             print(f"  PostgreSQL: loaded in {time.perf_counter() - started:.1f} s")
             figures["postgresql"] = time_results(store, "PostgreSQL")
             time_writes(store, "PostgreSQL", args.users)
@@ -281,6 +308,8 @@ def main() -> None:
         goal = "  (goal <= 2 s)" if engine == "postgresql" else ""
         print(f"  results on {engine}: {paths['totals']:.2f} s from running totals{goal}; "
               f"{paths['raw join']:.2f} s by the raw join (--since)")
+        print(f"  report on {engine}: {paths['report to now']:.2f} s to now, "
+              f"{paths['report to mid-range']:.2f} s to mid-range (goal <= 2 s)")
     if len(figures) == 2:
         ratio = figures["sqlite"]["totals"] / figures["postgresql"]["totals"]
         print(f"  SQLite / PostgreSQL time ratio (totals): {ratio:.2f}")
