@@ -13,8 +13,10 @@ from greenlight_master.secrets_store import read_or_create
 
 
 def worker_names(settings: Settings) -> list[str]:
-    """The local workers ``up`` starts (deploys run there: beside the master's state)."""
-    return workers_config.local_worker_names(settings)
+    """The workers of the deploy builders: the local ones ``up`` starts, beside the master's
+    state and ledger; with no local worker (``count = 0``), every worker."""
+    return workers_config.local_worker_names(settings) or \
+        workers_config.all_worker_names(settings)
 
 
 def worker_password(settings: Settings) -> str:
