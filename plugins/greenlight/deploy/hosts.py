@@ -70,10 +70,13 @@ class DeploySettings:
     health_timeout: float = 2.0
     health_retries: int = 20
     health_interval: float = 0.25
-    observe_seconds: float = 60.0  # canary window: the judge's maximum
+    # canary window's hard maximum: it ends sooner once every metric is decided or the
+    # traffic has shown each min_effect (the window follows the traffic)
+    observe_seconds: float = 900.0
     judge_interval: float = 1.0  # seconds between two judge.observe() calls
     final_observe_seconds: float = 0.0  # after all hosts: health must hold this long
-    on_window_end: str = "fail"  # what an undecided judge means at the end: fail | pass
+    # an undecided window with no evidence of harm: pass (recorded as undecided) | fail
+    on_window_end: str = "pass"
     parallel: int = 4  # hosts switched at once in the "rest" phase
     judge: dict[str, Any] = field(default_factory=dict)  # passed to Judge(settings) as is
     source: str = "<embedded default>"
@@ -217,7 +220,7 @@ def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | Non
     if keep < 2:
         raise SettingsError(f"{where}: `keep_releases` must be at least 2 (current and "
                             f"previous), got {keep}")
-    on_end = _get(section, "on_window_end", str, "fail", where)
+    on_end = _get(section, "on_window_end", str, "pass", where)
     if on_end not in ("fail", "pass"):
         raise SettingsError(f"{where}: `on_window_end` must be fail or pass, got {on_end!r}")
     judge = judge_table(section, where)
@@ -229,7 +232,7 @@ def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | Non
         kw[key] = _get(section, key, float, getattr(defaults, key), where)
     for key in EXTRA_INTS:
         kw[key] = _get(section, key, int, getattr(defaults, key), where)
-    kw["observe_seconds"] = _get(section, "observe_seconds", float, 60.0, where)
+    kw["observe_seconds"] = _get(section, "observe_seconds", float, 900.0, where)
     return DeploySettings(
         hosts=hosts, repo=repo or str(Path(state_dir, "repos", "demo.git")), branch=branch,
         canary_fraction=fraction, keep_releases=keep, ledger_url=ledger_url,

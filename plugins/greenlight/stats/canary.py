@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 from scipy.stats import beta as beta_dist
-from scipy.stats import chi2
+from scipy.stats import chi2, gamma
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
@@ -58,6 +58,7 @@ DEFAULT_MIN_LOOKS = 10.0
 # catch, it catches min_effect itself more often (>= 96%) and sooner in the slow tail.
 DEFAULT_AIM = 0.9
 DETECT_POWER = 0.95  # "detectable" and "requests needed" are at 95% power
+BREAKAGE_WITHIN_S = 15.0  # a rate fallen to zero is to be caught this soon (95% of canaries)
 # Latency decides only once this many scrape intervals hold requests: a stalled host makes all
 # the requests of a second or a few slow together, which only a comparison between intervals
 # and blocks of intervals can tell from a slower release (a regression is in every block).
@@ -359,3 +360,41 @@ def shift_detectable(variance, alpha: float, power: float = DETECT_POWER):
     has this ``variance``: (z_α + z_β)·σ."""
     z = norm.isf(alpha) + norm.isf(1 - power)
     return z * np.sqrt(np.asarray(variance, float))
+
+
+def breakage_rate_needed(base_rate: float, baseline_per_canary: float, breakage_alpha: float,
+                         dispersion: float = 1.0, within_s: float = BREAKAGE_WITHIN_S,
+                         power: float = DETECT_POWER) -> float:
+    """Requests/s the canary arm must serve for the breakage path to catch its rate fallen to
+    zero within ``within_s`` seconds of its first request in ``power`` of canaries.
+
+    With no canary event the exact test's p-value is share_b^(b/φ) after b baseline events
+    (share_b = n_b/(n_c + n_b)), so it needs b* = ⌈φ·ln α / ln share_b⌉ of them; the baseline's
+    events in ``within_s`` are Poisson, P(Poisson(λ) ≥ b*) = P(Gamma(b*) ≤ λ), so λ* is the
+    Gamma's ``power`` quantile, and the canary's rate is λ*/(within_s · p · k). At p = 0.02
+    one canary against one baseline host: 9 events, about 47 requests/s.
+    """
+    if not 0 < base_rate <= 1 or not baseline_per_canary > 0:
+        raise UsageError(f"base_rate must be in (0, 1] and baseline_per_canary > 0 (got "
+                         f"{base_rate}, {baseline_per_canary})")
+    share_b = baseline_per_canary / (1 + baseline_per_canary)
+    events = math.ceil(max(dispersion, 1.0) * math.log(breakage_alpha) / math.log(share_b))
+    expected = float(gamma.ppf(power, events))
+    return expected / (within_s * base_rate * baseline_per_canary)
+
+
+def ratio_window_s(spec: TestedMetric, t: Thresholds, base_rate: float, canary_rps: float,
+                   baseline_rps: float, dispersion: float = 1.0) -> float:
+    """Seconds of traffic (requests/s per arm) until the ratio's sequential test has closed
+    on a healthy canary: its horizon information over the information one second brings.
+    The longest a window for this metric lasts; decisions mostly come at a half or less."""
+    if not (0 < base_rate and canary_rps > 0 and baseline_rps > 0):
+        return math.inf
+    if spec.model == "binomial" and base_rate >= 1:
+        return math.inf
+    per_second = two_proportion_information(
+        base_rate * canary_rps, canary_rps, base_rate * baseline_rps, baseline_rps,
+        spec.min_effect * t.aim, spec.direction, spec.model, min_events=0) / max(dispersion, 1)
+    if not per_second > 0:
+        return math.inf
+    return float(t.horizon_at(per_second)) / per_second
