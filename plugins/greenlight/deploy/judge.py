@@ -48,6 +48,7 @@ from greenlight.stats.canary import (
     DEFAULT_BREAKAGE_SHARE,
     DETECT_POWER,
     DISPERSION_CONFIDENCE,
+    DISPERSION_FLOOR_CONFIDENCE,
     MIN_INTERVALS,
     Thresholds,
     breakage_rate_needed,
@@ -426,8 +427,8 @@ class Judge:
         v.canary_value, v.baseline_value = a / n_c, b / n_b
         if v.baseline_value:
             v.relative_change = v.canary_value / v.baseline_value - 1
-        phi, phi_point = self._dispersion(spec, a, n_c, b, n_b, v)
-        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim, phi, phi_point)
+        phi, phi_floor = self._dispersion(spec, a, n_c, b, n_b, v)
+        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim, phi, phi_floor)
         v.information = float(ratio_information(spec, a, n_c, b, n_b, t.aim, phi))
         rarer = min(a + b, n_c + n_b - a - b) if spec.model == "binomial" else a + b
         if rarer < MIN_EVENTS:
@@ -448,7 +449,7 @@ class Judge:
                 v.seed_rule = f"unequal traffic: exact binomial p={exact.p_value:.2g}"
         if spec.breakage and spec.direction == LOWER_IS_BAD and n_b > 0 and 0 < b <= n_b:
             v.breakage_rate_needed = breakage_rate_needed(
-                min(b / n_b, 1.0), n_b / n_c, t.breakage_alpha, phi_point)
+                min(b / n_b, 1.0), n_b / n_c, t.breakage_alpha, phi_floor)
         pooled = (a + b) / (n_c + n_b)
         alpha_m = t.sprt_alpha / t.metrics
         if spec.model == "binomial" and 0 < pooled < 1:
@@ -467,7 +468,7 @@ class Judge:
     def _dispersion(self, spec: MetricSpec, a: float, n_c: float, b: float, n_b: float,
                     v: MetricVerdict) -> tuple[float, float]:
         """Note this look's interval in the arms' running sums; return the dispersion the
-        sequential test uses (upper bound) and the breakage path's (point estimate)."""
+        sequential test uses (upper bound) and the breakage path's (lower bound)."""
         now = np.array([a, n_c, b, n_b], float)
         grow = np.clip(now - self._ratio_seen.get(spec.name, np.zeros(4)), 0.0, None)
         self._ratio_seen[spec.name] = now
@@ -475,10 +476,10 @@ class Judge:
         sums[0], sums[1] = interval_sums(sums[0], sums[1], grow[0], grow[1])
         sums[2], sums[3] = interval_sums(sums[2], sums[3], grow[2], grow[3])
         phis = []
-        for confidence in (DISPERSION_CONFIDENCE, None):
+        for confidence in (DISPERSION_CONFIDENCE, DISPERSION_FLOOR_CONFIDENCE):
             canary = dispersion(sums[0], sums[1], a, n_c, spec.model, confidence)
             base = dispersion(sums[2], sums[3], b, n_b, spec.model, confidence)
-            if confidence is not None:
+            if confidence == DISPERSION_CONFIDENCE:
                 v.canary_dispersion, v.baseline_dispersion = float(canary), float(base)
             phis.append(float(combined_dispersion(canary, n_c, base, n_b)))
         v.dispersion = phis[0]

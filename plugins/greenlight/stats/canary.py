@@ -68,6 +68,9 @@ MIN_INTERVALS = 10
 # understate it; before DISPERSION_FROM intervals the test counts on the worst case that
 # many intervals could hide (the same bound applied to a one-interval excess of 1).
 DISPERSION_CONFIDENCE = 0.1
+# The breakage path divides by a lower bound (q = 0.9): only the spread the intervals surely
+# show, so noise in the estimate does not slow a rare metric's seconds-fast catch.
+DISPERSION_FLOOR_CONFIDENCE = 0.9
 DISPERSION_FROM = 3
 
 
@@ -183,7 +186,7 @@ def interval_sums(square_sum, intervals, events_step, trials_step):
 
 
 def dispersion(square_sum, intervals, events, trials, model: str = "binomial",
-               confidence: float | None = DISPERSION_CONFIDENCE):
+               confidence: float = DISPERSION_CONFIDENCE):
     """One arm's extra-binomial dispersion φ ≥ 1 from its interval-to-interval spread, as the
     ratio test uses it (vectorised).
 
@@ -195,9 +198,9 @@ def dispersion(square_sum, intervals, events, trials, model: str = "binomial",
     (k − 1)/χ²_{k−1}(``confidence``), an upper bound, so a spread seen over few intervals is
     not taken for less than it may be; never below 1 (binomial). Before ``DISPERSION_FROM``
     intervals there is no estimate and the bound of a one-interval excess of 1 is used.
-    ``confidence=None``: the point estimate max(1, φ̂) (1 before ``DISPERSION_FROM``), for the
-    exact breakage tests, which a rare metric must pass within seconds and whose counts
-    (rare events) a per-interval spread hardly disperses.
+    ``confidence`` above ½ gives a lower bound instead, max(1, φ̂·(k − 1)/χ²_{k−1}(q)) (1
+    before ``DISPERSION_FROM``): the exact breakage tests use it, which a rare metric must
+    pass within seconds and whose counts (rare events) a per-interval spread hardly disperses.
     """
     square_sum, k = np.asarray(square_sum, float), np.asarray(intervals, float)
     events, trials = np.asarray(events, float), np.asarray(trials, float)
@@ -207,12 +210,12 @@ def dispersion(square_sum, intervals, events, trials, model: str = "binomial",
         pearson = square_sum - events * rate
         df = np.maximum(k - 1, 1.0)
         raw = np.where(unit > 0, pearson / np.where(unit > 0, unit, 1.0) / df, 1.0)
-    if confidence is None:  # the point estimate
-        bound, early = np.ones_like(df), 1.0
+    bound = df / chi2.ppf(confidence, df)
+    if confidence > 0.5:  # lower bound
+        phi = np.where(k >= DISPERSION_FROM, np.maximum(raw * bound, 1.0), 1.0)
     else:
-        bound = df / chi2.ppf(confidence, df)
         early = 1 + (DISPERSION_FROM - 1) / chi2.ppf(confidence, DISPERSION_FROM - 1)
-    phi = np.where(k >= DISPERSION_FROM, 1 + np.maximum(raw - 1, 0.0) * bound, early)
+        phi = np.where(k >= DISPERSION_FROM, 1 + np.maximum(raw - 1, 0.0) * bound, early)
     phi = np.where(unit > 0, phi, 1.0)
     return phi if phi.ndim else float(phi)
 
@@ -364,15 +367,16 @@ def shift_detectable(variance, alpha: float, power: float = DETECT_POWER):
 
 def breakage_rate_needed(base_rate: float, baseline_per_canary: float, breakage_alpha: float,
                          dispersion: float = 1.0, within_s: float = BREAKAGE_WITHIN_S,
-                         power: float = DETECT_POWER) -> float:
+                         power: float = DETECT_POWER, look_s: float = 1.0) -> float:
     """Requests/s the canary arm must serve for the breakage path to catch its rate fallen to
-    zero within ``within_s`` seconds of its first request in ``power`` of canaries.
+    zero within ``within_s`` seconds of its first request in ``power`` of canaries, read
+    every ``look_s`` (the last look in time may hold only ``within_s − look_s`` of traffic).
 
     With no canary event the exact test's p-value is share_b^(b/φ) after b baseline events
     (share_b = n_b/(n_c + n_b)), so it needs b* = ⌈φ·ln α / ln share_b⌉ of them; the baseline's
     events in ``within_s`` are Poisson, P(Poisson(λ) ≥ b*) = P(Gamma(b*) ≤ λ), so λ* is the
     Gamma's ``power`` quantile, and the canary's rate is λ*/(within_s · p · k). At p = 0.02
-    one canary against one baseline host: 9 events, about 47 requests/s.
+    one canary against one baseline host: 9 events, about 51 requests/s.
     """
     if not 0 < base_rate <= 1 or not baseline_per_canary > 0:
         raise UsageError(f"base_rate must be in (0, 1] and baseline_per_canary > 0 (got "
@@ -380,7 +384,7 @@ def breakage_rate_needed(base_rate: float, baseline_per_canary: float, breakage_
     share_b = baseline_per_canary / (1 + baseline_per_canary)
     events = math.ceil(max(dispersion, 1.0) * math.log(breakage_alpha) / math.log(share_b))
     expected = float(gamma.ppf(power, events))
-    return expected / (within_s * base_rate * baseline_per_canary)
+    return expected / ((within_s - look_s) * base_rate * baseline_per_canary)
 
 
 def ratio_window_s(spec: TestedMetric, t: Thresholds, base_rate: float, canary_rps: float,
