@@ -357,3 +357,23 @@ def test_settings_build_the_judge_and_errors_name_the_key():
         Judge.from_settings({"on_timeout": "maybe"})
     with pytest.raises(UsageError, match="unique"):
         Judge([LOGINS, LOGINS])
+
+
+def test_forecast_before_the_window_from_the_baseline_traffic():
+    from greenlight.deploy.judge_render import render_forecast
+
+    rare = MetricSpec("registrations", numerator="demo_logins_total",
+                      denominator="demo_requests_total", min_effect=0.1)
+    frequent = MetricSpec("logins", numerator="demo_errors_total",
+                          denominator="demo_requests_total", min_effect=0.1)
+    judge = Judge([rare, frequent])
+    # 20 hosts served 40 req/s for 3 s: registrations 2%, "logins" 50% per request
+    seen = {series_key("demo_requests_total"): 2400.0, series_key("demo_logins_total"): 48.0,
+            series_key("demo_errors_total"): 1200.0}
+    slow, fast = judge.forecast(seen, 3.0, 20)
+    assert slow.requests_per_s == pytest.approx(40) and slow.base_rate == pytest.approx(0.02)
+    assert slow.window_s > judge.max_window_s > fast.window_s > fast.fixed_s > 0
+    text = render_forecast([slow, fast], judge.max_window_s)
+    assert "at 40 req/s per host, a 10% drop in registrations (p≈0.02) takes ~" in text
+    assert text.count("passes undecided") == 1  # only the rare metric outlasts the window
+    assert judge.forecast({}, 3.0, 20)[0].requests_per_s == 0

@@ -166,6 +166,7 @@ class Forecast:
     min_effect: float
     base_rate: float  # events per request
     requests_per_s: float  # per host
+    fixed_s: float  # a fixed-sample test's time at the metric's alpha and 95% power
     window_s: float  # until the test has closed on a healthy canary (inf: no traffic)
     expected_s: float  # the same, capped at the judge's hard maximum
 
@@ -376,7 +377,8 @@ class Judge:
             window = ratio_window_s(spec, self.thresholds, rate, rps * canary_hosts,
                                     rps * rest)
             out.append(Forecast(spec.name, spec.direction, spec.min_effect, rate, rps,
-                                window, min(window, self.max_window_s)))
+                                window / self.thresholds.horizon_factor, window,
+                                min(window, self.max_window_s)))
         return out
 
     def _forecast(self, v: MetricVerdict, serving_s: float) -> None:

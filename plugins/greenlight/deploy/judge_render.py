@@ -81,7 +81,8 @@ def render_forecast(forecasts: list[Forecast], max_window_s: float) -> str:
                          "req/s per host; the test waits for them (or for its floor)")
             continue
         line = (f"at {f.requests_per_s:.0f} req/s per host, a {f.min_effect:.0%} {change} in "
-                f"{f.name} (p≈{f.base_rate:.2g}) takes up to ~{duration(f.window_s)} to see")
+                f"{f.name} (p≈{f.base_rate:.2g}) takes ~{duration(f.fixed_s)} to see (the "
+                f"test ends by ~{duration(f.window_s)})")
         if f.window_s > max_window_s:
             line += (f"; the window ends at {duration(max_window_s)} and passes undecided "
                      "if no harm shows")
