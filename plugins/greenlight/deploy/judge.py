@@ -292,7 +292,7 @@ class Judge:
                 verdicts = [MetricVerdict(spec.name, spec.kind, spec.direction,
                                           reason="the canary has served no request yet",
                                           min_effect=spec.min_effect) for spec in self.specs]
-                outcome, reason = self._overall(verdicts, elapsed_s, None)
+                outcome, reason, _ = self._overall(verdicts, elapsed_s, None)
                 return Verdict(outcome, reason, float(elapsed_s), verdicts, self.alpha,
                                self.max_window_s)
             self._serving_from = float(elapsed_s) if self._baseline_zero else 0.0
@@ -302,7 +302,7 @@ class Judge:
         serving_s = float(elapsed_s) - self._serving_from
         verdicts = [self._judge_metric(spec, canary, baseline) for spec in self.specs]
         for v in verdicts:
-            self._forecast(v, serving_s)
+            self._window_progress(v, serving_s)
         adjusted = holm_adjust([v.p_value for v in verdicts])
         t = self.thresholds
         for spec, v, adj in zip(self.specs, verdicts, adjusted):
@@ -332,33 +332,33 @@ class Judge:
                     self._decided[spec.name] = (*decision, elapsed_s)
             if spec.name in self._decided:
                 v.status, v.reason, v.decided_at_s = self._decided[spec.name]
-        outcome, reason = self._overall(verdicts, elapsed_s, serving_s)
+        outcome, reason, undecided = self._overall(verdicts, elapsed_s, serving_s)
         return Verdict(outcome, reason, float(elapsed_s), verdicts, self.alpha,
-                       self.max_window_s, undecided=reason.startswith("undecided"),
-                       serving_s=serving_s)
+                       self.max_window_s, undecided=undecided, serving_s=serving_s)
 
     def _overall(self, verdicts: list[MetricVerdict], elapsed_s: float,
-                 serving_s: float | None) -> tuple[str, str]:
+                 serving_s: float | None) -> tuple[str, str, bool]:
+        """(outcome, reason, whether the window ended undecided)."""
         failing = [v.name for v in verdicts if v.status == "fail"]
         if failing:
-            return "fail", "failing: " + ", ".join(failing)
+            return "fail", "failing: " + ", ".join(failing), False
         if all(v.status == "pass" for v in verdicts):
-            return "pass", "all metrics pass"
+            return "pass", "all metrics pass", False
         pending = [v for v in verdicts if v.status == "pending"]
         over = elapsed_s >= self.max_window_s
         if over and serving_s is None:  # no data is not a pass
             return "fail", (f"the canary served no request in the window of "
-                            f"{self.max_window_s:g} s")
+                            f"{self.max_window_s:g} s"), False
         if over or (serving_s is not None and all(v.seen_enough for v in pending)):
             why = (f"window of {self.max_window_s:g} s over" if over
                    else "the traffic so far shows each metric's min_effect")
             return self.on_timeout, (
                 "undecided: no harm detected down to "
                 + ", ".join(f"{v.name} {_effect_text(v)}" for v in pending)
-                + f" ({why}; on_window_end = {self.on_timeout})")
+                + f" ({why}; on_window_end = {self.on_timeout})"), True
         if serving_s is None:
-            return "pending", "the canary has served no request yet"
-        return "pending", "waiting for enough requests"
+            return "pending", "the canary has served no request yet", False
+        return "pending", "waiting for enough requests", False
 
     def forecast(self, baseline: Totals, seconds: float, hosts: int, canary_hosts: int = 1,
                  baseline_hosts: int | None = None) -> list[Forecast]:
@@ -381,7 +381,7 @@ class Judge:
                                 min(window, self.max_window_s)))
         return out
 
-    def _forecast(self, v: MetricVerdict, serving_s: float) -> None:
+    def _window_progress(self, v: MetricVerdict, serving_s: float) -> None:
         """Whether this metric's window has seen enough traffic, and when it will have at
         the rates so far (seconds from the canary's first request)."""
         t = self.thresholds
