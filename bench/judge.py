@@ -8,10 +8,17 @@ the judge watches one metric with min_effect = the drop (drop 0: healthy canarie
 with each min_effect). T(p, r) = n95 / rate is the fixed-sample time of a one-sided
 two-proportion z-test at α = 1% with 95% power, computed here.
 
-    .venv/bin/python bench/judge.py               # the grid, 2,000 runs per cell (8,000 healthy)
-    .venv/bin/python bench/judge.py --runs 200    # quicker look
+    .venv/bin/python bench/judge.py               # everything, full sizes (about an hour)
+    .venv/bin/python bench/judge.py --runs 200 --real-runs 200 --near-runs 0 --exp-runs 40
+    .venv/bin/python bench/judge.py --real-only   # only the real-world rows
     .venv/bin/python bench/judge.py --aa-real --minutes 10   # A/A on two real demo hosts
     .venv/bin/python bench/judge.py --stalls-only  # only the "A/A with stalls" rows
+
+The real-world rows leave the independent-requests model: per-host event-rate spread, gamma
+request-rate noise, a late canary, missed scrapes, a counter reset (``World``), the window's
+end under the deploy's defaults (undecided windows counted both ways), the healthy cells near
+1% at 16,000 runs, breakage of a rare metric at 40 req/s and at the rate the judge states, and
+experiments read 40 times through ``compute_results``.
 
 "A/A with stalls": the latency metric (Mann-Whitney on the demo's histogram buckets), healthy
 canaries whose hosts stall now and then (in a stalled second every request that host serves
