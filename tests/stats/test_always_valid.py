@@ -58,8 +58,8 @@ def test_the_always_valid_p_never_rises_between_reads():
 def test_aa_read_40_times_is_flagged_at_most_alpha():
     rng = np.random.default_rng(8)
     # bench/judge.py reads 1,000; the fixed-sample p flagged about one in five
-    flagged = [any(read_experiment(rng, 0.0)[1]) for _ in range(80)]
-    assert np.mean(flagged) <= 0.08  # alpha 5%: the running minimum keeps Ville's bound
+    flagged = [any(read_experiment(rng, 0.0)[1]) for _ in range(50)]
+    assert sum(flagged) <= 3  # alpha 5%: the running minimum keeps Ville's bound (~10 of 50)
 
 
 def test_fixed_sample_p_is_shown_only_at_the_planned_size():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -130,7 +131,7 @@ class Thresholds:
     def breakage_alpha(self) -> float:  # per metric (Bonferroni)
         return self.alpha * self.breakage_share / self.metrics
 
-    @property
+    @cached_property
     def horizon(self) -> float:
         """Information at which the test ends: ``horizon_factor`` × that of the fixed-sample
         test at the metric's alpha with 95% power ((aim·(z_α + z_β))² in LLR units)."""
@@ -138,11 +139,11 @@ class Thresholds:
                              + norm.isf(1 - DETECT_POWER))) ** 2
         return self.horizon_factor * fixed
 
-    @property
+    @cached_property
     def upper(self) -> float:  # the first Holm step: p = 1/LR <= sprt_alpha / m
         return math.log(self.metrics / self.sprt_alpha)
 
-    @property
+    @cached_property
     def lower(self) -> float:  # Wald's pass line, where the closing pass line starts
         return sprt_bounds(self.sprt_alpha / self.metrics, self.beta).lower
 
@@ -210,14 +211,26 @@ def dispersion(square_sum, intervals, events, trials, model: str = "binomial",
         pearson = square_sum - events * rate
         df = np.maximum(k - 1, 1.0)
         raw = np.where(unit > 0, pearson / np.where(unit > 0, unit, 1.0) / df, 1.0)
-    bound = df / chi2.ppf(confidence, df)
+    bound = df / _chi2_quantile(confidence, df)
     if confidence > 0.5:  # lower bound
         phi = np.where(k >= DISPERSION_FROM, np.maximum(raw * bound, 1.0), 1.0)
     else:
-        early = 1 + (DISPERSION_FROM - 1) / chi2.ppf(confidence, DISPERSION_FROM - 1)
+        early = 1 + (DISPERSION_FROM - 1) / _chi2_quantile(confidence, DISPERSION_FROM - 1)
         phi = np.where(k >= DISPERSION_FROM, 1 + np.maximum(raw - 1, 0.0) * bound, early)
     phi = np.where(unit > 0, phi, 1.0)
     return phi if phi.ndim else float(phi)
+
+
+def _chi2_quantile(q: float, df):
+    """χ² quantile; a single whole df (the judge's one look) is cached."""
+    if np.ndim(df) == 0 and float(df).is_integer():
+        return _chi2_quantile_cached(q, int(df))
+    return chi2.ppf(q, df)
+
+
+@lru_cache(maxsize=4096)
+def _chi2_quantile_cached(q: float, df: int) -> float:
+    return float(chi2.ppf(q, df))
 
 
 def combined_dispersion(canary_dispersion, canary_trials, baseline_dispersion,
@@ -383,7 +396,7 @@ def breakage_rate_needed(base_rate: float, baseline_per_canary: float, breakage_
                          f"{base_rate}, {baseline_per_canary})")
     share_b = baseline_per_canary / (1 + baseline_per_canary)
     events = math.ceil(max(dispersion, 1.0) * math.log(breakage_alpha) / math.log(share_b))
-    expected = float(gamma.ppf(power, events))
+    expected = _gamma_quantile(power, events)
     return expected / ((within_s - look_s) * base_rate * baseline_per_canary)
 
 
@@ -402,3 +415,8 @@ def ratio_window_s(spec: TestedMetric, t: Thresholds, base_rate: float, canary_r
     if not per_second > 0:
         return math.inf
     return float(t.horizon_at(per_second)) / per_second
+
+
+@lru_cache(maxsize=1024)
+def _gamma_quantile(q: float, shape: int) -> float:
+    return float(gamma.ppf(q, shape))
