@@ -300,3 +300,17 @@ def test_postgres_plain_drop_index_queues_behind_a_reader_concurrently_does_not_
         conn.execute(sa.text(f"DROP INDEX CONCURRENTLY {t}_i"))
         assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = :i"),
                             {"i": f"{t}_i"}).scalar() == 0
+
+
+def test_live_review_scales_the_estimate_by_a_sample_read(postgres):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint, name varchar(40))"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 5000) g"))
+        conn.execute(sa.text(f"ANALYZE {t}"))
+    live = LiveDatabase(POSTGRES_URL, "postgres")
+    assert live.read_rate(t) > 0 and live.read_rate("no_such_table_here") is None
+    report = review_texts([("m.sql", f"ALTER TABLE {t} ALTER COLUMN id TYPE text;\n")],
+                          ReviewSettings("postgres", large_rows=1000), live)
+    assert any("scaled ×" in reason for reason in report.findings[0].reasons)
