@@ -29,6 +29,12 @@ _DELIMITER_LINE = re.compile(r"[ \t]*delimiter[ \t]+(\S+)[^\n]*", re.IGNORECASE)
 _PSQL_META = re.compile(r"[ \t]*\\[^\n]*")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
 _EXEC_COMMENT = re.compile(r"/\*(M?)!(\d{5,6})?")
+# A stored program sent without DELIMITER (a migration tool passing the file as one
+# multi-statement string, as the server parses it): its body's ';' do not end the statement.
+_ROUTINE_HEAD = re.compile(r"\s*create\s+(?:or\s+replace\s+)?(?:definer\s*=\s*\S+\s+)?"
+                           r"(?:procedure|function|trigger|event)\b", re.IGNORECASE)
+_BLOCK_WORD = re.compile(r"\b(begin|case|end)\b(?:\s+(if|while|loop|repeat|case)\b)?",
+                         re.IGNORECASE)
 
 
 def _version_number(flavour: str, version: tuple[int, ...]) -> int:
@@ -66,6 +72,8 @@ class _Scanner:
         self.parts: list[str] = []
         self.start: int | None = None  # offset of the first code character of the statement
         self.exec_depth = 0  # inside /*! ... */ whose content is code
+        self.routine: bool | None = None  # statement is CREATE PROCEDURE/… (None: not known)
+        self.blocks = 0  # BEGIN/CASE … END nesting inside a stored program
         self._line_at = (0, 1)  # (offset, line number there): lines are counted once, forward
         self._set_pattern()
 
@@ -102,6 +110,23 @@ class _Scanner:
             self.statements.append(Statement(sql, line, self.path))
         self.parts = []
         self.start = None
+        self.routine = None
+        self.blocks = 0
+
+    def _track_blocks(self, begin: int, end: int) -> None:
+        """Count BEGIN/CASE … END in plain code (not quotes or comments) of a stored program."""
+        if self.start is None or not self.mysql or self.delimiter != ";":
+            return
+        if self.routine is None:
+            self.routine = bool(_ROUTINE_HEAD.match(self.text, self.start))
+        if not self.routine:
+            return
+        for match in _BLOCK_WORD.finditer(self.text, begin, end):
+            word, closes = match.group(1).lower(), (match.group(2) or "").lower()
+            if word in ("begin", "case") and not closes:
+                self.blocks += 1
+            elif word == "end" and closes in ("", "case"):
+                self.blocks = max(0, self.blocks - 1)
 
     def _at_line_start(self, pos: int) -> bool:
         return pos == 0 or self.text[pos - 1] == "\n"
@@ -138,11 +163,16 @@ class _Scanner:
             match = self.pattern.search(text, pos)
             if not match:
                 self._code(pos, n)
+                self._track_blocks(pos, n)
                 break
             token, at = match.group(0), match.start()
             self._code(pos, at)
+            self._track_blocks(pos, at)
             pos = match.end()
             if token == self.delimiter:
+                if self.blocks:  # a ';' inside a stored program's body
+                    self.parts.append(token)
+                    continue
                 self._flush()
                 continue
             if token == "\n":
