@@ -153,11 +153,23 @@ class Reviewer:
             else:
                 nested.extend(found)
         parsed.operations = operations
+        used = self._enum_values_used(sql)
+        if used:
+            operations.append(Operation("enum_value_used_in_transaction", None,
+                                        {"values": used}))
         findings = self._assess(parsed, sql, line, path)
         if note:
             for finding in findings:
                 finding.reasons.insert(0, note)
         return findings + nested
+
+    def _enum_values_used(self, sql: str) -> list[str]:
+        """Enum labels added by ALTER TYPE … ADD VALUE earlier in the open transaction that
+        this statement spells as a literal: PostgreSQL refuses them until the commit."""
+        values = self.context.enum_values_in_tx
+        if not values or "alter type" in sql[:40].lower():
+            return []
+        return sorted(v for v in values if "'" + v.replace("'", "''") + "'" in sql)
 
     def _dynamic(self, op: Operation, line: int, path: str, depth: int
                  ) -> Operation | list[Finding]:
