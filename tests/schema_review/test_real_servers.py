@@ -75,7 +75,8 @@ MARIADB_ACTIONS = [
     "ADD COLUMN x INT AFTER id", "ALTER COLUMN d DROP DEFAULT", "ROW_FORMAT=DYNAMIC",
     "MODIFY nick VARCHAR(63)", "MODIFY nick VARCHAR(64)", "MODIFY nick VARCHAR(5)",
     "MODIFY d INT DEFAULT 7", "CHANGE nick nick2 VARCHAR(10) NULL",
-    "ADD CONSTRAINT c CHECK (n > 0)", "MODIFY c ENUM('a')",
+    "ADD CONSTRAINT c CHECK (n > 0)", "MODIFY c ENUM('a')", "ADD COLUMN k INT CHECK (k > 0)",
+    "ADD COLUMN z INT UNIQUE",
 ]
 
 
@@ -379,3 +380,38 @@ def test_postgres_enum_value_used_in_its_adding_transaction_really_fails(postgre
         conn.execute(sa.text(f"INSERT INTO {t} (m) VALUES ('meh')"))
         conn.execute(sa.text(f"DROP TABLE {t}"))
         conn.execute(sa.text(f"DROP TYPE {t}_mood"))
+
+
+PG_FAILS = [  # (statement, rule, error the server gives): each inside a transaction block
+    ("CREATE INDEX CONCURRENTLY {t}_i ON {t} (id)", "pg.create-index-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("DROP INDEX CONCURRENTLY {t}_pkey", "pg.drop-index-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("REINDEX TABLE CONCURRENTLY {t}", "pg.reindex-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("VACUUM {t}", "pg.vacuum-in-transaction", "cannot run inside a transaction block"),
+    ("ALTER TABLE {t} ADD COLUMN a integer NOT NULL", "pg.add-column-not-null-no-default",
+     "contains null values"),
+]
+
+
+@pytest.mark.parametrize("template,rule,error", PG_FAILS, ids=[c[1] for c in PG_FAILS])
+def test_postgres_statements_the_rules_say_fail_do_fail(postgres, template, rule, error):
+    engine, t = postgres
+    statement = template.format(t=t)
+    findings = review_texts([("m.sql", f"BEGIN;\n{statement};\nCOMMIT;\n")],
+                            ReviewSettings("postgres")).findings
+    [finding] = [f for f in findings if f.line == 2]
+    assert finding.rule == rule and finding.danger in ("fails", "compatibility")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id int PRIMARY KEY)"))
+        conn.execute(sa.text(f"INSERT INTO {t} VALUES (1)"))
+    import psycopg2
+
+    raw = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    try:  # psycopg2 opens a transaction block before the first statement, like BEGIN
+        with pytest.raises(psycopg2.Error, match=error):
+            raw.cursor().execute(statement)
+    finally:
+        raw.rollback()
+        raw.close()
