@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from greenlight.deploy import demo_hosts as demo  # noqa: E402
 from greenlight.deploy.health import check_health  # noqa: E402
+from greenlight.deploy.hosts import KEYS, DeploySettings  # noqa: E402
 from greenlight.deploy.releases import export_commit  # noqa: E402
 from greenlight import settings as settings_mod  # noqa: E402
 from tests.conftest import free_ports  # noqa: E402
@@ -106,7 +107,7 @@ def rest_breakdown(world: World, build: dict) -> str:
     deploy_id = build["properties"].get("deploy_id", [None])[0]
     if deploy_id is None:
         return "no deploy id"
-    ledger = Ledger(world.settings.expand(world.settings["deploy"]["ledger_url"]))
+    ledger = Ledger(DeploySettings.from_section(world.settings).ledger_url)
     events = ledger.deploy(int(deploy_id)).events
     ups = [e.data for e in events if e.phase == "up" and (e.data or {}).get("phase") == "rest"]
     if not ups or "health_s" not in ups[0]:
@@ -142,7 +143,7 @@ def main() -> int:
                     help="extra [deploy] setting (TOML value), e.g. --set parallel=10")
     args = ap.parse_args()
     if args.rate is None:
-        args.rate = settings_mod.SCHEMA["deploy"]["demo_traffic_rate"].default
+        args.rate = KEYS["demo_traffic_rate"].default
     tmp = Path(tempfile.mkdtemp(prefix="gl-push-live-"))
     first = free_ports(args.hosts, contiguous=True)[0]
     extra = "".join(f"{item.split('=', 1)[0].strip()} = {item.split('=', 1)[1].strip()}\n"
@@ -157,11 +158,11 @@ def main() -> int:
     hosts = [world.settings.state_dir / "hosts" / f"host{i:02d}"
              for i in range(1, args.hosts + 1)]
     ports = list(range(first, first + args.hosts))
-    deploy = world.settings["deploy"]
-    print(f"world: {args.hosts} demo hosts, canary {deploy['canary_fraction']:.0%}, observe "
-          f"window {deploy['observe_seconds']} s (on_window_end={deploy['on_window_end']}), "
+    deploy = DeploySettings.from_section(world.settings)
+    print(f"world: {args.hosts} demo hosts, canary {deploy.canary_fraction:.0%}, observe "
+          f"window {deploy.observe_seconds:g} s (on_window_end={deploy.on_window_end}), "
           f"traffic {args.rate:g} req/s per host; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs; parallel {deploy['parallel']}")
+          f"on {os.cpu_count()} CPUs; parallel {deploy.parallel}")
     try:
         t0 = time.monotonic()
         world.up()

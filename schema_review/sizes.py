@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from greenlight.db import database_error, open_engine
 from greenlight.errors import UsageError
 
 from schema_review.model import ColumnInfo, TableSize
@@ -100,17 +101,14 @@ class LiveDatabase(SizeSource):
         import sqlalchemy as sa
 
         self.dialect = dialect
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://"):]
-        if url.startswith("mysql://") or url.startswith("mariadb://"):
-            url = "mysql+pymysql://" + url.split("://", 1)[1]
+        self.engine = open_engine(url, what="database the migrations target",
+                                  pool_pre_ping=False)
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=False)
             with self.engine.connect() as conn:
                 self._version = str(conn.execute(sa.text("SELECT version()")).scalar())
-        except Exception as exc:  # noqa: BLE001 - any driver error means "cannot connect"
-            raise UsageError(f"cannot read the database at {_redact(url)}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_error("database the migrations target", url, exc,
+                                 doing="cannot read") from None
         self._sizes: dict[str, TableSize] | None = None
         self._columns: dict[str, dict[str, ColumnInfo]] = {}
         self._sa = sa
@@ -288,9 +286,3 @@ def _column_from_text(name: str, definition: str, postgres: bool) -> ColumnInfo:
     base, params = parse_type_text(type_text, postgres=postgres)
     return ColumnInfo(name, base, params, not not_null, has_default,
                       auto_increment=bool(re.search(r"\bauto_increment\b", text, re.I)))
-
-
-def _redact(url: str) -> str:
-    import re
-
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", url)

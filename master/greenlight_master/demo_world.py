@@ -3,9 +3,10 @@
 ``greenlight up`` calls ``up``: it starts ``[deploy] demo_hosts`` local hosts under
 ``{state_dir}/hosts`` (ports from ``demo_first_port``), puts the head of the deploy branch live
 on them when they serve nothing yet (the first deploy goes to all hosts at once), and starts a
-bounded traffic generator (loopback only, ``demo_traffic_rate`` requests/s per host for at most
+bounded traffic generator (loopback only, ``demo_traffic_idle_rate`` requests/s per host
+between deploys and ``demo_traffic_rate`` while one runs, for at most
 ``demo_traffic_seconds``). ``down`` stops the traffic and the hosts. Both can run again safely.
-Settings that name real hosts (``[[deploy.hosts]]``) have no demo world.
+Settings that name real hosts (``[[deploy.hosts]]``) or turn deploys off have no demo world.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import git
 from greenlight.deploy import demo_hosts
 from greenlight.deploy.health import check_health
-from greenlight.deploy.hosts import Host
+from greenlight.deploy.hosts import DeploySettings, Host
 from greenlight.settings import Settings
 
 TRAFFIC_PID = "traffic.pid"
@@ -33,9 +34,8 @@ def hosts_dir(settings: Settings) -> Path:
     return settings.state_dir / "hosts"
 
 
-def _wanted(settings: Settings) -> int:
-    deploy = settings["deploy"]
-    return 0 if deploy["hosts"] else deploy["demo_hosts"]
+def _wanted(deploy: DeploySettings) -> int:
+    return len(deploy.hosts) if deploy.demo and deploy.enabled else 0
 
 
 def _bin(name: str) -> str:
@@ -92,28 +92,37 @@ def _traffic_alive(pidfile: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    return b"greenlight.deploy.traffic" in cmdline
+    return b"greenlight.deploy.demo_traffic" in cmdline
 
 
-def start_traffic(settings: Settings, hosts: list[Host], report) -> None:
-    rate = settings["deploy"]["demo_traffic_rate"]
+def start_traffic(settings: Settings, deploy: DeploySettings, hosts: list[Host],
+                  report) -> None:
+    """Start the demo traffic (calm between deploys, full while one runs) and say how to
+    stop it."""
     pidfile = settings.state_dir / TRAFFIC_PID
-    if not rate or not hosts:
+    if not (deploy.demo_traffic_rate or deploy.demo_traffic_idle_rate) or not hosts:
         return
     if _traffic_alive(pidfile):
         report.say("demo traffic already running")
         return
     urls = [f"http://127.0.0.1:{h.port}" for h in hosts]
-    seconds = settings["deploy"]["demo_traffic_seconds"]
+    seconds = deploy.demo_traffic_seconds
     with open(settings.state_dir / TRAFFIC_LOG, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "greenlight.deploy.traffic", "--rate", str(rate),
-             "--duration", str(seconds), "--max-requests", str(TRAFFIC_MAX_REQUESTS), *urls],
+            [sys.executable, "-m", "greenlight.deploy.demo_traffic", "--lock", deploy.lock_file,
+             "--rate", str(deploy.demo_traffic_rate),
+             "--idle-rate", str(deploy.demo_traffic_idle_rate), "--duration", str(seconds),
+             "--max-requests", str(TRAFFIC_MAX_REQUESTS), *urls],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     temp = pidfile.with_name(f".{TRAFFIC_PID}.tmp")
     temp.write_text(f"{proc.pid}\n")
     temp.replace(pidfile)
-    report.say(f"demo traffic: {rate:g} requests/s per host for up to {seconds / 3600:g} h")
+    report.say(f"demo traffic: {deploy.demo_traffic_idle_rate:g} requests/s per host between "
+               f"deploys, {deploy.demo_traffic_rate:g} while one runs, for up to "
+               f"{seconds / 3600:g} h (pid {proc.pid}); stop it with `kill {proc.pid}` or "
+               "`.venv/bin/greenlight down`, or set [deploy] demo_traffic_rate and "
+               "demo_traffic_idle_rate")
+    report.say(f"  (log: {settings.state_dir / TRAFFIC_LOG})")
 
 
 def stop_traffic(settings: Settings, report, grace: float = 5.0) -> None:
@@ -132,16 +141,13 @@ def stop_traffic(settings: Settings, report, grace: float = 5.0) -> None:
 
 
 def up(settings: Settings, report) -> list[Host]:
-    count = _wanted(settings)
+    deploy = DeploySettings.from_section(settings)
+    count = _wanted(deploy)
     if not count:
         return []
-    first_port = settings["deploy"]["demo_first_port"]
-    hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, first_port)
+    hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, deploy.demo_first_port)
     fresh = [h for h in hosts if not Path(h.path, "current").exists()]
-    if fresh and not settings["deploy"]["enabled"]:
-        report.say("demo hosts: [deploy] enabled = false, so nothing is deployed to them; "
-                   "`greenlight deploy SHA` puts a commit live")
-    elif fresh:
+    if fresh:
         sha = branch_head(settings)
         if sha is None:
             report.say(f"demo hosts: the branch {settings['repository']['deploy_branch']} has "
@@ -150,7 +156,7 @@ def up(settings: Settings, report) -> list[Host]:
             first_deploy(settings, sha, report)
     serving = {h.name: _serving(h) for h in hosts}
     down_hosts = [h for h in hosts if serving[h.name] is None]
-    start_traffic(settings, [h for h in hosts if serving[h.name]], report)
+    start_traffic(settings, deploy, [h for h in hosts if serving[h.name]], report)
     report.say(f"Demo hosts ({count - len(down_hosts)} of {count} serving):")
     for host in hosts:
         release = serving[host.name]

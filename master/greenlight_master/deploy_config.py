@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from buildbot.plugins import schedulers, steps, util
+from greenlight.deploy.hosts import DeploySettings
 from greenlight.settings import Settings
 from greenlight.steps.base import is_green
 from greenlight.steps.deploy import Deploy, Rollback
@@ -43,12 +44,11 @@ def settings_file(settings: Settings) -> str | None:
     return str(Path(settings.source).resolve())
 
 
-def deploy_wanted(settings: Settings):
+def deploy_wanted(settings: Settings, deploy: DeploySettings):
     """doStepIf of the verify build's trigger: green, on the deploy branch, deploys enabled
     and somewhere to deploy to (settings with no hosts and ``demo_hosts = 0`` deploy nothing)."""
     branch = settings["repository"]["deploy_branch"]
-    deploy = settings["deploy"]
-    enabled = bool(deploy["enabled"]) and bool(deploy["hosts"] or deploy["demo_hosts"])
+    enabled = deploy.enabled and bool(deploy.hosts)
 
     def wanted(step) -> bool:
         return (enabled and is_green(step.build.results, step.getProperty("shards_result"))
@@ -95,7 +95,7 @@ def _incident_step(settings: Settings) -> steps.ShellCommand:
     """Reports for the judge's open rollback requests (idempotent: none open, nothing done)."""
     command = [*greenlight_command(), "incident", "rollbacks",
                "--repo", settings.repo_url,
-               "--ledger", settings.expand(settings["deploy"]["ledger_url"])]
+               "--ledger", DeploySettings.from_section(settings).ledger_url]
     env = {"GREENLIGHT_SETTINGS": settings_file(settings)} if settings_file(settings) else {}
     return steps.ShellCommand(name="incident report", command=command, env=env,
                               descriptionDone=["incident reports of judge rollbacks"],
@@ -113,23 +113,12 @@ def _codebase(settings: Settings, revision_label: str, required: bool):
         project=util.FixedParameter(name="project", default=""))]
 
 
-def check_deploy_settings(settings: Settings) -> None:
-    """Let the deploy engine and the judge read ``[deploy]`` now, so a wrong host table or
-    judge key stops the master at start (file, key, what was expected), not the first deploy."""
-    from greenlight.deploy.hosts import settings_from_dict
-    from greenlight.deploy.judge import Judge
-
-    deploy = settings_from_dict(dict(settings["deploy"]), state_dir=str(settings.state_dir),
-                                repo=settings.repo_url,
-                                branch=settings["repository"]["deploy_branch"],
-                                source=settings.source)
-    Judge.from_settings(deploy.judge, max_window_s=deploy.observe_seconds,
-                        on_timeout=deploy.on_window_end,
-                        where=f"{settings.source} [deploy.judge]")
-
-
 def configure(settings: Settings, c: dict) -> None:
-    check_deploy_settings(settings)
+    if not settings["deploy"]["enabled"]:
+        return  # the one switch: no deploy or rollback builder, no deploy step, no demo hosts
+    # the engine parses [deploy] now, so a wrong host table or judge key stops the master at
+    # start (file:line, key, what was expected), not the first deploy
+    deploy = DeploySettings.from_section(settings)
     names = config.worker_names(settings)
     lock = util.MasterLock("deploy")
     c["builders"].append(util.BuilderConfig(
@@ -153,6 +142,6 @@ def configure(settings: Settings, c: dict) -> None:
     verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
     verify.factory.addStep(steps.Trigger(
         name="deploy", schedulerNames=[TRIGGER], waitForFinish=False, updateSourceStamp=True,
-        doStepIf=deploy_wanted(settings),
+        doStepIf=deploy_wanted(settings, deploy),
         set_properties={"greenlight_verify_build": util.Interpolate(
             "%(prop:buildername)s/%(prop:buildnumber)s")}))

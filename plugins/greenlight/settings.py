@@ -83,6 +83,9 @@ def _table(v: Any) -> bool:
     return isinstance(v, dict)
 
 
+# A section's "*" entry: the keys not listed are its engine's to check (kept as given).
+ENGINE_KEYS = object()
+
 BRANCH_RE = re.compile(r"^[^\x00-\x20~^:?*\[\\]+$")
 
 # The schema: section -> key -> Key. Engines' sections list the keys their adapters read.
@@ -167,33 +170,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              "sqlite:///{state_dir}/durations.sqlite"),
     },
     "deploy": {
-        "enabled": Key(_is_bool, "true or false", True),
-        "canary_fraction": Key(_fraction, "a fraction in (0, 1]", 0.05),
-        "keep_releases": Key(lambda v: _positive_int(v) and v >= 2, "a whole number >= 2", 5),
-        "health_timeout": Key(_number, "seconds", 2.0),
-        "health_retries": Key(_non_negative_int, "a whole number", 20),
-        "health_interval": Key(_number, "seconds", 0.25),
-        "restart_timeout": Key(_number, "seconds", 30.0),
-        "build_timeout": Key(_number, "seconds", 600.0),
-        "migrate_timeout": Key(_number, "seconds", 600.0),
-        "judge_interval": Key(_number, "seconds", 1.0),
-        "final_observe_seconds": Key(_non_negative_int, "seconds", 0),
-        "on_window_end": Key(_one_of("fail", "pass"), "fail or pass", "fail"),
-        "parallel": Key(_positive_int, "a whole number >= 1", 4),
-        "hosts": Key(_table_list, "a list of host tables", []),
-        "demo_hosts": Key(_non_negative_int, "a whole number of local demo hosts", 20),
-        "demo_first_port": Key(_is_port, "a TCP port number", 18100),
-        "demo_traffic_rate": Key(lambda v: _number(v) and 0 <= v <= 500,
-                                 "requests/s per demo host, 0-500 (0 = no traffic)", 40),
-        "demo_traffic_seconds": Key(lambda v: _positive_int(v) and v <= 86400,
-                                    "seconds, 1-86400 (the traffic stops by itself)", 14400),
-        "migrate_command": Key(_str_list, "a list of strings (argv)", []),
-        "build_command": Key(_str_list, "a list of strings (argv)", []),
-        "health_path": Key(_is_str, "a URL path", "/health"),
-        "observe_seconds": Key(_positive_int, "seconds >= 1", 60),
-        "prometheus_url": Key(_is_str, "a Prometheus server URL or empty", ""),
-        "judge": Key(_table, "a table of judge settings", {}),
-        "metrics": Key(_table_list, "a list of metric tables", []),
+        # The deploy engine parses the rest of [deploy] itself, once, with file:line errors
+        # (greenlight.deploy.hosts.DeploySettings.from_section); only what another engine
+        # reads (the incident engine reads the ledger) is checked here.
+        "*": ENGINE_KEYS,
         "ledger_url": Key(_is_str, "an SQLAlchemy URL", "sqlite:///{state_dir}/ledger.sqlite"),
     },
     "incidents": {
@@ -201,6 +181,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            "one of github, gitlab, gitea, cgit or empty", ""),
         "web_url": Key(_is_str, "the repository's web URL", ""),
         "window": Key(_is_str, "a duration such as 6h", "6h"),
+        # How far back blame may attribute a trace line to the deploy that shipped it.
+        "horizon": Key(_is_str, "a duration such as 365d", "365d"),
+        # Commits blame sees through (formatting, renames), beside .git-blame-ignore-revs.
+        "mechanical_commits": Key(_str_list, "a list of commit shas", []),
         # Link templates overriding the preset: {url} {sha} {short} {base} {path} {line}.
         "commit_url": Key(_is_str, "a URL template such as {url}/commit/{sha}", ""),
         "compare_url": Key(_is_str, "a URL template such as {url}/compare/{base}...{sha}", ""),
@@ -216,9 +200,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
 class Settings:
     """Validated settings with defaults filled in; ``settings["verify"]["timeout"]``."""
 
-    def __init__(self, data: dict[str, dict[str, Any]], source: str):
+    def __init__(self, data: dict[str, dict[str, Any]], source: str, text: str = ""):
         self._data = data
         self.source = source
+        self.text = text
+
+    def where(self, *path: str | int) -> str:
+        """``file:line`` of a setting for error messages: ``where("deploy", "hosts", 2,
+        "port")`` is the ``port`` of the third ``[[deploy.hosts]]`` (the file alone when the
+        line is unknown, e.g. a default)."""
+        line = line_of(self.text, path) if self.text else None
+        return f"{self.source}:{line}" if line else self.source
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self._data[section]
@@ -259,19 +251,32 @@ class Settings:
                 or f"http://127.0.0.1:{self._data['master']['web_port']}/")
 
 
-def _line_of(text: str, section: str, key: str | None) -> int | None:
-    """Best-effort line number of ``[section] key`` in a TOML text (tomllib gives none)."""
-    current = None
+def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
+    """Best-effort line of a setting in a TOML text (tomllib gives none): ``path`` is table
+    names, array-of-tables indices and a key, e.g. ``("deploy", "hosts", 2, "port")``; the
+    nearest enclosing table header when the key itself is not on a line of its own."""
+    path = tuple(path)
+    headers: dict[tuple, int] = {}
+    seen: dict[tuple, int] = {}
+    current: tuple = ()
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", stripped)
         if header:
-            current = header.group(1).split(".")[0].strip('"')
-            if key is None and current == section:
-                return number
+            names = tuple(n.strip().strip('"') for n in header.group(2).split("."))
+            if header.group(1) == "[[":
+                seen[names] = seen.get(names, -1) + 1
+                names = (*names, seen[names])
+            current = names
+            headers.setdefault(current, number)
             continue
-        if current == section and key and re.match(rf'^"?{re.escape(key)}"?\s*=', stripped):
+        key = path[-1] if path else None
+        if (isinstance(key, str) and current == path[:-1]
+                and re.match(rf'^"?{re.escape(key)}"?\s*=', stripped)):
             return number
+    for size in range(len(path), 0, -1):
+        if path[:size] in headers:
+            return headers[path[:size]]
     return None
 
 
@@ -282,7 +287,7 @@ def problems(raw: dict[str, Any], source: str = "<defaults>", text: str = ""
     found: list[tuple[int, str]] = []
 
     def fail(section: str, key: str | None, message: str) -> None:
-        line = _line_of(text, section, key) if text else None
+        line = line_of(text, (section, key) if key else (section,)) if text else None
         where = f"{source}:{line}" if line else source
         name = f"[{section}] {key}" if key else f"[{section}]"
         found.append((line or 0, f"{where}: {name}: {message}"))
@@ -296,11 +301,14 @@ def problems(raw: dict[str, Any], source: str = "<defaults>", text: str = ""
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
         given = given if isinstance(given, dict) else {}
+        engine_keys = keys.get("*") is ENGINE_KEYS
         for key in given:
-            if key not in keys:
+            if key not in keys and not engine_keys:
                 fail(section, key, f"unknown key; expected one of {', '.join(keys)}")
-        data[section] = {}
+        data[section] = {k: _copy(v) for k, v in given.items() if k not in keys}
         for key, spec in keys.items():
+            if key == "*":
+                continue
             if key in given and spec.check(given[key]):
                 data[section][key] = given[key]
             else:
@@ -321,7 +329,7 @@ def validate(raw: dict[str, Any], source: str = "<defaults>", text: str = "") ->
     data, found = problems(raw, source, text)
     if found:
         raise SettingsError("\n".join(found))
-    return Settings(data, source)
+    return Settings(data, source, text)
 
 
 def _copy(value: Any) -> Any:

@@ -173,13 +173,13 @@ def test_keep_k_releases_and_crash_leftovers_removed(world_factory):
 
 
 def test_bad_names_rejected_before_any_command(world):
-    from greenlight.deploy.hosts import settings_from_dict
+    from greenlight.deploy.hosts import host_from_table
     from greenlight.errors import SettingsError
     with pytest.raises(SettingsError, match="name"):
-        settings_from_dict({"hosts": [{"name": "web1;rm -rf /", "path": "/x"}]})
+        host_from_table({"name": "web1;rm -rf /", "path": "/x"}, lambda key: "f:1")
     with pytest.raises(SettingsError, match="address"):
-        settings_from_dict({"hosts": [{"name": "w", "path": "/x", "transport": "ssh",
-                                       "address": "-oProxyCommand=evil"}]})
+        host_from_table({"name": "w", "path": "/x", "transport": "ssh",
+                         "address": "-oProxyCommand=evil"}, lambda key: "f:1")
     world.commit_app("v1")
     with pytest.raises(UsageError, match="not a revision"):
         world.deployer().deploy("--upload-pack=touch /tmp/x")

@@ -1,13 +1,22 @@
-"""The central settings schema ([deploy]) and the deploy engine/judge read the same shapes."""
+"""``[deploy]`` is parsed once, by the deploy engine (DeploySettings.from_section), with
+file:line errors; the central loader only hands the table over."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
-from greenlight.deploy.hosts import DeploySettings, load_settings
+from greenlight.deploy.hosts import KEYS, DeploySettings, load_settings
 from greenlight.deploy.judge import Judge
 from greenlight.errors import SettingsError
 from greenlight import settings as central
-from greenlight_master.deploy_config import check_deploy_settings
+
+from .conftest import ROOT_DIR
+
+
+def check_deploy_settings(settings):
+    return DeploySettings.from_section(settings)
 
 JUDGE_DOC_EXAMPLE = """
 [deploy]
@@ -43,15 +52,58 @@ def _write(tmp_path, text: str):
     return path
 
 
-def test_central_defaults_are_the_engine_defaults():
-    """Every tuning key of the central schema reaches DeploySettings with the same default."""
-    schema = central.SCHEMA["deploy"]
+def test_deploy_keys_have_one_check_and_one_default():
+    """The central schema lists no deploy tuning key (only the ledger URL, which the incident
+    engine reads too); the typed value's defaults are KEYS' defaults."""
+    assert set(central.SCHEMA["deploy"]) == {"*", "ledger_url"}
     engine = DeploySettings(hosts=[])
     for key in ("health_timeout", "health_retries", "health_interval", "restart_timeout",
                 "build_timeout", "migrate_timeout", "judge_interval", "final_observe_seconds",
                 "on_window_end", "parallel", "canary_fraction", "keep_releases",
-                "observe_seconds"):
-        assert schema[key].default == getattr(engine, key), key
+                "observe_seconds", "demo_traffic_rate", "demo_traffic_idle_rate"):
+        assert KEYS[key].default == getattr(engine, key), key
+    deploy = DeploySettings.from_section(central.load())
+    assert len(deploy.hosts) == KEYS["demo_hosts"].default and deploy.demo
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("[deploy]\ndemo_hosts = 3\nhelth_retries = 7\n", 5, "[deploy] helth_retries: unknown"),
+    ("[deploy]\n\ncanary_fraction = 2\n", 5, "expected a fraction in (0, 1], got 2"),
+    ('[deploy]\n[[deploy.hosts]]\nname = "a"\npath = "/a"\n[[deploy.hosts]]\n'
+     'name = "b"\npath = "/b"\nport = "80"\n', 10, "port: expected int"),
+    ('[[deploy.hosts]]\nname = "a"\npath = "/a"\nrestrat = []\n', 6, "restrat: unknown"),
+    ('[deploy]\nobserve_seconds = 5\n[deploy.judge]\nalpah = 0.01\n', 5, "alpah"),
+])
+def test_wrong_deploy_settings_name_file_and_line(tmp_path, text, line, words):
+    path = _write(tmp_path, text)
+    settings = central.load(path)  # the loader hands [deploy] over unchecked
+    with pytest.raises(SettingsError) as err:
+        DeploySettings.from_section(settings)
+    assert str(err.value).startswith(f"{path}:{line}: "), str(err.value)
+    assert words in str(err.value)
+
+
+def test_greenlight_deploy_imports_neither_buildbot_nor_the_master(tmp_path):
+    """The deploy CLI is an engine's: it must start without Buildbot (a worker or a laptop
+    may not have it) and without greenlight_master."""
+    path = _write(tmp_path, "[deploy]\ndemo_hosts = 1\n")
+    probe = ("import sys; from greenlight.cli.main import main; "
+             "code = main(['deploys', 'list', '--settings', sys.argv[1]]); "
+             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('buildbot', 'greenlight_master', 'twisted', 'flask')); "
+             "print('LOADED', bad); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout
+    timing = subprocess.run([sys.executable, "-X", "importtime", "-m", "greenlight.cli.main",
+                             "deploy", "--help"], cwd=ROOT_DIR, capture_output=True, text=True,
+                            timeout=120)
+    assert timing.returncode == 0, timing.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in timing.stderr.splitlines() if line.startswith("import time:")}
+    assert "greenlight" in imported
+    assert not imported & {"buildbot", "greenlight_master", "twisted"}, imported
 
 
 def test_documented_judge_tables_load_through_both(tmp_path):
@@ -104,9 +156,10 @@ def test_wrong_deploy_settings_stop_the_master_at_start(tmp_path, text, words):
 
 def test_demo_traffic_keys_are_checked(tmp_path):
     with pytest.raises(SettingsError, match="demo_traffic_rate"):
-        central.load(_write(tmp_path, "[deploy]\ndemo_traffic_rate = 5000\n"))
+        DeploySettings.from_section(central.load(_write(tmp_path,
+                                                        "[deploy]\ndemo_traffic_rate = 5000\n")))
     settings = central.load(_write(tmp_path, "[deploy]\ndemo_traffic_rate = 0\n"))
-    assert settings["deploy"]["demo_traffic_rate"] == 0
+    assert DeploySettings.from_section(settings).demo_traffic_rate == 0
 
 
 def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
@@ -145,4 +198,5 @@ def test_green_builds_of_the_deploy_branch_trigger_a_deploy(tmp_path, text, resu
 
     settings = central.load(_write(tmp_path, text))
     result, shards = result if isinstance(result, tuple) else (result, None)
-    assert deploy_wanted(settings)(_Step(result, branch, shards)) is wanted
+    wanted_now = deploy_wanted(settings, DeploySettings.from_section(settings))
+    assert wanted_now(_Step(result, branch, shards)) is wanted

@@ -1,7 +1,8 @@
-"""Hosts and deploy settings: the ``[deploy]`` section of the settings file, validated.
+"""Hosts and deploy settings: the ``[deploy]`` section of the settings file, parsed once.
 
-Everything a deploy needs is read once here so a typo in the settings is reported with its key
-before any host is touched. The schema is documented in docs/deploy.md.
+``DeploySettings.from_section`` is the one reader of ``[deploy]``: every key's check and default
+live here (the central schema only hands the table over), so a typo is reported with its file,
+line and key before any host is touched. The keys are documented in docs/deploy.md.
 """
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from greenlight.errors import SettingsError
+from greenlight.settings import Settings
 
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 SSH_ADDRESS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 SSH_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
 STRICT_VALUES = ("yes", "no", "accept-new")
-SETTINGS_ENV = "GREENLIGHT_SETTINGS"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Host:
     known_hosts_file: str = ""
     strict_host_key_checking: str = "yes"
     remote_python: str = "python3"
+    start_log: str = ""  # the app's start-up log, relative to path (tail shown when it fails)
 
     def expand(self, argv: tuple[str, ...] | list[str]) -> list[str]:
         """Fill {name} {path} {port} {python} in each argument (never through a shell)."""
@@ -52,31 +54,105 @@ class Host:
         return out
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _argv_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(a, str) for a in v)
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One ``[deploy]`` key: its check, what it expects (for the error) and its default."""
+    check: Callable[[Any], bool]
+    expected: str
+    default: Any
+
+
+# Every key of [deploy]: the one place their checks and defaults live.
+KEYS: dict[str, _Key] = {
+    "enabled": _Key(lambda v: isinstance(v, bool), "true or false", True),
+    "hosts": _Key(lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
+                  "a list of host tables ([[deploy.hosts]])", []),
+    "demo_hosts": _Key(lambda v: _whole(v) and v >= 0, "a whole number of local demo hosts",
+                       20),
+    "demo_first_port": _Key(lambda v: _whole(v) and 1 <= v <= 65535, "a TCP port number",
+                            18100),
+    "demo_traffic_rate": _Key(lambda v: _number(v) and 0 <= v <= 500,
+                              "requests/s per demo host while a deploy runs, 0-500 "
+                              "(0 = no traffic)", 40),
+    "demo_traffic_idle_rate": _Key(lambda v: _number(v) and 0 <= v <= 500,
+                                   "requests/s per demo host between deploys, 0-500", 2),
+    "demo_traffic_seconds": _Key(lambda v: _whole(v) and 1 <= v <= 86400,
+                                 "seconds, 1-86400 (the traffic stops by itself)", 14400),
+    "canary_fraction": _Key(lambda v: _number(v) and 0 < v <= 1, "a fraction in (0, 1]", 0.05),
+    "keep_releases": _Key(lambda v: _whole(v) and v >= 2,
+                          "a whole number >= 2 (current and previous)", 5),
+    "health_path": _Key(lambda v: isinstance(v, str) and v.startswith("/"), "a URL path",
+                        "/health"),
+    "health_timeout": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 2.0),
+    "health_retries": _Key(lambda v: _whole(v) and v >= 0, "a whole number", 20),
+    "health_interval": _Key(lambda v: _number(v) and v >= 0, "seconds", 0.25),
+    "restart_timeout": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 30.0),
+    "build_timeout": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 600.0),
+    "migrate_timeout": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 600.0),
+    "build_command": _Key(_argv_list, "a list of strings (an argument list, no shell)", []),
+    "migrate_command": _Key(_argv_list, "a list of strings (an argument list, no shell)", []),
+    "observe_seconds": _Key(lambda v: _number(v) and v >= 1, "seconds >= 1", 60.0),
+    "judge_interval": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 1.0),
+    "final_observe_seconds": _Key(lambda v: _number(v) and v >= 0, "seconds >= 0", 0.0),
+    "on_window_end": _Key(lambda v: v in ("fail", "pass"), "fail or pass", "fail"),
+    "parallel": _Key(lambda v: _whole(v) and v >= 1, "a whole number >= 1", 4),
+    "prometheus_url": _Key(lambda v: isinstance(v, str), "a Prometheus server URL or empty",
+                           ""),
+    "judge": _Key(lambda v: isinstance(v, dict), "a table ([deploy.judge])", {}),
+    "metrics": _Key(lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
+                    "a list of metric tables ([[deploy.metrics]])", []),
+    # checked by the central schema: the incident engine reads the ledger too
+    "ledger_url": _Key(lambda v: isinstance(v, str), "an SQLAlchemy URL", None),
+}
+
+HOST_KEYS = ("name", "transport", "path", "port", "restart", "health_url", "metrics_url",
+             "start_log", "address", "user", "ssh_port", "identity_file", "known_hosts_file",
+             "strict_host_key_checking", "remote_python")
+
+
 @dataclass
 class DeploySettings:
-    """The ``[deploy]`` section with defaults for the embedded demo world."""
+    """The ``[deploy]`` section, typed; the field defaults are the keys' defaults (KEYS)."""
     hosts: list[Host]
     repo: str = "var/demo.git"
     branch: str = "main"
-    canary_fraction: float = 0.05
-    keep_releases: int = 5
+    canary_fraction: float = KEYS["canary_fraction"].default
+    keep_releases: int = KEYS["keep_releases"].default
     ledger_url: str = "sqlite:///var/deploy-ledger.sqlite"
     state_dir: str = "var/deploy"
     build: tuple[str, ...] = ()  # run in each new release dir on the host before it is finished
     migrate: tuple[str, ...] = ()  # run once, in an export of the commit, before any switch
-    migrate_timeout: float = 600.0
-    build_timeout: float = 600.0
-    restart_timeout: float = 30.0
-    health_timeout: float = 2.0
-    health_retries: int = 20
-    health_interval: float = 0.25
-    observe_seconds: float = 60.0  # canary window: the judge's maximum
-    judge_interval: float = 1.0  # seconds between two judge.observe() calls
-    final_observe_seconds: float = 0.0  # after all hosts: health must hold this long
-    on_window_end: str = "fail"  # what an undecided judge means at the end: fail | pass
-    parallel: int = 4  # hosts switched at once in the "rest" phase
+    migrate_timeout: float = KEYS["migrate_timeout"].default
+    build_timeout: float = KEYS["build_timeout"].default
+    restart_timeout: float = KEYS["restart_timeout"].default
+    health_timeout: float = KEYS["health_timeout"].default
+    health_retries: int = KEYS["health_retries"].default
+    health_interval: float = KEYS["health_interval"].default
+    observe_seconds: float = KEYS["observe_seconds"].default  # canary window: judge's maximum
+    judge_interval: float = KEYS["judge_interval"].default  # between two judge.observe() calls
+    final_observe_seconds: float = KEYS["final_observe_seconds"].default  # health after all
+    on_window_end: str = KEYS["on_window_end"].default  # an undecided judge at the end
+    parallel: int = KEYS["parallel"].default  # hosts switched at once in the "rest" phase
     judge: dict[str, Any] = field(default_factory=dict)  # passed to Judge(settings) as is
     source: str = "<embedded default>"
+    enabled: bool = True
+    demo: bool = False  # the hosts are the local demo hosts (no [[deploy.hosts]] given)
+    demo_first_port: int = KEYS["demo_first_port"].default
+    demo_traffic_rate: float = KEYS["demo_traffic_rate"].default
+    demo_traffic_idle_rate: float = KEYS["demo_traffic_idle_rate"].default
+    demo_traffic_seconds: int = KEYS["demo_traffic_seconds"].default
 
     @property
     def lock_file(self) -> str:
@@ -89,8 +165,65 @@ class DeploySettings:
             return 0
         return max(1, min(n, math.ceil(self.canary_fraction * n - 1e-9)))
 
+    @classmethod
+    def from_section(cls, settings: Settings) -> DeploySettings:
+        """Parse ``[deploy]`` of the loaded settings: unknown keys, wrong kinds and bad host
+        tables raise SettingsError naming file:line and key; absent keys take KEYS' defaults;
+        the judge table is checked by the judge itself, with its file:line too."""
+        section = settings["deploy"]
+        for key in section:
+            if key not in KEYS:
+                raise SettingsError(f"{settings.where('deploy', key)}: [deploy] {key}: unknown "
+                                    f"key; expected one of {', '.join(KEYS)}")
+        value: dict[str, Any] = {}
+        for key, spec in KEYS.items():
+            if key in section:
+                if not spec.check(section[key]):
+                    raise SettingsError(f"{settings.where('deploy', key)}: [deploy] {key}: "
+                                        f"expected {spec.expected}, got {section[key]!r}")
+                value[key] = section[key]
+            else:
+                value[key] = spec.default
+        state_dir = str(settings.state_dir)
+        hosts = [host_from_table(table, lambda k, i=i: settings.where("deploy", "hosts", i, k))
+                 for i, table in enumerate(value["hosts"])]
+        if not hosts:
+            hosts = demo_hosts(str(Path(state_dir, "hosts").absolute()), value["demo_hosts"],
+                               value["demo_first_port"], value["health_path"])
+        names = [h.name for h in hosts]
+        if len(set(names)) != len(names):
+            raise SettingsError(f"{settings.where('deploy', 'hosts')}: [deploy] hosts: names "
+                                f"must be unique, got {names}")
+        judge = judge_table(value, settings.where("deploy", "judge"))
+        deploy = cls(
+            hosts=hosts, repo=settings.repo_url, branch=settings["repository"]["deploy_branch"],
+            canary_fraction=float(value["canary_fraction"]),
+            keep_releases=value["keep_releases"],
+            ledger_url=settings.expand(section["ledger_url"]),
+            state_dir=str(Path(state_dir, "deploy").absolute()),
+            build=tuple(value["build_command"]), migrate=tuple(value["migrate_command"]),
+            on_window_end=value["on_window_end"], judge=judge, source=settings.source,
+            enabled=value["enabled"], demo=not value["hosts"],
+            demo_first_port=value["demo_first_port"],
+            demo_traffic_rate=float(value["demo_traffic_rate"]),
+            demo_traffic_idle_rate=float(value["demo_traffic_idle_rate"]),
+            demo_traffic_seconds=value["demo_traffic_seconds"],
+            observe_seconds=float(value["observe_seconds"]),
+            **{k: float(value[k]) for k in ("migrate_timeout", "build_timeout",
+                                            "restart_timeout", "health_timeout",
+                                            "health_interval", "judge_interval",
+                                            "final_observe_seconds")},
+            health_retries=value["health_retries"], parallel=value["parallel"])
+        from greenlight.deploy.judge import Judge  # scipy: only once the rest is valid
 
-def demo_hosts(base: str, count: int, first_port: int) -> list[Host]:
+        Judge.from_settings(deploy.judge, max_window_s=deploy.observe_seconds,
+                            on_timeout=deploy.on_window_end,
+                            where=f"{settings.where('deploy', 'judge')}: [deploy.judge]")
+        return deploy
+
+
+def demo_hosts(base: str, count: int, first_port: int, health_path: str = "/health"
+               ) -> list[Host]:
     """The demo world: ``count`` local hosts under ``base`` serving on consecutive ports."""
     hosts = []
     for i in range(count):
@@ -100,70 +233,64 @@ def demo_hosts(base: str, count: int, first_port: int) -> list[Host]:
             name=name, transport="local", path=str(Path(base, name)), port=port,
             restart=("{python}", "-m", "greenlight.deploy.demo_hosts", "restart", "{path}",
                      "--port", "{port}"),
-            health_url=f"http://127.0.0.1:{port}/health",
-            metrics_url=f"http://127.0.0.1:{port}/metrics"))
+            health_url=f"http://127.0.0.1:{port}{health_path}",
+            metrics_url=f"http://127.0.0.1:{port}/metrics", start_log="server.log"))
     return hosts
 
 
-def _get(section: dict, key: str, kind, default, where: str):
-    value = section.get(key, default)
-    if value is default:
-        return default
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise SettingsError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}")
-    return value
+def host_from_table(table: dict, where: Callable[[str | None], str]) -> Host:
+    """One ``[[deploy.hosts]]`` table; ``where(key)`` is the file:line of a key."""
+    def fail(key: str | None, message: str) -> None:
+        raise SettingsError(f"{where(key)}: [[deploy.hosts]] {key or ''}: {message}")
 
+    def get(key: str, kind, default):
+        value = table.get(key, default)
+        if value is default:
+            return default
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            fail(key, f"expected {kind.__name__}, got {value!r}")
+        return value
 
-def _argv(section: dict, key: str, where: str) -> tuple[str, ...]:
-    value = section.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise SettingsError(f"{where}: `{key}` must be a list of strings (an argument list, "
-                            f"no shell), got {value!r}")
-    return tuple(value)
-
-
-def host_from_table(table: dict, where: str) -> Host:
-    name = _get(table, "name", str, None, where)
+    for key in table:
+        if key not in HOST_KEYS:
+            fail(key, f"unknown key; expected one of {', '.join(HOST_KEYS)}")
+    name = get("name", str, None)
     if not name or not HOST_NAME_RE.match(name):
-        raise SettingsError(f"{where}: host `name` must match {HOST_NAME_RE.pattern}, "
-                            f"got {name!r}")
-    transport = _get(table, "transport", str, "local", where)
+        fail("name", f"must match {HOST_NAME_RE.pattern}, got {name!r}")
+    transport = get("transport", str, "local")
     if transport not in ("local", "ssh"):
-        raise SettingsError(f"{where}: host {name}: `transport` must be local or ssh, "
-                            f"got {transport!r}")
-    path = _get(table, "path", str, None, where)
+        fail("transport", f"host {name}: must be local or ssh, got {transport!r}")
+    path = get("path", str, None)
     if not path:
-        raise SettingsError(f"{where}: host {name}: `path` (its releases directory) is required")
-    port = _get(table, "port", int, 0, where)
-    address = _get(table, "address", str, "127.0.0.1", where)
+        fail("path", f"host {name}: `path` (its releases directory) is required")
+    port = get("port", int, 0)
+    address = get("address", str, "127.0.0.1")
     if not SSH_ADDRESS_RE.match(address):
-        raise SettingsError(f"{where}: host {name}: `address` {address!r} is not a host name")
-    user = _get(table, "user", str, "", where)
+        fail("address", f"host {name}: {address!r} is not a host name")
+    user = get("user", str, "")
     if user and not SSH_USER_RE.match(user):
-        raise SettingsError(f"{where}: host {name}: `user` {user!r} is not a user name")
-    strict = _get(table, "strict_host_key_checking", str, "yes", where)
+        fail("user", f"host {name}: {user!r} is not a user name")
+    strict = get("strict_host_key_checking", str, "yes")
     if strict not in STRICT_VALUES:
-        raise SettingsError(f"{where}: host {name}: `strict_host_key_checking` must be one of "
-                            f"{STRICT_VALUES}, got {strict!r}")
+        fail("strict_host_key_checking", f"host {name}: must be one of {STRICT_VALUES}, got "
+             f"{strict!r}")
+    restart = get("restart", list, [])
+    if not all(isinstance(a, str) for a in restart):
+        fail("restart", f"host {name}: must be a list of strings (an argument list, no shell)")
+    start_log = get("start_log", str, "")
+    if start_log and (start_log.startswith("/") or ".." in Path(start_log).parts):
+        fail("start_log", f"host {name}: a path inside the host directory, got {start_log!r}")
     url_host = "127.0.0.1" if transport == "local" else address
     return Host(
         name=name, transport=transport,
         path=path if transport == "ssh" else str(Path(path).absolute()),
-        port=port, restart=_argv(table, "restart", where),
-        health_url=_get(table, "health_url", str, f"http://{url_host}:{port}/health", where),
-        metrics_url=_get(table, "metrics_url", str, f"http://{url_host}:{port}/metrics", where),
-        address=address, user=user, ssh_port=_get(table, "ssh_port", int, 22, where),
-        identity_file=os.path.expanduser(_get(table, "identity_file", str, "", where)),
-        known_hosts_file=os.path.expanduser(_get(table, "known_hosts_file", str, "", where)),
-        strict_host_key_checking=strict,
-        remote_python=_get(table, "remote_python", str, "python3", where))
-
-
-EXTRA_FLOATS = ("migrate_timeout", "build_timeout", "restart_timeout", "health_timeout",
-                "health_interval", "judge_interval", "final_observe_seconds")
-EXTRA_INTS = ("health_retries", "parallel")
+        port=port, restart=tuple(restart),
+        health_url=get("health_url", str, f"http://{url_host}:{port}/health"),
+        metrics_url=get("metrics_url", str, f"http://{url_host}:{port}/metrics"),
+        start_log=start_log, address=address, user=user, ssh_port=get("ssh_port", int, 22),
+        identity_file=os.path.expanduser(get("identity_file", str, "")),
+        known_hosts_file=os.path.expanduser(get("known_hosts_file", str, "")),
+        strict_host_key_checking=strict, remote_python=get("remote_python", str, "python3"))
 
 
 # The deploy's own keys decide these; the same keys in [deploy.judge] would be ignored.
@@ -173,10 +300,7 @@ JUDGE_KEYS_SET_BY_DEPLOY = {"max_window_s": "observe_seconds", "on_timeout": "on
 def judge_table(section: dict, where: str) -> dict[str, Any]:
     """The table given to ``Judge.from_settings``: ``[deploy.judge]`` plus the section-level
     ``[[deploy.metrics]]`` and ``prometheus_url`` (either place, never both)."""
-    judge = section.get("judge", {}) or {}
-    if not isinstance(judge, dict):
-        raise SettingsError(f"{where}: `judge` must be a table ([deploy.judge])")
-    judge = dict(judge)
+    judge = dict(section.get("judge") or {})
     for key, instead in JUDGE_KEYS_SET_BY_DEPLOY.items():
         if key in judge:
             raise SettingsError(f"{where}: [deploy.judge] `{key}` is set by the deploy's "
@@ -190,62 +314,9 @@ def judge_table(section: dict, where: str) -> dict[str, Any]:
     return judge
 
 
-def settings_from_dict(section: dict, *, state_dir: str = "var", repo: str | None = None,
-                       branch: str = "main", source: str = "<dict>") -> DeploySettings:
-    """Build DeploySettings from a ``[deploy]`` table (the keys of the central settings schema
-    plus the optional tuning keys listed in docs/deploy.md)."""
-    where = f"{source} [deploy]"
-    if not isinstance(section, dict):
-        raise SettingsError(f"{where}: expected a table")
-    hosts: list[Host] = []
-    for i, table in enumerate(section.get("hosts", [])):
-        hosts.append(host_from_table(table, f"{where} hosts[{i}]"))
-    health_path = _get(section, "health_path", str, "/health", where)
-    if not hosts:
-        count = _get(section, "demo_hosts", int, 20, where)
-        first_port = _get(section, "demo_first_port", int, 18100, where)
-        hosts = demo_hosts(str(Path(state_dir, "hosts").absolute()), count, first_port)
-        hosts = [Host(**{**h.__dict__, "health_url": f"http://127.0.0.1:{h.port}{health_path}"})
-                 for h in hosts]
-    names = [h.name for h in hosts]
-    if len(set(names)) != len(names):
-        raise SettingsError(f"{where}: host names must be unique, got {names}")
-    fraction = _get(section, "canary_fraction", float, 0.05, where)
-    if not 0 < fraction <= 1:
-        raise SettingsError(f"{where}: `canary_fraction` must be in (0, 1], got {fraction}")
-    keep = _get(section, "keep_releases", int, 5, where)
-    if keep < 2:
-        raise SettingsError(f"{where}: `keep_releases` must be at least 2 (current and "
-                            f"previous), got {keep}")
-    on_end = _get(section, "on_window_end", str, "fail", where)
-    if on_end not in ("fail", "pass"):
-        raise SettingsError(f"{where}: `on_window_end` must be fail or pass, got {on_end!r}")
-    judge = judge_table(section, where)
-    defaults = DeploySettings(hosts=[])
-    ledger_url = _get(section, "ledger_url", str, "sqlite:///{state_dir}/ledger.sqlite", where)
-    ledger_url = ledger_url.replace("{state_dir}", str(Path(state_dir).absolute()))
-    kw: dict[str, Any] = {}
-    for key in EXTRA_FLOATS:
-        kw[key] = _get(section, key, float, getattr(defaults, key), where)
-    for key in EXTRA_INTS:
-        kw[key] = _get(section, key, int, getattr(defaults, key), where)
-    kw["observe_seconds"] = _get(section, "observe_seconds", float, 60.0, where)
-    return DeploySettings(
-        hosts=hosts, repo=repo or str(Path(state_dir, "repos", "demo.git")), branch=branch,
-        canary_fraction=fraction, keep_releases=keep, ledger_url=ledger_url,
-        state_dir=str(Path(state_dir, "deploy").absolute()),
-        build=_argv(section, "build_command", where), migrate=_argv(section, "migrate_command",
-                                                                    where),
-        on_window_end=on_end, judge=judge, source=source, **kw)
-
-
 def load_settings(path: str | None = None) -> DeploySettings:
     """The deploy settings from the central settings file (``--settings``, else
     $GREENLIGHT_SETTINGS, else the embedded default: 20 local demo hosts)."""
     from greenlight.settings import load
 
-    central = load(path)
-    return settings_from_dict(dict(central["deploy"]), state_dir=str(central.state_dir),
-                              repo=central.repo_url,
-                              branch=central["repository"]["deploy_branch"],
-                              source=central.source)
+    return DeploySettings.from_section(load(path))

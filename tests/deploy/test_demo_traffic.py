@@ -1,0 +1,80 @@
+"""The demo traffic is calm between deploys and full while one runs (the deploy lock)."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from greenlight.deploy import demo_traffic
+from greenlight.deploy.lock import DeployLock
+from greenlight.errors import UsageError
+
+from .conftest import wait_for
+
+
+class _Counting(BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_GET(self):
+        type(self).hits += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("Handler", (_Counting,), {"hits": 0})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_lock_held_reads_the_kernels_lock_table(tmp_path):
+    lock_file = tmp_path / "deploy.lock"
+    assert demo_traffic.lock_held(lock_file) is False  # no lock file yet
+    with DeployLock(str(lock_file)):
+        assert demo_traffic.lock_held(lock_file) is True
+    assert demo_traffic.lock_held(lock_file) is False
+    assert demo_traffic.lock_held(lock_file, proc_locks=str(tmp_path / "none")) is None
+
+
+def test_full_rate_while_a_deploy_holds_the_lock_then_idle(tmp_path, server):
+    httpd, handler = server
+    lock_file = str(tmp_path / "deploy.lock")
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    stop, segments = threading.Event(), []
+    lock = DeployLock(lock_file)
+    lock.acquire()
+    runner = threading.Thread(target=demo_traffic.run, kwargs=dict(
+        urls=[url], rate=50, idle_rate=0, duration_s=120, lock_file=lock_file, stop=stop,
+        poll=0.05, segments=segments))
+    runner.start()
+    try:
+        wait_for(lambda: handler.hits >= 5, what="traffic while the lock is held")
+        lock.release()
+        wait_for(lambda: len(segments) >= 1, what="the deploy segment to end")
+    finally:
+        lock.release()
+        stop.set()
+        runner.join(60)
+    assert not runner.is_alive()
+    assert segments[0][0] == 50 and segments[0][1] >= 5
+    # after the deploy: idle rate 0 sends nothing at all
+    assert [s for s in segments[1:] if s[1]] == [] and all(s[0] == 0 for s in segments[1:])
+
+
+def test_unknown_lock_state_means_full_rate_and_bad_urls_are_refused():
+    assert demo_traffic.rate_now(40, 2, None) == 40
+    assert demo_traffic.rate_now(40, 2, True) == 40
+    assert demo_traffic.rate_now(40, 2, False) == 2
+    with pytest.raises(UsageError, match="loopback"):
+        demo_traffic.run(["http://example.com:80"], 1, 1, 1, "/nonexistent/lock")
