@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from greenlight.db import database_error, open_engine
 from greenlight.errors import UsageError
 
 from schema_review.model import ColumnInfo, TableSize
@@ -98,7 +97,10 @@ class LiveDatabase(SizeSource):
     """Sizes, column definitions and version read from the database the migrations target."""
 
     def __init__(self, url: str, dialect: str):
+        # SQLAlchemy only when a database is given: a review from files must not pay its import
         import sqlalchemy as sa
+
+        from greenlight.db import database_error, open_engine
 
         self.dialect = dialect
         self.engine = open_engine(url, what="database the migrations target",
