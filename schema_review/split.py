@@ -78,16 +78,18 @@ class _Scanner:
         self._set_pattern()
 
     def _set_pattern(self) -> None:
-        specials = ["'", '"', "--", "/*", "\n"]
+        specials = ["'", '"', "--", "/*"]
         if self.mysql:
             specials += ["`", "#"]
             if self.exec_depth:
                 specials.append("*/")
         else:
             specials += ["$"]
-        delimiter = re.escape(self.delimiter)
-        self.pattern = re.compile(
-            delimiter + "|" + "|".join(re.escape(s) for s in specials))
+        alternatives = re.escape(self.delimiter) + "|" + "|".join(re.escape(s) for s in specials)
+        # Newlines only matter between statements (a client command starts a line there);
+        # inside one they are plain code, and stopping at each was most of the scan's time.
+        self.pattern_inside = re.compile(alternatives)
+        self.pattern_between = re.compile(alternatives + "|\n")
 
     def _code(self, begin: int, end: int) -> None:
         chunk = self.text[begin:end]
@@ -160,7 +162,8 @@ class _Scanner:
                 if after is not None:
                     pos = after
                     continue
-            match = self.pattern.search(text, pos)
+            pattern = self.pattern_between if self.start is None else self.pattern_inside
+            match = pattern.search(text, pos)
             if not match:
                 self._code(pos, n)
                 self._track_blocks(pos, n)
