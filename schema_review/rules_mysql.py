@@ -266,7 +266,8 @@ def assess_mysql(op: Operation, parsed: ParsedStatement, ctx: SchemaContext,
         if mariadb:
             return _a("mysql.table-encryption", "copy", f"{op.get('what')}: MariaDB has no "
                       "ENCRYPTION table option (it uses ENCRYPTED=YES with a key management "
-                      "plugin): the server refuses the statement", fails=True, blocks=True)
+                      "plugin): the server refuses the statement", fails=True, blocks=True,
+                  alt="mariadb-encryption")
         return _copy("mysql.table-encryption", f"{op.get('what')} (changing table encryption)")
     if k == "convert_charset":
         return _copy("mysql.convert-charset", "CONVERT TO CHARACTER SET")
