@@ -167,3 +167,11 @@ def test_backslash_escaped_quotes_inside_the_prepared_string():
     report = review(sql, "mysql")
     rules = {f.rule for f in report.findings if f.line == 3}
     assert rules == {"mysql.set-default", "mysql.no-schema-change"}
+
+
+def test_procedure_without_end_swallowing_the_file_is_flagged():
+    sql = ("CREATE PROCEDURE p()\nBEGIN\n  ALTER TABLE users ADD INDEX i (name);\n"
+           "ALTER TABLE users DROP COLUMN bio;\n")
+    report = review(sql, "mysql")
+    assert [(f.line, f.danger) for f in report.findings] == [(1, "unparsed")]
+    assert "no END for its BEGIN" in report.findings[0].reasons[0]
