@@ -257,7 +257,11 @@ class Deployer:
                     deploy_id, rest, sha, switched, "rest"))
             self._phase(result, "observe", lambda: self._observe_health(deploy_id, hosts))
         except HostDidNotStart as exc:
-            if exc.release == sha and exc.phase in story.SHIPPING_PHASES:
+            # A canary that cannot start the release condemns the release (that is what a
+            # canary is for); one host failing later, after canaries started it, is more
+            # likely that host: the deploy stops and says why, the release stays usable.
+            if exc.release == sha and exc.phase in ("canary", "rest") and (
+                    exc.phase == "canary" or live is None):
                 return self._start_failed(result, deploy_id, sha, live, switched, exc)
             return self._abort(result, deploy_id, live, switched, str(exc))
         except (DeployFailed, HostError) as exc:
@@ -404,6 +408,9 @@ class Deployer:
         switch_at = time.monotonic()
         switched = transport.agent("switch", sha, *([host.start_log] if host.start_log else []))
         was, log_from = switched.get("was"), int(switched.get("log_size", 0))
+        if not was_up and was:  # it had a release but did not answer: down, not new
+            self.ledger.record_event(deploy_id, "found_down", host=host.name, release=sha,
+                                     data={"phase": phase, "was": was})
         crash_point(f"after-switch:{phase}:{host.name}")
         restart_at = time.monotonic()
         if host.restart:

@@ -20,6 +20,7 @@ MOUNT = "/plugins/wsgi_dashboards/greenlight"
 PAGES = (
     ("greenlight.www.schema_page", "blueprint", "Schema review"),
     ("greenlight.www.deploys_page", "blueprint", "Deploys"),
+    ("greenlight.www.trending_page", "blueprint", "Trending"),
     ("greenlight.www.incidents_page", "blueprint", "Incidents"),
     ("greenlight.www.experiments_page", "blueprint", "Experiments"),
     ("greenlight.www.flaky_page", "blueprint", "Flaky tests"),
