@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from greenlight.deploy.ledger import Ledger  # noqa: E402
 from greenlight.incidents import Incident, build_report, render_html  # noqa: E402
-from greenlight.incidents.gitinfo import GitHistory  # noqa: E402
+from greenlight.git.history import GitHistory  # noqa: E402
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LINES = 60

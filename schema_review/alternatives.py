@@ -192,6 +192,13 @@ def alternative_for(kind: str | None, dialect: str, op: Operation, statement: st
         return _new_column_swap(op)
     if kind == "unique-index-concurrently":
         return _unique_index_concurrently(op)
+    if kind == "drop-index-concurrently":
+        rewritten = re.sub(r"^(\s*drop\s+index)\s+(?!concurrently)", r"\1 CONCURRENTLY ",
+                           statement.strip().rstrip(";"), count=1, flags=re.IGNORECASE)
+        return "\n".join([
+            "Drop the index without queueing every query on the table behind the lock "
+            "(outside any transaction block):",
+            f"  {rewritten};"])
     if kind == "reindex-concurrently":
         return f"REINDEX TABLE CONCURRENTLY {table};  -- outside a transaction block"
     if kind == "pg-repack":

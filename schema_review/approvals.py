@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
+from greenlight.db import create_tables, open_engine
 from greenlight.errors import UsageError
 
 from schema_review.model import Finding
@@ -53,9 +54,7 @@ def store_url(value: str) -> str:
     """Accept a SQLAlchemy URL or a plain file path (SQLite)."""
     if "://" in value:
         return value
-    path = Path(value).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
 class ApprovalStore:
@@ -63,12 +62,8 @@ class ApprovalStore:
 
     def __init__(self, url: str):
         self.url = store_url(url)
-        try:
-            self.engine = sa.create_engine(self.url)
-            _metadata.create_all(self.engine)
-        except Exception as exc:  # noqa: BLE001 - any driver error: bad URL or unreachable
-            raise UsageError(f"cannot open the approvals database {url!r}: "
-                             f"{str(exc).splitlines()[0][:200]}") from None
+        self.engine = open_engine(self.url, what="approvals database")
+        create_tables(_metadata, self.engine, what="approvals database")
 
     # --- written by the check -------------------------------------------------------------
     def record_pending(self, findings: list[Finding], repo: str | None = None,

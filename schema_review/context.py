@@ -33,12 +33,19 @@ class SchemaContext:
         self.in_transaction = False
         self.transaction_id = 0
         self.session: dict[str, str] = {}
+        self.variables: dict[str, list[str] | None] = {}  # MySQL user variables (@s)
+        self.prepared: dict[str, tuple[list[str] | None, str]] = {}  # name -> (texts, from)
+        self.routines: dict[str, dict] = {}  # procedures/functions defined in this change
+        self.indexes: dict[str, str] = {}  # index name -> table, for DROP INDEX
+        self.created_if_not_exists: set[str] = set()
 
     # --- files and transactions -------------------------------------------------------------
     def begin_file(self) -> None:
         """Each migration file runs in its own session: transactions and SET do not carry."""
         self.in_transaction = False
         self.session = {}
+        self.variables = {}
+        self.prepared = {}
 
     def begin_transaction(self) -> None:
         self.in_transaction = True
@@ -50,6 +57,10 @@ class SchemaContext:
     # --- questions the rules ask ------------------------------------------------------------
     def is_new(self, table: str | None) -> bool:
         return _key(table) in self.new_tables
+
+    def index_table(self, index: str | None) -> str | None:
+        """The table of an index created earlier in the change, if any."""
+        return self.indexes.get(_key(index))
 
     def column(self, table: str | None, column: str | None) -> ColumnInfo | None:
         """The column's definition before this statement: from the change, else live."""
@@ -75,6 +86,9 @@ class SchemaContext:
         kind = op.kind
         if kind == "create_table":
             self.new_tables.add(table)
+            self.created_if_not_exists.discard(table)
+            if op.get("if_not_exists"):
+                self.created_if_not_exists.add(table)
             for name, info in (op.get("columns") or {}).items():
                 self.columns[(table, _key(name))] = info
         elif kind in ("add_column", "modify_column"):
@@ -129,6 +143,8 @@ class SchemaContext:
             column = self.not_null_checks.get((table, _key(op.get("name"))))
             if column:
                 self.validated_not_null.add((table, _key(column)))
+        elif kind in ("create_index", "add_index") and op.get("name"):
+            self.indexes[_key(op.get("name"))] = table
         elif kind == "set_session":
             self.session[op.get("name", "")] = str(op.get("value", ""))
         elif kind == "transaction":

@@ -14,6 +14,7 @@ import re
 import sqlglot
 from sqlglot import exp
 
+from schema_review.dynamic import mysql_procedure, routine_name
 from schema_review.model import ColumnInfo, Operation, ParsedStatement
 
 logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
@@ -98,6 +99,8 @@ def column_from_def(node: exp.ColumnDef) -> ColumnInfo:
             info.has_default = True
         elif isinstance(ckind, exp.CharacterSetColumnConstraint):
             info.charset_bytes = _CHARSET_BYTES.get(ckind.this.name.lower())
+        elif isinstance(ckind, exp.AutoIncrementColumnConstraint):
+            info.auto_increment = True
     return info
 
 
@@ -236,6 +239,8 @@ def _alter_ops(node: exp.Alter) -> tuple[list[Operation], str | None, str | None
             label = {"RowFormatProperty": "ROW_FORMAT", "EngineProperty": "ENGINE"}.get(
                 name, "KEY_BLOCK_SIZE")
             ops.append(Operation("rebuild_table", table, {"what": f"{label}={value or ''}"}))
+        elif option.sql("mysql").upper().startswith("ENCRYPTION"):
+            ops.append(Operation("table_encryption", table, {"what": option.sql("mysql")[:80]}))
         else:
             ops.append(Operation("metadata", table, {"what": option.sql("mysql")[:80]}))
     return ops, algorithm, lock
@@ -377,7 +382,11 @@ def _session_ops(node: exp.Set) -> list[Operation]:
     ops = []
     for item in node.expressions:
         eq = item.this
-        if isinstance(eq, exp.EQ):
+        if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Parameter):
+            # a user variable (@s): its value may become a prepared statement's text
+            ops.append(Operation("set_variable", None, {"name": f"@{eq.this.name}".lower(),
+                                                        "expr": eq.expression}))
+        elif isinstance(eq, exp.EQ):
             name = eq.this.sql("mysql").lower().replace("@@", "").replace("session.", "")
             name = name.replace("`", "").strip()
             ops.append(Operation("set_session", None, {
@@ -396,8 +405,53 @@ _PLAIN_DML = re.compile(r"^\s*(select|insert|replace|show|use|grant|revoke|call|
                         r"event|view))\b", re.IGNORECASE)
 
 
+_PREPARE = re.compile(r"^\s*prepare\s+([\w$]+)\s+from\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+_EXECUTE = re.compile(r"^\s*execute\s+([\w$]+)\b", re.IGNORECASE)
+_CALL = re.compile(r"^\s*call\s+((?:`[^`]*`|[\w$]+)(?:\s*\.\s*(?:`[^`]*`|[\w$]+))?)",
+                   re.IGNORECASE)
+_DYNAMIC_FIRST = re.compile(r"^\s*(prepare|execute|call|create\b[^(]*\bprocedure)\b",
+                            re.IGNORECASE)
+
+
+def _dynamic_statement(sql: str) -> ParsedStatement | None:
+    """PREPARE / EXECUTE / CALL / CREATE PROCEDURE: the review expands them later, with what
+    earlier statements of the session set (dynamic.py)."""
+    if not _DYNAMIC_FIRST.match(sql):
+        return None
+    prepare = _PREPARE.match(sql)
+    if prepare:
+        source = prepare.group(2).strip()
+        attrs: dict = {"name": prepare.group(1).lower()}
+        if source.startswith("@"):
+            attrs["source"] = source.lower()
+        else:
+            try:
+                attrs["expr"] = sqlglot.parse_one(f"SELECT {source}", read="mysql")
+            except Exception:  # noqa: BLE001 - an expression we cannot read: text unknown
+                attrs["expr"] = None
+        return ParsedStatement([Operation("prepare", None, attrs)], parser="keywords")
+    execute = _EXECUTE.match(sql)
+    if execute:
+        return ParsedStatement([Operation("execute", None, {"name": execute.group(1).lower()})],
+                               parser="keywords")
+    call = _CALL.match(sql)
+    if call:
+        return ParsedStatement([Operation("call", None, {
+            "names": [routine_name(call.group(1))]})], parser="keywords")
+    procedure = mysql_procedure(sql)
+    if procedure:
+        name, body = procedure
+        return ParsedStatement([Operation("define_routine", None, {"name": name,
+                                                                    "body": body})],
+                               parser="keywords")
+    return None
+
+
 def parse_mysql(sql: str) -> ParsedStatement:
     """Operations of one MySQL/MariaDB statement; never raises."""
+    dynamic = _dynamic_statement(sql)
+    if dynamic is not None:
+        return dynamic
     if _PLAIN_DML.match(sql) or _KEYWORDS_FIRST.match(sql[:2000]):
         keyword = _keyword_statement(sql)
         if keyword is not None and not any(op.kind == "unparsed" for op in keyword.operations):

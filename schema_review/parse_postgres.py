@@ -1,16 +1,19 @@
-"""PostgreSQL statements to operations with pglast (PostgreSQL's own parser).
+"""PostgreSQL statements to operations with pglast (PostgreSQL's own parser, libpg_query).
 
-pglast types every statement the rules care about, including VALIDATE CONSTRAINT, USING INDEX,
-ALTER TYPE ... ADD VALUE, ENABLE ROW LEVEL SECURITY and DO bodies, so nothing safe is flagged
-as unparsed.  DO and function bodies are read with ``parse_plpgsql`` and the SQL inside them is
-reviewed like top-level statements.
+The parse tree is read as libpg_query's JSON (plain dicts) rather than pglast's Python node
+objects: building those objects was most of the review's CPU, and the rules only look at a few
+fields.  Every statement the rules care about is typed, including VALIDATE CONSTRAINT, USING
+INDEX, ALTER TYPE ... ADD VALUE, ENABLE ROW LEVEL SECURITY and DO bodies, so nothing safe is
+flagged as unparsed.  DO blocks and PL/pgSQL or SQL function bodies are read with
+``parse_plpgsql``; a DO body is reviewed where it stands, a function's body where a ``CALL`` or
+``SELECT f()`` of the same change runs it.
 """
 from __future__ import annotations
 
 import json
 
-import pglast
-from pglast import ast, enums
+from pglast import parse_plpgsql
+from pglast.parser import parse_sql_json
 
 from schema_review.model import ColumnInfo, Operation, ParsedStatement
 
@@ -23,13 +26,14 @@ STABLE_FUNCTIONS = {"now", "statement_timestamp", "transaction_timestamp", "curr
                     "lower", "upper", "to_timestamp", "make_interval", "jsonb_build_object",
                     "json_build_object", "array", "coalesce", "concat", "length", "abs",
                     "date_trunc", "to_jsonb", "to_json", "current_database", "current_schema",
-                    "now", "current_user", "interval", "timezone", "format"}
+                    "current_user", "interval", "timezone", "format"}
 _SERIAL = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 _TYPE_ALIASES = {"int4": "integer", "int8": "bigint", "int2": "smallint", "int": "integer",
                  "float8": "double precision", "float4": "real", "bool": "boolean",
                  "bpchar": "char", "character varying": "varchar", "character": "char",
                  "timestamp without time zone": "timestamp",
                  "timestamp with time zone": "timestamptz", "decimal": "numeric"}
+_MAX_DEPTH = 3  # DO inside a function body inside ...: deeper nesting is not followed
 
 
 def canonical_type(name: str) -> str:
@@ -37,111 +41,138 @@ def canonical_type(name: str) -> str:
     return _TYPE_ALIASES.get(name, name)
 
 
-def _type_info(type_name: ast.TypeName | None) -> tuple[str, tuple]:
-    if type_name is None:
+def _node(value) -> tuple[str, dict]:
+    """('ColumnDef', {...}) for {'ColumnDef': {...}}."""
+    if isinstance(value, dict) and len(value) == 1:
+        (name, body), = value.items()
+        if isinstance(body, dict):
+            return name, body
+    return "", value if isinstance(value, dict) else {}
+
+
+def _strings(items) -> list[str]:
+    return [item["String"]["sval"] for item in items or () if "String" in item
+            and "sval" in item["String"]]
+
+
+def _relname(rangevar: dict | None) -> str | None:
+    if not rangevar:
+        return None
+    if "RangeVar" in rangevar:
+        rangevar = rangevar["RangeVar"]
+    return rangevar.get("relname")
+
+
+def _type_info(type_name: dict | None) -> tuple[str, tuple]:
+    if not type_name:
         return "unknown", ()
-    names = [n.sval for n in type_name.names if isinstance(n, ast.String)]
+    names = _strings(type_name.get("names"))
     base = canonical_type(names[-1] if names else "unknown")
-    params = []
-    for mod in type_name.typmods or ():
-        if isinstance(mod, ast.A_Const) and isinstance(mod.val, ast.Integer):
-            params.append(mod.val.ival)
+    params: list = []
+    for mod in type_name.get("typmods") or ():
+        kind, body = _node(mod)
+        if kind == "A_Const" and "ival" in body:
+            params.append(body["ival"].get("ival", 0))
         else:
             params.append("?")
-    if type_name.arrayBounds:
+    if type_name.get("arrayBounds"):
         base += "[]"
     return base, tuple(params)
 
 
-def _functions_in(node) -> list[str]:
-    """Names of every function called inside an expression tree (pglast nodes)."""
+def _functions_in(tree) -> list[str]:
+    """Names of every function called inside an expression tree."""
     found: list[str] = []
-
-    def walk(value):
-        if isinstance(value, ast.FuncCall):
-            found.append(value.funcname[-1].sval.lower())
-        if isinstance(value, ast.Node):
-            for attr in value:
-                walk(getattr(value, attr))
-        elif isinstance(value, tuple):
-            for item in value:
-                walk(item)
-
-    walk(node)
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            call = value.get("FuncCall")
+            if isinstance(call, dict):
+                names = _strings(call.get("funcname"))
+                if names:
+                    found.append(names[-1].lower())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
     return found
 
 
-def column_from_def(coldef: ast.ColumnDef) -> tuple[ColumnInfo, dict]:
+def column_from_def(coldef: dict) -> tuple[ColumnInfo, dict]:
     """ColumnInfo plus the attributes ADD COLUMN rules need (default volatility, inline
     constraints, identity/serial/generated)."""
-    base, params = _type_info(coldef.typeName)
-    info = ColumnInfo(coldef.colname or "?", base, params, nullable=not coldef.is_not_null)
+    base, params = _type_info(coldef.get("typeName"))
+    info = ColumnInfo(coldef.get("colname") or "?", base, params,
+                      nullable=not coldef.get("is_not_null"))
     attrs: dict = {"column": info}
     if base in _SERIAL:
         attrs["serial"] = True
         info.has_default = True
         info.nullable = False
-    for con in coldef.constraints or ():
-        contype = con.contype
-        if contype == enums.ConstrType.CONSTR_NOTNULL:
+    for item in coldef.get("constraints") or ():
+        con = item.get("Constraint", {})
+        contype = con.get("contype")
+        if contype == "CONSTR_NOTNULL":
             info.nullable = False
-        elif contype == enums.ConstrType.CONSTR_DEFAULT:
+        elif contype == "CONSTR_DEFAULT":
             info.has_default = True
-            funcs = _functions_in(con.raw_expr)
+            expr = con.get("raw_expr")
+            funcs = _functions_in(expr)
             volatile = [f for f in funcs if f in VOLATILE_FUNCTIONS]
             unknown = [f for f in funcs if f not in VOLATILE_FUNCTIONS | STABLE_FUNCTIONS]
             if volatile:
                 attrs["volatile_default"] = volatile[0]
             elif unknown:
                 attrs["unknown_default_function"] = unknown[0]
-            if not (isinstance(con.raw_expr, ast.A_Const) and con.raw_expr.isnull):
+            if not (_node(expr)[0] == "A_Const" and _node(expr)[1].get("isnull")):
                 attrs["non_null_default"] = True
-        elif contype == enums.ConstrType.CONSTR_IDENTITY:
+        elif contype == "CONSTR_IDENTITY":
             attrs["identity"] = True
             info.nullable = False
             info.has_default = True
-        elif contype == enums.ConstrType.CONSTR_GENERATED:
+        elif contype == "CONSTR_GENERATED":
             attrs["generated"] = True
-        elif contype == enums.ConstrType.CONSTR_CHECK:
+        elif contype == "CONSTR_CHECK":
             attrs["inline_check"] = True
-        elif contype == enums.ConstrType.CONSTR_FOREIGN:
-            attrs["inline_fk"] = con.pktable.relname if con.pktable else True
-        elif contype in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE):
-            attrs["inline_index"] = "primary" if contype == enums.ConstrType.CONSTR_PRIMARY \
-                else "unique"
-            if contype == enums.ConstrType.CONSTR_PRIMARY:
+        elif contype == "CONSTR_FOREIGN":
+            attrs["inline_fk"] = _relname(con.get("pktable")) or True
+        elif contype in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+            attrs["inline_index"] = "primary" if contype == "CONSTR_PRIMARY" else "unique"
+            if contype == "CONSTR_PRIMARY":
                 info.nullable = False
     return info, attrs
 
 
 def _is_not_null_check(expr) -> str | None:
     """Column name if the CHECK expression is exactly ``col IS NOT NULL``."""
-    if isinstance(expr, ast.NullTest) and expr.nulltesttype == enums.NullTestType.IS_NOT_NULL \
-            and isinstance(expr.arg, ast.ColumnRef):
-        fields = [f.sval for f in expr.arg.fields if isinstance(f, ast.String)]
-        return fields[-1] if fields else None
+    kind, body = _node(expr)
+    if kind == "NullTest" and body.get("nulltesttype") == "IS_NOT_NULL":
+        ref_kind, ref = _node(body.get("arg"))
+        if ref_kind == "ColumnRef":
+            fields = _strings(ref.get("fields"))
+            return fields[-1] if fields else None
     return None
 
 
-def _constraint_op(table: str, con: ast.Constraint) -> Operation:
-    contype = con.contype
-    attrs = {"name": con.conname, "not_valid": bool(con.skip_validation)}
-    if contype == enums.ConstrType.CONSTR_CHECK:
+def _constraint_op(table: str | None, con: dict) -> Operation:
+    contype = con.get("contype", "")
+    attrs: dict = {"name": con.get("conname"), "not_valid": bool(con.get("skip_validation"))}
+    if contype == "CONSTR_CHECK":
         attrs["kind"] = "check"
-        column = _is_not_null_check(con.raw_expr)
+        column = _is_not_null_check(con.get("raw_expr"))
         if column:
             attrs["not_null_column"] = column
-    elif contype == enums.ConstrType.CONSTR_FOREIGN:
+    elif contype == "CONSTR_FOREIGN":
         attrs["kind"] = "foreign_key"
-        attrs["references"] = con.pktable.relname if con.pktable else None
-    elif contype in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE):
-        attrs["kind"] = "primary_key" if contype == enums.ConstrType.CONSTR_PRIMARY else "unique"
-        attrs["using_index"] = con.indexname
-        attrs["columns"] = [k.sval for k in con.keys or () if isinstance(k, ast.String)]
-    elif contype == enums.ConstrType.CONSTR_EXCLUSION:
+        attrs["references"] = _relname(con.get("pktable"))
+    elif contype in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+        attrs["kind"] = "primary_key" if contype == "CONSTR_PRIMARY" else "unique"
+        attrs["using_index"] = con.get("indexname")
+        attrs["columns"] = _strings(con.get("keys"))
+    elif contype == "CONSTR_EXCLUSION":
         attrs["kind"] = "exclusion"
     else:
-        attrs["kind"] = enums.ConstrType(contype).name.lower().replace("constr_", "")
+        attrs["kind"] = contype.lower().replace("constr_", "")
     return Operation("add_constraint", table, attrs)
 
 
@@ -154,162 +185,261 @@ _SIMPLE_SUBTYPES = {
 }
 
 
-def _alter_table_ops(stmt: ast.AlterTableStmt) -> list[Operation]:
-    table = stmt.relation.relname if stmt.relation else None
-    if stmt.objtype != enums.ObjectType.OBJECT_TABLE:
-        kind = enums.ObjectType(stmt.objtype).name.replace("OBJECT_", "").lower()
+def _alter_table_ops(stmt: dict) -> list[Operation]:
+    table = _relname(stmt.get("relation"))
+    objtype = stmt.get("objtype", "OBJECT_TABLE")
+    if objtype != "OBJECT_TABLE":
+        kind = objtype.replace("OBJECT_", "").lower()
         if kind == "index":
             return [Operation("metadata", table, {"what": "ALTER INDEX"})]
         return [Operation("other", table, {"what": f"ALTER {kind.upper()}"})]
     ops = []
-    for cmd in stmt.cmds or ():
-        subtype = enums.AlterTableType(cmd.subtype).name
+    for item in stmt.get("cmds") or ():
+        cmd = item.get("AlterTableCmd", {})
+        subtype = cmd.get("subtype", "")
+        definition = cmd.get("def")
         if subtype == "AT_AddColumn":
-            info, attrs = column_from_def(cmd.def_)
+            _, attrs = column_from_def(_node(definition)[1])
             ops.append(Operation("add_column", table, attrs))
         elif subtype == "AT_AlterColumnType":
-            base, params = _type_info(cmd.def_.typeName)
+            coldef = _node(definition)[1]
+            base, params = _type_info(coldef.get("typeName"))
             ops.append(Operation("alter_column_type", table, {
-                "column": cmd.name, "new_type": ColumnInfo(cmd.name, base, params),
-                "using": cmd.def_.raw_default is not None}))
+                "column": cmd.get("name"), "new_type": ColumnInfo(cmd.get("name"), base, params),
+                "using": coldef.get("raw_default") is not None}))
         elif subtype == "AT_ColumnDefault":
-            kind = "set_default" if cmd.def_ is not None else "drop_default"
-            ops.append(Operation(kind, table, {"column": cmd.name}))
+            kind = "set_default" if definition is not None else "drop_default"
+            ops.append(Operation(kind, table, {"column": cmd.get("name")}))
         elif subtype == "AT_AddConstraint":
-            ops.append(_constraint_op(table, cmd.def_))
+            ops.append(_constraint_op(table, _node(definition)[1]))
         elif subtype in _SIMPLE_SUBTYPES:
             ops.append(Operation(_SIMPLE_SUBTYPES[subtype], table,
-                                 {"column": cmd.name, "name": cmd.name,
+                                 {"column": cmd.get("name"), "name": cmd.get("name"),
                                   "what": subtype[3:]}))
         else:
             ops.append(Operation("metadata", table, {"what": subtype[3:]}))
     return ops
 
 
-def _plpgsql_sql(sql: str) -> list[str] | None:
-    """SQL statements inside a DO body; None if it uses dynamic EXECUTE (unknowable)."""
+def _plpgsql_sql(sql: str) -> tuple[list[str], list[str]]:
+    """(SQL statements, reasons the rest cannot be read) inside a DO block or a function
+    definition.  ``EXECUTE 'constant'`` is read like a plain statement; any other EXECUTE
+    builds its SQL at run time and is reported."""
     try:
-        tree = pglast.parse_plpgsql(sql)
-    except Exception:  # noqa: BLE001 - a body PL/pgSQL cannot read
-        return None
+        tree = parse_plpgsql(sql)
+    except Exception as exc:  # noqa: BLE001 - a body PL/pgSQL cannot read
+        return [], [f"PL/pgSQL body not readable: {str(exc).splitlines()[0][:120]}"]
     found: list[str] = []
-    dynamic = False
-
-    def walk(value):
-        nonlocal dynamic
+    unknown: list[str] = []
+    stack = [tree]
+    while stack:
+        value = stack.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                if key == "PLpgSQL_stmt_dynexecute":
-                    dynamic = True
                 if key == "PLpgSQL_stmt_execsql":
                     query = item.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query")
                     if query:
                         found.append(query)
-                walk(item)
+                elif key == "PLpgSQL_stmt_perform":
+                    query = item.get("expr", {}).get("PLpgSQL_expr", {}).get("query")
+                    if query:
+                        found.append(query)
+                elif key == "PLpgSQL_stmt_dynexecute":
+                    query = item.get("query", {}).get("PLpgSQL_expr", {}).get("query", "")
+                    constant = _string_constant(query)
+                    if constant is None:
+                        unknown.append(f"EXECUTE {query[:80]} builds its SQL at run time")
+                    else:
+                        found.append(constant)
+                else:
+                    stack.append(item)
         elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(json.loads(tree) if isinstance(tree, str) else tree)
-    return None if dynamic else found
+            stack.extend(reversed(value))
+    return found, unknown
 
 
-def _stmt_ops(stmt, sql: str, depth: int = 0) -> list[Operation]:
-    if isinstance(stmt, ast.AlterTableStmt):
+def _string_constant(expression: str) -> str | None:
+    """The value of a PL/pgSQL expression that is one string literal ('…' or $$…$$)."""
+    try:
+        stmts = json.loads(parse_sql_json(f"SELECT {expression}"))["stmts"]
+        targets = stmts[0]["stmt"]["SelectStmt"]["targetList"]
+        kind, body = _node(targets[0]["ResTarget"]["val"])
+    except Exception:  # noqa: BLE001 - not a plain expression
+        return None
+    if len(targets) == 1 and kind == "A_Const" and "sval" in body:
+        return body["sval"].get("sval", "")
+    return None
+
+
+def _routine(stmt: dict, sql: str) -> Operation:
+    """CREATE FUNCTION / PROCEDURE: remember the body for a later CALL or SELECT f()."""
+    names = _strings(stmt.get("funcname"))
+    name = (names[-1] if names else "?").lower()
+    language, body = "sql", None
+    for item in stmt.get("options") or ():
+        option = item.get("DefElem", {})
+        if option.get("defname") == "language":
+            language = _node(option.get("arg"))[1].get("sval", "sql").lower()
+        elif option.get("defname") == "as":
+            kind, arg = _node(option.get("arg"))
+            items = arg.get("items") if kind == "List" else [option.get("arg")]
+            strings = _strings(items)
+            body = strings[0] if strings else None
+    if language == "plpgsql":
+        statements, unknown = _plpgsql_sql(sql)
+    elif language == "sql" and body is not None:
+        statements, unknown = [body], []
+    elif language == "sql" and stmt.get("sql_body"):
+        statements, unknown = [], ["a BEGIN ATOMIC body is not followed"]
+    else:
+        statements, unknown = [], []  # C, plpython …: no SQL of ours to read
+    return Operation("define_routine", None, {"name": name, "statements": statements,
+                                              "unknown": unknown, "language": language})
+
+
+def _called_functions(select: dict) -> list[str]:
+    """Functions a SELECT runs from its target list (``SELECT migrate_users()``)."""
+    names = []
+    for target in select.get("targetList") or ():
+        names.extend(_functions_in(target))
+    return names
+
+
+def _drop_names(stmt: dict) -> list[str | None]:
+    names: list[str | None] = []
+    for obj in stmt.get("objects") or ():
+        kind, body = _node(obj)
+        if kind == "List":
+            strings = _strings(body.get("items"))
+        elif kind == "ObjectWithArgs":
+            strings = _strings(body.get("objname"))
+        elif kind == "String":
+            strings = [body.get("sval")]
+        else:
+            strings = []
+        names.append(strings[-1] if strings else None)
+    return names
+
+
+def _stmt_ops(kind: str, stmt: dict, sql: str, depth: int) -> list[Operation]:
+    if kind == "AlterTableStmt":
         return _alter_table_ops(stmt)
-    if isinstance(stmt, ast.IndexStmt):
-        return [Operation("create_index", stmt.relation.relname, {
-            "name": stmt.idxname, "concurrently": bool(stmt.concurrent),
-            "unique": bool(stmt.unique)})]
-    if isinstance(stmt, ast.CreateStmt):
+    if kind == "IndexStmt":
+        return [Operation("create_index", _relname(stmt.get("relation")), {
+            "name": stmt.get("idxname"), "concurrently": bool(stmt.get("concurrent")),
+            "unique": bool(stmt.get("unique"))})]
+    if kind == "CreateStmt":
         columns = {}
-        for elt in stmt.tableElts or ():
-            if isinstance(elt, ast.ColumnDef):
-                info, _ = column_from_def(elt)
+        for elt in stmt.get("tableElts") or ():
+            if "ColumnDef" in elt:
+                info, _ = column_from_def(elt["ColumnDef"])
                 columns[info.name.lower()] = info
-        return [Operation("create_table", stmt.relation.relname, {"columns": columns})]
-    if isinstance(stmt, ast.CreateTableAsStmt):
-        return [Operation("create_table", stmt.into.rel.relname, {"columns": {}})]
-    if isinstance(stmt, ast.DropStmt):
-        kind = enums.ObjectType(stmt.removeType).name.replace("OBJECT_", "").lower()
-        names = []
-        for obj in stmt.objects or ():
-            parts = obj if isinstance(obj, tuple) else (obj,)
-            strings = [p.sval for p in parts if isinstance(p, ast.String)]
-            names.append(strings[-1] if strings else None)
-        if kind == "index":
+        return [Operation("create_table", _relname(stmt.get("relation")), {
+            "columns": columns, "if_not_exists": bool(stmt.get("if_not_exists"))})]
+    if kind == "CreateTableAsStmt":
+        into = stmt.get("into") or {}
+        table = _relname(into.get("rel"))
+        if stmt.get("objtype") == "OBJECT_MATVIEW":
+            return [Operation("create_table", table, {"columns": {}, "materialized": True})]
+        return [Operation("create_table", table, {"columns": {}})]
+    if kind == "DropStmt":
+        removed = stmt.get("removeType", "").replace("OBJECT_", "").lower()
+        names = _drop_names(stmt)
+        if removed == "index":
             return [Operation("drop_index", None, {"name": n, "concurrently": bool(
-                stmt.concurrent)}) for n in names]
-        if kind in ("table", "view", "matview", "sequence", "schema", "type", "domain"):
-            return [Operation("drop_table" if kind == "table" else "drop_object", n,
-                              {"object": kind}) for n in names]
-        return [Operation("other", None, {"what": f"DROP {kind.upper()}"})]
-    if isinstance(stmt, ast.RenameStmt):
-        kind = enums.ObjectType(stmt.renameType).name.replace("OBJECT_", "").lower()
-        table = stmt.relation.relname if stmt.relation else None
-        if kind == "column":
-            return [Operation("rename_column", table, {"old": stmt.subname,
-                                                       "new": stmt.newname})]
-        if kind in ("table", "view", "matview"):
-            return [Operation("rename_table", table, {"new": stmt.newname})]
-        return [Operation("metadata", table, {"what": f"RENAME {kind.upper()}"})]
-    if isinstance(stmt, ast.AlterObjectSchemaStmt):
-        table = stmt.relation.relname if stmt.relation else None
-        return [Operation("set_schema", table, {"schema": stmt.newschema})]
-    if isinstance(stmt, ast.VacuumStmt):
-        options = {o.defname for o in stmt.options or ()}
-        tables = [r.relation.relname for r in stmt.rels or () if r.relation]
-        kind = "vacuum_full" if "full" in options else "vacuum"
-        if not stmt.is_vacuumcmd:
-            kind = "analyze"
-        return [Operation(kind, t) for t in tables] or [Operation(kind, None)]
-    if isinstance(stmt, ast.ClusterStmt):
-        return [Operation("cluster", stmt.relation.relname if stmt.relation else None)]
-    if isinstance(stmt, ast.ReindexStmt):
-        options = {o.defname for o in stmt.params or ()}
-        return [Operation("reindex", stmt.relation.relname if stmt.relation else stmt.name,
+                stmt.get("concurrent"))}) for n in names]
+        if removed in ("table", "view", "matview", "sequence", "schema", "type", "domain"):
+            return [Operation("drop_table" if removed == "table" else "drop_object", n,
+                              {"object": removed}) for n in names]
+        if removed in ("function", "procedure"):
+            return [Operation("drop_routine", None, {"name": (n or "").lower()})
+                    for n in names]
+        return [Operation("other", None, {"what": f"DROP {removed.upper()}"})]
+    if kind == "RenameStmt":
+        renamed = stmt.get("renameType", "").replace("OBJECT_", "").lower()
+        table = _relname(stmt.get("relation"))
+        if renamed == "column":
+            return [Operation("rename_column", table, {"old": stmt.get("subname"),
+                                                       "new": stmt.get("newname")})]
+        if renamed in ("table", "view", "matview"):
+            return [Operation("rename_table", table, {"new": stmt.get("newname")})]
+        return [Operation("metadata", table, {"what": f"RENAME {renamed.upper()}"})]
+    if kind == "AlterObjectSchemaStmt":
+        return [Operation("set_schema", _relname(stmt.get("relation")),
+                          {"schema": stmt.get("newschema")})]
+    if kind == "VacuumStmt":
+        options = {o.get("DefElem", {}).get("defname") for o in stmt.get("options") or ()}
+        tables = [_relname(r.get("VacuumRelation", {}).get("relation"))
+                  for r in stmt.get("rels") or ()]
+        op_kind = "vacuum_full" if "full" in options else "vacuum"
+        if not stmt.get("is_vacuumcmd"):
+            op_kind = "analyze"
+        return [Operation(op_kind, t) for t in tables if t] or [Operation(op_kind, None)]
+    if kind == "ClusterStmt":
+        return [Operation("cluster", _relname(stmt.get("relation")))]
+    if kind == "ReindexStmt":
+        options = {o.get("DefElem", {}).get("defname") for o in stmt.get("params") or ()}
+        return [Operation("reindex", _relname(stmt.get("relation")) or stmt.get("name"),
                           {"concurrently": "concurrently" in options})]
-    if isinstance(stmt, ast.AlterEnumStmt):
-        return [Operation("alter_enum_add_value" if stmt.newVal and not stmt.oldVal
+    if kind == "AlterEnumStmt":
+        return [Operation("alter_enum_add_value" if stmt.get("newVal") and not stmt.get("oldVal")
                           else "metadata", None, {"what": "ALTER TYPE"})]
-    if isinstance(stmt, ast.TruncateStmt):
-        return [Operation("truncate_table", r.relname) for r in stmt.relations or ()]
-    if isinstance(stmt, ast.TransactionStmt):
-        kind = enums.TransactionStmtKind(stmt.kind).name
-        what = "begin" if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START") else (
-            "end" if kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK") else "other")
+    if kind == "TruncateStmt":
+        return [Operation("truncate_table", _relname(r)) for r in stmt.get("relations") or ()]
+    if kind == "TransactionStmt":
+        tx = stmt.get("kind", "")
+        what = "begin" if tx in ("TRANS_STMT_BEGIN", "TRANS_STMT_START") else (
+            "end" if tx in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK") else "other")
         return [Operation("transaction", None, {"what": what})]
-    if isinstance(stmt, ast.VariableSetStmt):
-        return [Operation("set_session", None, {"name": (stmt.name or "").lower()})]
-    if isinstance(stmt, (ast.UpdateStmt, ast.DeleteStmt)):
-        return [Operation("dml_" + ("update" if isinstance(stmt, ast.UpdateStmt) else "delete"),
-                          stmt.relation.relname, {"has_where": stmt.whereClause is not None})]
-    if isinstance(stmt, ast.DoStmt):
-        if depth > 2:
+    if kind == "VariableSetStmt":
+        return [Operation("set_session", None, {"name": (stmt.get("name") or "").lower()})]
+    if kind in ("UpdateStmt", "DeleteStmt"):
+        return [Operation("dml_" + ("update" if kind == "UpdateStmt" else "delete"),
+                          _relname(stmt.get("relation")),
+                          {"has_where": stmt.get("whereClause") is not None})]
+    if kind == "DoStmt":
+        if depth >= _MAX_DEPTH:
             return [Operation("other", None, {"what": "DO"})]
-        inner = _plpgsql_sql(sql)
-        if inner is None:
-            return [Operation("unparsed", None, {
-                "reason": "DO block runs dynamic SQL (EXECUTE): its statements cannot be read"})]
+        inner, unknown = _plpgsql_sql(sql)
         ops: list[Operation] = []
         for query in inner:
             ops.extend(_parse_text(query, depth + 1))
+        for reason in unknown:
+            ops.append(Operation("unparsed", None, {"reason": f"DO block: {reason}"}))
         return ops or [Operation("other", None, {"what": "DO"})]
-    if isinstance(stmt, ast.LockStmt):
-        return [Operation("lock_tables", r.relname, {"mode": int(stmt.mode)})
-                for r in stmt.relations or ()]
-    return [Operation("other", None, {"what": type(stmt).__name__})]
+    if kind == "CreateFunctionStmt":
+        return [_routine(stmt, sql)]
+    if kind == "CallStmt":
+        names = _strings(stmt.get("funccall", {}).get("funcname"))
+        return [Operation("call", None, {"names": [names[-1].lower()] if names else []})]
+    if kind == "SelectStmt" and not stmt.get("fromClause"):
+        names = _called_functions(stmt)
+        if names:
+            return [Operation("call", None, {"names": names, "only_known": True})]
+    if kind == "LockStmt":
+        return [Operation("lock_tables", _relname(r), {"mode": int(stmt.get("mode") or 0)})
+                for r in stmt.get("relations") or ()]
+    return [Operation("other", None, {"what": kind})]
 
 
 def _parse_text(sql: str, depth: int) -> list[Operation]:
     try:
-        raw = pglast.parse_sql(sql)
+        stmts = json.loads(parse_sql_json(sql)).get("stmts") or []
     except Exception as exc:  # noqa: BLE001 - pglast.parser.ParseError and friends
         message = str(exc).split("\n")[0][:160]
         return [Operation("unparsed", None, {"reason": f"PostgreSQL parser: {message}"})]
     ops: list[Operation] = []
-    for raw_stmt in raw:
-        ops.extend(_stmt_ops(raw_stmt.stmt, sql, depth))
+    encoded = None
+    for raw in stmts:
+        kind, stmt = _node(raw.get("stmt"))
+        text = sql
+        if len(stmts) > 1 and kind in ("DoStmt", "CreateFunctionStmt"):
+            # several statements (a SQL function body): DO needs its own text for PL/pgSQL
+            encoded = encoded or sql.encode("utf-8")
+            start = raw.get("stmt_location", 0)
+            length = raw.get("stmt_len") or len(encoded) - start
+            text = encoded[start:start + length].decode("utf-8", "replace")
+        ops.extend(_stmt_ops(kind, stmt, text, depth))
     return ops
 
 

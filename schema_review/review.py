@@ -21,12 +21,12 @@ from schema_review.model import (
     TableSize,
     finding_key,
 )
-from schema_review.parse_mysql import parse_mysql
-from schema_review.parse_postgres import parse_postgres
+from schema_review.dynamic import fold_mysql, strip_control
 from schema_review.sizes import SizesFile, SizeSource
 from schema_review.split import DIALECTS, split_statements
 
 MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full text hashed)
+MAX_NESTING = 4  # EXECUTE inside a procedure inside a procedure …: deeper is not followed
 
 
 @dataclass
@@ -99,6 +99,12 @@ class Reviewer:
             raise UsageError(f"unknown dialect {settings.dialect!r}: use one of "
                              f"{', '.join(DIALECTS)}")
         self.settings = settings
+        # each dialect imports only its own parser (sqlglot alone costs 0.2 s of CPU at start)
+        if settings.dialect == "postgres":
+            from schema_review.parse_postgres import parse_postgres as parse
+        else:
+            from schema_review.parse_mysql import parse_mysql as parse
+        self._parse = parse
         self.sizes = sizes or SizeSource()
         if isinstance(self.sizes, SizesFile):
             self.sizes.dialect = settings.dialect
@@ -134,15 +140,107 @@ class Reviewer:
         self.report.findings.extend(found)
         return found
 
-    def _parse(self, sql: str) -> ParsedStatement:
-        if self.settings.dialect == "postgres":
-            return parse_postgres(sql)
-        return parse_mysql(sql)
-
-    def _review_statement(self, sql: str, line: int, path: str) -> list[Finding]:
+    def _review_statement(self, sql: str, line: int, path: str, depth: int = 0,
+                          note: str | None = None) -> list[Finding]:
         parsed = self._parse(sql)
+        nested: list[Finding] = []
+        operations = []
+        for op in parsed.operations:
+            found = self._dynamic(op, line, path, depth)
+            if isinstance(found, Operation):
+                operations.append(found)
+            else:
+                nested.extend(found)
+        parsed.operations = operations
+        findings = self._assess(parsed, sql, line, path)
+        if note:
+            for finding in findings:
+                finding.reasons.insert(0, note)
+        return findings + nested
+
+    def _dynamic(self, op: Operation, line: int, path: str, depth: int
+                 ) -> Operation | list[Finding]:
+        """SQL built or stored by the migration and run later: remember what SET/PREPARE and
+        CREATE PROCEDURE/FUNCTION define, and review it where EXECUTE/CALL/SELECT f() runs it
+        (a list of findings), or say it cannot be read (an unparsed operation)."""
+        ctx, k = self.context, op.kind
+        if k == "set_variable":
+            ctx.variables[op.get("name")] = fold_mysql(op.get("expr"), ctx.variables)
+            return Operation("other", None, {"what": "SET " + op.get("name")})
+        if k == "prepare":
+            source = op.get("source")
+            if source:
+                texts, origin = ctx.variables.get(source), f"from {source}"
+            else:
+                expr = op.get("expr")
+                texts = fold_mysql(expr, ctx.variables) if expr is not None else None
+                origin = "from an expression"
+            ctx.prepared[op.get("name")] = (texts, origin)
+            return Operation("other", None, {"what": "PREPARE"})
+        if k == "execute":
+            name = op.get("name")
+            texts, origin = ctx.prepared.get(name, (None, "not prepared in this file"))
+            if texts is None:
+                return Operation("unparsed", None, {"reason": f"EXECUTE {name} runs SQL built "
+                                                    f"at run time ({origin}): its statement "
+                                                    "cannot be read"})
+            return self._run_nested([t for t in texts if t.strip()], line, path, depth,
+                                    f"run by EXECUTE {name} (prepared {origin})")
+        if k == "define_routine":
+            ctx.routines[op.get("name")] = op.attrs
+            return Operation("other", None, {"what": f"CREATE PROCEDURE/FUNCTION "
+                                             f"{op.get('name')} (its body is reviewed where "
+                                             "this change calls it)"})
+        if k == "drop_routine":
+            ctx.routines.pop(op.get("name"), None)
+            return Operation("other", None, {"what": "DROP FUNCTION/PROCEDURE"})
+        if k == "call":
+            found: list[Finding] = []
+            for name in op.get("names") or []:
+                routine = ctx.routines.get(name)
+                if routine is None:
+                    if op.get("only_known"):
+                        continue  # SELECT of an ordinary function
+                    return Operation("unparsed", None, {"reason": f"CALL {name}: a procedure "
+                                                        "not defined in this change, its "
+                                                        "statements cannot be read"})
+                note = f"in {name}(), called here"
+                found.extend(self._run_nested(self._routine_statements(routine), line, path,
+                                              depth, note))
+                for reason in routine.get("unknown") or []:
+                    found.extend(self._judge_all(Operation("unparsed", None, {
+                        "reason": f"{name}(): {reason}"}), line, path, f"CALL {name}"))
+            return found or Operation("other", None, {"what": "SELECT"})
+        return op
+
+    def _routine_statements(self, routine: dict) -> list[str]:
+        if "statements" in routine:
+            return list(routine["statements"])
+        body = split_statements(routine.get("body") or "", self.settings.dialect,
+                                self.version.numbers)
+        return [text for text in (strip_control(s.sql) for s in body) if text]
+
+    def _run_nested(self, texts: list[str], line: int, path: str, depth: int,
+                    note: str) -> list[Finding]:
+        if depth >= MAX_NESTING:
+            return self._judge_all(Operation("unparsed", None, {
+                "reason": f"{note}: nested too deeply to follow"}), line, path, note)
+        found: list[Finding] = []
+        for text in texts:
+            found.extend(self._review_statement(text.strip().rstrip(";"), line, path,
+                                                depth + 1, note))
+        return found
+
+    def _judge_all(self, op: Operation, line: int, path: str, sql: str) -> list[Finding]:
+        return self._assess(ParsedStatement([op]), sql, line, path)
+
+    def _assess(self, parsed: ParsedStatement, sql: str, line: int, path: str
+                ) -> list[Finding]:
         results: list[Assessment] = []
         for op in parsed.operations:
+            if op.kind == "drop_index" and not op.table:
+                op.table = self.context.index_table(op.get("name")) or \
+                    self.sizes.index_table(op.get("name"))
             if op.kind == "unparsed":
                 results.append(Assessment("unparsed", "unknown", reasons=[
                     f"unparsed: needs review — {op.get('reason')}"]))
@@ -163,18 +261,24 @@ class Reviewer:
     def table_size(self, table: str | None) -> TableSize:
         if not table:
             return TableSize(None, None, "unknown")
+        name = table.strip('`"').split(".")[-1]
         if self.context.is_new(table):
+            if self.context.created_if_not_exists & {name.lower()}:
+                known = self.sizes.size(name)  # IF NOT EXISTS on an existing table: no-op
+                if known.source != "unknown" and (known.rows or known.bytes):
+                    return known
             return TableSize(0, 0, "new")
-        return self.sizes.size(table.strip('`"').split(".")[-1])
+        return self.sizes.size(name)
 
     def is_large(self, size: TableSize) -> bool | None:
         """True/False when known; None when the size is unknown."""
         if size.source == "new":
             return False
-        if size.rows is None and size.bytes is None:
-            return None
-        return (size.rows or 0) >= self.settings.large_rows or \
-            (size.bytes or 0) >= self.settings.large_bytes
+        if size.bytes is not None and size.bytes >= self.settings.large_bytes:
+            return True
+        if size.rows is None:
+            return None  # bytes alone cannot clear a table: wide rows or not, count unknown
+        return size.rows >= self.settings.large_rows
 
     def _judge(self, op: Operation, a: Assessment, sql: str, line: int, path: str,
                key: str) -> Finding:
@@ -192,8 +296,12 @@ class Reviewer:
             if large is None:
                 if self.settings.unknown_size == "review":
                     danger = "size"
-                    reasons.append(f"the size of {op.table} is unknown (no sizes entry, no "
-                                   "database URL): treated as large")
+                    if size.bytes is not None:
+                        reasons.append(f"the row count of {op.table} is unknown "
+                                       f"({_describe(size)}): treated as large")
+                    else:
+                        reasons.append(f"the size of {op.table or 'the table'} is unknown "
+                                       "(no sizes entry, no database URL): treated as large")
             elif large:
                 danger = "size"
                 reasons.append(f"{op.table} is large: {_describe(size)} — expect "

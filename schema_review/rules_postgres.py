@@ -130,10 +130,12 @@ def _alter_type(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Assessme
     new: ColumnInfo = op.get("new_type")
     old = ctx.column(op.table, column)
     if old is None:
-        return _rewrite("pg.alter-column-type-unknown", f"ALTER COLUMN {column} TYPE "
-                        f"{new.render()}: the old type is unknown (no database URL and not "
-                        "created in this change), so a rewrite must be assumed",
-                        "new-column-swap")
+        free = " (varchar → text or a longer varchar would be metadata only)" if \
+            new.type in ("text", "varchar") else ""
+        return _a("pg.alter-column-type-unknown", "rewrite", f"ALTER COLUMN {column} TYPE "
+                  f"{new.render()} may rewrite (old type unknown: no database URL, no columns "
+                  f"entry, not created in this change){free}: a rewrite holds ACCESS EXCLUSIVE "
+                  "for time ∝ table size", size=True, blocks=True, alt="new-column-swap")
     if op.get("using") is False and binary_coercible(old, new):
         return _metadata("pg.alter-column-type-coercible", f"{old.render()} → {new.render()} "
                          "is binary-coercible (no rewrite)")
@@ -229,9 +231,12 @@ def assess_postgres(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Asse
                       "CONCURRENTLY cannot run inside a transaction block", fails=True,
                       alt="outside-transaction")
         if op.get("concurrently"):
-            return _metadata("pg.drop-index-concurrently", "DROP INDEX CONCURRENTLY")
-        return _a("pg.drop-index", "metadata", "DROP INDEX: brief ACCESS EXCLUSIVE on the table "
-                  "(prefer DROP INDEX CONCURRENTLY)")
+            return _a("pg.drop-index-concurrently", "metadata", "DROP INDEX CONCURRENTLY: "
+                      "waits for transactions using the index without blocking others")
+        return _a("pg.drop-index", "metadata", "DROP INDEX without CONCURRENTLY takes ACCESS "
+                  "EXCLUSIVE on the table: it waits behind every open transaction that touched "
+                  "the table, and every query on the table queues behind it", size=True,
+                  blocks=True, alt="drop-index-concurrently")
     if k == "reindex":
         if op.get("concurrently"):
             if in_tx:

@@ -66,6 +66,7 @@ class _Scanner:
         self.parts: list[str] = []
         self.start: int | None = None  # offset of the first code character of the statement
         self.exec_depth = 0  # inside /*! ... */ whose content is code
+        self._line_at = (0, 1)  # (offset, line number there): lines are counted once, forward
         self._set_pattern()
 
     def _set_pattern(self) -> None:
@@ -95,7 +96,9 @@ class _Scanner:
     def _flush(self) -> None:
         sql = "".join(self.parts).strip()
         if sql and self.start is not None:
-            line = self.text.count("\n", 0, self.start) + 1
+            offset, line = self._line_at
+            line += self.text.count("\n", offset, self.start)
+            self._line_at = (self.start, line)
             self.statements.append(Statement(sql, line, self.path))
         self.parts = []
         self.start = None

@@ -181,6 +181,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            "one of github, gitlab, gitea, cgit or empty", ""),
         "web_url": Key(_is_str, "the repository's web URL", ""),
         "window": Key(_is_str, "a duration such as 6h", "6h"),
+        # How far back blame may attribute a trace line to the deploy that shipped it.
+        "horizon": Key(_is_str, "a duration such as 365d", "365d"),
+        # Commits blame sees through (formatting, renames), beside .git-blame-ignore-revs.
+        "mechanical_commits": Key(_str_list, "a list of commit shas", []),
         # Link templates overriding the preset: {url} {sha} {short} {base} {path} {line}.
         "commit_url": Key(_is_str, "a URL template such as {url}/commit/{sha}", ""),
         "compare_url": Key(_is_str, "a URL template such as {url}/compare/{base}...{sha}", ""),

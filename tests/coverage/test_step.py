@@ -41,6 +41,11 @@ def real_reports(tmp: Path, tested: bool) -> tuple[str, str, dict[str, str]]:
     return base, head, files
 
 
+def kept_report(files: dict[str, str]) -> bytes:
+    """The report as the step keeps it in build data."""
+    return json.dumps(json.loads(files["greenlight-coverage.json"]), indent=2).encode()
+
+
 class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
     def setUp(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="coverage-gate-"))
@@ -49,6 +54,7 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         return self.setup_test_build_step()
 
     def expect_run(self, base, head, files, rc):
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(
             ExpectShell(workdir="wkdir", log_environ=False,
                         command=["greenlight", *gate_arguments(base, head, ".coverage", 100.0)])
@@ -69,10 +75,11 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.expect_property("coverage_new_lines", 2, "coverage")
         self.expect_property("coverage_covered", 1, "coverage")
         self.expect_property("coverage_percent", 50.0, "coverage")
-        self.expect_result_summary(
-            {"step": "coverage of new code 50.00% (1/2 lines) < 100%; worst shop.py 50.00%"})
+        self.expect_result_summary({"step": json.loads(files["greenlight-coverage.json"])[
+            "summary"]})
         self.expect_log_file("report.md", files["greenlight-coverage.md"])
         await self.run_step()
+        assert "worst: shop.py 50.00%" in json.loads(files["greenlight-coverage.json"])["summary"]
 
     async def test_tested_push_passes(self):
         base, head, files = real_reports(self.tmp, tested=True)
@@ -96,12 +103,13 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.setup_step(CoverageGate(tests_report="greenlight-coverage.json"))
         self.build.setProperty("greenlight_base", base, "test")
         self.build.setProperty("got_revision", head, "test")
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(*[self.expect_upload(name, files[name]) for name in (
             "greenlight-coverage.json", "greenlight-coverage.md", "greenlight-coverage.html")])
         self.expect_outcome(result=FAILURE)
         self.expect_property("coverage_percent", 50.0, "coverage")
-        self.expect_result_summary(
-            {"step": "coverage of new code 50.00% (1/2 lines) < 100%; worst shop.py 50.00%"})
+        self.expect_result_summary({"step": json.loads(files["greenlight-coverage.json"])[
+            "summary"]})
         await self.run_step()
 
     async def _not_trusted(self, step, prop_base):
@@ -112,6 +120,7 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.build.setProperty("got_revision", head, "test")
         run = gate_arguments(base if prop_base else None, head, ".coverage",
                              float(step.fail_under))
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(
             self.expect_upload("greenlight-coverage.json", files["greenlight-coverage.json"]),
             ExpectShell(workdir="wkdir", log_environ=False, command=["greenlight", *run])

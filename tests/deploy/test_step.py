@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 
 from buildbot.process.results import FAILURE, SUCCESS
 from buildbot.test.reactor import TestReactorMixin
@@ -52,8 +53,16 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.added = []
         self.build.addStepsAfterCurrentStep = self.added.extend
 
+    def expect_result_data(self, output: str) -> None:
+        self.expect_build_data("greenlight-deploy",
+                               json.dumps(parse_phase_lines(output)[1]).encode(), "Deploy")
+
     async def test_rolled_back_deploy_fails_with_phases_and_properties(self):
         self.setup_step(Deploy(settings="/etc/greenlight.toml"))
+        output = cli_output("rolled_back", "failed")
+        self.expect_result_data(output)
+        self.expect_log_file("phases", "[prepare] ok: prepare ok\n[canary] ok: canary ok\n"
+                                       "[judge] failed: judge failed\n")
         self.build.setProperty("got_revision", SHA, "test")
         self.build.setProperty("buildername", "deploy", "test")
         self.build.setProperty("buildnumber", 12, "test")
@@ -61,7 +70,7 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
             ExpectShell(workdir="wkdir", log_environ=False,
                         command=["greenlight", "deploy", SHA, "--phase-lines", "--trigger",
                                  "buildbot:deploy/12", "--settings", "/etc/greenlight.toml"])
-            .stdout(cli_output("rolled_back", "failed")).exit(1))
+            .stdout(output).exit(1))
         self.expect_outcome(result=FAILURE)
         self.expect_property("deploy_outcome", "rolled_back", "deploy")
         self.expect_property("deploy_incident_id", 3, "deploy")
@@ -74,12 +83,14 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
 
     async def test_success_and_missing_revision(self):
         self.setup_step(Deploy())
+        output = cli_output("success", "ok")
         self.build.setProperty("got_revision", SHA, "test")
         self.expect_commands(
             ExpectShell(workdir="wkdir", log_environ=False,
                         command=["greenlight", "deploy", SHA, "--phase-lines", "--trigger",
                                  "buildbot:deploy/None"])
-            .stdout(cli_output("success", "ok")).exit(0))
+            .stdout(output).exit(0))
+        self.expect_result_data(output)
         self.expect_outcome(result=SUCCESS)
         self.expect_property("deploy_outcome", "success", "deploy")
         await self.run_step()

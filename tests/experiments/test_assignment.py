@@ -122,6 +122,16 @@ def test_rollout_explanations():
     assert explain(twenty).startswith("Rolled out to 20%: 20% of users are assigned")
 
 
+def test_collection_status_is_the_engines_answer():
+    """The admin page and the CLI's JSON show this one answer; the page computes nothing."""
+    zero = Experiment("R", {"enhanced": 0.5}, status=ROLLOUT, rollout_pct=0)
+    assert zero.collection_status() == "running, nobody assigned yet"
+    assert zero.with_state(rollout_pct=5).collection_status() == "running"
+    assert Experiment("Q", {"enhanced": 0.5}).collection_status() == "in QA (not counted)"
+    closed = zero.with_state(status=CLOSED, closed_branch="enhanced")
+    assert closed.collection_status() == "closed: enhanced launched"
+
+
 def test_definitions_are_validated():
     with pytest.raises(UsageError, match="sum to 1.2"):
         Experiment("Bad", {"a": 0.6, "b": 0.6})

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from greenlight.incidents import Incident, build_report
-from greenlight.incidents.gitinfo import GitHistory
+from greenlight.git.history import GitHistory
 from tests.incidents.conftest import T0, logic_source, trace_for
 
 
@@ -75,16 +75,27 @@ def test_without_trace_time_orders_and_the_report_says_so(world):
     assert any("No stack trace" in n for n in report.notes)
 
 
-def test_no_deploy_in_window_says_so_plainly(world):
+def test_no_deploy_in_window_and_no_trace_says_so_plainly(world):
+    repo = world.repo
+    repo.write("app/logic.py", logic_source())
+    base = repo.commit("base")
+    world.deploy(base, None, T0 - timedelta(days=2))
+    report = build_report(_incident(None), world.ledger, repo.path, {"window": "6h"})
+    assert report.suspects == []
+    assert report.notes[0].startswith("No deploy in the window before the incident")
+    assert report.live == {"web1": base, "web2": base}
+
+
+def test_no_deploy_in_window_but_the_traced_line_names_its_deploy(world):
     repo = world.repo
     repo.write("app/logic.py", logic_source())
     base = repo.commit("base")
     world.deploy(base, None, T0 - timedelta(days=2))
     report = build_report(_incident(trace_for(("app/logic.py", 3, "f"))), world.ledger,
                           repo.path, {"window": "6h"})
-    assert report.suspects == []
-    assert report.notes[0].startswith("No deploy in the window before the incident")
-    assert report.live == {"web1": base, "web2": base}
+    assert _shas(report) == [base]
+    assert report.suspects[0].latent.startswith("latent: went live")
+    assert not any(n.startswith("No deploy in the window") for n in report.notes)
 
 
 def test_rename_of_the_traced_file_is_followed_by_blame(world):
@@ -169,7 +180,7 @@ def test_blame_is_cached_and_skips_lines_past_the_end(world):
     assert history.blame_lines(sha, "a.py", [2]) == {2: first[2]}
 
 
-def test_blame_stops_at_the_window_start_and_older_lines_blame_nobody(world):
+def test_a_line_changed_before_the_window_names_its_deploy_as_latent(world):
     repo = world.repo
     repo.write("app/logic.py", logic_source())
     base = repo.commit("base")
@@ -182,9 +193,12 @@ def test_blame_stops_at_the_window_start_and_older_lines_blame_nobody(world):
     world.deploy(bad, old, T0 - timedelta(minutes=40))
     trace = trace_for(("app/logic.py", 30, "outer"), ("app/logic.py", 8, "inner"))
     report = build_report(_incident(trace), world.ledger, repo.path, {"window": "2h"})
-    assert _shas(report) == [bad]
+    assert _shas(report) == [bad, old]   # the innermost line first, then one frame out
     blamed = [e.blame.line for e in report.suspects[0].evidence if e.kind == "blamed_line"]
-    assert blamed == [8]                 # line 30 was last changed before the window: no one's
+    assert blamed == [8]
+    older = report.suspects[1]
+    assert [e.blame.line for e in older.evidence if e.kind == "blamed_line"] == [30]
+    assert older.latent == "latent: went live 20.0 h before the incident"
+    assert report.suspects[0].latent is None
     history = GitHistory(repo.path)
-    assert history.blame_lines(bad, "app/logic.py", [30], since=old) == {}
     assert history.blame_lines(bad, "app/logic.py", [30])[30].commit == old

@@ -65,7 +65,8 @@ def test_markdown_and_json_carry_the_same_ranking(world):
                           world.ledger, world.repo.path)
     data = json.loads(render_json(report))
     assert data["suspects"][0]["sha"] == bad
-    assert data["suspects"][0]["evidence"][1]["kind"] == "blamed_line"
+    assert data["suspects"][0]["evidence"][0]["kind"] == "blamed_line"
+    assert data["suspects"][0]["tier_label"] == "owns a line of the trace"
     assert data["five_whys"][0]["answer"].startswith("t (started 2026-05-01T12:00:00Z")
     assert [w["answer"] for w in data["five_whys"][1:]] == ["", "", "", ""]
     md = render_markdown(report)

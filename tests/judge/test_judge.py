@@ -6,16 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from greenlight.deploy.judge import (
+from greenlight.deploy.judge import Judge
+from greenlight.deploy.metric_spec import (
     DEFAULT_SPECS,
-    MIN_INTERVALS,
-    Judge,
     MetricSpec,
     histogram_buckets,
     select,
     series_key,
 )
 from greenlight.errors import SettingsError, UsageError
+from greenlight.stats.canary import MIN_INTERVALS
 
 LOGINS = MetricSpec("logins", numerator="demo_logins_total", denominator="demo_requests_total",
                     min_effect=0.25)
@@ -145,6 +145,29 @@ def test_latency_slower_canary_fails_and_same_passes():
     assert verdict.outcome == "pass", verdict.table
 
 
+def test_latency_reason_shows_the_variance_factor_the_json_records():
+    # the reason text once printed the sample-size multiplier as "variance x..." (73.2 in the
+    # text while the JSON said 171.0): both must show the factor the test applied
+    judge = Judge([LATENCY], max_window_s=60)
+    verdict = None
+    rng = np.random.default_rng(3)
+    c = np.zeros(DEMO_EDGES.size)
+    b = np.zeros(DEMO_EDGES.size)
+    for s in range(1, MIN_INTERVALS + 3):
+        c += bucket(rng.lognormal(np.log(0.004), 0.6, 50))
+        b += bucket(rng.lognormal(np.log(0.004), 0.6, 50))
+        verdict = judge.observe(latency_totals(c), latency_totals(b), elapsed_s=s)
+    latency = json.loads(verdict.to_json())["metrics"][0]
+    assert latency["status"] == "pending" and latency["intervals"] >= MIN_INTERVALS
+    factor, deff = latency["variance_factor"], latency["design_effect"]
+    small_sample = factor / deff
+    assert f"variance x{factor:.3g}:" in latency["reason"], latency["reason"]
+    assert f"small-sample {small_sample:.3g})" in latency["reason"]
+    # the multiplier that brings min_effect into view is a different number
+    multiplier = (latency["detectable"] / 0.1) ** 2
+    assert f"{multiplier:.3g}" != f"{factor:.3g}"
+
+
 def test_latency_direction_defaults_to_slower_is_bad():
     # without `direction` a latency metric used to take the ratios' lower-is-bad: it failed
     # faster canaries and passed slower ones
@@ -220,12 +243,14 @@ def test_latency_change_below_min_effect_passes():
 
 def test_holm_and_details_in_table_and_json():
     judge = Judge([LOGINS, ERRORS, LATENCY], max_window_s=60)
-    verdict = judge.observe(arm(500, 150, 0, (100, 300, 100, 0)),
-                            arm(500, 100, 0, (100, 300, 100, 0)), elapsed_s=10)
+    verdict = judge.observe(arm(5000, 1500, 0, (100, 300, 100, 0)),
+                            arm(5000, 1000, 0, (100, 300, 100, 0)), elapsed_s=10)
     logins = verdict.metrics[0]
-    assert logins.canary_events == 150 and logins.baseline_trials == 500
+    assert logins.canary_events == 1500 and logins.baseline_trials == 5000
     assert logins.relative_change == pytest.approx(0.5)
-    assert logins.seed_rule.startswith("D=25 N=250")
+    assert logins.seed_rule.startswith("D=250 N=2500")
+    # one look shows no spread between intervals: the test assumes the worst few can hide
+    assert logins.dispersion > 1
     assert logins.detectable is not None and 0 < logins.detectable < 1
     assert logins.requests_needed is not None and logins.requests_needed > 0
     assert all(m.adjusted_p >= m.p_value for m in verdict.metrics)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from greenlight.deploy.judge import Judge, MetricSpec, series_key
+from greenlight.deploy.judge import Judge
+from greenlight.deploy.metric_spec import MetricSpec, series_key
 from greenlight.deploy.metrics import (
     CanaryWatch,
     DirectSource,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from greenlight.deploy.judge import Judge, MetricSpec, series_key
+from greenlight.deploy.judge import Judge
+from greenlight.deploy.metric_spec import MetricSpec, series_key
 from greenlight.deploy.metrics import (
     CanaryWatch,
     MetricsError,

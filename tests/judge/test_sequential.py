@@ -6,17 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from greenlight.deploy.judge import (
+from greenlight.deploy.metric_spec import MetricSpec
+from greenlight.errors import UsageError
+from greenlight.stats import binomial_rate_test
+from greenlight.stats.canary import (
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
     DEFAULT_MARGIN,
     DEFAULT_MIN_LOOKS,
-    MetricSpec,
     Thresholds,
     ratio_look,
 )
-from greenlight.errors import UsageError
-from greenlight.stats import binomial_rate_test
 from greenlight.stats.sequential import (
     always_valid_p_value,
     breakage_zero_rate,

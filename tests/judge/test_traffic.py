@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from greenlight.deploy.judge import series_key
+from greenlight.deploy.metric_spec import series_key
 from greenlight.deploy.metrics import DirectSource
 from greenlight.deploy.traffic import check_loopback, generate_traffic, main
 from greenlight.errors import UsageError

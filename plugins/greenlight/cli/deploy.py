@@ -9,6 +9,7 @@ import getpass
 import json
 import sys
 
+from greenlight.cli import deploys_import
 from greenlight.deploy import story
 from greenlight.deploy.phases import DeployResult, PhaseReport, Progress
 
@@ -62,6 +63,7 @@ def add_parser(subparsers) -> None:
     q = sub.add_parser("recover", parents=[common], help="finish an interrupted deploy: "
                        "every host back on one release")
     q.set_defaults(func=run_deploys_recover)
+    deploys_import.add_to(sub)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 

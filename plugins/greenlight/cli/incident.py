@@ -1,12 +1,16 @@
 """``greenlight incident``: report on an incident, take an alert, list and show saved ones.
 
-    greenlight incident report --at TIME [--trace FILE] [--window 6h] [--format md|json|html]
-                               [--repo DIR] [--ledger URL] [--title T] [--service S] [--no-save]
+    greenlight incident report --at TIME [--trace FILE] [--window 6h] [--horizon 365d]
+                               [--format md|json|html] [--repo DIR] [--ledger URL]
+                               [--title T] [--service S] [--no-save]
     greenlight incident intake FILE [--content-type T]   # an Alertmanager/plain JSON body
     greenlight incident rollbacks                        # reports for the judge's rollbacks
     greenlight incident list
     greenlight incident show ID [--format md|json|html]
     greenlight incident why ID N ANSWER                  # save a 5 Whys answer (N = 1..5)
+
+Every verb reads the watched repository and the ledger the settings name; --repo and --ledger
+override them. Only parses arguments and prints; the work is in ``greenlight.incidents``.
 """
 from __future__ import annotations
 
@@ -15,49 +19,58 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from greenlight.deploy.ledger import Ledger
 from greenlight.errors import UsageError
+from greenlight.git.history import GitHistory
+from greenlight.incidents.build import build_report, check_start
+from greenlight.incidents.ingest import ingest_rollbacks
+from greenlight.incidents.intake import parse_intake, parse_time
+from greenlight.incidents.model import Incident, iso
+from greenlight.incidents.render import render
+from greenlight.incidents.store import IncidentStore
+from greenlight.settings import Settings, load
 
 
-def _settings() -> dict[str, Any]:
-    """The settings file's sections when the master package is installed; else nothing."""
-    try:
-        from greenlight.settings import load
-    except ImportError:
-        return {}
-    settings = load()
-    data = settings.as_dict()
-    data["deploy"]["ledger_url"] = settings.expand(data["deploy"]["ledger_url"])
-    return data
+def _ledger_url(args: argparse.Namespace, settings: Settings) -> str:
+    return args.ledger or settings.expand(settings["deploy"]["ledger_url"])
 
 
-def _ledger_url(args: argparse.Namespace, settings: dict[str, Any]) -> str:
-    if args.ledger:
-        return args.ledger
-    url = settings.get("deploy", {}).get("ledger_url")
-    if url:
-        return url
-    from greenlight.deploy.ledger import DEFAULT_LEDGER_URL
-    return DEFAULT_LEDGER_URL
+def open_ledger(url: str) -> Ledger:
+    """The ledger at ``url``, which must exist: reading a ledger that is not there would
+    create an empty one and report "no deploy in the window" about the wrong database."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.is_file():
+            raise UsageError(f"no deploy ledger at {path} (from {url}); pass --ledger URL, set "
+                             f"[deploy] ledger_url, or fill one with `greenlight deploys import`")
+    ledger = Ledger(url)
+    if not url.startswith("sqlite") and ledger.last_deploy() is None:
+        ledger.close()
+        raise UsageError(f"the deploy ledger at {url} holds no deploy; pass --ledger URL or "
+                         f"fill it with `greenlight deploys import`")
+    return ledger
 
 
-def _incident_settings(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
-    conf = dict(settings.get("incidents", {}))
-    if getattr(args, "window", None):
-        conf["window"] = args.window
-    if getattr(args, "link_preset", None):
-        conf["link_preset"] = args.link_preset
-    if getattr(args, "web_url", None):
-        conf["web_url"] = args.web_url
+def _incident_settings(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    conf = dict(settings["incidents"])
+    for key in ("window", "horizon", "link_preset", "web_url"):
+        if getattr(args, key, None):
+            conf[key] = getattr(args, key)
     return conf
 
 
-def _stores(args: argparse.Namespace):
-    from greenlight.deploy.ledger import Ledger
-    from greenlight.incidents.store import IncidentStore
-
-    settings = _settings()
-    ledger = Ledger(_ledger_url(args, settings))
+def _stores(args: argparse.Namespace) -> tuple[Settings, Ledger, IncidentStore]:
+    settings = load(getattr(args, "settings", None))
+    ledger = open_ledger(_ledger_url(args, settings))
     return settings, ledger, IncidentStore(engine=ledger.engine)
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> GitHistory:
+    """The deployed repository: --repo, else the watched one from the settings (never the
+    current directory: the project checkout is not the repository that was deployed)."""
+    conf = settings["incidents"]
+    return GitHistory(args.repo or settings.repo_url,
+                      ignore_revs=conf.get("mechanical_commits") or ())
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -67,11 +80,10 @@ def _emit(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _report_and_print(incident, args, settings, ledger, store) -> int:
-    from greenlight.incidents.build import build_report
-    from greenlight.incidents.render import render
-
-    report = build_report(incident, ledger, args.repo, _incident_settings(args, settings))
+def _report_and_print(incident: Incident, args: argparse.Namespace, settings: Settings,
+                      ledger: Ledger, store: IncidentStore) -> int:
+    with _history(args, settings) as history:
+        report = build_report(incident, ledger, history, _incident_settings(args, settings))
     if getattr(args, "save", True):
         store.save(incident, report.to_dict())
         report.incident.id = incident.id
@@ -80,9 +92,6 @@ def _report_and_print(incident, args, settings, ledger, store) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from greenlight.incidents.intake import parse_time
-    from greenlight.incidents.model import Incident
-
     trace = None
     if args.trace:
         try:
@@ -90,16 +99,18 @@ def cmd_report(args: argparse.Namespace) -> int:
                 encoding="utf-8", errors="replace")
         except OSError as exc:
             raise UsageError(f"--trace {args.trace}: cannot read: {exc.strerror}") from None
-    incident = Incident(title=args.title or f"incident at {args.at}",
-                        started_at=parse_time(args.at), source="cli", service=args.service,
-                        trace=trace)
+    try:
+        started = parse_time(args.at)
+        check_start(started)
+    except UsageError as exc:
+        raise UsageError(f"--at: {exc}") from None
+    incident = Incident(title=args.title or f"incident at {args.at}", started_at=started,
+                        source="cli", service=args.service, trace=trace)
     settings, ledger, store = _stores(args)
     return _report_and_print(incident, args, settings, ledger, store)
 
 
 def cmd_intake(args: argparse.Namespace) -> int:
-    from greenlight.incidents.intake import parse_intake
-
     try:
         body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
@@ -114,25 +125,21 @@ def cmd_intake(args: argparse.Namespace) -> int:
 
 def cmd_rollbacks(args: argparse.Namespace) -> int:
     """Open a report for every open incident request of the deploy judge (idempotent)."""
-    from greenlight.incidents.build import build_report
-    from greenlight.incidents.intake import incident_from_request
-
     settings, ledger, store = _stores(args)
     conf = _incident_settings(args, settings)
-    for request in ledger.incidents(status="open"):
-        existing = store.by_request(request.id)
-        incident = existing or incident_from_request(request, ledger)
-        report = build_report(incident, ledger, args.repo, conf)
-        store.save(incident, report.to_dict(), request_id=request.id)
-        ledger.set_incident_status(request.id, "reported")
-        top = report.suspects[0].commit.sha[:12] if report.suspects else "none"
-        print(f"incident {incident.id}: {incident.title} (top suspect {top})")
+    with _history(args, settings) as history:
+        done = ingest_rollbacks(ledger, store, lambda i: build_report(i, ledger, history, conf))
+    for item in done:
+        if item.report is None:
+            print(f"incident {item.incident.id}: {item.incident.title} (no report: "
+                  f"{item.error})")
+            continue
+        top = item.report.suspects[0].commit.sha[:12] if item.report.suspects else "none"
+        print(f"incident {item.incident.id}: {item.incident.title} (top suspect {top})")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from greenlight.incidents.model import iso
-
     _, _, store = _stores(args)
     for incident in store.list(limit=args.limit):
         print(f"{incident.id}\t{iso(incident.started_at)}\t{incident.source}\t{incident.title}")
@@ -140,12 +147,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from greenlight.incidents.build import build_report
-    from greenlight.incidents.render import render
-
     settings, ledger, store = _stores(args)
     incident = store.get(args.id)
-    report = build_report(incident, ledger, args.repo, _incident_settings(args, settings))
+    with _history(args, settings) as history:
+        report = build_report(incident, ledger, history, _incident_settings(args, settings))
     _emit(render(report, args.format), args.output)
     return 0
 
@@ -171,10 +176,17 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
 
     def common(p: argparse.ArgumentParser, report: bool = True) -> None:
-        p.add_argument("--ledger", help="SQLAlchemy URL of the deploy ledger (default: settings)")
+        p.add_argument("--ledger", help="SQLAlchemy URL of the deploy ledger (default: "
+                       "[deploy] ledger_url of the settings); it must exist")
+        p.add_argument("--settings", help="settings file (default: $GREENLIGHT_SETTINGS or "
+                       "the one `greenlight up` started with)")
         if report:
-            p.add_argument("--repo", default=".", help="the deployed git repository (default .)")
-            p.add_argument("--window", help="how far before the start to look (default 6h)")
+            p.add_argument("--repo", help="the deployed git repository (default: the watched "
+                           "repository of the settings, [repository] url)")
+            p.add_argument("--window", help="deploys this long before the start are suspects "
+                           "(default: [incidents] window, 6h)")
+            p.add_argument("--horizon", help="how far back blame attributes a trace line to "
+                           "the deploy that shipped it (default: [incidents] horizon, 365d)")
             p.add_argument("--format", choices=("md", "json", "html"), default="md")
             p.add_argument("--output", "-o", help="write the report to this file")
             p.add_argument("--link-preset", choices=("github", "gitlab", "gitea", "cgit"))
@@ -197,9 +209,7 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=cmd_intake, save=True)
 
     p = verbs.add_parser("rollbacks", help="report on the deploy judge's open incident requests")
-    p.add_argument("--repo", default=".")
-    p.add_argument("--window")
-    p.add_argument("--ledger")
+    common(p)
     p.set_defaults(func=cmd_rollbacks)
 
     p = verbs.add_parser("list", help="saved incidents, newest first")

@@ -13,7 +13,8 @@ import sys
 
 from greenlight.errors import GreenlightError
 
-# Verb -> module under greenlight.cli. A module that is missing is simply not offered.
+# Verb -> module under greenlight.cli. Every module listed must import: a broken one is an
+# error with its traceback, never a verb quietly missing from the help.
 VERBS = {
     "up": "up",
     "down": "up",
@@ -43,17 +44,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     the coverage gate should not pay for scipy or the SQL parsers)."""
     parser = _Parser(prog="greenlight", description="Continuous deployment on Buildbot.")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    loaded = set()
     modules = [VERBS[verb]] if verb in VERBS else list(dict.fromkeys(VERBS.values()))
     for module_name in modules:
-        try:
-            module = importlib.import_module(f"greenlight.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"greenlight.cli.{module_name}":
-                continue
-            raise
-        module.add_parser(subparsers)
-        loaded.add(module_name)
+        importlib.import_module(f"greenlight.cli.{module_name}").add_parser(subparsers)
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (
@@ -22,14 +21,13 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
     func,
     or_,
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from greenlight.db import create_tables, open_engine
 from greenlight.errors import GreenlightError
 
 DEFAULT_LEDGER_URL = "sqlite:///var/deploy-ledger.sqlite"
@@ -186,21 +184,11 @@ class Ledger:
     def __init__(self, url: str = DEFAULT_LEDGER_URL, engine: Engine | None = None):
         self.url = url
         if engine is None:
-            if url.startswith("sqlite:///") and not url.startswith("sqlite:////:memory:"):
-                db_path = url[len("sqlite:///"):]
-                if db_path and db_path != ":memory:":
-                    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                engine = create_engine(url, future=True)
-            except (SQLAlchemyError, ModuleNotFoundError, ValueError) as exc:
-                raise GreenlightError(f"deploy ledger URL {url!r} is not usable: {exc}; "
-                                      "use e.g. sqlite:///var/deploy-ledger.sqlite or "
-                                      "postgresql://user@host/db") from exc
+            engine = open_engine(url, what="deploy ledger",
+                                 example="sqlite:///var/deploy-ledger.sqlite or "
+                                         "postgresql://user@host/db")
         self.engine = engine
-        try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise GreenlightError(f"cannot open the deploy ledger at {url!r}: {exc}") from exc
+        create_tables(metadata, self.engine, what="deploy ledger")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from greenlight.deploy.judge import LATENCY, MetricSpec, SeriesKey, Totals, series_key
+from greenlight.deploy.metric_spec import LATENCY, MetricSpec, SeriesKey, Totals, series_key
 from greenlight.errors import GreenlightError, UsageError
 
 # Sample types whose values are monotone counters (histogram buckets and counts included).

@@ -104,6 +104,14 @@ class Experiment:
             return f"Rolled out to {self.rollout_pct:g}%"
         return f"Closed on {self.closed_branch}"
 
+    def collection_status(self) -> str:
+        """The seed's "experiment status" column: is the experiment still collecting data?"""
+        if self.status == QA:
+            return "in QA (not counted)"
+        if self.status == CLOSED:
+            return f"closed: {self.closed_branch} launched"
+        return "running" if self.rollout_pct > 0 else "running, nobody assigned yet"
+
 
 def explain(experiment: Experiment) -> str:
     """One sentence saying what users get now, as in the seed's admin table."""

@@ -126,7 +126,8 @@ def experiment_summary(experiment: Experiment) -> dict:
     """One experiment as the list/show JSON and the admin page see it."""
     e = experiment
     return {"name": e.name, "branches": e.weights(), "status": e.status,
-            "status_label": e.status_label(), "rollout_pct": e.rollout_pct,
+            "status_label": e.status_label(), "collection_status": e.collection_status(),
+            "rollout_pct": e.rollout_pct,
             "closed_branch": e.closed_branch, "qa_users": list(e.qa_users),
             "qa_groups": list(e.qa_groups), "planned_users": e.planned_users,
             "explanation": explain(e), "updated_by": e.updated_by, "updated_at": e.updated_at,

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -26,7 +25,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
     func,
     insert,
     literal,
@@ -37,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from greenlight.db import create_tables, database_error, masked, open_engine
 from greenlight.errors import GreenlightError, UsageError
 from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
@@ -178,24 +177,26 @@ class ExperimentStore:
     def __init__(self, url: str | None = None, *, connect_timeout: float = 3.0,
                  statement_timeout_ms: int | None = None, create: bool = True):
         self.url = url or default_url()
-        self.engine = _make_engine(self.url, connect_timeout, statement_timeout_ms)
+        self.engine = open_engine(self.url, what="experiments store",
+                                  connect_timeout=connect_timeout,
+                                  statement_timeout_ms=statement_timeout_ms,
+                                  example="sqlite:///var/experiments.sqlite or "
+                                          "postgresql://user@host/db")
         if create:
             self.create_schema()
 
     def create_schema(self) -> None:
+        create_tables(metadata, self.engine, what="experiments store")
         try:
-            metadata.create_all(self.engine)
             with self.engine.begin() as conn:
                 if conn.execute(select(fold_lock_table.c.id)).first() is None:
                     conn.execute(_insert_ignoring_duplicates(self.engine, fold_lock_table),
                                  {"id": 1, "counter": 0})
         except SQLAlchemyError as exc:
-            raise GreenlightError(f"experiments store {self._where()}: cannot create tables "
-                                  f"({exc.__class__.__name__}: {exc.args[0] if exc.args else exc})"
-                                  "; check the URL and that the database is up") from exc
+            raise database_error("experiments store", self.engine.url, exc) from exc
 
     def _where(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return masked(self.engine.url)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -532,30 +533,6 @@ class ExperimentStore:
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
             conn.execute(branch_totals_table.delete())
-
-
-def _make_engine(url: str, connect_timeout: float, statement_timeout_ms: int | None) -> Engine:
-    connect_args: dict = {}
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connect_args["timeout"] = connect_timeout
-    elif url.startswith("postgresql"):
-        connect_args["connect_timeout"] = max(1, int(connect_timeout))
-        if statement_timeout_ms:
-            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
-    elif url.startswith("mysql"):
-        connect_args["connect_timeout"] = max(1, int(connect_timeout))
-        if statement_timeout_ms:
-            connect_args["read_timeout"] = max(1, int(statement_timeout_ms / 1000))
-            connect_args["write_timeout"] = max(1, int(statement_timeout_ms / 1000))
-    try:
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise UsageError(f"experiments database URL {url!r} is not usable: {exc}; "
-                         "use e.g. sqlite:///var/experiments.sqlite or "
-                         "postgresql://user@host/db") from exc
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table):

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from greenlight.incidents.correlate import Facts, rank
-from greenlight.incidents.gitinfo import GitHistory, is_ancestor
+from greenlight.errors import UsageError
+from greenlight.git.history import GitHistory
+from greenlight.incidents.attribution import attribute, shipping_deploys
+from greenlight.incidents.correlate import Facts, Weights, rank
 from greenlight.incidents.intake import parse_duration
 from greenlight.incidents.links import LinkTemplates
-from greenlight.incidents.model import BlamedLine, Deploy, Incident, Report
+from greenlight.incidents.model import BlamedLine, Deploy, Incident, Report, iso
 from greenlight.incidents.traces import map_frames, parse_frames
 
 DEFAULT_WINDOW = "6h"
+DEFAULT_HORIZON = "365d"
+FUTURE_SLACK = timedelta(hours=1)    # clocks of alert sources drift; a day ahead is a typo
+MAX_BLAMED_FRAMES = 20               # the innermost application frames blame reads
 _SIGNAL_KEYS = ("coverage", "new_lines_coverage", "schema_findings", "canary")
 
 
@@ -83,57 +88,69 @@ def _close_metrics(data: dict[str, Any]) -> list[str]:
     return close
 
 
+def check_start(start: datetime, now: datetime | None = None) -> None:
+    """Refuse an incident that starts in the future: a typo (2062 for 2026) would otherwise
+    yield a report over whatever was deployed last, as if it were the cause."""
+    now = now or datetime.now(timezone.utc)
+    if start > now + FUTURE_SLACK:
+        raise UsageError(f"the incident starts at {iso(start)}, after now ({iso(now)}); "
+                         f"give the time it started (ISO 8601, epoch seconds, 'now', '-30m')")
+
+
 def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
-                 settings: Mapping[str, Any] | None = None) -> Report:
+                 settings: Mapping[str, Any] | None = None,
+                 weights: Weights | None = None) -> Report:
     """Correlate ``incident`` with the deploys before it and the commits they shipped.
 
-    ``ledger`` is a ``greenlight.deploy.ledger.Ledger`` (or its URL); ``repo`` the deployed
-    repository (path or ``GitHistory``); ``settings`` the ``incidents`` table: ``window``
-    (default 6h), ``links`` (see ``links.py``), ``signals`` (sha -> pipeline signals).
+    ``ledger`` is a ``greenlight.deploy.ledger.Ledger``; ``repo`` the deployed repository
+    (path or ``GitHistory``); ``settings`` the ``incidents`` table: ``window`` (default 6h),
+    ``horizon`` (how far back blame may attribute a line, default 365d), ``mechanical_commits``
+    (shas blame sees through), ``links`` (see ``links.py``), ``signals`` (sha -> signals).
+
+    Suspects are the commits deployed in the window, plus every commit blame names for an
+    application frame's line at the live sha, attributed to the deploy that shipped it at any
+    age up to the horizon or the ledger's start.
     """
     conf = _section(settings)
-    if isinstance(ledger, str):
-        from greenlight.deploy.ledger import Ledger
-        ledger = Ledger(ledger)
-    history = repo if isinstance(repo, GitHistory) else GitHistory(repo)
-    window = conf.get("window", DEFAULT_WINDOW)
-    window = window if isinstance(window, timedelta) else parse_duration(str(window))
-    links = LinkTemplates.from_settings(conf.get("links"))
     start = incident.started_at
-    window_start = start - window
+    check_start(start)
+    history = repo if isinstance(repo, GitHistory) else GitHistory(
+        repo, ignore_revs=conf.get("mechanical_commits") or ())
+    window = _duration(conf.get("window", DEFAULT_WINDOW))
+    horizon = max(_duration(conf.get("horizon", DEFAULT_HORIZON)), window)
+    links = LinkTemplates.from_settings(conf.get("links"))
+    window_start, horizon_start = start - window, start - horizon
     notes: list[str] = []
 
-    records = ledger.deploys_between(window_start, start, with_events=True)
-    before = [deploy_from_record(r) for r in records if r.started_at <= start]
-    after = [deploy_from_record(r) for r in ledger.deploys_between(start, start + window)
-             if r.started_at > start]
+    # One query for the whole horizon; events (pipeline signals) only for the few deploys
+    # the report shows in full.
+    records = ledger.deploys_between(horizon_start, start + window)
+    every = [deploy_from_record(r) for r in records if r.started_at <= start]
+    in_window = [d for d in every
+                 if d.started_at >= window_start or (d.finished_at or start) >= window_start]
+    before = [deploy_from_record(ledger.deploy(d.id)) for d in in_window]
+    after = [deploy_from_record(ledger.deploy(r.id)) for r in records if r.started_at > start]
 
     commits: dict[Any, list] = {}
-    known: dict[str, bool] = {}
     ranges: dict[Any, tuple[str | None, str]] = {}
     for deploy in before + after:
-        for sha in filter(None, (deploy.sha, deploy.previous_sha)):
-            if sha not in known:
-                known[sha] = history.has_commit(sha)
         commits[deploy.id] = []
-        if not known[deploy.sha]:
+        if not history.has_commit(deploy.sha):
             notes.append(f"deploy {deploy.id}: sha {deploy.sha[:12]} is not in the repository "
                          f"{history.path}; fetch it to see its commits")
         elif deploy.kind != "rollback":          # a rollback ships nothing new
-            previous = deploy.previous_sha if deploy.previous_sha and known[deploy.previous_sha] \
-                else None
+            previous = (deploy.previous_sha if deploy.previous_sha
+                        and history.has_commit(deploy.previous_sha) else None)
             ranges[deploy.id] = (previous, deploy.sha)
     if ranges:
-        with ThreadPoolExecutor(max_workers=min(8, len(ranges))) as pool:
+        with ThreadPoolExecutor(max_workers=min(4, len(ranges))) as pool:
             found = pool.map(lambda r: history.commits_between(*r), ranges.values())
             commits.update(zip(ranges.keys(), found))
 
     live = ledger.live_at(start)
-    live_shas = [s for s in dict.fromkeys(live.values())
-                 if known.setdefault(s, history.has_commit(s))]
+    live_shas = [s for s in dict.fromkeys(live.values()) if history.has_commit(s)]
     if not live_shas:
-        serving = [d for d in before if d.kind != "rollback" and d.outcome in
-                   ("success", "running", "superseded", None) and known.get(d.sha)]
+        serving = [d for d in shipping_deploys(every) if history.has_commit(d.sha)]
         if serving:
             live_shas = [serving[-1].sha]
             notes.append(f"the ledger does not say what each host served at the start; "
@@ -143,10 +160,11 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
     if live and live_shas:
         live_commits = set()
         for deploy in before:
-            if any(is_ancestor(history, deploy.sha, live_sha) for live_sha in live_shas):
+            if any(history.is_ancestor(deploy.sha, s) for s in live_shas):
                 live_commits.update(c.sha for c in commits.get(deploy.id, []))
 
     frames, unmapped, blamed = [], [], []
+    latent: list[tuple[Any, Deploy]] = []
     if incident.trace:
         parsed = parse_frames(incident.trace)
         if not parsed:
@@ -156,44 +174,59 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
         for sha in live_shas:
             paths.update(history.files_at(sha))
         frames, unmapped = map_frames(parsed, paths)
-        blamed = _blame_frames(history, live_shas, frames, _window_boundary(before, known))
+        blamed = _blame_frames(history, live_shas, frames)
+        in_window_shas = {c.sha for d in before for c in commits.get(d.id, [])}
+        latent = _attribute(history, blamed, every, in_window_shas, notes)
 
-    signals = dict(conf.get("signals") or {})
     facts = Facts(incident=incident, window_start=window_start, deploys=before + after,
                   commits=commits, live=live, live_commits=live_commits, frames=frames,
-                  unmapped_frames=unmapped, blame=blamed, signals=signals, notes=notes)
-    return rank(facts, links)
+                  unmapped_frames=unmapped, blame=blamed, signals=dict(conf.get("signals") or {}),
+                  notes=notes, latent=latent, horizon_start=horizon_start)
+    return rank(facts, links, weights)
 
 
-def _window_boundary(before: list[Deploy], known: dict[str, bool]) -> str | None:
-    """The sha live just before the window's first deploy: blame need not look past it.
-
-    None (blame the whole history) when the first deploy has no previous sha in the repository.
-    """
-    shipping = [d for d in before if d.kind != "rollback"]
-    if not shipping:
-        return None
-    first = min(shipping, key=lambda d: d.started_at)
-    if first.previous_sha and known.get(first.previous_sha):
-        return first.previous_sha
-    return None
+def _duration(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(str(value))
 
 
-def _blame_frames(history: GitHistory, shas: list[str], frames: list,
-                  since: str | None) -> list[BlamedLine]:
-    """Blame every frame's line at every live sha: one git process per (sha, file), in parallel."""
+def _attribute(history: GitHistory, blamed: list[BlamedLine], every: list[Deploy],
+               in_window: set[str], notes: list[str]) -> list[tuple[Any, Deploy]]:
+    """Each commit blame named, outside the window's commits, with the deploy that shipped it."""
+    shipping = shipping_deploys(every)
+    found: list[tuple[Any, Deploy]] = []
+    for sha in dict.fromkeys(hit.commit for hit in blamed):
+        if sha in in_window:
+            continue
+        answer = attribute(sha, shipping, history.is_ancestor)
+        lines = ", ".join(sorted({f"{h.path}:{h.line}" for h in blamed if h.commit == sha}))
+        if answer.status == "shipped":
+            found.append((history.commit(sha), answer.deploy))
+        elif answer.status == "before_start" and shipping:
+            notes.append(f"{lines} was last changed by {sha[:12]}, live before the first deploy "
+                         f"the report reads ({iso(shipping[0].live_from)}: the ledger's start "
+                         f"or the horizon); not ranked. `greenlight deploys import` can add "
+                         f"older deploys.")
+        elif answer.status == "not_deployed":
+            notes.append(f"{lines} was last changed by {sha[:12]}, which no deploy in the "
+                         f"ledger contains; not ranked")
+    return found
+
+
+def _blame_frames(history: GitHistory, shas: list[str], frames: list) -> list[BlamedLine]:
+    """Blame the innermost application frames' files whole at every live sha (one git process
+    per file and sha, in parallel), keeping the frames' lines."""
     jobs: dict[tuple[str, str], list[int]] = {}
     for sha in shas:
         files = set(history.files_at(sha))
         for frame in frames:
-            if frame.repo_path in files:
+            if frame.repo_path in files and frame.depth < MAX_BLAMED_FRAMES:
                 jobs.setdefault((sha, frame.repo_path), []).append(frame.line)
     if not jobs:
         return []
 
     def run(job: tuple[tuple[str, str], list[int]]) -> list[BlamedLine]:
         (sha, path), lines = job
-        return list(history.blame_lines(sha, path, lines, since).values())
+        return list(history.blame_lines(sha, path, lines).values())
 
-    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
         return [hit for hits in pool.map(run, jobs.items()) for hit in hits]

@@ -3,9 +3,16 @@
 Pure: the deploys, their commits, the blame of the failing lines and the pipeline's signals come
 in as data (see ``build.py`` for where they come from); a ``Report`` comes out. Points are additive
 and every point is carried by an ``Evidence`` with a sentence a human can check.
+
+Suspects rank by evidence class first (``model.TIERS``): a commit that owns a line of the trace
+outranks one that only changed a file of the trace, which outranks one that was merely deployed
+before; points order suspects within a class, recency breaks ties. So a recent deploy that
+touched no file of the trace can never push the owner of the failing line down, however many
+time or pipeline-signal points it collects.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,8 +38,10 @@ from greenlight.incidents.model import (
 class Weights:
     """How many points each kind of evidence earns. The blamed line dominates on purpose."""
 
-    blamed_innermost: float = 60.0   # the line that raised was last changed by the commit
-    blamed_frame: float = 25.0       # another frame's line was last changed by the commit
+    blamed_line: float = 60.0        # the innermost application frame's line is the commit's
+    depth_decay: float = 0.5         # ... each frame further out counts this much less
+    age_scale_days: float = 30.0     # a line's points shrink with the age of the deploy that
+    age_strength: float = 0.5        # shipped it: 1 / (1 + strength * log2(1 + age / scale))
     changed_file_innermost: float = 12.0
     changed_file: float = 6.0
     time_max: float = 10.0           # a deploy right before the incident
@@ -62,6 +71,15 @@ class Facts:
     blame: list[BlamedLine] = field(default_factory=list)  # failing lines blamed at live shas
     signals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # sha -> signals
     notes: list[str] = field(default_factory=list)
+    # Commits blame named that went live before the window, with the deploy that shipped each.
+    latent: list[tuple[CommitInfo, Deploy]] = field(default_factory=list)
+    horizon_start: datetime | None = None
+
+
+#: Caps on what a report carries; what is left out is counted in a note, never dropped silently.
+MAX_SUSPECTS = 25
+MAX_EVIDENCE = 8
+MAX_FRAMES = 40
 
 
 def _ago(delta: timedelta) -> str:
@@ -70,12 +88,25 @@ def _ago(delta: timedelta) -> str:
         return "less than a minute"
     if minutes < 120:
         return f"{minutes} min"
-    return f"{minutes / 60:.1f} h"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes // (24 * 60)} days"
 
 
 def _where(frame: Frame) -> str:
     func = f" in {frame.function}" if frame.function else ""
     return f"{frame.repo_path}:{frame.line}{func}"
+
+
+def age_factor(age: timedelta, w: Weights) -> float:
+    """How much a blamed line's points keep with the age of the deploy that shipped it.
+
+    Lines that served for years without failing are less likely to be the cause than lines
+    that went live recently; the decay is logarithmic so a latent bug weeks old keeps most of
+    its weight (12 days: 0.78; 1 year: 0.44 with the default weights).
+    """
+    days = max(age.total_seconds(), 0.0) / 86400
+    return 1.0 / (1.0 + w.age_strength * math.log2(1.0 + days / w.age_scale_days))
 
 
 def _path_aliases(commits: list[CommitInfo]) -> dict[str, set[str]]:
@@ -156,9 +187,89 @@ def failing_subjects(incident: Incident) -> dict[str, str]:
     return found
 
 
+def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, Any],
+             w: Weights, links: LinkTemplates) -> Suspect:
+    """One suspect's evidence and score: blamed lines, trace files, keywords, signals, time."""
+    start = facts.incident.started_at
+    evidence: list[Evidence] = []
+    delta = start - deploy.live_from
+    latent = None
+    if deploy.live_from < facts.window_start:
+        latent = f"latent: went live {_ago(delta)} before the incident"
+    tier = 0
+    seen_lines = set()
+    for hit in ctx["blame_by_commit"].get(commit.sha, []):
+        frame = ctx["frames_by_line"].get((hit.path, hit.line))
+        if frame is None or (hit.path, hit.line) in seen_lines:
+            continue
+        seen_lines.add((hit.path, hit.line))
+        tier = 2
+        depth_weight = w.depth_decay ** frame.depth
+        fresh = age_factor(delta, w)
+        moved = (f" (moved or copied from {hit.orig_path}:{hit.orig_line})"
+                 if (hit.orig_path, hit.orig_line) != (hit.path, hit.line) else "")
+        where = " (where it failed)" if frame.innermost else f" ({frame.depth} frame(s) out)"
+        evidence.append(Evidence(
+            "blamed_line", w.blamed_line * depth_weight * fresh,
+            f"{_where(frame)}{where} was last changed by this commit{moved}, blame -w -M -C at "
+            f"{hit.at_sha[:12]}: {hit.text.strip()[:120]} [weight {depth_weight:.2f} for depth "
+            f"{frame.depth} x {fresh:.2f} for the age of deploy {deploy.id}]",
+            frame=frame, blame=hit, url=links.blame_url(hit.at_sha, hit.path, hit.line)))
+    for path in commit.changed:
+        names = ctx["aliases"].get(path, {path}) | {path}
+        hit_frames = [f for name in names for f in ctx["frames_by_path"].get(name, [])]
+        if not hit_frames:
+            continue
+        tier = max(tier, 1)
+        innermost = any(f.innermost for f in hit_frames)
+        ranges = commit.changed[path]
+        shown = ", ".join(sorted({str(f.line) for f in hit_frames}, key=int))
+        evidence.append(Evidence(
+            "changed_file", w.changed_file_innermost if innermost else w.changed_file,
+            f"changed {path} ({commit.describe_change(path)}), a file of the trace "
+            f"(frame lines {shown})",
+            url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
+                 else links.commit_url(commit.sha))))
+    for word, origin in ctx["subjects"].items():
+        hit = next((p for p in commit.changed if word in p.lower()), None) or next(
+            (t.strip() for t in commit.added if word in t.lower()), None)
+        if hit:
+            evidence.append(Evidence("keyword", w.keyword,
+                                     f"its change mentions '{word}' ({origin}): {hit[:100]}"))
+            break
+    # Signals keyed by a deploy's sha (its build covered the whole range) count for every
+    # commit it shipped; signals keyed by another commit's sha are that commit's own.
+    if commit.sha != deploy.sha:
+        evidence += _signal_evidence(facts.signals.get(commit.sha) or {}, "", w)
+    deploy_signals = {**deploy.signals, **(facts.signals.get(deploy.sha) or {})}
+    evidence += _signal_evidence(deploy_signals, f" (deploy {deploy.id}'s range)", w)
+    if deploy.outcome in ("rolled_back", "rolledback", "rollback"):
+        evidence.append(Evidence("rolled_back", w.rolled_back,
+                                 f"deploy {deploy.id} was rolled back"))
+    if delta.total_seconds() >= 0:
+        hours = delta.total_seconds() / 3600
+        evidence.append(Evidence("time", w.time_max * 0.5 ** (hours / w.time_half_life_h),
+                                 f"deployed {_ago(delta)} before the incident "
+                                 f"(deploy {deploy.id}, {iso(deploy.live_from)})"))
+    else:
+        evidence.append(Evidence("time", w.time_max, f"deploy {deploy.id} was still rolling "
+                                                     f"out when the incident started"))
+    score = sum(e.points for e in evidence)
+    if (facts.live_commits is not None and commit.sha not in facts.live_commits
+            and tier < 2):
+        penalty = -score * (1 - w.not_live_factor)
+        evidence.append(Evidence("not_live", penalty,
+                                 "not in the code live at the incident's start "
+                                 "(rolled back or replaced before it)"))
+        score += penalty
+    return Suspect(commit=commit, deploy=deploy, score=score, evidence=evidence,
+                   url=links.commit_url(commit.sha), changed_links=_changed_links(commit, links),
+                   tier=tier, latent=latent)
+
+
 def rank(facts: Facts, links: LinkTemplates | None = None,
          weights: Weights | None = None) -> Report:
-    """Build the report: timeline, suspects ranked by score, commits deployed after the start."""
+    """Build the report: timeline, suspects ranked by evidence, commits deployed after."""
     w = weights or Weights()
     links = links or LinkTemplates()
     start = facts.incident.started_at
@@ -166,91 +277,40 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
     before = [d for d in deploys if d.started_at <= start]
     after = [d for d in deploys if d.started_at > start]
 
-    # The latest deploy before the start that shipped each commit decides its time evidence.
+    # The latest deploy before the start that shipped each commit decides its time evidence;
+    # commits blame found outside the window come with the deploy that first shipped them.
     shipped: dict[str, tuple[CommitInfo, Deploy]] = {}
+    for commit, deploy in facts.latent:
+        shipped[commit.sha] = (commit, deploy)
     for deploy in before:
         for commit in facts.commits.get(deploy.id, []):
             shipped[commit.sha] = (commit, deploy)
-    all_before = [c for c, _ in shipped.values()]
-    aliases = _path_aliases(all_before)
     blame_by_commit: dict[str, list[BlamedLine]] = {}
-    for hit in facts.blame:
+    for hit in sorted(facts.blame, key=lambda b: (b.path, b.line)):
         blame_by_commit.setdefault(hit.commit, []).append(hit)
-    frames_by_line = {(f.repo_path, f.line): f for f in facts.frames}
     frames_by_path: dict[str, list[Frame]] = {}
     for frame in facts.frames:
         frames_by_path.setdefault(frame.repo_path or "", []).append(frame)
+    ctx = {"blame_by_commit": blame_by_commit,
+           "frames_by_line": {(f.repo_path, f.line): f for f in facts.frames},
+           "frames_by_path": frames_by_path,
+           "aliases": _path_aliases([c for c, _ in shipped.values()]),
+           "subjects": failing_subjects(facts.incident)}
 
-    subjects = failing_subjects(facts.incident)
-    suspects: list[Suspect] = []
-    for commit, deploy in shipped.values():
-        evidence: list[Evidence] = []
-        delta = start - deploy.live_from
-        if delta.total_seconds() >= 0:
-            hours = delta.total_seconds() / 3600
-            evidence.append(Evidence("time", w.time_max * 0.5 ** (hours / w.time_half_life_h),
-                                     f"deployed {_ago(delta)} before the incident "
-                                     f"(deploy {deploy.id}, {iso(deploy.live_from)})"))
-        else:
-            evidence.append(Evidence("time", w.time_max,
-                                     f"deploy {deploy.id} was still rolling out when the "
-                                     f"incident started"))
-        seen_lines = set()
-        for hit in sorted(blame_by_commit.get(commit.sha, []), key=lambda b: (b.path, b.line)):
-            frame = frames_by_line.get((hit.path, hit.line))
-            if frame is None or (hit.path, hit.line) in seen_lines:
-                continue
-            seen_lines.add((hit.path, hit.line))
-            points = w.blamed_innermost if frame.innermost else w.blamed_frame
-            renamed = f" (as {hit.orig_path}:{hit.orig_line})" if hit.orig_path != hit.path else ""
-            evidence.append(Evidence(
-                "blamed_line", points,
-                f"{_where(frame)}{' (where it failed)' if frame.innermost else ''} was last "
-                f"changed by this commit{renamed}, blame at {hit.at_sha[:12]}: "
-                f"{hit.text.strip()[:120]}",
-                frame=frame, blame=hit, url=links.blame_url(hit.at_sha, hit.path, hit.line)))
-        for path, ranges in commit.changed.items():
-            names = aliases.get(path, {path}) | {path}
-            hit_frames = [f for name in names for f in frames_by_path.get(name, [])]
-            if not hit_frames:
-                continue
-            innermost = any(f.innermost for f in hit_frames)
-            lines = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:6]) or "renamed"
-            shown = ", ".join(sorted({str(f.line) for f in hit_frames}, key=int))
-            evidence.append(Evidence(
-                "changed_file", w.changed_file_innermost if innermost else w.changed_file,
-                f"changed {path} (lines {lines}), a file of the trace (frame lines {shown})",
-                url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
-                     else links.commit_url(commit.sha))))
-        for word, origin in subjects.items():
-            hit = next((p for p in commit.changed if word in p.lower()), None) or next(
-                (t.strip() for t in commit.added if word in t.lower()), None)
-            if hit:
-                evidence.append(Evidence("keyword", w.keyword,
-                                         f"its change mentions '{word}' ({origin}): "
-                                         f"{hit[:100]}"))
-                break
-        # Signals keyed by a deploy's sha (its build covered the whole range) count for every
-        # commit it shipped; signals keyed by another commit's sha are that commit's own.
-        if commit.sha != deploy.sha:
-            evidence += _signal_evidence(facts.signals.get(commit.sha) or {}, "", w)
-        deploy_signals = {**deploy.signals, **(facts.signals.get(deploy.sha) or {})}
-        evidence += _signal_evidence(deploy_signals, f" (deploy {deploy.id}'s range)", w)
-        if deploy.outcome in ("rolled_back", "rolledback", "rollback"):
-            evidence.append(Evidence("rolled_back", w.rolled_back,
-                                     f"deploy {deploy.id} was rolled back"))
-        score = sum(e.points for e in evidence)
-        if facts.live_commits is not None and commit.sha not in facts.live_commits:
-            penalty = -score * (1 - w.not_live_factor)
-            evidence.append(Evidence("not_live", penalty,
-                                     "not in the code live at the incident's start "
-                                     "(rolled back or replaced before it)"))
-            score += penalty
-        suspects.append(Suspect(commit=commit, deploy=deploy, score=score, evidence=evidence,
-                                url=links.commit_url(commit.sha),
-                                changed_links=_changed_links(commit, links)))
-    suspects.sort(key=lambda s: (-s.score, -s.deploy.live_from.timestamp(),
+    suspects = [_suspect(commit, deploy, facts, ctx, w, links)
+                for commit, deploy in shipped.values()]
+    suspects.sort(key=lambda s: (-s.tier, -s.score, -s.deploy.live_from.timestamp(),
                                  -s.commit.authored_at.timestamp()))
+    notes = list(facts.notes)
+    if len(suspects) > MAX_SUSPECTS:
+        notes.append(f"{len(suspects) - MAX_SUSPECTS} more suspect(s) with lower scores are "
+                     f"not shown (the report keeps the first {MAX_SUSPECTS}).")
+        suspects = suspects[:MAX_SUSPECTS]
+    for suspect in suspects:
+        if len(suspect.evidence) > MAX_EVIDENCE:
+            kept = sorted(suspect.evidence, key=lambda e: -abs(e.points))[:MAX_EVIDENCE]
+            suspect.hidden_evidence = len(suspect.evidence) - MAX_EVIDENCE
+            suspect.evidence = [e for e in suspect.evidence if e in kept]
 
     after_commits = []
     for deploy in after:
@@ -269,26 +329,34 @@ def rank(facts: Facts, links: LinkTemplates | None = None,
                                     compare_url=links.compare_url(deploy.previous_sha, deploy.sha),
                                     note=note))
 
-    notes = list(facts.notes)
-    if not before:
+    if not before and not facts.latent:
         notes.insert(0, f"No deploy in the window before the incident (from "
-                        f"{iso(facts.window_start)} to {iso(start)}): no commit to suspect. "
-                        f"Look outside the code: traffic, data, infrastructure, a wider --window.")
+                        f"{iso(facts.window_start)} to {iso(start)}) and no line of the trace "
+                        f"blamed on a deployed commit: no commit to suspect. Look outside the "
+                        f"code: traffic, data, infrastructure.")
     if not facts.incident.trace and suspects:
         notes.append("No stack trace given: suspects are ranked by deploy time and pipeline "
                      "signals only.")
-    elif not facts.frames:
-        notes.append("The stack trace has no frame inside this repository.")
+    elif facts.incident.trace and not facts.frames:
+        notes.append("The stack trace has no application frame inside this repository.")
+    frames, unmapped = list(facts.frames), list(facts.unmapped_frames)
+    if len(frames) + len(unmapped) > MAX_FRAMES:
+        hidden = len(frames) + len(unmapped) - MAX_FRAMES
+        frames = frames[-MAX_FRAMES:]                      # the innermost ones matter most
+        unmapped = unmapped[-max(0, MAX_FRAMES - len(frames)):] if len(frames) < MAX_FRAMES \
+            else []
+        notes.append(f"{hidden} outer stack frame(s) are not shown (the report keeps the "
+                     f"{MAX_FRAMES} innermost).")
     commit_links = {}
-    for entry in timeline:
-        for commit in entry.commits:
-            url = links.commit_url(commit.sha)
-            if url:
-                commit_links[commit.sha] = url
+    for sha in [c.sha for e in timeline for c in e.commits] + [s.commit.sha for s in suspects]:
+        url = links.commit_url(sha)
+        if url:
+            commit_links[sha] = url
     return Report(incident=facts.incident, window_start=facts.window_start, timeline=timeline,
                   suspects=suspects, after=after_commits, live=dict(facts.live),
-                  frames=list(facts.frames), unmapped_frames=list(facts.unmapped_frames),
-                  notes=notes, whys=five_whys(facts.incident), links=commit_links)
+                  frames=frames, unmapped_frames=unmapped, notes=notes,
+                  whys=five_whys(facts.incident), links=commit_links,
+                  horizon_start=facts.horizon_start)
 
 
 def _changed_links(commit: CommitInfo, links: LinkTemplates, cap: int = 20) -> list[dict]:

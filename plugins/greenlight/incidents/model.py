@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from greenlight.git.history import BlamedLine, CommitInfo
+
+__all__ = ["BlamedLine", "CommitInfo", "Deploy", "DeployEntry", "Evidence", "Frame",
+           "Incident", "Report", "Suspect", "iso", "utc"]
+
 
 def utc(moment: datetime) -> datetime:
     """Naive datetimes are taken as UTC: the ledger and git both speak UTC."""
@@ -52,6 +57,8 @@ class Frame:
     repo_path: str | None = None
     index: int = 0                   # position in the trace, 0 = outermost
     innermost: bool = False          # the last frame inside the repository: where it failed
+    depth: int = 0                   # application frames between it and the innermost one
+    library: bool = False            # a library/virtualenv frame: never blamed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,52 +95,6 @@ class Deploy:
 
 
 @dataclass
-class CommitInfo:
-    """A commit of a deploy's range with the files and the new-side line ranges it changed."""
-
-    sha: str
-    parents: list[str]
-    author: str
-    email: str
-    authored_at: datetime
-    message: str
-    changed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # path -> [(a, b)]
-    renamed_from: dict[str, str] = field(default_factory=dict)               # new path -> old path
-    added: list[str] = field(default_factory=list)   # added lines (capped), for keyword evidence
-
-    @property
-    def summary(self) -> str:
-        return self.message.strip().splitlines()[0] if self.message.strip() else ""
-
-    @property
-    def is_merge(self) -> bool:
-        return len(self.parents) > 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sha": self.sha, "parents": self.parents, "author": self.author,
-                "email": self.email, "authored_at": iso(self.authored_at),
-                "summary": self.summary, "message": self.message,
-                "changed": {p: [list(r) for r in rs] for p, rs in self.changed.items()},
-                "renamed_from": self.renamed_from}
-
-
-@dataclass(frozen=True)
-class BlamedLine:
-    """Who last changed one failing line, as ``git blame -M -C`` saw it at a deployed sha."""
-
-    at_sha: str          # the deployed sha the blame ran at
-    path: str            # path at that sha
-    line: int
-    commit: str          # commit that last changed the line
-    orig_path: str       # the path in that commit (differs when the file was renamed since)
-    orig_line: int
-    text: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class Evidence:
     """One reason a commit is suspected, with the points it earned: shown, never hidden."""
 
@@ -150,17 +111,32 @@ class Evidence:
                 "blame": self.blame.to_dict() if self.blame else None, "url": self.url}
 
 
+#: What a suspect's strongest evidence is; a higher tier always ranks first, whatever the points.
+TIERS = {2: "owns a line of the trace", 1: "changed a file of the trace", 0: "deployed before"}
+
+
 @dataclass
 class Suspect:
+    """A commit suspected of the incident, with the deploy that put it live.
+
+    ``latent`` says how long before the incident that deploy went live when it lies outside the
+    window (the commit was found by blame, not by time).
+    """
+
     commit: CommitInfo
     deploy: Deploy
     score: float
     evidence: list[Evidence]
     url: str | None = None
     changed_links: list[dict[str, Any]] = field(default_factory=list)  # path, start, end, url
+    tier: int = 0
+    latent: str | None = None
+    hidden_evidence: int = 0         # evidence rows left out of ``evidence`` (report cap)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sha": self.commit.sha, "score": round(self.score, 2),
+        return {"sha": self.commit.sha, "score": round(self.score, 2), "tier": self.tier,
+                "tier_label": TIERS[self.tier], "latent": self.latent,
+                "hidden_evidence": self.hidden_evidence,
                 "deploy_id": self.deploy.id, "deployed_at": iso(self.deploy.live_from),
                 "commit": self.commit.to_dict(), "url": self.url,
                 "evidence": [e.to_dict() for e in self.evidence],
@@ -197,10 +173,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     whys: list[dict[str, str]] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)   # sha -> commit URL
+    horizon_start: datetime | None = None        # blame attributes commits live since then
 
     def to_dict(self) -> dict[str, Any]:
         return {"incident": self.incident.to_dict(),
                 "window": {"start": iso(self.window_start), "end": iso(self.incident.started_at)},
+                "horizon_start": iso(self.horizon_start),
                 "live_at_start": dict(self.live),
                 "timeline": [e.to_dict() for e in self.timeline],
                 "suspects": [s.to_dict() for s in self.suspects],

@@ -9,7 +9,7 @@ import html
 import json
 from typing import Any
 
-from greenlight.incidents.model import Report, iso
+from greenlight.incidents.model import TIERS, Report, iso
 
 FORMATS = ("md", "json", "html")
 
@@ -79,8 +79,10 @@ def render_markdown(report: Report) -> str:
     for rank, suspect in enumerate(report.suspects, 1):
         c = suspect.commit
         out.append(f"{rank}. **{_md_link(c.sha[:12], suspect.url)}** {_md(c.summary)} — "
-                   f"{_md(c.author)} <{_md(c.email)}> — score {suspect.score:.1f} "
-                   f"(deploy {suspect.deploy.id})")
+                   f"{_md(c.author)} <{_md(c.email)}> — score {suspect.score:.1f}, "
+                   f"{TIERS[suspect.tier]} (deploy {suspect.deploy.id})")
+        if suspect.latent:
+            out.append(f"   - **{_md(suspect.latent)}** ({iso(suspect.deploy.live_from)})")
         if suspect.changed_links:
             shown = ", ".join(_md_link(f"{_md(c['path'])}:{c['start']}" + (
                 f"-{c['end']}" if c["end"] != c["start"] else ""), c["url"])
@@ -89,6 +91,9 @@ def render_markdown(report: Report) -> str:
         for ev in suspect.evidence:
             out.append(f"   - {ev.kind} +{ev.points:.1f}: {_md_link(_md(ev.detail), ev.url)}"
                        if ev.points >= 0 else f"   - {ev.kind} {ev.points:.1f}: {_md(ev.detail)}")
+        if suspect.hidden_evidence:
+            out.append(f"   - … {suspect.hidden_evidence} more evidence row(s) with fewer points "
+                       f"(in the score, not shown)")
     out.append("")
 
     out += ["## Deploy timeline", "", "| when | deploy | kind | outcome | range | commits |",
@@ -124,7 +129,8 @@ def render_markdown(report: Report) -> str:
             mark = " ← failed here" if f.innermost else ""
             out.append(f"- `{_md(f.repo_path)}:{f.line}` {_md(f.function or '')}{mark}")
         for f in report.unmapped_frames:
-            out.append(f"- `{_md(f.path)}:{f.line}` (not in the repository)")
+            why = "library, not blamed" if f.library else "not in the repository"
+            out.append(f"- `{_md(f.path)}:{f.line}` ({why})")
         out.append("")
     out += ["## 5 Whys", ""]
     for why in report.whys:
@@ -189,7 +195,11 @@ def render_html(report: Report, form_action: str | None = None, *, fragment: boo
             c = s.commit
             p.append(f'<li><span class="score">{s.score:.1f}</span> '
                      f"{_a(f'<code>{_e(c.sha[:12])}</code>', s.url)} {_e(c.summary)} — "
-                     f"{_e(c.author)} &lt;{_e(c.email)}&gt; (deploy {_e(s.deploy.id)})<ul>")
+                     f"{_e(c.author)} &lt;{_e(c.email)}&gt; ({_e(TIERS[s.tier])}, deploy "
+                     f"{_e(s.deploy.id)})<ul>")
+            if s.latent:
+                p.append(f'<li class="ev latent"><strong>{_e(s.latent)}</strong> '
+                         f"({_e(iso(s.deploy.live_from))})</li>")
             if s.changed_links:
                 shown = ", ".join(_a(f"<code>{_e(c['path'])}:{c['start']}" + (
                     f"-{c['end']}" if c["end"] != c["start"] else "") + "</code>", c["url"])
@@ -199,6 +209,9 @@ def render_html(report: Report, form_action: str | None = None, *, fragment: boo
                 cls = "ev neg" if ev.points < 0 else "ev"
                 p.append(f'<li class="{cls}">{_e(ev.kind)} {ev.points:+.1f}: '
                          f"{_a(_e(ev.detail), ev.url)}</li>")
+            if s.hidden_evidence:
+                p.append(f'<li class="ev neg">… {s.hidden_evidence} more evidence row(s) with '
+                         f"fewer points (in the score, not shown)</li>")
             p.append("</ul></li>")
         p.append("</ol>")
 

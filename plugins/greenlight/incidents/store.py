@@ -18,13 +18,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from greenlight.errors import GreenlightError, UsageError
+from greenlight.db import create_tables, open_engine
+from greenlight.errors import UsageError
 from greenlight.incidents.model import Incident, utc
 
 metadata = MetaData()
@@ -56,15 +55,9 @@ class IncidentStore:
         if engine is None:
             if not url:
                 raise UsageError("no database for incidents: pass --ledger URL")
-            try:
-                engine = create_engine(url, future=True)
-            except (SQLAlchemyError, ModuleNotFoundError, ValueError) as exc:
-                raise GreenlightError(f"incident database URL {url!r} is not usable: {exc}")
+            engine = open_engine(url, what="incident database")
         self.engine = engine
-        try:
-            metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise GreenlightError(f"cannot open the incident table at {url!r}: {exc}") from exc
+        create_tables(metadata, engine, what="incident table")
 
     def save(self, incident: Incident, report: dict[str, Any] | None = None,
              request_id: int | None = None) -> int:

@@ -83,16 +83,31 @@ class PathMatcher:
         return best[0][1]
 
 
+# Installed code, whatever the repository holds: a virtualenv, site-packages, the interpreter.
+_LIBRARY = re.compile(r"(^|[/\\])(site-packages|dist-packages|\.?venv|\.tox|\.nox|"
+                      r"lib[/\\]python\d[\d.]*|<frozen [^>]*>|<string>)([/\\]|$)")
+
+
+def is_library(path: str) -> bool:
+    """A frame of installed code (virtualenv, site-packages, the standard library)."""
+    return bool(_LIBRARY.search(path)) or path.startswith("<")
+
+
 def map_frames(frames: list[Frame], repo_paths: Iterable[str]) -> tuple[list[Frame], list[Frame]]:
-    """Split frames into (mapped onto the repository, not ours); mark the innermost mapped one."""
+    """Split frames into (mapped onto the repository, not ours); mark the innermost mapped one
+    and each mapped frame's depth (0 = innermost). Library frames are never mapped, even when
+    the repository holds a file of the same name (the repository of a library itself)."""
     matcher = PathMatcher(repo_paths)
     mapped, unmapped = [], []
     for frame in frames:
+        if is_library(frame.path):
+            unmapped.append(replace(frame, library=True))
+            continue
         target = matcher.match(frame.path)
         if target is None:
             unmapped.append(frame)
         else:
             mapped.append(replace(frame, repo_path=target))
-    if mapped:
-        mapped[-1] = replace(mapped[-1], innermost=True)
+    mapped = [replace(f, depth=len(mapped) - 1 - i, innermost=(i == len(mapped) - 1))
+              for i, f in enumerate(mapped)]
     return mapped, unmapped

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from pathlib import Path
 from typing import Iterable, Mapping
 
 from sqlalchemy import (
@@ -22,13 +21,14 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    create_engine,
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
-from greenlight.errors import GreenlightError, UsageError
+from greenlight.db import create_tables, masked
+from greenlight.db import open_engine as _open_engine
+from greenlight.errors import UsageError
 from greenlight.shards.durations_file import read_durations_file, write_durations_file
 from greenlight.shards.junit import SKIPPED, TestResult
 
@@ -65,23 +65,12 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def open_engine(url: str) -> Engine:
-    """Create an engine, making the folder of a SQLite file so the default works anywhere."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return create_engine(url, future=True)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise UsageError(f"cannot open database {_safe(url)}: {exc}; pass --db with a "
-                         "SQLAlchemy URL such as sqlite:///var/durations.sqlite") from exc
+    """The durations database's engine (greenlight.db: SQLite folder made, WAL, timeouts)."""
+    return _open_engine(url, what="durations database",
+                        example="sqlite:///var/durations.sqlite (pass --db)")
 
 
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep or "://" not in head:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':', 1)[0]}:***@{tail}"
+_safe = masked  # a URL without its password, for messages
 
 
 def _hash(test_id: str) -> str:
@@ -98,12 +87,8 @@ class DurationStore:
         self.url = database_url(url)
         self.alpha = alpha
         self.engine = engine or open_engine(self.url)
-        try:
-            metadata.create_all(self.engine, tables=[durations_table])
-        except SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise GreenlightError(f"durations store {_safe(self.url)}: cannot create table "
-                                  f"({reason}); check --db / ${ENV_URL}") from exc
+        create_tables(metadata, self.engine, what="durations store", tables=[durations_table],
+                      hint=f"check --db / ${ENV_URL}")
 
     def durations(self) -> dict[str, float]:
         """All known durations, test id -> seconds, sorted by id."""

@@ -3,7 +3,7 @@
 A thin adapter: the worker runs the CLI on the pushed range (``greenlight_base``..got_revision;
 no base = first push = the whole tree) and writes the JSON contract plus Markdown and HTML
 reports; the step reads them back, sets properties, adds logs and fails under the threshold with
-a summary naming the worst file.
+the report's summary (which names the worst file).
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import json
 from typing import ClassVar
 
 from buildbot.interfaces import IRenderable
-from buildbot.process import buildstep, results
-from buildbot.steps.worker import CompositeStepMixin
+from buildbot.process import results
 from buildbot.util import ComparableMixin
 from zope.interface import implementer
 
 from greenlight.steps.base import pushed_base
+from greenlight.steps.cli_report import CliReportStep
 
 JSON_FILE = "greenlight-coverage.json"
 MARKDOWN_FILE = "greenlight-coverage.md"
@@ -83,87 +83,76 @@ class GatedTests(ComparableMixin):
             self.fail_under, self.extensions)]
 
 
-def summary_of(report: dict) -> str:
-    totals = report["totals"]
-    if not totals["total_units"]:
-        return "coverage: no new executable lines"
-    text = (f"coverage of new code {totals['percent']:.2f}% "
-            f"({totals['covered_statements']}/{totals['new_statements']} lines")
-    if totals["branches"]:
-        text += f", {totals['covered_branches']}/{totals['branches']} branches"
-    text += ")"
-    if not report["passed"]:
-        text += f" < {report['fail_under']:g}%"
-        if report.get("worst_file"):
-            worst = next(f for f in report["files"] if f["path"] == report["worst_file"])
-            text += f"; worst {worst['path']} {worst['percent']:.2f}%"
-    return text
-
-
-class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+class CoverageGate(CliReportStep):
     """Fail the build when the pushed lines are covered under ``fail_under`` percent.
 
-    ``greenlight``: the argv that runs the greenlight CLI on the worker (default the console
-    script on PATH; e.g. ``["/srv/venv/bin/greenlight"]``). ``extensions``: file endings
-    to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``). ``combine``: fold the
-    parallel data files of ``pytest -n`` (``.coverage.*``) into ``data`` first.
-    ``tests_report``: the JSON report the test step wrote when its tests ran under the gate
-    (``GatedTests``); used when it describes this build's range and threshold, else the
+    ``extensions``: file endings to check (default: ``.py`` only; e.g. ``[".py", ".pyx"]``).
+    ``combine``: fold the parallel data files of ``pytest -n`` (``.coverage.*``) into ``data``
+    first. ``tests_report``: the JSON report the test step wrote when its tests ran under the
+    gate (``GatedTests``); used when it describes this build's range and threshold, else the
     CLI runs here. ``prepared``: a file of ``greenlight coverage prepare`` for the CLI. Both
     renderable: a verify build that may fan out has them only when it ran the tests itself.
+    The summary is the report's own ``summary`` line; the whole report is build data
+    ``greenlight-coverage``.
     """
 
     name = "coverage"
+    report_file = JSON_FILE
+    build_data = "greenlight-coverage"
     renderables: ClassVar[list[str]] = ["base_property", "fail_under", "data", "prepared",
                                         "tests_report"]
 
     def __init__(self, base_property: str = "greenlight_base", fail_under: float = 100.0,
-                 data: str = ".coverage", greenlight: list[str] | tuple[str, ...] = ("greenlight",),
-                 extensions: list[str] | tuple[str, ...] = (), combine: bool = True,
-                 prepared: str | None = None, tests_report: str | None = None, **kwargs):
-        kwargs.setdefault("logEnviron", False)
-        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+                 data: str = ".coverage", extensions: list[str] | tuple[str, ...] = (),
+                 combine: bool = True, prepared: str | None = None,
+                 tests_report: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.base_property = base_property
         self.fail_under = fail_under
         self.data = data
-        self.greenlight = list(greenlight)
         self.extensions = tuple(extensions)
         self.combine = combine
         self.prepared = prepared
         self.tests_report = tests_report
-        self._summary: str | None = None
 
     async def run(self):
         head = self.getProperty("got_revision") or self.getProperty("revision")
         if not isinstance(head, str) or not head:
-            self._summary = "coverage: no revision to measure (got_revision unset)"
+            self.summarize("coverage: no revision to measure (got_revision unset)")
             return results.FAILURE
         base = self.getProperty(self.base_property)
         base = base if isinstance(base, str) else None
         report = await self._report_from_tests(base, head)
         if report is None:
-            report = await self._run_gate(base, head)
-            if isinstance(report, int):
-                return report
+            cmd = await self.run_cli(gate_arguments(
+                base, head, self.data, float(self.fail_under), self.extensions, self.combine,
+                self.prepared))
+            report = await self.read_report(cmd)
+            if report is None:
+                return results.FAILURE
+            if cmd.results() == results.FAILURE and report.get("passed"):
+                report["passed"] = False   # the CLI's verdict wins over a contradicting file
         else:
             await self.addCompleteLog("how", f"the report {self.tests_report} the test step "
                                              "wrote the moment the tests ended (same range)")
+        await self.show(report)
+        return results.SUCCESS if report["passed"] else results.FAILURE
+
+    async def show(self, report: dict) -> None:
+        """Properties, build data, the Markdown and HTML reports, the summary."""
         totals = report["totals"]
         self.setProperty("coverage_new_lines", totals["new_statements"], self.name)
         self.setProperty("coverage_covered", totals["covered_statements"], self.name)
         self.setProperty("coverage_percent", totals["percent"], self.name)
         self.setProperty("coverage_passed", bool(report["passed"]), self.name)
-        for log, name in (("report.md", MARKDOWN_FILE), ("report.json", None)):
-            text = json.dumps(report, indent=2) if name is None else \
-                await self.getFileContentFromWorker(name, abandonOnFailure=False)
-            if text:
-                await self.addCompleteLog(log, text)
+        markdown = await self.getFileContentFromWorker(MARKDOWN_FILE, abandonOnFailure=False)
+        if markdown:
+            await self.addCompleteLog("report.md", markdown)
+        await self.keep_report(report)
         html = await self.getFileContentFromWorker(HTML_FILE, abandonOnFailure=False)
         if html:
             await self.addHTMLLog("coverage.html", html)
-        self._summary = summary_of(report)
-        return results.SUCCESS if report["passed"] else results.FAILURE
+        self.summarize(report["summary"])
 
     async def _report_from_tests(self, base: str | None, head: str) -> dict | None:
         """The test step's report, if it is there and describes this range and threshold."""
@@ -179,28 +168,3 @@ class CoverageGate(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
                 or (report.get("base") or None) != pushed_base(base):
             return None
         return report
-
-    async def _run_gate(self, base: str | None, head: str) -> dict | int:
-        """Run the CLI on the worker: the report, or the step's result when it failed."""
-        args = gate_arguments(base, head, self.data, float(self.fail_under), self.extensions,
-                              self.combine, self.prepared)
-        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
-                                                collectStderr=True)
-        await self.runCommand(cmd)
-        if cmd.rc not in (0, 1):
-            reason = (cmd.stderr or "").strip().splitlines()
-            self._summary = f"coverage: bad input: {reason[-1] if reason else f'exit {cmd.rc}'}"
-            return results.FAILURE
-        try:
-            report = json.loads(await self.getFileContentFromWorker(JSON_FILE))
-        except (ValueError, TypeError):
-            self._summary = f"coverage: unreadable report {JSON_FILE}"
-            return results.FAILURE
-        if cmd.rc == 1 and report.get("passed"):
-            report["passed"] = False   # the CLI's verdict wins over a contradicting file
-        return report
-
-    def getResultSummary(self):
-        if self._summary:
-            return {"step": self._summary}
-        return super().getResultSummary()

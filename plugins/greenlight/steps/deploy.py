@@ -2,14 +2,17 @@
 worker and show each phase as a step of its own, with the judge's table as a log.
 
 An adapter only: the deploy engine does the work and holds the lock; the CLI prints one JSON
-line per phase (``--phase-lines``) and a final result line, which this step turns into phase
-steps, properties and a summary.
+line per phase (``--phase-lines``) as each phase ends and a final result line. A log observer
+reads them as they stream, so the ``phases`` log and the step's summary follow the deploy
+live; at the end they become phase steps, properties and a summary.
 """
 from __future__ import annotations
 
 import json
 
-from buildbot.process import buildstep, results
+from buildbot.process import buildstep, logobserver, results
+
+from greenlight.steps.cli_report import CliReportStep
 
 PHASE_PREFIX = "greenlight-phase: "  # the same as greenlight.cli.deploy (no import: no engine)
 RESULT_PREFIX = "greenlight-result: "
@@ -60,27 +63,48 @@ class DeployPhase(buildstep.BuildStep):
         return {"step": summary[:200]} if summary else super().getResultSummary()
 
 
-class Deploy(buildstep.ShellMixin, buildstep.BuildStep):
+class PhaseLines(logobserver.LogLineObserver):
+    """Reads the CLI's phase lines as they stream from the worker: each phase is written to
+    the step's ``phases`` log and shown as the step's summary the moment the CLI prints it,
+    so the build page follows a deploy phase by phase while it runs."""
+
+    def __init__(self, step: "Deploy"):
+        super().__init__()
+        self.setMaxLineLength(1 << 24)  # a judge table travels inside its phase's JSON line
+        self.step = step
+        self.phases: list[dict] = []
+        self.result: dict | None = None
+
+    def outLineReceived(self, line: str) -> None:
+        found = parse_phase_lines(line)
+        for phase in found[0]:
+            self.phases.append(phase)
+            self.step.phase_done(phase)
+        if found[1] is not None:
+            self.result = found[1]
+
+
+class Deploy(CliReportStep):
     """Deploy the build's revision: ``greenlight deploy SHA --phase-lines`` on the worker.
 
     Properties set: ``deploy_outcome``, ``deploy_id``, ``deploy_sha``, ``deploy_previous_sha``,
     ``deploy_incident_id``. Exit 0 → SUCCESS (deployed, already live or superseded by a newer
-    green commit), 1 → FAILURE (rolled back or failed), 2 → FAILURE (bad input).
+    green commit), 1 → FAILURE (rolled back or failed), 2 → FAILURE (bad input). The result is
+    build data ``greenlight-deploy``.
     """
 
     name = "deploy"
     verb = "deploy"
+    build_data = "greenlight-deploy"
     renderables = ["settings", "revision"]
 
-    def __init__(self, settings: str | None = None, revision=None,
-                 greenlight: list[str] | tuple[str, ...] = ("greenlight",), **kwargs):
-        kwargs.setdefault("logEnviron", False)
-        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+    def __init__(self, settings: str | None = None, revision=None, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
         self.revision = revision
-        self.greenlight = list(greenlight)
-        self._summary: str | None = None
+        self.observer = PhaseLines(self)
+        self.addLogObserver("stdio", self.observer)
+        self._phases_log = None
 
     def command_arguments(self) -> list[str] | None:
         """The CLI arguments after ``greenlight`` (None when there is nothing to deploy)."""
@@ -100,20 +124,26 @@ class Deploy(buildstep.ShellMixin, buildstep.BuildStep):
         who = f" by {owner}" if isinstance(owner, str) and owner else ""
         return f"buildbot:{builder}/{number}{who}"
 
+    def phase_done(self, phase: dict) -> None:
+        """One phase just ended on the worker: a line in ``phases``, the live summary."""
+        line = f"[{phase.get('name', '?')}] {phase.get('status', '?')}: {phase.get('summary', '')}"
+        if self._phases_log is not None:
+            self._phases_log.addStdout(line + "\n")
+        self.summarize(f"{self.verb}: {line}"[:250])
+
     async def run(self):
         args = self.command_arguments()
         if args is None:
-            self._summary = f"{self.verb}: no revision (got_revision unset)"
+            self.summarize(f"{self.verb}: no revision (got_revision unset)")
             return results.FAILURE
-        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
-                                                collectStdout=True, collectStderr=True)
-        await self.runCommand(cmd)
-        phases, result = parse_phase_lines(cmd.stdout or "")
+        self._phases_log = await self.addLog("phases")
+        cmd = await self.run_cli(args)
+        await self._phases_log.finish()
+        phases, result = self.observer.phases, self.observer.result
         if phases:
             self.build.addStepsAfterCurrentStep([DeployPhase(p) for p in phases])
         if result is None:
-            reason = (cmd.stderr or "").strip().splitlines()
-            self._summary = f"{self.verb}: {reason[-1] if reason else f'exit {cmd.rc}'}"
+            self.summarize(f"{self.verb}: {self.cli_error(cmd)}")
             return results.FAILURE
         for key, prop in (("outcome", "deploy_outcome"), ("deploy_id", "deploy_id"),
                           ("sha", "deploy_sha"), ("previous_sha", "deploy_previous_sha"),
@@ -122,14 +152,11 @@ class Deploy(buildstep.ShellMixin, buildstep.BuildStep):
         judge = [p for p in phases if p.get("name") == "judge" and p.get("log")]
         if judge:
             await self.addCompleteLog("judge table", judge[-1]["log"] + "\n")
+        await self.setBuildData(self.build_data, json.dumps(result).encode("utf-8"),
+                                type(self).__name__)
         await self.addCompleteLog("result.json", json.dumps(result, indent=2) + "\n")
-        self._summary = f"{result.get('outcome')}: {result.get('message', '')}"[:250]
-        return results.SUCCESS if cmd.rc == 0 else results.FAILURE
-
-    def getResultSummary(self):
-        if self._summary:
-            return {"step": self._summary}
-        return super().getResultSummary()
+        self.summarize(f"{result.get('outcome')}: {result.get('message', '')}"[:250])
+        return cmd.results()
 
 
 class Rollback(Deploy):
@@ -138,6 +165,7 @@ class Rollback(Deploy):
 
     name = "rollback"
     verb = "rollback"
+    build_data = "greenlight-rollback"
 
     def command_arguments(self) -> list[str] | None:
         args = ["rollback", "--phase-lines", "--trigger", self._trigger()]

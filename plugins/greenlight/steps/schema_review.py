@@ -2,18 +2,21 @@
 
 A thin adapter: the worker runs the CLI on the migrations changed in base..head (no base = the
 first push = every migration), writing the JSON contract to a file; the step reads it back,
-adds the text and JSON reports as logs, sets ``schema_findings`` (the flagged findings, JSON
+adds the engine's text rendering and the JSON report as logs (the report also as build data), sets ``schema_findings`` (the flagged findings, JSON
 list) and ``schema_needs_review``, and fails with "needs schema review: N statement(s)" while
 an unapproved finding remains.
 """
 from __future__ import annotations
 
-import json
+from dataclasses import fields
 
-from buildbot.process import buildstep, results
-from buildbot.steps.worker import CompositeStepMixin
+from buildbot.process import results
+from schema_review.model import Finding
+from schema_review.render import render_text
+from schema_review.review import Report
 
 from greenlight.steps.base import pushed_base
+from greenlight.steps.cli_report import CliReportStep
 
 JSON_FILE = "greenlight-schema.json"
 
@@ -46,31 +49,28 @@ def summary_of(report: dict) -> str:
     return text + (f" ({approved} approved)" if approved else "")
 
 
-def text_report(report: dict) -> str:
-    lines = []
-    for f in report["findings"]:
-        if f["verdict"] != "review":
-            continue
-        state = "approved" if not f["needs_review"] else f"needs review ({f['danger']})"
-        lines.append(f"{f['file']}:{f['line']}: {state} [{f['rule']}] {f['statement'][:200]}")
-        lines.extend(f"    - {r}" for r in f["reasons"])
-        if f["alternative"] and f["needs_review"]:
-            lines.append("    safe alternative:")
-            lines.extend("      " + a for a in f["alternative"].splitlines())
-            lines.append(f"    key: {f['key']}")
-    lines.append(summary_of(report))
-    return "\n".join(lines) + "\n"
+def engine_report(report: dict) -> Report:
+    """The engine's Report again from its JSON contract, so the text log is the engine's own
+    rendering (``schema_review.render.render_text``), the same text the CLI prints."""
+    names = {f.name for f in fields(Finding)}
+    findings = [Finding(**{k: v for k, v in f.items() if k in names}) for f in report["findings"]]
+    return Report(report["dialect"], report["server_version"], report["settings"], findings,
+                  list(report["files"]), report["summary"]["statements"])
 
 
-class SchemaReview(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep):
+class SchemaReview(CliReportStep):
     """Fail fast when a changed migration would lock/rebuild a large table or break the
     release still running during the canary, until a reviewer approves it.
 
     ``sizes``: sizes file path in the checkout; ``db_url``: live database URL (alternative);
     ``approvals_url``: approvals database URL or SQLite path reachable from the worker.
+    The whole report is build data ``greenlight-schema``; the flagged findings are also the
+    ``schema_findings`` property the approvals page and incident reports read.
     """
 
     name = "schema review"
+    report_file = JSON_FILE
+    build_data = "greenlight-schema"
     renderables = ["migrations_dir", "dialect", "sizes", "db_url", "approvals_url",
                    "base_property", "server_version"]
 
@@ -78,10 +78,7 @@ class SchemaReview(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
                  sizes: str | None = None, approvals_url: str | None = None,
                  base_property: str = "greenlight_base", db_url: str | None = None,
                  server_version: str | None = None, large_rows: int | None = None,
-                 large_bytes: int | None = None,
-                 greenlight: list[str] | tuple[str, ...] = ("greenlight",), **kwargs):
-        kwargs.setdefault("logEnviron", False)
-        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command"])
+                 large_bytes: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.migrations_dir = migrations_dir
         self.dialect = dialect
@@ -92,47 +89,30 @@ class SchemaReview(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildStep
         self.server_version = server_version
         self.large_rows = large_rows
         self.large_bytes = large_bytes
-        self.greenlight = list(greenlight)
-        self._summary: str | None = None
 
     async def run(self):
         head = self.getProperty("got_revision") or self.getProperty("revision")
         if not isinstance(head, str) or not head:
-            self._summary = "schema review: no revision to review (got_revision unset)"
+            self.summarize("schema review: no revision to review (got_revision unset)")
             return results.FAILURE
         base = self.getProperty(self.base_property)
         owners = self.getProperty("owners")  # Buildbot's change authors, e.g. ["Ada <a@x>"]
         author = self.getProperty("owner") or (owners[0] if isinstance(owners, list) and owners
                                                else None)
         repo = self.getProperty("repository") or None
-        args = check_arguments(self.migrations_dir, self.dialect,
-                               base if isinstance(base, str) else None, head, self.sizes,
-                               self.db_url, self.approvals_url, self.server_version,
-                               self.large_rows, self.large_bytes,
-                               repo if isinstance(repo, str) else None,
-                               author if isinstance(author, str) else None)
-        cmd = await self.makeRemoteShellCommand(command=[*self.greenlight, *args],
-                                                collectStderr=True)
-        await self.runCommand(cmd)
-        if cmd.rc not in (0, 1):
-            reason = (cmd.stderr or "").strip().splitlines()
-            self._summary = f"schema review: bad input: {reason[-1] if reason else cmd.rc}"
-            return results.FAILURE
-        try:
-            report = json.loads(await self.getFileContentFromWorker(JSON_FILE))
-        except (ValueError, TypeError):
-            self._summary = f"schema review: unreadable report {JSON_FILE}"
+        cmd = await self.run_cli(check_arguments(
+            self.migrations_dir, self.dialect, base if isinstance(base, str) else None, head,
+            self.sizes, self.db_url, self.approvals_url, self.server_version, self.large_rows,
+            self.large_bytes, repo if isinstance(repo, str) else None,
+            author if isinstance(author, str) else None))
+        report = await self.read_report(cmd)
+        if report is None:
             return results.FAILURE
         flagged = [f for f in report["findings"] if f["verdict"] == "review"]
         needs_review = bool(report["summary"]["statements_needing_review"])
         self.setProperty("schema_findings", flagged, self.name)
         self.setProperty("schema_needs_review", needs_review, self.name)
-        await self.addCompleteLog("schema review", text_report(report))
-        await self.addCompleteLog("report.json", json.dumps(report, indent=2))
-        self._summary = summary_of(report)
-        return results.FAILURE if needs_review or cmd.rc != 0 else results.SUCCESS
-
-    def getResultSummary(self):
-        if self._summary:
-            return {"step": self._summary}
-        return super().getResultSummary()
+        await self.addCompleteLog("schema review", render_text(engine_report(report)))
+        await self.keep_report(report)
+        self.summarize(summary_of(report))
+        return results.FAILURE if needs_review else cmd.results()

@@ -16,14 +16,16 @@ from flask import Flask, abort, g, request
 from greenlight.www.security import Guard
 
 MOUNT = "/plugins/wsgi_dashboards/greenlight"
-# (module, blueprint attribute, menu label): a page whose module is absent is not offered.
+# (page module, menu label), in menu order. Each module exposes ``blueprint``; they are
+# imported when the app is made (they import this module's layout helpers back), and one
+# that fails to import stops the master with its error.
 PAGES = (
-    ("greenlight.www.schema_page", "blueprint", "Schema review"),
-    ("greenlight.www.deploys_page", "blueprint", "Deploys"),
-    ("greenlight.www.trending_page", "blueprint", "Trending"),
-    ("greenlight.www.incidents_page", "blueprint", "Incidents"),
-    ("greenlight.www.experiments_page", "blueprint", "Experiments"),
-    ("greenlight.www.flaky_page", "blueprint", "Flaky tests"),
+    ("greenlight.www.schema_page", "Schema review"),
+    ("greenlight.www.deploys_page", "Deploys"),
+    ("greenlight.www.trending_page", "Trending"),
+    ("greenlight.www.incidents_page", "Incidents"),
+    ("greenlight.www.experiments_page", "Experiments"),
+    ("greenlight.www.flaky_page", "Flaky tests"),
 )
 
 STYLE = """
@@ -68,11 +70,8 @@ def make_app(settings: Any, session_secret=None) -> Flask:
                   session_secret=session_secret or (lambda: _buildbot_secret(app)))
     app.config["GREENLIGHT_GUARD"] = guard
     pages = []
-    for module_name, attr, label in PAGES:
-        try:
-            blueprint = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            continue
+    for module_name, label in PAGES:
+        blueprint = importlib.import_module(module_name).blueprint
         app.register_blueprint(blueprint, url_prefix=f"/{blueprint.name}")
         pages.append((blueprint, label))
 

@@ -60,16 +60,6 @@ def _time(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-# --- what the columns say ----------------------------------------------------------------------
-def experiment_status(e: Experiment) -> str:
-    """The seed's "experiment status" column: is the experiment still collecting data?"""
-    if e.status == QA:
-        return "in QA (not counted)"
-    if e.status == CLOSED:
-        return f"closed: {e.closed_branch} launched"
-    return "running" if e.rollout_pct > 0 else "running, nobody assigned yet"
-
-
 def _name(name: str) -> str:
     """A name from the URL; anything outside the engine's alphabet cannot exist: 404."""
     try:
@@ -104,7 +94,7 @@ def experiment_list() -> str:
         rows.append(
             f'<tr id="experiment-{_e(e.name)}"><td><a href="{_e(_url(e.name))}">{_e(e.name)}'
             f"</a></td><td class=\"rollout\">{_e(e.status_label())}</td>"
-            f'<td class="status">{_e(experiment_status(e))}</td>'
+            f'<td class="status">{_e(e.collection_status())}</td>'
             f'<td class="explanation">{_e(explain(e))}</td>'
             f"<td>{_e(_time(e.updated_at))} by {_e(e.updated_by or '?')}</td></tr>")
     head = "".join(f"<th>{_e(h)}</th>" for h in LIST_HEADERS)
@@ -121,7 +111,7 @@ def experiment_page(name: str) -> str:
     the_store = store()
     weights = ", ".join(f"{_e(b)} {w * 100:g}%" for b, w in e.weights().items())
     facts = [("rollout status", _e(e.status_label())),
-             ("experiment status", _e(experiment_status(e))),
+             ("experiment status", _e(e.collection_status())),
              ("what users get now", f'<span id="explanation">{_e(explain(e))}</span>'),
              ("branches", weights),
              ("QA users", _e(", ".join(e.qa_users)) or "<em>none listed</em>"),

@@ -6,29 +6,40 @@ is a webhook (Prometheus Alertmanager or the plain JSON form): it is exempt from
 because it authenticates every request itself with HTTP Basic credentials of a user holding
 ``engineers`` or ``deployers``.
 
-Reports are rebuilt from the ledger and the repository on each view, so saved 5 Whys answers
-and later deploys always show. When the settings name no link templates (the demo's local bare
+Only adapts: rollback ingestion and alert de-duplication are ``greenlight.incidents.ingest``'s,
+git reads are ``greenlight.git.history``'s, HTML comes from Jinja2 templates (autoescaped) and
+the engine's report renderer. Reports are rebuilt on each view, so saved 5 Whys answers and
+later deploys always show. When the settings name no link templates (the demo's local bare
 repository has no forge), commits, ranges and blamed lines link to the small git viewer at the
-end of this module instead, so every suspect still links to its changed lines.
+end of this module instead.
 """
 from __future__ import annotations
 
 import functools
-import html
 import json
-import logging
 import re
-import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, request
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request
+from markupsafe import Markup
 
+from greenlight.deploy.ledger import Ledger
 from greenlight.errors import GreenlightError, UsageError
+from greenlight.git.history import GitHistory
+from greenlight.incidents import (
+    IncidentStore,
+    build_report,
+    parse_intake,
+    render_html,
+    render_json,
+    whys_from_form,
+)
+from greenlight.incidents.ingest import duplicate_of, ingest_rollbacks
+from greenlight.incidents.model import iso
 from greenlight.www import dashboard
 
-blueprint = Blueprint("incidents", __name__)
-log = logging.getLogger(__name__)
+blueprint = Blueprint("incidents", __name__, template_folder="templates")
 
 ENGINEERS = "engineers"
 INTAKE_ROLES = ("engineers", "deployers")
@@ -36,35 +47,33 @@ MAX_BODY = 1 << 20               # an Alertmanager group of hundreds of alerts f
 REALM = 'Basic realm="Greenlight incidents", charset="UTF-8"'
 _SHA = re.compile(r"^[0-9a-fA-F]{7,40}$")
 _LINK_KEYS = ("web_url", "commit_url", "compare_url", "blame_url")
-# Judge rollbacks turn into incidents once, even when two list views arrive together.
-_ingest_lock = threading.Lock()
 
 
 def _url(*parts: Any) -> str:
     return "/".join([dashboard.MOUNT, "incidents", *(str(p) for p in parts)])
 
 
+def _page(title: str, template: str, **context: Any) -> str:
+    return dashboard.layout(title, Markup(render_template(f"incidents/{template}", **context)))
+
+
 # --- the engine's stores, as the settings name them ------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _ledger_for(url: str):
-    from greenlight.deploy.ledger import Ledger
-
+def _ledger_for(url: str) -> Ledger:
     return Ledger(url)
 
 
 @functools.lru_cache(maxsize=4)
-def _store_for(url: str):
-    from greenlight.incidents import IncidentStore
-
+def _store_for(url: str) -> IncidentStore:
     return IncidentStore(engine=_ledger_for(url).engine)
 
 
-def ledger():
+def ledger() -> Ledger:
     """The deploy ledger named by ``[deploy] ledger_url``; incidents live in its database."""
     return _ledger_for(g.settings.expand(g.settings["deploy"]["ledger_url"]))
 
 
-def incident_store():
+def incident_store() -> IncidentStore:
     return _store_for(g.settings.expand(g.settings["deploy"]["ledger_url"]))
 
 
@@ -85,78 +94,37 @@ def incident_settings() -> dict[str, Any]:
 
 def build(incident):
     """Correlate ``incident`` with the ledger and the repository (one git session)."""
-    from greenlight.incidents import build_report
-    from greenlight.incidents.gitinfo import GitHistory
-
-    history = GitHistory(repo_path())
-    try:
-        return build_report(incident, ledger(), history, incident_settings())
-    finally:
-        history.repo.close()
-
-
-def ingest_rollbacks() -> list[int]:
-    """Open a report for each rollback the deploy judge asked about (idempotent)."""
-    from greenlight.incidents import incident_from_request
-
-    made = []
-    with _ingest_lock:
-        the_ledger, store = ledger(), incident_store()
-        for ask in the_ledger.incidents(status="open"):
-            incident = store.by_request(ask.id) or incident_from_request(ask, the_ledger)
-            try:
-                report = build(incident).to_dict()
-            except Exception:           # one broken report must not hide the list
-                log.exception("incident report for judge request %s failed", ask.id)
-                report = None           # the page shows why when it is opened
-            made.append(store.save(incident, report, request_id=ask.id))
-            the_ledger.set_incident_status(ask.id, "reported")
-    return made
+    conf = incident_settings()
+    with GitHistory(repo_path(), ignore_revs=conf.get("mechanical_commits") or ()) as history:
+        return build_report(incident, ledger(), history, conf)
 
 
 # --- pages --------------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _top_suspect(report: dict | None) -> str:
+def _top_suspect(report: dict | None) -> dict | None | bool:
+    """The saved report's first suspect; None when no report was saved, False when empty."""
     if not report:
-        return "<em>no report yet</em>"
+        return None
     suspects = report.get("suspects") or []
     if not suspects:
-        return "<em>none</em>"
-    top = suspects[0]
-    commit = top.get("commit") or {}
-    return (f"<code>{_e(str(top.get('sha', ''))[:12])}</code> {_e(commit.get('summary'))} "
-            f"— {_e(commit.get('author'))} <small>(score {_e(top.get('score'))})</small>")
+        return False
+    top, commit = suspects[0], suspects[0].get("commit") or {}
+    return {"sha": str(top.get("sha", "")), "summary": commit.get("summary"),
+            "author": commit.get("author"), "score": top.get("score")}
 
 
 @blueprint.route("/")
 def incident_list() -> str:
-    from greenlight.incidents.model import iso
-
+    ingest_error = None
     try:
-        ingest_rollbacks()
-    except GreenlightError:
-        pass                            # listing what is stored matters more
+        ingest_rollbacks(ledger(), incident_store(), build)
+    except GreenlightError as exc:
+        ingest_error = str(exc)         # listing what is stored matters more
     store = incident_store()
-    incidents = store.list(limit=100)
-    if not incidents:
-        body = ("<p>No incidents yet. Alertmanager (or anyone with the role engineers or "
-                f"deployers) can post to <code>{_e(_url('intake'))}</code>; a rolled-back "
-                "canary opens one by itself.</p>")
-        return dashboard.layout("Incidents", body)
-    rows = []
-    for incident in incidents:
-        rows.append(f'<tr id="incident-{incident.id}"><td>{incident.id}</td>'
-                    f'<td><a href="{_e(_url(incident.id))}">{_e(incident.title)}</a></td>'
-                    f"<td>{_e(iso(incident.started_at))}</td><td>{_e(incident.source)}</td>"
-                    f"<td>{_e(incident.service or '')}</td>"
-                    f"<td>{_top_suspect(store.report(incident.id))}</td></tr>")
-    body = (f"<p>{len(incidents)} incident(s), newest first.</p><table id='incidents'>"
-            "<tr><th>id</th><th>title</th><th>started</th><th>source</th><th>service</th>"
-            f"<th>top suspect</th></tr>{''.join(rows)}</table>")
-    return dashboard.layout("Incidents", body)
+    rows = [{"id": i.id, "url": _url(i.id), "title": i.title, "started": iso(i.started_at),
+             "source": i.source, "service": i.service or "",
+             "top": _top_suspect(store.report(i.id))} for i in store.list(limit=100)]
+    return _page("Incidents", "list.html", incidents=rows, intake_url=_url("intake"),
+                 ingest_error=ingest_error)
 
 
 def _get_incident(incident_id: int):
@@ -168,15 +136,12 @@ def _get_incident(incident_id: int):
 
 @blueprint.route("/<int:incident_id>")
 def incident_page(incident_id: int) -> str:
-    from greenlight.incidents import render_html
-
     incident = _get_incident(incident_id)
     try:
         report = build(incident)
     except GreenlightError as exc:
-        body = (f"<p class='bad'>The report cannot be built: {_e(exc)}</p>"
-                f"<pre>{_e(incident.trace or '')}</pre>")
-        return dashboard.layout(f"Incident {incident_id}: {incident.title}", body)
+        return _page(f"Incident {incident_id}: {incident.title}", "report_error.html",
+                     error=str(exc), trace=incident.trace or "")
     user = g.user
     if user.anonymous:
         note, fields = "<p><em>Log in as an engineer to save the 5 Whys.</em></p>", ""
@@ -192,15 +157,13 @@ def incident_page(incident_id: int) -> str:
         page = page.replace('<button type="submit">Save</button>',
                             f'<button type="submit" disabled title="needs the role {ENGINEERS}">'
                             "Save</button>", 1)
-    links = (f'<p><a href="{_e(_url(""))}">all incidents</a> · '
-             f'<a href="{_e(_url(f"{incident_id}.json"))}">JSON</a></p>')
-    return dashboard.layout(f"Incident {incident_id}: {incident.title}", links + page)
+    links = (f'<p><a href="{_url("")}">all incidents</a> · '
+             f'<a href="{_url(f"{incident_id}.json")}">JSON</a></p>')
+    return dashboard.layout(f"Incident {incident_id}: {incident.title}", Markup(links + page))
 
 
 @blueprint.route("/<int:incident_id>.json")
 def incident_json(incident_id: int) -> Response:
-    from greenlight.incidents import render_json
-
     try:
         report = build(_get_incident(incident_id))
     except GreenlightError as exc:
@@ -210,8 +173,6 @@ def incident_json(incident_id: int) -> Response:
 
 @blueprint.route("/<int:incident_id>/whys", methods=["POST"])
 def save_whys(incident_id: int):
-    from greenlight.incidents import whys_from_form
-
     dashboard.require_role(ENGINEERS)
     _get_incident(incident_id)
     try:
@@ -244,23 +205,9 @@ def _intake_refusal() -> Response | None:
     return None
 
 
-def _duplicate_of(incident) -> int | None:
-    """Alertmanager resends a group (repeat_interval, resolved): one incident per group start."""
-    if incident.source != "alertmanager":
-        return None
-    key = incident.evidence.get("groupKey")
-    for known in incident_store().list(limit=200):
-        if (known.source == incident.source and known.started_at == incident.started_at
-                and known.title == incident.title and known.evidence.get("groupKey") == key):
-            return known.id
-    return None
-
-
 @blueprint.route("/intake", methods=["POST"])
 @dashboard.csrf_exempt
 def intake() -> Response:
-    from greenlight.incidents import parse_intake
-
     refused = _intake_refusal()
     if refused is not None:
         return refused
@@ -272,7 +219,7 @@ def intake() -> Response:
     except UsageError as exc:
         return _json(400, {"error": str(exc)})
     store = incident_store()
-    existing = _duplicate_of(incident)
+    existing = duplicate_of(store, incident)
     if existing is not None:
         return _json(200, {"id": existing, "url": _url(existing), "duplicate": True})
     store.save(incident)
@@ -289,20 +236,11 @@ def intake() -> Response:
 
 
 # --- a small git viewer, the link target when no forge is configured ------------------------
-def _git(*args: str) -> str:
-    import git
-
+def _history() -> GitHistory:
     try:
-        repo = git.Repo(repo_path())
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return GitHistory(repo_path())
+    except UsageError:
         abort(404, "the watched repository is not a local git repository")
-    try:
-        return repo.git.execute(["git", "-c", "core.quotePath=false", *args],
-                                stdout_as_string=True, strip_newline_in_stdout=False)
-    except git.GitCommandError as exc:
-        abort(404, f"git {args[0]}: {str(exc.stderr).strip()[:300]}")
-    finally:
-        repo.close()
 
 
 def _sha(value: str) -> str:
@@ -311,46 +249,38 @@ def _sha(value: str) -> str:
     return value
 
 
-def _diff_html(text: str, limit: int = 400_000) -> str:
-    if len(text) > limit:
-        text = text[:limit] + "\n… (truncated)\n"
-    out = []
-    for line in text.split("\n"):
-        css = ("add" if line.startswith("+") and not line.startswith("+++") else
-               "del" if line.startswith("-") and not line.startswith("---") else
-               "hunk" if line.startswith("@@") else "")
-        out.append(f'<span class="{css}">{_e(line)}</span>' if css else _e(line))
-    return ("<style>.add{background:#e6ffec}.del{background:#ffebe9}.hunk{color:#0550ae}"
-            f"</style><pre>{chr(10).join(out)}</pre>")
+def _diff_page(title: str, read) -> str:
+    limit = 400_000
+    with _history() as history:
+        try:
+            text = read(history)
+        except GreenlightError as exc:
+            abort(404, str(exc)[:300])
+    lines = [("add" if line.startswith("+") and not line.startswith("+++") else
+              "del" if line.startswith("-") and not line.startswith("---") else
+              "hunk" if line.startswith("@@") else "", line)
+             for line in text[:limit].split("\n")]
+    return _page(title, "diff.html", lines=lines, truncated=len(text) > limit)
 
 
 @blueprint.route("/git/commit/<sha>")
 def git_commit(sha: str) -> str:
-    text = _git("show", "--no-ext-diff", "--no-textconv", "--stat", "--patch", "-M",
-                "--format=fuller", _sha(sha), "--")
-    return dashboard.layout(f"Commit {sha[:12]}", _diff_html(text))
+    return _diff_page(f"Commit {sha[:12]}", lambda h: h.show_text(_sha(sha)))
 
 
 @blueprint.route("/git/compare/<base>...<sha>")
 def git_compare(base: str, sha: str) -> str:
-    text = _git("log", "--no-ext-diff", "--no-textconv", "-n", "200", "--stat", "--patch", "-M",
-                "--format=fuller", f"{_sha(base)}..{_sha(sha)}", "--")
-    return dashboard.layout(f"Commits {base[:12]}..{sha[:12]}", _diff_html(text))
+    return _diff_page(f"Commits {base[:12]}..{sha[:12]}",
+                      lambda h: h.compare_text(_sha(base), _sha(sha)))
 
 
 @blueprint.route("/git/blame/<sha>/<path:path>")
 def git_blame(sha: str, path: str) -> str:
-    from greenlight.incidents.gitinfo import parse_blame
-
-    text = _git("blame", "--line-porcelain", "--root", "-M", "-C", _sha(sha), "--", path)
-    lines = parse_blame(text, sha, path)
-    rows = []
-    for number in sorted(lines):
-        hit = lines[number]
-        rows.append(f'<tr id="L{number}"><td><a href="#L{number}">{number}</a></td>'
-                    f'<td><a href="{_e(_url("git", "commit", hit.commit))}">'
-                    f"<code>{_e(hit.commit[:8])}</code></a></td>"
-                    f"<td><pre>{_e(hit.text)}</pre></td></tr>")
-    body = ("<style>tr:target{background:#fff5b1}td pre{margin:0;padding:0;background:none}"
-            f"</style><table class='blame'>{''.join(rows)}</table>")
-    return dashboard.layout(f"Blame {path} at {sha[:12]}", body)
+    with _history() as history:
+        try:
+            lines = history.blame_file(_sha(sha), path)
+        except GreenlightError as exc:
+            abort(404, str(exc)[:300])
+    rows = [{"line": n, "commit": hit.commit, "text": hit.text,
+             "commit_url": _url("git", "commit", hit.commit)} for n, hit in sorted(lines.items())]
+    return _page(f"Blame {path} at {sha[:12]}", "blame.html", rows=rows)
