@@ -11,16 +11,19 @@ import base64
 import os
 import re
 import shutil
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from greenlight import settings as settings_mod
 from greenlight.cli.main import main
 from greenlight.deploy import demo_hosts as demo
-from greenlight.deploy import story
+from greenlight.deploy import story, trending
 from greenlight.deploy.ledger import Ledger
 from greenlight.deploy.traffic import generate_traffic
 from greenlight.www.dashboard import MOUNT, make_app
@@ -32,6 +35,7 @@ from .conftest import ROOT_DIR
 from .test_cli_demo import DEMO, write_settings
 
 pytestmark = pytest.mark.e2e
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 ARTIFACTS = Path(os.environ.get("GREENLIGHT_TEST_ARTIFACTS")
                  or ROOT_DIR / "var" / "test-artifacts" / "deploy-pages")
 
@@ -56,6 +60,7 @@ def deploys(tmp_path_factory):
         return git(repo, "rev-parse", "HEAD").strip()
 
     ports = free_ports(3)
+    prometheus = start_prometheus(tmp, [f"127.0.0.1:{p}" for p in ports])
     path = write_settings(tmp, repo, ports)
     path.write_text(path.read_text().replace("canary_fraction = 0.5", "canary_fraction = 0.3")
                     .replace('"--port", "{port}"]', '"--port", "{port}"]\nstart_log = "server.log"')
@@ -86,25 +91,98 @@ def deploys(tmp_path_factory):
             "    import no_such_module_x  # noqa: F401\n    make_server(argv).serve_forever()"))
         shas["v4"] = commit("server: start through a helper module")
         assert main(["deploy", shas["v4"], "--settings", settings, "--json"]) == 1
+        # Prometheus has scraped the hosts through all of it (rates need two samples)
+        wait_until(lambda: trending.query_range(
+            prometheus.url, "sum(rate(demo_requests_total[1m]))", time.time() - 600,
+            time.time(), 5), "Prometheus to have request rates")
     finally:
         stop.set()
         traffic.join(30)
         for i in range(1, 4):
             demo.stop_host(tmp / f"web{i}")
     central = settings_mod.load(settings)
+    # the same world with Prometheus set, for the trending page (the deploys above judged
+    # by scraping the hosts directly, the default)
+    with_prometheus = tmp / "with-prometheus.toml"
+    with_prometheus.write_text(path.read_text().replace(
+        "[deploy]\n", f'[deploy]\nprometheus_url = "{prometheus.url}"\n', 1))
     ledger = Ledger(f"sqlite:///{tmp / 'state'}/ledger.sqlite")
     records = {r.sha: r for r in ledger.list_deploys()}
-    return {"settings": central, "ledger": ledger, "shas": shas,
-            "ids": {name: records[sha].id for name, sha in shas.items()}}
+    yield {"settings": central, "prometheus_settings": settings_mod.load(with_prometheus),
+           "ledger": ledger, "shas": shas,
+           "ids": {name: records[sha].id for name, sha in shas.items()}}
+    prometheus.stop()
+
+
+class _Prometheus:
+    """A real Prometheus (Debian package) scraping the demo hosts every second."""
+
+    def __init__(self, proc: subprocess.Popen, url: str):
+        self.proc, self.url = proc, url
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_prometheus(tmp: Path, targets: list[str]) -> _Prometheus:
+    if not Path(PROMETHEUS).exists():
+        pytest.skip("prometheus is installed by scripts/system-deps.sh")
+    port = free_ports(1)[0]
+    config = tmp / "prometheus.yml"
+    listed = ", ".join(f"'{t}'" for t in targets)
+    config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
+                      "scrape_configs:\n  - job_name: demo\n    static_configs:\n"
+                      f"      - targets: [{listed}]\n")
+    log = open(tmp / "prometheus.log", "wb")
+    proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    prometheus = _Prometheus(proc, f"http://127.0.0.1:{port}")
+
+    def ready() -> bool:
+        try:
+            return requests.get(prometheus.url + "/-/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(ready, "Prometheus to start")
+    return prometheus
+
+
+def wait_until(condition, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _serve(settings):
+    server = make_server("127.0.0.1", 0, _Mounted(make_app(settings, session_secret=lambda: "s")),
+                         threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.fixture(scope="module")
 def site(deploys):
-    app = make_app(deploys["settings"], session_secret=lambda: "s")
-    outer = _Mounted(app)
-    server = make_server("127.0.0.1", 0, outer, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """The pages as Buildbot serves them (the same Flask app, under the same path)."""
+    server = _serve(deploys["settings"])
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prometheus_site(deploys):
+    server = _serve(deploys["prometheus_settings"])
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 
@@ -164,7 +242,8 @@ def _charts(browser) -> list[dict]:
         return [...document.querySelectorAll('figure.gl-line-chart')].map(f => ({
           id: f.id,
           series: [...f.querySelectorAll('g.series')].map(g => ({
-            name: g.dataset.name, points: g.querySelectorAll('circle.point').length})),
+            name: g.dataset.name, points: +g.dataset.points,
+            path: g.querySelector('path').getAttribute('d').split('L').length})),
           bands: f.querySelectorAll('polygon.band').length,
           markers: [...f.querySelectorAll('a.marker')].map(a => ({
             href: a.getAttribute('href'), label: a.dataset.label,
@@ -246,3 +325,24 @@ def test_trending_page_marks_every_deploy_and_links_to_it(deploys, site, browser
     assert browser.url().endswith(top["href"])
     browser.open(f"{site}{MOUNT}/trending/?range=1h")
     _shoot(browser, "trending-ledger-only")
+
+
+def test_trending_page_draws_prometheus_metrics_with_the_deploys_on_them(deploys,
+                                                                      prometheus_site,
+                                                                      browser):
+    browser.open(f"{prometheus_site}{MOUNT}/trending/?range=1h")
+    browser.find("figure#trend-0")
+    charts = {c["id"]: c for c in _charts(browser)}
+    trends = [c for key, c in charts.items() if key.startswith("trend-")]
+    assert len(trends) == len(trending.QUERIES)
+    by_name = {c["series"][0]["name"]: c for c in trends}
+    for name in ("logins per request", "requests per second", "error rate", "latency p95"):
+        series = by_name[name]["series"][0]
+        assert series["points"] > 0 and series["path"] == series["points"], name
+    ids = deploys["ids"]
+    for chart in trends:  # every chart carries every deploy
+        labels = {m["label"]: m["href"] for m in chart["markers"]}
+        for name in ("v1", "v2", "v3", "v4"):
+            assert labels[f"#{ids[name]}"] == f"{MOUNT}/deploys/{ids[name]}"
+    assert not browser.source().count("did not answer")
+    _shoot(browser, "trending-prometheus")

@@ -21,23 +21,23 @@ POINTS = 240  # per series: enough for a 1280-px chart, small enough for a phone
 @dataclass(frozen=True)
 class Query:
     """One trending chart: a PromQL expression over the demo app's metrics (``{w}`` is the
-    rate window, chosen from the range)."""
+    rate window, chosen from the range). A counter nobody has counted yet (no error so far)
+    has no series at all: ``or vector(0)`` makes it a zero rate, not a missing chart."""
     name: str
     group: str  # business | system
     promql: str
     unit: str  # share | rate | seconds
 
 
+PER_REQUEST = "(sum(rate({counter}[{{w}}])) or vector(0)) / sum(rate(demo_requests_total[{{w}}]))"
 QUERIES = (
-    Query("logins per request", "business",
-          "sum(rate(demo_logins_total[{w}])) / sum(rate(demo_requests_total[{w}]))", "share"),
-    Query("registrations per request", "business",
-          "sum(rate(demo_registrations_total[{w}])) / sum(rate(demo_requests_total[{w}]))",
+    Query("logins per request", "business", PER_REQUEST.format(counter="demo_logins_total"),
           "share"),
-    Query("revenue per request", "business",
-          "sum(rate(demo_revenue_total[{w}])) / sum(rate(demo_requests_total[{w}]))", "rate"),
-    Query("error rate", "system",
-          "sum(rate(demo_errors_total[{w}])) / sum(rate(demo_requests_total[{w}]))", "share"),
+    Query("registrations per request", "business",
+          PER_REQUEST.format(counter="demo_registrations_total"), "share"),
+    Query("revenue per request", "business", PER_REQUEST.format(counter="demo_revenue_total"),
+          "rate"),
+    Query("error rate", "system", PER_REQUEST.format(counter="demo_errors_total"), "share"),
     Query("latency p50", "system", "histogram_quantile(0.5, sum by (le) "
           "(rate(demo_request_duration_seconds_bucket[{w}])))", "seconds"),
     Query("latency p95", "system", "histogram_quantile(0.95, sum by (le) "

@@ -66,6 +66,8 @@ class DrawnMarker:
     css: str
     colour: str
     label_y: float = 10.0  # below the top: close markers' labels take the next lane
+    label_x: float = 0.0
+    label_anchor: str = "start"  # "end" near the right edge: the label stays inside
 
 
 @dataclass
@@ -200,6 +202,10 @@ def line_chart(chart_id: str, title: str, series: Sequence[Series], *,
             lanes.append(0.0)
         lanes[lane] = marker.x + 7 * len(marker.label) + 6
         marker.label_y = 10.0 + 12.0 * (lane % max(1, int(plot_h // 12) - 1))
+        room = left + plot_w - marker.x
+        marker.label_x, marker.label_anchor = ((marker.x + 3, "start")
+                                               if room > 7 * len(marker.label) + 4
+                                               else (marker.x - 3, "end"))
     x_ticks = [Tick(px(v), x_format(v)) for v in nice_ticks(x_lo, x_hi, 6)
                if x_lo <= v <= x_hi]
     # a strip of markers alone (no series) has no y axis to read
