@@ -200,3 +200,12 @@ def test_green_builds_of_the_deploy_branch_trigger_a_deploy(tmp_path, text, resu
     result, shards = result if isinstance(result, tuple) else (result, None)
     wanted_now = deploy_wanted(settings, DeploySettings.from_section(settings))
     assert wanted_now(_Step(result, branch, shards)) is wanted
+
+
+def test_settings_check_reports_deploy_keys_with_file_and_line(tmp_path):
+    path = _write(tmp_path, "[deploy]\ndemo_hosts = 2\nhelth_retries = 3\n")
+    proc = subprocess.run([sys.executable, "-m", "greenlight.cli.main", "settings", "check",
+                           str(path)], cwd=ROOT_DIR, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{path}:5: [deploy] helth_retries: unknown key")
