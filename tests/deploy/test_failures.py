@@ -147,3 +147,22 @@ def test_host_down_before_its_switch_is_recorded_in_deploy_and_rollback(world):
     assert back.outcome == "success" and back.hosts_found_down == ["host01"]
     assert "host01 was down before the switch" in back.message
     world.assert_consistent(v1, "v1")
+
+
+def test_canary_only_slow_to_answer_stops_the_deploy_without_condemning_the_release(world):
+    """No exception in its log and no error answer: a loaded machine, not proof against the
+    release — the deploy stops and says why, the release may be deployed again."""
+    v1 = world.commit_app("v1")
+    assert world.deployer().deploy(v1).ok
+    world.commit_app("v2")
+    world.repo.write("app/server.py", "import time\ntime.sleep(60)\n")
+    v2 = world.repo.commit("v2 starts slowly")
+    world.settings.health_retries = 10
+    result = world.deployer(ScriptedJudge("pass")).deploy(v2)
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("canary host01 did not start: not healthy")
+    assert "switched host(s) back on" in result.message
+    ledger = Ledger(world.ledger_url)
+    assert not ledger.is_bad(v2) and ledger.incidents() == []
+    assert story.start_failure(ledger.deploy(result.deploy_id))["cause"] is None
+    world.assert_consistent(v1, "v1")
