@@ -31,7 +31,7 @@ from greenlight.www.dashboard import MOUNT, make_app
 from tests.conftest import free_ports, git
 from tests.schema_review.test_browser import Browser  # skips without Chromium
 
-from .conftest import ROOT_DIR
+from .conftest import ROOT_DIR, wait_for
 from .test_cli_demo import DEMO, write_settings
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +41,7 @@ ARTIFACTS = Path(os.environ.get("GREENLIGHT_TEST_ARTIFACTS")
 
 
 @pytest.fixture(scope="module")
-def deploys(tmp_path_factory):
+def deploys(tmp_path_factory, request):
     """Real deploys on three demo hosts: v1 everywhere, v2 passes the judge, v3 breaks
     logins (rolled back by the judge), v4 does not start (rolled back, its log kept)."""
     tmp = tmp_path_factory.mktemp("pages")
@@ -61,6 +61,7 @@ def deploys(tmp_path_factory):
 
     ports = free_ports(3)
     prometheus = start_prometheus(tmp, [f"127.0.0.1:{p}" for p in ports])
+    request.addfinalizer(prometheus.stop)
     path = write_settings(tmp, repo, ports)
     path.write_text(path.read_text().replace("canary_fraction = 0.5", "canary_fraction = 0.3")
                     .replace('"--port", "{port}"]', '"--port", "{port}"]\nstart_log = "server.log"')
@@ -92,9 +93,9 @@ def deploys(tmp_path_factory):
         shas["v4"] = commit("server: start through a helper module")
         assert main(["deploy", shas["v4"], "--settings", settings, "--json"]) == 1
         # Prometheus has scraped the hosts through all of it (rates need two samples)
-        wait_until(lambda: trending.query_range(
+        wait_for(lambda: trending.query_range(
             prometheus.url, "sum(rate(demo_requests_total[1m]))", time.time() - 600,
-            time.time(), 5), "Prometheus to have request rates")
+            time.time(), 5), 120, "Prometheus to have request rates")
     finally:
         stop.set()
         traffic.join(30)
@@ -111,7 +112,6 @@ def deploys(tmp_path_factory):
     yield {"settings": central, "prometheus_settings": settings_mod.load(with_prometheus),
            "ledger": ledger, "shas": shas,
            "ids": {name: records[sha].id for name, sha in shas.items()}}
-    prometheus.stop()
 
 
 class _Prometheus:
@@ -150,19 +150,8 @@ def start_prometheus(tmp: Path, targets: list[str]) -> _Prometheus:
         except requests.RequestException:
             return False
 
-    wait_until(ready, "Prometheus to start")
+    wait_for(ready, 120, "Prometheus to start")
     return prometheus
-
-
-def wait_until(condition, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def _serve(settings):
