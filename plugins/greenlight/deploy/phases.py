@@ -401,16 +401,18 @@ class Deployer:
         s = self.settings
         transport = self.transports[host.name]
         started = time.monotonic()
-        # One quick look first: a host found down is restarted by the switch, and the ledger
-        # (and the page) say so instead of counting it as one that was serving.
-        was_up = check_health(host.health_url, min(1.0, s.health_timeout), 1, 0.0).healthy
+        # One look first: a host found down is restarted by the switch, and the ledger (and
+        # the page) say so instead of counting it as one that was serving. Only a refused
+        # connection (nothing listening) is "down"; a slow answer on a loaded machine is not.
+        probe = check_health(host.health_url, s.health_timeout, 1, 0.0)
+        was_up = True if probe.healthy else False if "refused" in probe.detail else None
         self.ledger.record_event(deploy_id, "switch", host=host.name, release=sha,
                                  data={"phase": phase, "was_up": was_up})
         crash_point(f"before-switch:{phase}:{host.name}")
         switch_at = time.monotonic()
         switched = transport.agent("switch", sha, *([host.start_log] if host.start_log else []))
         was, log_from = switched.get("was"), int(switched.get("log_size", 0))
-        if not was_up and was:  # it had a release but did not answer: down, not new
+        if was_up is False and was:  # it had a release and nothing listened: down, not new
             self.ledger.record_event(deploy_id, "found_down", host=host.name, release=sha,
                                      data={"phase": phase, "was": was})
         crash_point(f"after-switch:{phase}:{host.name}")
