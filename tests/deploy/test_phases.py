@@ -85,7 +85,7 @@ def test_window_end_undecided_fails_safe(world):
 def test_unhealthy_canary_stops_and_rolls_back(world):
     v1 = world.commit_app("v1")
     assert world.deployer().deploy(v1).ok
-    world.settings.health_retries = 4
+    world.settings.health_retries = 60  # time to start and answer 500, even under load
     v2 = world.commit_app("v2", unhealthy=True)
     result = world.deployer(ScriptedJudge("pass")).deploy(v2)
     # a canary that cannot come up on the release condemns the release, as a judge would

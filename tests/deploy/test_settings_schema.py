@@ -162,12 +162,15 @@ def test_demo_traffic_keys_are_checked(tmp_path):
     assert DeploySettings.from_section(settings).demo_traffic_rate == 0
 
 
-def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
+def test_incident_engine_and_deploy_engine_read_one_ledger(tmp_path):
+    import argparse
+
     from greenlight.cli import incident
 
-    monkeypatch.setenv("GREENLIGHT_SETTINGS", str(_write(tmp_path, "")))
-    url = incident._settings()["deploy"]["ledger_url"]
-    assert url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+    settings = central.load(_write(tmp_path, ""))
+    url = f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+    assert DeploySettings.from_section(settings).ledger_url == url
+    assert incident._ledger_url(argparse.Namespace(ledger=None), settings) == url
 
 
 class _Step:
