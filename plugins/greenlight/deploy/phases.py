@@ -474,7 +474,14 @@ class Deployer:
             self._close_report(result, report)
             return None
         judge = self.judge_factory()
-        deadline = time.monotonic() + s.observe_seconds
+        if hasattr(judge, "forecast"):  # the expected time to verdict at today's traffic
+            report.log = judge.forecast(canary, baseline)
+            self.ledger.record_event(deploy_id, "judge-forecast", release=result.sha,
+                                     data={"text": report.log})
+        # The judge ends its own window (observe_seconds at most) and says whether an
+        # undecided one passes; this backstop catches a judge that never concluded, which is
+        # no evidence of a healthy canary.
+        deadline = time.monotonic() + s.observe_seconds + max(2.0, 3 * s.judge_interval)
         verdict = None
         while True:
             verdict = judge.observe(canary, baseline)
@@ -486,14 +493,14 @@ class Deployer:
             if verdict.outcome in ("fail", "pass"):
                 break
             if time.monotonic() >= deadline:
-                verdict = _Timeout(s.on_window_end, verdict.table + (
-                    f"\nwindow of {s.observe_seconds:g}s ended undecided: "
-                    f"{s.on_window_end} (settings: on_window_end)"))
+                verdict = _Timeout("fail", verdict.table + (
+                    f"\nwindow of {s.observe_seconds:g}s ended undecided: the judge did not "
+                    "conclude (fail)"))
                 break
             self.sleep(s.judge_interval)
         report.status = "ok" if verdict.outcome == "pass" else "failed"
         report.summary = _judge_summary(verdict, s.observe_seconds)
-        report.log = verdict.table
+        report.log += verdict.table
         self._close_report(result, report)
         return verdict
 
