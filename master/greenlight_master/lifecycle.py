@@ -5,6 +5,7 @@ started. Processes are started with argument lists, never shell strings.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -81,9 +82,13 @@ def ensure_master(settings: Settings, basedir: Path, report: Report) -> None:
     text = TAC.format(basedir=str(basedir), configfile=str(MASTER_CFG))
     if not tac.exists() or tac.read_text() != text:
         tac.write_text(text)
-    if not (basedir / ".db-ready").exists():
+    # The database the master was upgraded for (a digest: the URL may hold a password); a
+    # changed [master] db_url gets its tables before the restart.
+    ready = basedir / ".db-ready"
+    database = hashlib.sha256(settings.expand(settings["master"]["db_url"]).encode()).hexdigest()
+    if not ready.exists() or ready.read_text() != database:
         _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env=_env(settings))
-        (basedir / ".db-ready").touch()
+        ready.write_text(database)
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -51,3 +51,14 @@ def test_a_remote_repository_gets_the_command_to_run_on_its_server(tmp_path):
     note = lifecycle.ensure_server_hook(loaded, lifecycle.Report())
     assert note.startswith("On the git server, install the hook with:")
     assert "--password-file" in note and "poll_interval" in note
+
+
+def test_a_changed_database_url_gets_its_tables_before_the_restart(tmp_path):
+    basedir = tmp_path / "master"
+    first = _load(tmp_path, f'[master]\nbasedir = "{basedir}"\ndb_url = "sqlite:///one.sqlite"\n')
+    lifecycle.ensure_master(first, basedir, lifecycle.Report())
+    assert (basedir / "one.sqlite").exists()
+    second = _load(tmp_path, f'[master]\nbasedir = "{basedir}"\ndb_url = "sqlite:///two.sqlite"\n')
+    assert lifecycle.changed_settings(second, basedir)  # no record: a restart is due anyway
+    lifecycle.ensure_master(second, basedir, lifecycle.Report())
+    assert (basedir / "two.sqlite").exists()
