@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ from greenlight.stats.canary import (
     DEFAULT_MIN_LOOKS,
     DEFAULT_PASS_POWER,
     Thresholds,
+    combined_dispersion,
+    dispersion,
+    interval_sums,
     latency_look,
     ratio_look,
 )
@@ -79,23 +83,100 @@ def _settle(state, when, live, fail, ok, second):
     when[live[done]] = second
     return live[~done]
 
+@dataclass(frozen=True)
+class World:
+    """What the simulated traffic does beyond independent requests at a steady RATE.
+
+    ``spread``: each host's event rate in each second is its mean × (1 + spread·z), z standard
+    normal (the rarer outcome's rate when p > ½; clipped to [0, 1]): sessions, a drifting
+    page mix. ``gamma``: requests per host per second are Poisson(RATE·G), G ~ Gamma with
+    this coefficient of variation, ``gamma_shared`` one G per second for all hosts (a burst
+    of users) or one per host. ``late``: the canary serves its first request after this many
+    seconds. ``missed``: seconds whose scrape is lost (the next look sees two seconds).
+    ``reset``: in this second the canary restarts and loses a random part of the second's
+    counts (the counter growth between the last scrape and the restart).
+    """
+
+    spread: float = 0.0
+    gamma: float = 0.0
+    gamma_shared: bool = True
+    late: int = 0
+    missed: tuple[int, ...] = ()
+    reset: int = 0
+    rate: float = RATE
+
+
+def _arm_second(rng, p: float, hosts: int, runs: int, world: World, shared_g):
+    """(events, requests) of one arm's ``hosts`` hosts in one second, per run."""
+    if world.gamma > 0:
+        shape = 1 / world.gamma ** 2
+        g = shared_g if world.gamma_shared else rng.gamma(shape, 1 / shape, (runs, hosts))
+        n = rng.poisson(world.rate * g * np.ones((runs, hosts)))
+    else:
+        n = np.full((runs, hosts), int(world.rate))
+    if world.spread > 0:
+        rarer = min(p, 1 - p)
+        wobble = np.clip(rarer * (1 + world.spread * rng.standard_normal((runs, hosts))), 0, 1)
+        rate = wobble if p <= 0.5 else 1 - wobble
+        e = rng.binomial(n, rate)
+    elif world.gamma > 0:
+        e = rng.binomial(n, p)
+    else:  # independent requests at a fixed rate: one binomial per arm
+        return rng.binomial(int(world.rate) * hosts, p, runs).astype(float), \
+            np.full(runs, world.rate * hosts)
+    return e.sum(1).astype(float), n.sum(1).astype(float)
+
+
 def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int,
-             horizon: int, seed: int, t: Thresholds | None = None):
-    """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict)."""
+             horizon: int, seed: int, t: Thresholds | None = None, world: World = World()):
+    """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict), the
+    judge's own ratio test (``ratio_look`` with the dispersion each arm's intervals show) read
+    once per simulated scrape. The time is counted from the window's start."""
     rng = np.random.default_rng(seed)
     spec = MetricSpec("m", numerator="e", denominator="r", min_effect=min_effect)
     t = t or Thresholds(ALPHA, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
-    a, b = np.zeros(runs), np.zeros(runs)
+    a, n_c, b, n_b = (np.zeros(runs) for _ in range(4))
+    seen = np.zeros((4, runs))  # the totals at the previous look
+    sums = np.zeros((4, runs))  # canary Σe²/n, k; baseline Σe²/n, k
     info = np.zeros(runs)
     state = np.zeros(runs, np.int8)
     when = np.full(runs, np.nan)
     live = np.arange(runs)
     p_canary = p * (1 - drop)
     for s in range(1, horizon + 1):
-        a[live] += rng.binomial(RATE, p_canary, live.size)
-        b[live] += rng.binomial(RATE * baselines, p, live.size)
-        fail, ok, info[live] = ratio_look(spec, t, a[live], RATE * s, b[live],
-                                          RATE * baselines * s, info[live])
+        m = live.size
+        shared = None
+        if world.gamma > 0 and world.gamma_shared:
+            shape = 1 / world.gamma ** 2
+            shared = rng.gamma(shape, 1 / shape, (m, 1))
+        ea, na = _arm_second(rng, p_canary, 1, m, world, shared)
+        eb, nb = _arm_second(rng, p, baselines, m, world, shared)
+        if s <= world.late:
+            ea, na = ea * 0, na * 0
+        if s == world.reset:
+            kept = rng.uniform(0, 1, m)
+            ea, na = np.floor(ea * kept), np.floor(na * kept)
+        a[live] += ea
+        n_c[live] += na
+        b[live] += eb
+        n_b[live] += nb
+        if s in world.missed:
+            continue
+        now = np.stack([a[live], n_c[live], b[live], n_b[live]])
+        grow = now - seen[:, live]
+        seen[:, live] = now
+        sums[0, live], sums[1, live] = interval_sums(sums[0, live], sums[1, live], grow[0],
+                                                     grow[1])
+        sums[2, live], sums[3, live] = interval_sums(sums[2, live], sums[3, live], grow[2],
+                                                     grow[3])
+        phi_c = dispersion(sums[0, live], sums[1, live], now[0], now[1])
+        phi_b = dispersion(sums[2, live], sums[3, live], now[2], now[3])
+        point = combined_dispersion(
+            dispersion(sums[0, live], sums[1, live], now[0], now[1], confidence=None), now[1],
+            dispersion(sums[2, live], sums[3, live], now[2], now[3], confidence=None), now[3])
+        fail, ok, info[live] = ratio_look(spec, t, *now, info[live],
+                                          combined_dispersion(phi_c, now[1], phi_b, now[3]),
+                                          point)
         live = _settle(state, when, live, fail, ok, s)
         if live.size == 0:
             break

@@ -6,9 +6,9 @@ from pathlib import Path, PurePosixPath
 
 import git
 from greenlight.errors import UsageError
+from greenlight.git import changed_paths, push_range
 
 MIGRATION_SUFFIXES = (".sql",)
-ZERO_SHA = "0" * 40
 
 
 def _repo(repo_dir: Path | str) -> git.Repo:
@@ -31,22 +31,11 @@ def changed_migrations(repo_dir: Path | str, base: str | None, head: str,
                        dirs: list[str]) -> list[str]:
     """Repo-relative paths of migration files added or modified in base..head under ``dirs``
     (sorted, so NNNN_ prefixes run in order).  No base (or the all-zero sha of a new branch):
-    every migration file at head."""
+    every migration file at head; a base head does not descend from (a force push): what head
+    changed since their merge base."""
     repo = _repo(repo_dir)
-    try:
-        head_commit = repo.commit(head)
-    except (git.BadName, ValueError):
-        raise UsageError(f"unknown commit {head!r} in {repo.working_dir}") from None
-    if not base or base == ZERO_SHA:
-        paths = [item.path for item in head_commit.tree.traverse() if item.type == "blob"]
-    else:
-        try:
-            repo.commit(base)
-        except (git.BadName, ValueError):
-            raise UsageError(f"unknown base commit {base!r} in {repo.working_dir}: fetch it or "
-                             "give --changed-since a commit of this repository") from None
-        out = repo.git.diff("--name-only", "--diff-filter=ACMR", "-z", base, head_commit.hexsha)
-        paths = [p for p in out.split("\0") if p]
+    rng = push_range(repo, base, head, commit_limit=1)
+    paths = changed_paths(repo, rng, diff_filter="ACMR")
     return sorted(p for p in paths if p.endswith(MIGRATION_SUFFIXES) and _under(p, dirs))
 
 

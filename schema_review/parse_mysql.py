@@ -99,6 +99,8 @@ def column_from_def(node: exp.ColumnDef) -> ColumnInfo:
             info.has_default = True
         elif isinstance(ckind, exp.CharacterSetColumnConstraint):
             info.charset_bytes = _CHARSET_BYTES.get(ckind.this.name.lower())
+        elif isinstance(ckind, exp.AutoIncrementColumnConstraint):
+            info.auto_increment = True
     return info
 
 
@@ -237,6 +239,8 @@ def _alter_ops(node: exp.Alter) -> tuple[list[Operation], str | None, str | None
             label = {"RowFormatProperty": "ROW_FORMAT", "EngineProperty": "ENGINE"}.get(
                 name, "KEY_BLOCK_SIZE")
             ops.append(Operation("rebuild_table", table, {"what": f"{label}={value or ''}"}))
+        elif option.sql("mysql").upper().startswith("ENCRYPTION"):
+            ops.append(Operation("table_encryption", table, {"what": option.sql("mysql")[:80]}))
         else:
             ops.append(Operation("metadata", table, {"what": option.sql("mysql")[:80]}))
     return ops, algorithm, lock

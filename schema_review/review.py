@@ -274,10 +274,11 @@ class Reviewer:
         """True/False when known; None when the size is unknown."""
         if size.source == "new":
             return False
-        if size.rows is None and size.bytes is None:
-            return None
-        return (size.rows or 0) >= self.settings.large_rows or \
-            (size.bytes or 0) >= self.settings.large_bytes
+        if size.bytes is not None and size.bytes >= self.settings.large_bytes:
+            return True
+        if size.rows is None:
+            return None  # bytes alone cannot clear a table: wide rows or not, count unknown
+        return size.rows >= self.settings.large_rows
 
     def _judge(self, op: Operation, a: Assessment, sql: str, line: int, path: str,
                key: str) -> Finding:
@@ -295,8 +296,12 @@ class Reviewer:
             if large is None:
                 if self.settings.unknown_size == "review":
                     danger = "size"
-                    reasons.append(f"the size of {op.table} is unknown (no sizes entry, no "
-                                   "database URL): treated as large")
+                    if size.bytes is not None:
+                        reasons.append(f"the row count of {op.table} is unknown "
+                                       f"({_describe(size)}): treated as large")
+                    else:
+                        reasons.append(f"the size of {op.table or 'the table'} is unknown "
+                                       "(no sizes entry, no database URL): treated as large")
             elif large:
                 danger = "size"
                 reasons.append(f"{op.table} is large: {_describe(size)} — expect "

@@ -54,7 +54,7 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         return self.setup_test_build_step()
 
     def expect_run(self, base, head, files, rc):
-        self.expect_build_data("greenlight-coverage", kept_report(files), "coverage")
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(
             ExpectShell(workdir="wkdir", log_environ=False,
                         command=["greenlight", *gate_arguments(base, head, ".coverage", 100.0)])
@@ -103,7 +103,7 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.setup_step(CoverageGate(tests_report="greenlight-coverage.json"))
         self.build.setProperty("greenlight_base", base, "test")
         self.build.setProperty("got_revision", head, "test")
-        self.expect_build_data("greenlight-coverage", kept_report(files), "coverage")
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(*[self.expect_upload(name, files[name]) for name in (
             "greenlight-coverage.json", "greenlight-coverage.md", "greenlight-coverage.html")])
         self.expect_outcome(result=FAILURE)
@@ -120,7 +120,7 @@ class CoverageGateTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.build.setProperty("got_revision", head, "test")
         run = gate_arguments(base if prop_base else None, head, ".coverage",
                              float(step.fail_under))
-        self.expect_build_data("greenlight-coverage", kept_report(files), "coverage")
+        self.expect_build_data("greenlight-coverage", kept_report(files), "CoverageGate")
         self.expect_commands(
             self.expect_upload("greenlight-coverage.json", files["greenlight-coverage.json"]),
             ExpectShell(workdir="wkdir", log_environ=False, command=["greenlight", *run])

@@ -55,7 +55,7 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
 
     def expect_result_data(self, output: str) -> None:
         self.expect_build_data("greenlight-deploy",
-                               json.dumps(parse_phase_lines(output)[1]).encode(), "deploy")
+                               json.dumps(parse_phase_lines(output)[1]).encode(), "Deploy")
 
     async def test_rolled_back_deploy_fails_with_phases_and_properties(self):
         self.setup_step(Deploy(settings="/etc/greenlight.toml"))

@@ -50,9 +50,10 @@ def test_varying_amounts_do_not_roll_back_a_healthy_canary_with_the_squares_coun
     with_squares = [canary_run(revenue(True), rng) for _ in range(200)]
     fixed_unit = [canary_run(revenue(False), rng) for _ in range(200)]
     assert with_squares.count("fail") <= 4          # alpha 1%: 200 runs see ~2 (this seed: 1)
-    # the bug it fixes: counting in "typical purchases" of 25 underestimates the variance
-    # (sum(x^2)/sum(x) = 164 here) and rolls back healthy canaries (this seed: 47 of 200)
-    assert fixed_unit.count("fail") >= 30
+    # counting in "typical purchases" of 25 understates the variance (sum(x^2)/sum(x) = 164
+    # here), which once rolled back 47 of 200; the spread between scrape intervals shows the
+    # same understatement as a dispersion above 1, and the test divides by it
+    assert fixed_unit.count("fail") <= 4
 
 
 def test_revenue_halved_on_the_canary_is_rolled_back():

@@ -243,12 +243,14 @@ def test_latency_change_below_min_effect_passes():
 
 def test_holm_and_details_in_table_and_json():
     judge = Judge([LOGINS, ERRORS, LATENCY], max_window_s=60)
-    verdict = judge.observe(arm(500, 150, 0, (100, 300, 100, 0)),
-                            arm(500, 100, 0, (100, 300, 100, 0)), elapsed_s=10)
+    verdict = judge.observe(arm(5000, 1500, 0, (100, 300, 100, 0)),
+                            arm(5000, 1000, 0, (100, 300, 100, 0)), elapsed_s=10)
     logins = verdict.metrics[0]
-    assert logins.canary_events == 150 and logins.baseline_trials == 500
+    assert logins.canary_events == 1500 and logins.baseline_trials == 5000
     assert logins.relative_change == pytest.approx(0.5)
-    assert logins.seed_rule.startswith("D=25 N=250")
+    assert logins.seed_rule.startswith("D=250 N=2500")
+    # one look shows no spread between intervals: the test assumes the worst few can hide
+    assert logins.dispersion > 1
     assert logins.detectable is not None and 0 < logins.detectable < 1
     assert logins.requests_needed is not None and logins.requests_needed > 0
     assert all(m.adjusted_p >= m.p_value for m in verdict.metrics)

@@ -68,6 +68,9 @@ MARIADB_ACTIONS = [
     "CONVERT TO CHARACTER SET latin1", "ENGINE=InnoDB", "FORCE", "ADD CHECK (n > 0)",
     "ADD COLUMN g INT AS (n + 1) STORED", "ADD COLUMN v INT AS (n + 1) VIRTUAL",
     "ADD COLUMN x INT, ADD INDEX ix2 (name)", "MODIFY n INT UNSIGNED",
+    "ADD COLUMN j LONGTEXT DEFAULT ('[]')", "ADD COLUMN u VARCHAR(36) DEFAULT (UUID())",
+    "ADD COLUMN t DATETIME DEFAULT (NOW())", "MODIFY n INT NOT NULL AUTO_INCREMENT",
+    "CHANGE n n INT NOT NULL AUTO_INCREMENT", "ENCRYPTION='Y'",
 ]
 
 
@@ -238,3 +241,62 @@ def test_postgres_create_index_concurrently_inside_transaction_really_fails(post
     finally:
         raw.rollback()
         raw.close()
+
+
+def test_postgres_never_analyzed_table_is_judged_by_its_rows(postgres):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint, name varchar(40))"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 20000) g"))
+        reltuples = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE relname = :t"),
+                                 {"t": t}).scalar()
+    assert reltuples == -1  # the case: no ANALYZE, no autovacuum yet
+    live = LiveDatabase(POSTGRES_URL, "postgres")
+    size = live.size(t)
+    assert size.bytes < 1 << 30 and 10_000 <= size.rows <= 40_000, size
+    assert "never analyzed" in size.source
+    sql = f"ALTER TABLE {t} ALTER COLUMN id TYPE text;\n"
+    report = review_texts([("m.sql", sql)], ReviewSettings("postgres", large_rows=10_000), live)
+    assert report.exit_code == 1 and report.findings[0].danger == "size"
+
+
+def test_estimate_rows_without_statistics():
+    from schema_review.sizes import estimate_rows
+
+    assert estimate_rows(189 << 20, None, 70) == (2_022_253, "live: estimated from bytes, "
+                                                  "never analyzed")
+    assert estimate_rows(8192, 2_000_000, 70)[0] == 2_000_000
+    assert estimate_rows(0, None, 70) == (0, "live")
+    assert estimate_rows(None, None, None)[0] is None
+
+
+def test_postgres_plain_drop_index_queues_behind_a_reader_concurrently_does_not_block(postgres):
+    """The rule's claim: DROP INDEX waits for ACCESS EXCLUSIVE behind an open transaction
+    that read the table (and would queue everyone after it); DROP INDEX CONCURRENTLY does
+    not take that lock."""
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id int)"))
+        conn.execute(sa.text(f"CREATE INDEX {t}_i ON {t} (id)"))
+    finding = review_texts([("m.sql", f"DROP INDEX {t}_i;\n")],
+                           ReviewSettings("postgres", large_rows=0),
+                           LiveDatabase(POSTGRES_URL, "postgres")).findings[0]
+    assert finding.table == t and finding.verdict == "review"
+    assert f"DROP INDEX CONCURRENTLY {t}_i" in finding.alternative
+    import psycopg2
+
+    reader = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    reader.cursor().execute(f"SELECT count(*) FROM {t}")  # in a transaction: lock held
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = '300ms'"))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                conn.execute(sa.text(f"DROP INDEX {t}_i"))
+    finally:
+        reader.rollback()
+        reader.close()
+    with engine.connect() as conn:  # no reader: the concurrent form goes through
+        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY {t}_i"))
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = :i"),
+                            {"i": f"{t}_i"}).scalar() == 0

@@ -47,8 +47,12 @@ from greenlight.stats.canary import (
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
     DETECT_POWER,
+    DISPERSION_CONFIDENCE,
     MIN_INTERVALS,
     Thresholds,
+    combined_dispersion,
+    dispersion,
+    interval_sums,
     latency_evidence,
     ratio_evidence,
     ratio_information,
@@ -101,6 +105,11 @@ class MetricVerdict:
     intervals: int = 0  # latency: scrape intervals with requests so far
     design_effect: float = 1.0  # latency: variance inflation for requests slowed together
     variance_factor: float = 1.0  # latency: design effect x small-sample factor, as applied
+    # ratio: extra-binomial dispersion φ (>= 1) of each arm's counts between scrape intervals,
+    # and of their difference as the sequential test divides by it
+    canary_dispersion: float = 1.0
+    baseline_dispersion: float = 1.0
+    dispersion: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -177,6 +186,10 @@ class Judge:
         self.thresholds = Thresholds(alpha, beta, len(self.specs), breakage_share, aim, siegmund)
         self._max_llr = {s.name: -math.inf for s in self.specs}
         self._information = {s.name: 0.0 for s in self.specs}
+        # ratios: each arm's totals at the previous look and its running interval sums
+        # (Σ e²/n, intervals) for the dispersion estimate
+        self._ratio_seen: dict[str, np.ndarray] = {}
+        self._ratio_sums = {s.name: np.zeros(4) for s in self.specs if s.kind == RATIO}
         self._decided: dict[str, tuple[str, str, float]] = {}
         self._started: float | None = None
         self.clustered = clustered
@@ -308,8 +321,9 @@ class Judge:
         v.canary_value, v.baseline_value = a / n_c, b / n_b
         if v.baseline_value:
             v.relative_change = v.canary_value / v.baseline_value - 1
-        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim)
-        v.information = float(ratio_information(spec, a, n_c, b, n_b, t.aim))
+        phi, phi_point = self._dispersion(spec, a, n_c, b, n_b, v)
+        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim, phi, phi_point)
+        v.information = float(ratio_information(spec, a, n_c, b, n_b, t.aim, phi))
         rarer = min(a + b, n_c + n_b - a - b) if spec.model == "binomial" else a + b
         if rarer < MIN_EVENTS:
             v.reason = f"{rarer:g} events so far; the sequential test starts at {MIN_EVENTS}"
@@ -330,7 +344,8 @@ class Judge:
         pooled = (a + b) / (n_c + n_b)
         alpha_m = t.sprt_alpha / t.metrics
         if spec.model == "binomial" and 0 < pooled < 1:
-            n_eff = 2 / (1 / n_c + 1 / n_b)  # equal-arm size with the same variance
+            # equal-arm size with the same variance, dispersion included
+            n_eff = 2 / (1 / n_c + 1 / n_b) / phi
             v.detectable = detectable_relative_change(pooled, n_eff, alpha_m, DETECT_POWER)
             change = spec.min_effect if spec.direction == LOWER_IS_BAD else -spec.min_effect
             try:
@@ -339,7 +354,27 @@ class Judge:
                 n95 = None
             if n95 is not None:
                 k = n_b / n_c
-                v.requests_needed = max(0.0, math.ceil(n95 * (1 + 1 / k) / 2 - n_c))
+                v.requests_needed = max(0.0, math.ceil(n95 * phi * (1 + 1 / k) / 2 - n_c))
+
+    def _dispersion(self, spec: MetricSpec, a: float, n_c: float, b: float, n_b: float,
+                    v: MetricVerdict) -> tuple[float, float]:
+        """Note this look's interval in the arms' running sums; return the dispersion the
+        sequential test uses (upper bound) and the breakage path's (point estimate)."""
+        now = np.array([a, n_c, b, n_b], float)
+        grow = np.clip(now - self._ratio_seen.get(spec.name, np.zeros(4)), 0.0, None)
+        self._ratio_seen[spec.name] = now
+        sums = self._ratio_sums[spec.name]
+        sums[0], sums[1] = interval_sums(sums[0], sums[1], grow[0], grow[1])
+        sums[2], sums[3] = interval_sums(sums[2], sums[3], grow[2], grow[3])
+        phis = []
+        for confidence in (DISPERSION_CONFIDENCE, None):
+            canary = dispersion(sums[0], sums[1], a, n_c, spec.model, confidence)
+            base = dispersion(sums[2], sums[3], b, n_b, spec.model, confidence)
+            if confidence is not None:
+                v.canary_dispersion, v.baseline_dispersion = float(canary), float(base)
+            phis.append(float(combined_dispersion(canary, n_c, base, n_b)))
+        v.dispersion = phis[0]
+        return phis[0], phis[1]
 
     def _latency(self, spec: MetricSpec, canary: Totals, baseline: Totals,
                  v: MetricVerdict) -> None:

@@ -10,3 +10,20 @@ class HostError(GreenlightError):
     def __init__(self, host: str, message: str):
         super().__init__(f"host {host}: {message}")
         self.host = host
+
+
+class HostDidNotStart(HostError):
+    """A host switched to ``release`` did not come up (restart failed or never healthy);
+    ``log_tail`` is what its start-up log got meanwhile, ``cause`` its last exception line."""
+
+    def __init__(self, host: str, phase: str, release: str, detail: str, log_tail: str = "",
+                 cause: str | None = None):
+        super().__init__(host, detail)
+        self.args = (f"{phase} {host} did not start: {cause or detail}",)
+        self.phase, self.release, self.detail = phase, release, detail
+        self.log_tail, self.cause = log_tail, cause
+
+    def to_json(self) -> dict:
+        return {"host": self.host, "phase": self.phase, "release": self.release,
+                "detail": self.detail, "cause": self.cause, "log_tail": self.log_tail,
+                "summary": str(self)}

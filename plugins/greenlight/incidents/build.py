@@ -14,7 +14,7 @@ from typing import Any
 from greenlight.errors import UsageError
 from greenlight.git.history import GitHistory
 from greenlight.incidents.attribution import attribute, shipping_deploys
-from greenlight.incidents.correlate import Facts, rank
+from greenlight.incidents.correlate import Facts, Weights, rank
 from greenlight.incidents.intake import parse_duration
 from greenlight.incidents.links import LinkTemplates
 from greenlight.incidents.model import BlamedLine, Deploy, Incident, Report, iso
@@ -98,7 +98,8 @@ def check_start(start: datetime, now: datetime | None = None) -> None:
 
 
 def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
-                 settings: Mapping[str, Any] | None = None) -> Report:
+                 settings: Mapping[str, Any] | None = None,
+                 weights: Weights | None = None) -> Report:
     """Correlate ``incident`` with the deploys before it and the commits they shipped.
 
     ``ledger`` is a ``greenlight.deploy.ledger.Ledger``; ``repo`` the deployed repository
@@ -181,7 +182,7 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
                   commits=commits, live=live, live_commits=live_commits, frames=frames,
                   unmapped_frames=unmapped, blame=blamed, signals=dict(conf.get("signals") or {}),
                   notes=notes, latent=latent, horizon_start=horizon_start)
-    return rank(facts, links)
+    return rank(facts, links, weights)
 
 
 def _duration(value: Any) -> timedelta:

@@ -11,19 +11,17 @@ alone, does not stop a release; ``[shards] flaky_fails_build`` makes it a failur
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from buildbot.process import buildstep, results
 
+from greenlight.git import is_null_sha
 from greenlight.green_shas import last_green, record_green
-
-_ZERO = re.compile(r"^0*$")
 
 
 def pushed_base(base: str | None) -> str | None:
     """The base of the pushed range, or None for a first push (no base, or all zeros)."""
-    return base if base and not _ZERO.match(base) else None
+    return None if is_null_sha(base) else base
 
 
 def is_green(build_results: int, shards_result: str | None) -> bool:

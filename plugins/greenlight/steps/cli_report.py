@@ -76,12 +76,17 @@ class CliReportStep(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildSte
     async def keep_report(self, report: dict) -> None:
         """The whole report as build data (for pages and the REST API), and as a log."""
         text = json.dumps(report, indent=2)
-        await self.setBuildData(self.build_data, text.encode("utf-8"), self.name)
+        await self.setBuildData(self.build_data, text.encode("utf-8"), type(self).__name__)
         await self.addCompleteLog("report.json", text)
 
     def summarize(self, text: str) -> None:
         self._summary = text
         self.updateSummary()
+
+    def getCurrentSummary(self):
+        if self._summary:
+            return {"step": self._summary}
+        return super().getCurrentSummary()
 
     def getResultSummary(self):
         if self._summary:

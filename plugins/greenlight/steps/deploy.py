@@ -152,7 +152,8 @@ class Deploy(CliReportStep):
         judge = [p for p in phases if p.get("name") == "judge" and p.get("log")]
         if judge:
             await self.addCompleteLog("judge table", judge[-1]["log"] + "\n")
-        await self.setBuildData(self.build_data, json.dumps(result).encode("utf-8"), self.name)
+        await self.setBuildData(self.build_data, json.dumps(result).encode("utf-8"),
+                                type(self).__name__)
         await self.addCompleteLog("result.json", json.dumps(result, indent=2) + "\n")
         self.summarize(f"{result.get('outcome')}: {result.get('message', '')}"[:250])
         return cmd.results()

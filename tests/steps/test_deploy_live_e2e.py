@@ -1,0 +1,80 @@
+"""On a real master: the deploy step's ``phases`` log shows each phase while the deploy is
+still running (read through the REST API mid-deploy), not only once it has ended."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import free_ports
+from tests.world import World, commit_all
+
+pytestmark = pytest.mark.e2e
+
+HOSTS = 2
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from greenlight import settings as settings_mod
+
+    first = free_ports(HOSTS, contiguous=True)[0]
+    # A healthy canary stays undecided until its window ends: 30 s of judge in which the
+    # earlier phases must already be on the build page.
+    world = World(tmp_path_factory.mktemp("live-deploy"), extra=f"""
+demo_first_port = {first}
+canary_fraction = 0.5
+observe_seconds = 30
+on_window_end = "pass"
+demo_traffic_rate = 10
+health_interval = 0.1
+""")
+    text = world.settings_file.read_text().replace("demo_hosts = 0\n", f"demo_hosts = {HOSTS}\n")
+    world.settings_file.write_text(text)
+    world.settings = settings_mod.load(world.settings_file)
+    world.up()
+    yield world
+    world.down()
+
+
+def running_deploy_step(world) -> dict | None:
+    builds = world.api("builders/deploy/builds", complete="false")["builds"]
+    for build in builds:
+        steps = world.api(f"builds/{build['buildid']}/steps")["steps"]
+        step = next((s for s in steps if s["name"] == "deploy"), None)
+        if step and step["started_at"] and not step["complete"]:
+            return step
+    return None
+
+
+def phases_log(world, step: dict) -> str:
+    logs = world.api(f"steps/{step['stepid']}/logs")["logs"]
+    log = next((entry for entry in logs if entry["name"] == "phases"), None)
+    return world.rest_get(f"logs/{log['logid']}/raw").text if log else ""
+
+
+def test_phases_appear_in_the_log_while_the_deploy_runs(world, tmp_path):
+    clone = world.clone(tmp_path / "c")
+    readme = clone / "README.md"
+    readme.write_text(readme.read_text() + "\nWatched live.\n")
+    sha = commit_all(clone, "README: one more line")
+    assert world.push(clone, "main").returncode == 0
+    assert world.wait_build(sha)["results"] == 0
+    deadline = time.monotonic() + 180
+    seen = ""
+    while time.monotonic() < deadline:
+        step = running_deploy_step(world)
+        if step is not None:
+            seen = phases_log(world, step)
+            after = world.api(f"steps/{step['stepid']}")["steps"][0]
+            # The step's summary follows too (updated a moment after the log).
+            if "[canary] ok" in seen and not after["complete"] \
+                    and after["state_string"].startswith("deploy: ["):
+                break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no canary phase in a running deploy's log; last seen: {seen!r}")
+    assert seen.index("[prepare] ok") < seen.index("[canary] ok")
+    assert "[judge]" not in seen   # the judge is still watching the canary
+    # The summary is a phase that has ended, in the build page's words.
+    assert after["state_string"][len("deploy: "):] in phases_log(world, step).splitlines()
