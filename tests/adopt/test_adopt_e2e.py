@@ -25,6 +25,8 @@ from tests.conftest import ROOT, fresh_pg_database, free_ports, git
 from tests.deploy.test_ssh import sshd  # noqa: F401  (the fixture: a real sshd on loopback)
 from tests.world import VENV_CACHE, World, commit_all
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLE = ROOT / "examples" / "lending"
 DEADLINE = 240  # per wait, generous: the machine is shared
 
