@@ -298,8 +298,8 @@ def down(settings: Settings) -> Report:
         world.down(settings, report)
     # Stop workers and master together (SIGTERM, then wait): one after another with
     # `buildbot stop` costs seconds each.
-    targets = [(f"worker {name}", worker_dir(settings, name) / "twistd.pid")
-               for name in config.worker_names(settings)]
+    targets = [(f"worker {name}", pidfile) for name, pidfile
+               in worker_pidfiles(settings, master_basedir(settings)).items()]
     targets.append(("master", master_basedir(settings) / "twistd.pid"))
     running = [(label, pidfile) for label, pidfile in targets if _pid_alive(pidfile)]
     stop_pidfiles([pidfile for _, pidfile in running])
@@ -368,15 +368,24 @@ def changed_settings(settings: Settings, basedir: Path) -> list[str]:
     return changed
 
 
-def stop_started(basedir: Path, settings: Settings) -> None:
-    """Stop the running master and the workers of the settings it was started with."""
+def worker_pidfiles(settings: Settings, basedir: Path) -> dict[str, Path]:
+    """Pid files of the local workers of ``settings`` and of the settings the running master
+    was started with (a worker the edited file no longer names still runs)."""
+    found = {name: worker_dir(settings, name) / "twistd.pid"
+             for name in config.worker_names(settings)}
     try:
         started = json.loads((basedir / STARTED_SETTINGS).read_text())
         old = Settings(started["settings"], started["source"])
-    except (OSError, ValueError, KeyError):
-        old = settings
-    stop_pidfiles([worker_dir(old, name) / "twistd.pid" for name in config.worker_names(old)]
-                  + [basedir / "twistd.pid"])
+        found.update({name: worker_dir(old, name) / "twistd.pid"
+                      for name in config.worker_names(old) if name not in found})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return found
+
+
+def stop_started(basedir: Path, settings: Settings) -> None:
+    """Stop the running master and the workers of the settings it was started with."""
+    stop_pidfiles([*worker_pidfiles(settings, basedir).values(), basedir / "twistd.pid"])
 
 
 def ensure_server_hook(settings: Settings, report: Report) -> str:

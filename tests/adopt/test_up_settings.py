@@ -62,3 +62,13 @@ def test_a_changed_database_url_gets_its_tables_before_the_restart(tmp_path):
     assert lifecycle.changed_settings(second, basedir)  # no record: a restart is due anyway
     lifecycle.ensure_master(second, basedir, lifecycle.Report())
     assert (basedir / "two.sqlite").exists()
+
+
+def test_down_and_restart_also_stop_workers_only_the_started_settings_name(tmp_path):
+    basedir = tmp_path / "master"
+    basedir.mkdir()
+    lifecycle.record_started(_load(tmp_path, "[workers]\ncount = 3\n"), basedir)
+    edited = _load(tmp_path, "[workers]\ncount = 1\n")
+    files = lifecycle.worker_pidfiles(edited, basedir)
+    assert sorted(files) == ["local-worker-1", "local-worker-2", "local-worker-3"]
+    assert files["local-worker-3"] == tmp_path / "var" / "workers" / "local-worker-3" / "twistd.pid"
