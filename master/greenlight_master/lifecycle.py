@@ -345,7 +345,9 @@ STARTED_SETTINGS = "greenlight-settings.json"
 
 
 def _started_record(settings: Settings) -> dict:
-    return {"source": settings.source, "settings": settings.as_dict()}
+    source = settings.source if settings.source == "<defaults>" \
+        else str(Path(settings.source).resolve())  # `up --settings x` and $GREENLIGHT_SETTINGS
+    return {"source": source, "settings": settings.as_dict()}
 
 
 def record_started(settings: Settings, basedir: Path) -> None:
@@ -360,7 +362,7 @@ def changed_settings(settings: Settings, basedir: Path) -> list[str]:
     except (OSError, ValueError):
         return ["no record of the settings it was started with"]
     now = json.loads(json.dumps(_started_record(settings)))  # tuples and lists alike
-    changed = [f"settings file {started.get('source')} -> {settings.source}"] \
+    changed = [f"settings file {started.get('source')} -> {now['source']}"] \
         if started.get("source") != now["source"] else []
     for section, keys in now["settings"].items():
         old = started.get("settings", {}).get(section, {})
