@@ -163,10 +163,12 @@ def test_demo_traffic_keys_are_checked(tmp_path):
 
 
 def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
+    import argparse
+
     from greenlight.cli import incident
 
     monkeypatch.setenv("GREENLIGHT_SETTINGS", str(_write(tmp_path, "")))
-    url = incident._settings()["deploy"]["ledger_url"]
+    url = incident._ledger_url(argparse.Namespace(ledger=None), central.load())
     assert url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
 
 
