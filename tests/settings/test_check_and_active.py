@@ -29,7 +29,8 @@ def test_check_prints_every_problem_in_file_order_and_exits_2(tmp_path):
         f"{bad}:2: [master] web_port: expected a TCP port number 1-65535, got 0",
         f"{bad}:5: [workers] count: expected a whole number >= 0 (0: remote workers only), "
         "got 'x'",
-        f"{bad}:6: [workers] bogus: unknown key; expected one of count, name_prefix",
+        f"{bad}:6: [workers] bogus: unknown key; expected one of "
+        + ", ".join(settings.SCHEMA["workers"]),
         f"{bad}:7: [verfy]: unknown section; expected one of " + ", ".join(settings.SCHEMA),
         f"4 problem(s) in {bad}",
     ]
