@@ -114,11 +114,11 @@ def _codebase(settings: Settings, revision_label: str, required: bool):
 
 
 def configure(settings: Settings, c: dict) -> None:
-    if not settings["deploy"]["enabled"]:
-        return  # the one switch: no deploy or rollback builder, no deploy step, no demo hosts
     # the engine parses [deploy] now, so a wrong host table or judge key stops the master at
     # start (file:line, key, what was expected), not the first deploy
     deploy = DeploySettings.from_section(settings)
+    if not deploy.enabled:
+        return  # the one switch: no deploy or rollback builder, no deploy step, no demo hosts
     names = config.worker_names(settings)
     lock = util.MasterLock("deploy")
     c["builders"].append(util.BuilderConfig(
