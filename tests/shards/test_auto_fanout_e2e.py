@@ -4,8 +4,6 @@ recorded, no shard build), and once the recorded durations predict a suite longe
 ``min_suite_seconds`` the next push fans out to one shard per worker."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from greenlight.shards.durations import DurationStore
@@ -40,19 +38,6 @@ def _why(world: World, build: dict) -> str:
     return text
 
 
-def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
-    builder = world.builder_id("shard")
-    deadline = time.monotonic() + timeout
-    while True:
-        builds = world.api(f"builders/{builder}/builds",
-                           property=["shard_parent_buildid"])["builds"]
-        mine = [b for b in builds
-                if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
-        if (len(mine) >= count and all(b["complete"] for b in mine)) \
-                or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.5)
-
 
 def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tmp_path):
     store = DurationStore(world.settings.expand(world.settings["shards"]["durations_url"]))
@@ -75,7 +60,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert steps["coverage"]["results"] == 0, steps["coverage"]["state_string"]
     how = world.api(f"steps/{steps['coverage']['stepid']}/logs")["logs"]
     assert "how" in [log["name"] for log in how]  # the test step's gate report, read back
-    assert _shard_builds(world, build["buildid"], 1, timeout=0) == []
+    assert world.shard_builds(build["buildid"]) == []   # it finished without triggering any
     # The build that ran the tests itself recorded their durations for the next decision.
     recorded = store.durations()
     assert "tests/test_triple.py::test_triple" in recorded
@@ -91,7 +76,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert build["results"] == 0, _why(world, build)
     props = world.properties(build["buildid"])
     assert props["shard_fan_out"] is True and props["shard_count"] == 2
-    shards = _shard_builds(world, build["buildid"], 2)
+    shards = world.wait_shard_builds(build["buildid"], 2)
     assert len(shards) == 2 and all(b["results"] == 0 for b in shards)
     steps = _steps(world, build["buildid"])
     assert steps["tests"]["results"] == 3 and steps["tests"]["hidden"]
