@@ -5,6 +5,7 @@ started. Processes are started with argument lists, never shell strings.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -25,7 +26,7 @@ from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
 
-from greenlight_master import config
+from greenlight_master import config, workers_config
 
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
@@ -59,7 +60,11 @@ class Report:
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout}{proc.stderr}")
+    return proc
 
 
 def _pid_alive(pidfile: Path) -> bool:
@@ -81,9 +86,13 @@ def ensure_master(settings: Settings, basedir: Path, report: Report) -> None:
     text = TAC.format(basedir=str(basedir), configfile=str(MASTER_CFG))
     if not tac.exists() or tac.read_text() != text:
         tac.write_text(text)
-    if not (basedir / ".db-ready").exists():
+    # The database the master was upgraded for (a digest: the URL may hold a password); a
+    # changed [master] db_url gets its tables before the restart.
+    ready = basedir / ".db-ready"
+    database = hashlib.sha256(settings.expand(settings["master"]["db_url"]).encode()).hexdigest()
+    if not ready.exists() or ready.read_text() != database:
         _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env=_env(settings))
-        (basedir / ".db-ready").touch()
+        ready.write_text(database)
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -120,7 +129,7 @@ def worker_dir(settings: Settings, name: str) -> Path:
 def ensure_workers(settings: Settings, report: Report) -> None:
     password = config.worker_password(settings)
     port = settings["master"]["worker_port"]
-    for name in config.worker_names(settings):
+    for name in workers_config.local_worker_names(settings):
         wdir = worker_dir(settings, name)
         tac = wdir / "buildbot.tac"
         if not tac.exists() or f"\nport = {port}\n" not in tac.read_text():
@@ -201,7 +210,7 @@ def wait_for_web(settings: Settings, timeout: float = 60) -> None:
 
 def wait_for_workers(settings: Settings, timeout: float = 60) -> None:
     url = settings.web_url + "api/v2/workers"
-    want = set(config.worker_names(settings))
+    want = set(workers_config.local_worker_names(settings))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -293,8 +302,8 @@ def down(settings: Settings) -> Report:
         world.down(settings, report)
     # Stop workers and master together (SIGTERM, then wait): one after another with
     # `buildbot stop` costs seconds each.
-    targets = [(f"worker {name}", worker_dir(settings, name) / "twistd.pid")
-               for name in config.worker_names(settings)]
+    targets = [(f"worker {name}", pidfile) for name, pidfile
+               in worker_pidfiles(settings, master_basedir(settings)).items()]
     targets.append(("master", master_basedir(settings) / "twistd.pid"))
     running = [(label, pidfile) for label, pidfile in targets if _pid_alive(pidfile)]
     stop_pidfiles([pidfile for _, pidfile in running])
@@ -340,7 +349,9 @@ STARTED_SETTINGS = "greenlight-settings.json"
 
 
 def _started_record(settings: Settings) -> dict:
-    return {"source": settings.source, "settings": settings.as_dict()}
+    source = settings.source if settings.source == "<defaults>" \
+        else str(Path(settings.source).resolve())  # `up --settings x` and $GREENLIGHT_SETTINGS
+    return {"source": source, "settings": settings.as_dict()}
 
 
 def record_started(settings: Settings, basedir: Path) -> None:
@@ -355,7 +366,7 @@ def changed_settings(settings: Settings, basedir: Path) -> list[str]:
     except (OSError, ValueError):
         return ["no record of the settings it was started with"]
     now = json.loads(json.dumps(_started_record(settings)))  # tuples and lists alike
-    changed = [f"settings file {started.get('source')} -> {settings.source}"] \
+    changed = [f"settings file {started.get('source')} -> {now['source']}"] \
         if started.get("source") != now["source"] else []
     for section, keys in now["settings"].items():
         old = started.get("settings", {}).get(section, {})
@@ -363,15 +374,24 @@ def changed_settings(settings: Settings, basedir: Path) -> list[str]:
     return changed
 
 
-def stop_started(basedir: Path, settings: Settings) -> None:
-    """Stop the running master and the workers of the settings it was started with."""
+def worker_pidfiles(settings: Settings, basedir: Path) -> dict[str, Path]:
+    """Pid files of the local workers of ``settings`` and of the settings the running master
+    was started with (a worker the edited file no longer names still runs)."""
+    found = {name: worker_dir(settings, name) / "twistd.pid"
+             for name in workers_config.local_worker_names(settings)}
     try:
         started = json.loads((basedir / STARTED_SETTINGS).read_text())
         old = Settings(started["settings"], started["source"])
-    except (OSError, ValueError, KeyError):
-        old = settings
-    stop_pidfiles([worker_dir(old, name) / "twistd.pid" for name in config.worker_names(old)]
-                  + [basedir / "twistd.pid"])
+        found.update({name: worker_dir(old, name) / "twistd.pid"
+                      for name in workers_config.local_worker_names(old) if name not in found})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return found
+
+
+def stop_started(basedir: Path, settings: Settings) -> None:
+    """Stop the running master and the workers of the settings it was started with."""
+    stop_pidfiles([*worker_pidfiles(settings, basedir).values(), basedir / "twistd.pid"])
 
 
 def ensure_server_hook(settings: Settings, report: Report) -> str:

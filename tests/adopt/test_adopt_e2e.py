@@ -23,7 +23,9 @@ import requests
 
 from tests.conftest import ROOT, fresh_pg_database, free_ports, git
 from tests.deploy.test_ssh import sshd  # noqa: F401  (the fixture: a real sshd on loopback)
-from tests.world import VENV_CACHE, World, commit_all
+from tests.world import World, commit_all
+
+pytestmark = pytest.mark.e2e
 
 EXAMPLE = ROOT / "examples" / "lending"
 DEADLINE = 240  # per wait, generous: the machine is shared
@@ -82,7 +84,9 @@ deploy_branch = "main"
 count = 1
 
 [verify]
-setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--cache", "{VENV_CACHE}",
+# The editable venv is keyed by the worker's build directory, new in every run: a cache of the
+# test's own, not the shared one, so runs do not pile venvs up on the machine.
+setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--cache", "{base / 'venvs'}",
                  "--link", ".venv", "--editable", "--group", "test"]
 test_command = [".venv/bin/python", "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider"]
 timeout = {timeout}

@@ -51,3 +51,24 @@ def test_a_remote_repository_gets_the_command_to_run_on_its_server(tmp_path):
     note = lifecycle.ensure_server_hook(loaded, lifecycle.Report())
     assert note.startswith("On the git server, install the hook with:")
     assert "--password-file" in note and "poll_interval" in note
+
+
+def test_a_changed_database_url_gets_its_tables_before_the_restart(tmp_path):
+    basedir = tmp_path / "master"
+    first = _load(tmp_path, f'[master]\nbasedir = "{basedir}"\ndb_url = "sqlite:///one.sqlite"\n')
+    lifecycle.ensure_master(first, basedir, lifecycle.Report())
+    assert (basedir / "one.sqlite").exists()
+    second = _load(tmp_path, f'[master]\nbasedir = "{basedir}"\ndb_url = "sqlite:///two.sqlite"\n')
+    assert lifecycle.changed_settings(second, basedir)  # no record: a restart is due anyway
+    lifecycle.ensure_master(second, basedir, lifecycle.Report())
+    assert (basedir / "two.sqlite").exists()
+
+
+def test_down_and_restart_also_stop_workers_only_the_started_settings_name(tmp_path):
+    basedir = tmp_path / "master"
+    basedir.mkdir()
+    lifecycle.record_started(_load(tmp_path, "[workers]\ncount = 3\n"), basedir)
+    edited = _load(tmp_path, "[workers]\ncount = 1\n")
+    files = lifecycle.worker_pidfiles(edited, basedir)
+    assert sorted(files) == ["local-worker-1", "local-worker-2", "local-worker-3"]
+    assert files["local-worker-3"] == tmp_path / "var" / "workers" / "local-worker-3" / "twistd.pid"

@@ -21,7 +21,8 @@ def main() -> int:
     args = parser.parse_args()
     engine = create_engine(args.db)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations "
+                          "(version text PRIMARY KEY)"))
         done = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
     for path in sorted(MIGRATIONS.glob("*.sql")):
         if path.stem in done:
