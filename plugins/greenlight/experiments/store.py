@@ -98,7 +98,12 @@ user_attributes_table = Table(
     Column("user_key", BigInteger, primary_key=True, autoincrement=False),
     Column("name", String(100), primary_key=True),
     Column("value", String(100), nullable=False),
+    Column("branch", String(100), nullable=False),
 )
+# A report over every exposure counts attribute values per branch straight from this index.
+Index("ix_gl_user_attributes_values", user_attributes_table.c.experiment,
+      user_attributes_table.c.name, user_attributes_table.c.value,
+      user_attributes_table.c.branch)
 
 # Per experiment: the declared attribute names (JSON list). A table of its own so stores made
 # before attributes existed need no change to gl_experiments.
@@ -511,7 +516,8 @@ class ExperimentStore:
                 return 0
             conn.execute(_insert_ignoring_duplicates(self.engine, x), new)
             attribute_rows = [{"experiment": r["experiment"], "user_key": r["user_key"],
-                               "name": str(k)[:100], "value": str(v)[:100]}
+                               "name": str(k)[:100], "value": str(v)[:100],
+                               "branch": r["branch"]}
                               for r in new
                               for k, v in attributes.get((r["experiment"], r["user_id"]),
                                                          {}).items()]
@@ -703,6 +709,18 @@ class ExperimentStore:
         event with every exposure.
         """
         x, ua, t, ev = exposures_table, user_attributes_table, totals_table, events_table
+        if bucket is None and self._covers_everything(name, start, end):
+            # Every exposure and every event so far: the running per-branch sums answer, and
+            # attribute values are counted from their index.
+            attributes: dict[str, dict[str, dict[str, int]]] = {}
+            with self.engine.connect() as conn:
+                for attribute, value, branch, n in conn.execute(
+                        select(ua.c.name, ua.c.value, ua.c.branch, func.count())
+                        .where(ua.c.experiment == name)
+                        .group_by(ua.c.name, ua.c.value, ua.c.branch)):
+                    attributes.setdefault(attribute, {}).setdefault(branch, {})[value] = int(n)
+            return BucketRows(self.exposure_counts(name), attributes,
+                              [a for a in self.metric_aggregates(name, metrics) if a.converting])
         members = select(x.c.user_key, x.c.branch, x.c.at).where(
             x.c.experiment == name, x.c.at >= start, x.c.at < end)
         for attribute, values in (bucket.attributes.items() if bucket else ()):
@@ -778,6 +796,14 @@ class ExperimentStore:
                           if c]
             m.drop(conn)
         return BucketRows(counts, attributes, aggregates)
+
+    def _covers_everything(self, name: str, start: float, end: float) -> bool:
+        span = self.exposure_span(name)
+        if span is None or start > span[0] or end <= span[1]:
+            return False
+        with self.engine.connect() as conn:
+            return conn.execute(select(events_table.c.at).where(events_table.c.at >= end)
+                                .limit(1)).first() is None
 
     def exposure_span(self, name: str) -> tuple[float, float] | None:
         """First and last exposure time of ``name`` (a report's default range)."""
