@@ -214,6 +214,17 @@ losses_table = Table(
 )
 
 
+# The last results read of each experiment (per ``since``): the always-valid p-values shown are
+# the running minimum over reads, so each read starts from the previous one.
+reads_table = Table(
+    "gl_experiment_reads", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("since", String(32), primary_key=True),  # "" = since the start
+    Column("results", Text, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class Loss:
     """Rows the hosts counted as lost for one kind: how many, and between which times."""
@@ -679,6 +690,24 @@ class ExperimentStore:
                         ).rowcount == 0:
                     conn.execute(_insert_ignoring_duplicates(self.engine, lt), value)
 
+    def last_read(self, name: str, since: float | None = None) -> dict | None:
+        """The results of the previous read of ``name`` over the same ``since``, if any."""
+        rt = reads_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(rt.c.results).where(
+                rt.c.experiment == name, rt.c.since == _since_key(since))).first()
+        return json.loads(row[0]) if row else None
+
+    def save_read(self, name: str, since: float | None, results: dict) -> None:
+        """Keep ``results`` as the read the next one continues from."""
+        rt = reads_table
+        value = {"experiment": name, "since": _since_key(since),
+                 "results": json.dumps(results, default=str), "at": time.time()}
+        with self.engine.begin() as conn:
+            conn.execute(rt.delete().where(rt.c.experiment == name,
+                                           rt.c.since == value["since"]))
+            conn.execute(insert(rt), value)
+
     def losses(self, name: str, since: float | None = None,
                until: float | None = None) -> list[Loss]:
         """Exposures of ``name`` and events (of anyone) the hosts counted as lost, per kind,
@@ -970,3 +999,7 @@ def _row_to_experiment(row, attributes: str | None = None) -> Experiment:
                       updated_by=row["updated_by"], updated_at=row["updated_at"],
                       version=row["version"],
                       attributes=tuple(json.loads(attributes)) if attributes else ())
+
+
+def _since_key(since: float | None) -> str:
+    return "" if since is None else f"{since:.3f}"
