@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import git
-from greenlight.errors import UsageError
-from greenlight.git import changed_paths, push_range
+from greenlight.git import changed_paths, config_value as git_config_value, open_repo, push_range
 
 MIGRATION_SUFFIXES = (".sql",)
 
 
 def _repo(repo_dir: Path | str) -> git.Repo:
-    try:
-        return git.Repo(str(repo_dir), search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{repo_dir} is not inside a git repository") from None
+    return open_repo(repo_dir)
 
 
 def _under(path: str, dirs: list[str]) -> bool:
@@ -52,8 +48,4 @@ def repo_root(repo_dir: Path | str) -> Path:
 
 def config_value(repo_dir: Path | str, key: str) -> str | None:
     """``git config key`` or None."""
-    repo = _repo(repo_dir)
-    try:
-        return str(repo.git.config("--get", key)).strip() or None
-    except git.GitCommandError:  # exit 1: not set
-        return None
+    return git_config_value(_repo(repo_dir), key)

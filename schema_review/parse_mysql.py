@@ -439,6 +439,12 @@ def _dynamic_statement(sql: str) -> ParsedStatement | None:
         return ParsedStatement([Operation("call", None, {
             "names": [routine_name(call.group(1))]})], parser="keywords")
     procedure = mysql_procedure(sql)
+    if procedure and re.search(r"\bbegin\b", sql, re.IGNORECASE) and not re.search(
+            r"\bend\s*[\w$]*\s*$", sql, re.IGNORECASE):
+        return ParsedStatement([Operation("unparsed", None, {
+            "reason": f"CREATE PROCEDURE {procedure[0]} has no END for its BEGIN: everything "
+                      "after it in the file was read as its body and is not reviewed"})],
+            parser="keywords")
     if procedure:
         name, body = procedure
         return ParsedStatement([Operation("define_routine", None, {"name": name,

@@ -54,14 +54,14 @@ def _add_column(op: Operation, v: ServerVersion) -> Assessment:
                "default")
         return _copy("mysql.add-column-expression-default",
                      f"ADD COLUMN with DEFAULT {expression} ({why})")
-    if op.get("inline_check"):
+    if op.get("inline_check") and v.flavour != "mariadb":
+        # MariaDB adds it instantly (the new column is NULL in every row: nothing to check)
         return _copy("mysql.add-column-check", "ADD COLUMN with a CHECK constraint")
     if op.get("inline_index") == "primary":
         return _rebuild("mysql.add-column-primary-key", "ADD COLUMN … PRIMARY KEY")
     if op.get("inline_index") == "unique":
-        return _a("mysql.add-column-unique", "nocopy", "ADD COLUMN … UNIQUE builds a unique "
-                  "index: the whole table is read (time ∝ size, replica lag)", size=True,
-                  alt="osc")
+        return _rebuild("mysql.add-column-unique", "ADD COLUMN … UNIQUE adds a column and "
+                        "builds an index in one ALTER, which is not instant")
     positioned = op.get("position") in ("FIRST", "AFTER")
     compat = col is not None and not col.nullable and not col.has_default
     extra = ("NOT NULL without DEFAULT: INSERTs of the release still running that do not name "
@@ -266,7 +266,8 @@ def assess_mysql(op: Operation, parsed: ParsedStatement, ctx: SchemaContext,
         if mariadb:
             return _a("mysql.table-encryption", "copy", f"{op.get('what')}: MariaDB has no "
                       "ENCRYPTION table option (it uses ENCRYPTED=YES with a key management "
-                      "plugin): the server refuses the statement", fails=True, blocks=True)
+                      "plugin): the server refuses the statement", fails=True, blocks=True,
+                  alt="mariadb-encryption")
         return _copy("mysql.table-encryption", f"{op.get('what')} (changing table encryption)")
     if k == "convert_charset":
         return _copy("mysql.convert-charset", "CONVERT TO CHARACTER SET")

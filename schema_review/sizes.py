@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from greenlight.db import database_error, open_engine
 from greenlight.errors import UsageError
 
 from schema_review.model import ColumnInfo, TableSize
+
+
+SAMPLE_ROWS = 50_000  # the same sample bench/schema_costs.py times on the calibration servers
 
 
 class SizeSource:
@@ -30,6 +32,10 @@ class SizeSource:
 
     def index_table(self, index: str | None) -> str | None:
         """The table an existing index belongs to (PostgreSQL's DROP INDEX names no table)."""
+        return None
+
+    def read_rate(self, table: str | None) -> float | None:
+        """Rows per second the target reads from this table (a sample), for the estimates."""
         return None
 
 
@@ -91,7 +97,10 @@ class LiveDatabase(SizeSource):
     """Sizes, column definitions and version read from the database the migrations target."""
 
     def __init__(self, url: str, dialect: str):
+        # SQLAlchemy only when a database is given: a review from files must not pay its import
         import sqlalchemy as sa
+
+        from greenlight.db import database_error, open_engine
 
         self.dialect = dialect
         self.engine = open_engine(url, what="database the migrations target",
@@ -146,6 +155,33 @@ class LiveDatabase(SizeSource):
                     rows, source = estimate_rows(heap, live, width)
                 sizes[str(name).lower()] = TableSize(rows, int(total or 0), source)
         return sizes
+
+    def read_rate(self, table: str | None) -> float | None:
+        """Times reading the first SAMPLE_ROWS rows of the table (read-only, bounded), once
+        per table; None when the table is missing or the read fails."""
+        rates: dict[str, float | None] = self.__dict__.setdefault("_rates", {})
+        if not table:
+            return None
+        if table in rates:
+            return rates[table]
+        import time
+
+        sa = self._sa
+        quote = '"' if self.dialect == "postgres" else "`"
+        name = quote + table.replace(quote, quote * 2) + quote
+        rate = None
+        try:
+            with self.engine.connect() as conn:
+                start = time.perf_counter()
+                count = conn.execute(sa.text(f"SELECT count(*) FROM (SELECT * FROM {name} "
+                                             f"LIMIT {SAMPLE_ROWS}) s")).scalar()
+                elapsed = time.perf_counter() - start
+            if count and count >= 1000 and elapsed > 0:
+                rate = count / elapsed
+        except sa.exc.DBAPIError:
+            rate = None
+        rates[table] = rate
+        return rate
 
     def index_table(self, index: str | None) -> str | None:
         if not index or self.dialect != "postgres":

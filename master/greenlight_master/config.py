@@ -1,23 +1,26 @@
 """Build Buildbot's ``BuildmasterConfig`` dictionary from Greenlight's settings."""
 from __future__ import annotations
 
-from buildbot.plugins import schedulers, util, worker
+from buildbot.plugins import reporters, schedulers, util
+from greenlight.errors import SettingsError
 from greenlight.settings import Settings
 from greenlight.www.change_hook import GreenlightHookHandler
 from greenlight.www.dashboard import dashboard_config
 from twisted.cred import checkers
 
-from greenlight_master import auth, builders
+from greenlight_master import auth, builders, workers_config
 from greenlight_master.secrets_store import read_or_create
 
 
 def worker_names(settings: Settings) -> list[str]:
-    prefix = settings["workers"]["name_prefix"]
-    return [f"{prefix}-{i}" for i in range(1, settings["workers"]["count"] + 1)]
+    """The workers of the deploy builders: the local ones ``up`` starts, beside the master's
+    state and ledger; with no local worker (``count = 0``), every worker."""
+    return workers_config.local_worker_names(settings) or \
+        workers_config.all_worker_names(settings)
 
 
 def worker_password(settings: Settings) -> str:
-    return read_or_create(settings.state_dir / "worker.secret")
+    return workers_config.local_password(settings)
 
 
 def change_hook_password(settings: Settings) -> str:
@@ -38,9 +41,30 @@ def _extensions():
     return (shards_config, deploy_config, experiments_config)
 
 
+def status_reporters(settings: Settings) -> list:
+    """Commit statuses reported back to the forge (``[webhooks] status_forge`` with a token)."""
+    hooks = settings["webhooks"]
+    if not hooks["status_forge"]:
+        return []
+    if not hooks["status_token_file"]:
+        raise SettingsError(f"{settings.source}: [webhooks] status_token_file: needed when "
+                            f"status_forge = {hooks['status_forge']!r}")
+    path = settings.path("webhooks", "status_token_file")
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"{settings.source}: [webhooks] status_token_file: cannot read "
+                            f"{path}: {exc.strerror}") from None
+    options = {"baseURL": hooks["status_base_url"]} if hooks["status_base_url"] else {}
+    push = reporters.GitHubStatusPush if hooks["status_forge"] == "github" \
+        else reporters.GitLabStatusPush
+    return [push(token=token, context=util.Interpolate("greenlight/%(prop:buildername)s"),
+                 **options)]
+
+
 def build_config(settings: Settings) -> dict:
     url = settings.repo_url
-    names = worker_names(settings)
+    names = workers_config.all_worker_names(settings)
     branches = settings["repository"]["branches"]
     c: dict = {}
     c["buildbotNetUsageData"] = None
@@ -48,10 +72,8 @@ def build_config(settings: Settings) -> dict:
     c["titleURL"] = settings.web_url
     c["buildbotURL"] = settings.web_url
     c["db"] = {"db_url": _db_url(settings)}
-    port = settings["master"]["worker_port"]
-    c["protocols"] = {"pb": {"port": f"tcp:{port}:interface=127.0.0.1"}}
-    password = worker_password(settings)
-    c["workers"] = [worker.Worker(name, password, max_builds=1) for name in names]
+    c["protocols"] = {"pb": {"port": workers_config.pb_port(settings)}}
+    c["workers"] = workers_config.workers(settings)
     c["change_source"] = []
     if settings["repository"]["poll_interval"]:
         from buildbot.plugins import changes
@@ -79,6 +101,7 @@ def build_config(settings: Settings) -> dict:
     c["services"] = []
     for extension in _extensions():
         extension.configure(settings, c)
+    c["services"] += status_reporters(settings)
     roles = settings["auth"]["roles"]
     c["www"] = {
         "port": f"tcp:{settings['master']['web_port']}:interface=127.0.0.1",

@@ -26,7 +26,7 @@ from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
 
-from greenlight_master import config
+from greenlight_master import config, workers_config
 
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
@@ -60,7 +60,11 @@ class Report:
 
 
 def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout}{proc.stderr}")
+    return proc
 
 
 def _pid_alive(pidfile: Path) -> bool:
@@ -125,7 +129,7 @@ def worker_dir(settings: Settings, name: str) -> Path:
 def ensure_workers(settings: Settings, report: Report) -> None:
     password = config.worker_password(settings)
     port = settings["master"]["worker_port"]
-    for name in config.worker_names(settings):
+    for name in workers_config.local_worker_names(settings):
         wdir = worker_dir(settings, name)
         tac = wdir / "buildbot.tac"
         if not tac.exists() or f"\nport = {port}\n" not in tac.read_text():
@@ -206,7 +210,7 @@ def wait_for_web(settings: Settings, timeout: float = 60) -> None:
 
 def wait_for_workers(settings: Settings, timeout: float = 60) -> None:
     url = settings.web_url + "api/v2/workers"
-    want = set(config.worker_names(settings))
+    want = set(workers_config.local_worker_names(settings))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -374,12 +378,12 @@ def worker_pidfiles(settings: Settings, basedir: Path) -> dict[str, Path]:
     """Pid files of the local workers of ``settings`` and of the settings the running master
     was started with (a worker the edited file no longer names still runs)."""
     found = {name: worker_dir(settings, name) / "twistd.pid"
-             for name in config.worker_names(settings)}
+             for name in workers_config.local_worker_names(settings)}
     try:
         started = json.loads((basedir / STARTED_SETTINGS).read_text())
         old = Settings(started["settings"], started["source"])
         found.update({name: worker_dir(old, name) / "twistd.pid"
-                      for name in config.worker_names(old) if name not in found})
+                      for name in workers_config.local_worker_names(old) if name not in found})
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return found

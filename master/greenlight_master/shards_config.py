@@ -24,7 +24,7 @@ from __future__ import annotations
 from buildbot.plugins import schedulers, util
 from greenlight.settings import Settings
 
-from greenlight_master import builders, config
+from greenlight_master import builders, workers_config
 
 # At most one shard build per worker at a time, whatever else the worker runs.
 SHARD_SLOT = util.WorkerLock("greenlight-shard-slot", maxCount=1)
@@ -34,7 +34,7 @@ WORKER_SLOTS = 2  # the waiting verify build + one shard
 def shard_count(settings: Settings) -> int:
     """The number of shards a verify build fans out to (below 2: no fan-out)."""
     count = settings["shards"]["count"]
-    return settings["workers"]["count"] if count == "auto" else count
+    return len(workers_config.all_worker_names(settings)) if count == "auto" else count
 
 
 def enabled(settings: Settings) -> bool:
@@ -65,7 +65,7 @@ def configure(settings: Settings, c: dict) -> None:
     if not enabled(settings):
         return
     url = settings.repo_url
-    names = config.worker_names(settings)
+    names = workers_config.all_worker_names(settings)
     c["workers"] = _with_slots(c["workers"], WORKER_SLOTS)
     verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
     verify.factory = builders.verify_factory_sharded(settings, url, shard_count(settings),

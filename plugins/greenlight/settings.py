@@ -101,6 +101,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "worker_port": Key(_is_port, "a TCP port number 1-65535", 9989),
         "db_url": Key(_is_str, "an SQLAlchemy URL", "sqlite:///state.sqlite"),
         "buildbot_url": Key(_is_str, "a URL ending with /", ""),
+        "worker_bind": Key(_is_str, "the address workers connect to (0.0.0.0: every "
+                           "interface)", "127.0.0.1"),
+        "worker_tls_cert": Key(_is_str, "a PEM certificate file for the worker port", ""),
+        "worker_tls_key": Key(_is_str, "the PEM private key of worker_tls_cert", ""),
     },
     "repository": {
         "name": Key(_is_str, "a string", "demo"),
@@ -110,8 +114,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "poll_interval": Key(_non_negative_int, "seconds (0 = rely on the push hook)", 0),
     },
     "workers": {
-        "count": Key(_positive_int, "a whole number >= 1", 2),
+        "count": Key(_non_negative_int, "a whole number >= 0 (0: remote workers only)", 2),
         "name_prefix": Key(_is_str, "a string", "local-worker"),
+        "remote": Key(_table_list, "[[workers.remote]] tables: name, password_file, "
+                      "max_builds, properties", []),
     },
     "verify": {
         "setup_command": Key(_str_list, "a list of strings (argv)",
@@ -136,6 +142,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "username": Key(_is_str, "a string", "greenlight-hook"),
         "password_file": Key(_is_str, "a path to a file holding the hook's password",
                              "{state_dir}/change-hook.secret"),
+    },
+    "webhooks": {
+        "secret_file": Key(_is_str, "a file holding the forges' webhook secret ('' = off)", ""),
+        "status_forge": Key(_one_of("", "github", "gitlab"), '"github", "gitlab" or "" (no '
+                            "commit statuses)", ""),
+        "status_token_file": Key(_is_str, "a file holding the forge API token for statuses",
+                                 ""),
+        "status_base_url": Key(_is_str, "the forge API's base URL ('' = the public one)", ""),
     },
     "coverage": {
         "enabled": Key(_is_bool, "true or false", True),

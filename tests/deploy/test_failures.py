@@ -126,9 +126,26 @@ def test_killed_deploy_says_where_it_stopped_and_ships_nothing(world_factory):
     assert story.verdict_sentence(record).startswith(
         "interrupted in phase rest after 1/2 hosts; interrupted deploy")
     world.assert_consistent(v2, "v2")
+    page = _page(settings, f"/deploys/{running.id}")
+    assert "interrupted in phase rest after 1/2 hosts" in page
+    assert "Commits shipped" not in page and 'class="commits-not-shipped"' in page
+    assert "Not shipped: this deploy ended interrupted." in page
+
+
+def _page(settings_file, path: str) -> str:
+    """A Greenlight page as the master serves it (the same Flask app)."""
+    from greenlight import settings as settings_mod
+    from greenlight.www.dashboard import make_app
+
+    client = make_app(settings_mod.load(settings_file), session_secret=lambda: "s").test_client()
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 def test_host_down_before_its_switch_is_recorded_in_deploy_and_rollback(world):
+    settings = world.tmp / "greenlight.toml"
+    settings.write_text(_settings_toml(world))
     v1 = world.commit_app("v1")
     assert world.deployer().deploy(v1).ok
     assert demo.stop_host(world.hosts[2].path)
@@ -141,9 +158,31 @@ def test_host_down_before_its_switch_is_recorded_in_deploy_and_rollback(world):
     ledger = Ledger(world.ledger_url)
     assert story.hosts_found_down(ledger.deploy(result.deploy_id)) == [
         {"host": "host03", "phase": "rest", "release": v2}]
+    page = _page(settings, f"/deploys/{result.deploy_id}")
+    assert "Found down before their switch" in page and "<strong>host03</strong>" in page
+    assert "host03 rest (was down)" in page  # its row in the hosts' strip
 
     assert demo.stop_host(world.hosts[0].path)
     back = world.deployer().rollback(to=v1)
     assert back.outcome == "success" and back.hosts_found_down == ["host01"]
     assert "host01 was down before the switch" in back.message
+    world.assert_consistent(v1, "v1")
+
+
+def test_canary_only_slow_to_answer_stops_the_deploy_without_condemning_the_release(world):
+    """No exception in its log and no error answer: a loaded machine, not proof against the
+    release — the deploy stops and says why, the release may be deployed again."""
+    v1 = world.commit_app("v1")
+    assert world.deployer().deploy(v1).ok
+    world.commit_app("v2")
+    world.repo.write("app/server.py", "import time\ntime.sleep(60)\n")
+    v2 = world.repo.commit("v2 starts slowly")
+    world.settings.health_retries = 10
+    result = world.deployer(ScriptedJudge("pass")).deploy(v2)
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("canary host01 did not start: not healthy")
+    assert "switched host(s) back on" in result.message
+    ledger = Ledger(world.ledger_url)
+    assert not ledger.is_bad(v2) and ledger.incidents() == []
+    assert story.start_failure(ledger.deploy(result.deploy_id))["cause"] is None
     world.assert_consistent(v1, "v1")

@@ -132,6 +132,8 @@ def test_unknown_shas_are_usage_errors_naming_them(repo):
         push_range(_open(repo), None, "b" * 40)
     with pytest.raises(UsageError, match="unknown base revision"):
         push_range(_open(repo), "c" * 40, repo.head())
+    with pytest.raises(UsageError, match="not a head revision: '--output=x'"):
+        push_range(_open(repo), None, "--output=x")
 
 
 def test_not_a_repository_is_a_usage_error(tmp_path):

@@ -78,7 +78,7 @@ def test_code_moved_since_the_bug_is_blamed_on_its_origin_not_the_move(world):
     assert _deploy_ids(report)[0] == bad_deploy
     blamed = next(e for e in report.suspects[0].evidence if e.kind == "blamed_line")
     assert blamed.blame.orig_path == "app/util.py"
-    assert "moved or copied from app/util.py" in blamed.detail
+    assert "(written in app/util.py:" in blamed.detail
     mover_suspect = next(s for s in report.suspects if s.commit.sha == mover)
     assert mover_suspect.tier == 1 and mover_suspect.deploy.id == move_deploy
 
@@ -147,8 +147,9 @@ def test_a_blamed_commit_before_the_horizon_is_named_in_a_note_not_ranked(world)
     report = build_report(_incident(trace_for(("app/logic.py", 3, "f"))), world.ledger,
                           repo.path, {"horizon": "90d"})
     assert ancient not in [s.commit.sha for s in report.suspects]
-    assert any(f"app/logic.py:3 was last changed by {ancient[:12]}, live before the first "
-               f"deploy" in note for note in report.notes)
+    assert any(note.startswith(f"app/logic.py:3: already in {ancient[:12]}, the code live "
+                               f"before the first deploy the report reads")
+               for note in report.notes)
 
 
 def test_a_change_that_only_deletes_lines_is_not_called_a_rename(world):

@@ -145,3 +145,33 @@ def test_create_table_if_not_exists_of_a_known_large_table_is_not_new():
     sql = "CREATE TABLE IF NOT EXISTS users (id bigint);\nCREATE INDEX u_n ON users (n);\n"
     report = review(sql, "postgres")
     assert [f.line for f in _flagged(report)] == [2]
+
+
+def test_procedure_sent_without_delimiter_is_one_statement_reviewed_at_its_call():
+    """Migration tools that send the file as one multi-statement string need no DELIMITER:
+    the server reads the body to its END, so must the splitter."""
+    sql = ("CREATE PROCEDURE Fix_Users ()\nBEGIN\nDECLARE n INT;\n"
+           "SELECT CASE WHEN 1 THEN 2 END INTO n;\n"
+           "IF (n > 0) THEN\n  ALTER TABLE users DROP COLUMN legacy;\nELSE\n"
+           "  UPDATE users SET name = '' WHERE name IS NULL;\nEND IF;\nEND;\n"
+           "CALL Fix_Users ();\nDROP PROCEDURE IF EXISTS Fix_Users;\n")
+    report = review(sql, "mysql")
+    assert report.statements == 3
+    [finding] = _flagged(report)
+    assert finding.rule == "mysql.drop-column" and finding.line == 11
+
+
+def test_backslash_escaped_quotes_inside_the_prepared_string():
+    sql = ("SET @s = (SELECT IF(1 > 0, 'ALTER TABLE users ALTER d SET DEFAULT \\'{\"a\":1}\\';', "
+           "'SELECT 1'));\nPREPARE st FROM @s;\nEXECUTE st;\n")
+    report = review(sql, "mysql")
+    rules = {f.rule for f in report.findings if f.line == 3}
+    assert rules == {"mysql.set-default", "mysql.no-schema-change"}
+
+
+def test_procedure_without_end_swallowing_the_file_is_flagged():
+    sql = ("CREATE PROCEDURE p()\nBEGIN\n  ALTER TABLE users ADD INDEX i (name);\n"
+           "ALTER TABLE users DROP COLUMN bio;\n")
+    report = review(sql, "mysql")
+    assert [(f.line, f.danger) for f in report.findings] == [(1, "unparsed")]
+    assert "no END for its BEGIN" in report.findings[0].reasons[0]

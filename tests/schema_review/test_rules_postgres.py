@@ -147,3 +147,9 @@ def test_syntax_error_is_unparsed_not_a_crash():
     report = review("ALTER TABLE users ADD COLUMN;\nSELECT 1;\n", "postgres")
     assert report.findings[0].danger == "unparsed" and report.findings[0].line == 1
     assert report.findings[1].verdict == "safe"
+
+
+def test_unknown_old_type_says_may_rewrite_and_names_the_free_cases():
+    [finding] = last("ALTER TABLE users ALTER COLUMN unknown_col TYPE text", "postgres")
+    assert "may rewrite (old type unknown" in finding.reasons[0]
+    assert "varchar → text" in finding.reasons[0] and finding.verdict == "review"

@@ -49,7 +49,7 @@ def test_plan_reads_collect_only_output_from_stdin(tmp_path, capsys, monkeypatch
                 str(_write(tmp_path / "d.json", {"tests/test_a.py::t1": 5.0})),
                 "--format", "text"]) == 0
     text = capsys.readouterr().out
-    assert "2 tests without a duration got the median 5.000 s" in text
+    assert "2 tests without a duration got their module's mean, else the suite's mean 5.000 s" in text
     assert "shard 1: 2 tests, predicted 10.00 s" in text
     assert "shard 2: 1 tests, predicted 5.00 s" in text
 

@@ -27,7 +27,7 @@ def test_the_threshold_itself_fans_out():
     assert decide_fan_out(plan, 30.0).fan_out
 
 
-def test_unknown_tests_count_at_the_median_of_the_known():
+def test_unknown_tests_count_at_the_mean_of_the_known():
     # 2 known tests of 4 s: the 8 new ones are predicted at 4 s too (40 s in all).
     plan = plan_shards(IDS, {IDS[0]: 4.0, IDS[1]: 4.0}, 2)
     assert decide_fan_out(plan, 30.0).fan_out

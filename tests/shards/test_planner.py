@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from pytest_split.algorithms import Algorithms
 
 from greenlight.errors import UsageError
-from greenlight.shards.planner import (MIN_SECONDS, ideal_makespan, median_duration,
+from greenlight.shards.planner import (MIN_SECONDS, ideal_makespan, unknown_prices,
                                        plan_shards, round_robin)
 
 
@@ -85,13 +85,25 @@ def test_keeps_collection_order_inside_a_shard():
         assert list(s.tests) == sorted(s.tests, key=ids.index)
 
 
-def test_unknown_tests_get_the_median():
-    durations = {"a.py::t1": 1.0, "a.py::t2": 3.0, "a.py::t3": 10.0}
-    plan = plan_shards([*durations, "a.py::new"], durations, 2)
-    assert plan.unknown == ("a.py::new",)
-    assert plan.median_seconds == 3.0
-    assert plan.total_seconds == pytest.approx(17.0)
-    assert median_duration(["x"], {}) == 1.0
+def test_unknown_tests_get_their_modules_mean_else_the_suites():
+    durations = {"a.py::t1": 1.0, "a.py::t2": 3.0, "a.py::t3": 11.0, "b.py::t1": 1.0}
+    plan = plan_shards([*durations, "a.py::new", "c.py::new"], durations, 2)
+    assert plan.unknown == ("a.py::new", "c.py::new")
+    assert plan.mean_seconds == 4.0                 # the suite's: (1 + 3 + 11 + 1) / 4
+    assert plan.durations_used["a.py::new"] == 5.0  # its module's: (1 + 3 + 11) / 3
+    assert plan.durations_used["c.py::new"] == 4.0
+    assert unknown_prices(["x"], {}) == ({}, 1.0)
+
+
+def test_a_fast_suite_with_a_slow_tail_is_priced_at_the_mean_not_the_median():
+    # 90 tests of 1 ms and 10 of 2 s: the median (1 ms) would price the 30 untimed tests of a
+    # new module at nothing and predict the makespan far too low.
+    durations = {f"fast.py::t{k}": 0.001 for k in range(90)}
+    durations.update({f"slow.py::t{k}": 2.0 for k in range(10)})
+    new = [f"new.py::t{k}" for k in range(30)]
+    plan = plan_shards([*durations, *new], durations, 4)
+    assert plan.mean_seconds == pytest.approx(0.2009)
+    assert plan.total_seconds == pytest.approx(20.09 + 30 * 0.2009)
 
 
 def test_improves_on_plain_largest_first():

@@ -30,6 +30,7 @@ VERBS = {
     "deploys": "deploy",
     "incident": "incident",
     "experiment": "experiment",
+    "worker": "worker",
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import git
 
 from greenlight.errors import UsageError
-from greenlight.git import PushRange, push_range, resolve_commit, unified_diff
+from greenlight.git import PushRange, open_repo, push_range, resolve_commit, unified_diff
 
 __all__ = ["FileChange", "PushRange", "changed_lines", "dirty_paths", "open_repo",
            "parse_unified_zero", "resolve_commit", "resolve_range", "work_tree_root"]
@@ -32,14 +32,6 @@ class FileChange:
     path: str
     lines: frozenset[int]
     old_path: str | None = None
-
-
-def open_repo(repo_dir: Path) -> git.Repo:
-    try:
-        return git.Repo(repo_dir, search_parent_directories=True)
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
-        raise UsageError(f"{repo_dir} is not in a git work tree; pass --repo DIR of a clone"
-                         ) from exc
 
 
 def work_tree_root(repo_dir: Path) -> Path:

@@ -257,7 +257,13 @@ class Deployer:
                     deploy_id, rest, sha, switched, "rest"))
             self._phase(result, "observe", lambda: self._observe_health(deploy_id, hosts))
         except HostDidNotStart as exc:
-            if exc.release == sha and exc.phase in story.SHIPPING_PHASES:
+            # A canary that cannot start the release condemns the release (that is what a
+            # canary is for) when there is evidence against the release (an exception in its
+            # start-up log, an error answer); a canary that was only slow to answer on a
+            # loaded machine, or one host failing later, after canaries started the same
+            # release, is more likely the host: the deploy stops, says why, the release stays.
+            if exc.release == sha and exc.release_at_fault and (
+                    exc.phase == "canary" or (exc.phase == "rest" and live is None)):
                 return self._start_failed(result, deploy_id, sha, live, switched, exc)
             return self._abort(result, deploy_id, live, switched, str(exc))
         except (DeployFailed, HostError) as exc:
@@ -395,15 +401,20 @@ class Deployer:
         s = self.settings
         transport = self.transports[host.name]
         started = time.monotonic()
-        # One quick look first: a host found down is restarted by the switch, and the ledger
-        # (and the page) say so instead of counting it as one that was serving.
-        was_up = check_health(host.health_url, min(1.0, s.health_timeout), 1, 0.0).healthy
+        # One look first: a host found down is restarted by the switch, and the ledger (and
+        # the page) say so instead of counting it as one that was serving. Only a refused
+        # connection (nothing listening) is "down"; a slow answer on a loaded machine is not.
+        probe = check_health(host.health_url, s.health_timeout, 1, 0.0)
+        was_up = True if probe.healthy else False if "refused" in probe.detail else None
         self.ledger.record_event(deploy_id, "switch", host=host.name, release=sha,
                                  data={"phase": phase, "was_up": was_up})
         crash_point(f"before-switch:{phase}:{host.name}")
         switch_at = time.monotonic()
         switched = transport.agent("switch", sha, *([host.start_log] if host.start_log else []))
         was, log_from = switched.get("was"), int(switched.get("log_size", 0))
+        if was_up is False and was:  # it had a release and nothing listened: down, not new
+            self.ledger.record_event(deploy_id, "found_down", host=host.name, release=sha,
+                                     data={"phase": phase, "was": was})
         crash_point(f"after-switch:{phase}:{host.name}")
         restart_at = time.monotonic()
         if host.restart:
@@ -411,7 +422,7 @@ class Deployer:
             if result["returncode"] != 0:
                 raise self._did_not_start(
                     deploy_id, host, phase, sha, log_from, f"restart command failed (exit "
-                    f"{result['returncode']}): {result['output'].strip()[-500:]}")
+                    f"{result['returncode']}): {result['output'].strip()[-500:]}", False)
         crash_point(f"after-restart:{phase}:{host.name}")
         health_at = time.monotonic()
         health = check_health(host.health_url, s.health_timeout, s.health_retries,
@@ -420,7 +431,8 @@ class Deployer:
             raise self._did_not_start(
                 deploy_id, host, phase, sha, log_from,
                 f"not healthy on {sha[:12]} after {health.attempts} tries in "
-                f"{health.seconds:.1f}s of {host.health_url}: {health.detail}")
+                f"{health.seconds:.1f}s of {host.health_url}: {health.detail}",
+                health.detail.startswith("HTTP "))
         up_at = time.monotonic()
         self.ledger.record_host_release(host.name, sha, deploy_id)
         # Where the host's time went (the ledger is what a slow roll-out is diagnosed from).
@@ -433,7 +445,7 @@ class Deployer:
         self._report_progress(deploy_id, host_up=host.name if sha == self._release else None)
 
     def _did_not_start(self, deploy_id: int, host: Host, phase: str, sha: str, log_from: int,
-                       detail: str) -> HostDidNotStart:
+                       detail: str, answered: bool) -> HostDidNotStart:
         """The error for a host that did not come up, with the tail of its start-up log
         (fetched through its transport) and the exception line in it; written to the ledger."""
         log_tail = ""
@@ -444,7 +456,7 @@ class Deployer:
             except HostError as exc:
                 log_tail = f"(start-up log {host.start_log} unavailable: {exc})"
         error = HostDidNotStart(host.name, phase, sha, detail, log_tail,
-                                story.exception_line(log_tail))
+                                story.exception_line(log_tail), answered)
         self.ledger.record_event(deploy_id, "start_failed", host=host.name, release=sha,
                                  data={**error.to_json(), "outcome": "fail"})
         return error
@@ -462,7 +474,14 @@ class Deployer:
             self._close_report(result, report)
             return None
         judge = self.judge_factory()
-        deadline = time.monotonic() + s.observe_seconds
+        if hasattr(judge, "forecast"):  # the expected time to verdict at today's traffic
+            report.log = judge.forecast(canary, baseline)
+            self.ledger.record_event(deploy_id, "judge-forecast", release=result.sha,
+                                     data={"text": report.log})
+        # The judge ends its own window (observe_seconds at most) and says whether an
+        # undecided one passes; this backstop catches a judge that never concluded, which is
+        # no evidence of a healthy canary.
+        deadline = time.monotonic() + s.observe_seconds + max(2.0, 3 * s.judge_interval)
         verdict = None
         while True:
             verdict = judge.observe(canary, baseline)
@@ -474,14 +493,14 @@ class Deployer:
             if verdict.outcome in ("fail", "pass"):
                 break
             if time.monotonic() >= deadline:
-                verdict = _Timeout(s.on_window_end, verdict.table + (
-                    f"\nwindow of {s.observe_seconds:g}s ended undecided: "
-                    f"{s.on_window_end} (settings: on_window_end)"))
+                verdict = _Timeout("fail", verdict.table + (
+                    f"\nwindow of {s.observe_seconds:g}s ended undecided: the judge did not "
+                    "conclude (fail)"))
                 break
             self.sleep(s.judge_interval)
         report.status = "ok" if verdict.outcome == "pass" else "failed"
         report.summary = _judge_summary(verdict, s.observe_seconds)
-        report.log = verdict.table
+        report.log += verdict.table
         self._close_report(result, report)
         return verdict
 

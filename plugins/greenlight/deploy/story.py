@@ -7,6 +7,7 @@ show`` and the deploy step's text all read a deploy through here, so they say th
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,6 @@ from typing import Any
 EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt))"
                             r"(?::\s*(.*))?$")
 TRACEBACK_START = "Traceback (most recent call last):"
-# The phases that move hosts of a deploy onto its release (a rollback's are "rollback").
-SHIPPING_PHASES = ("canary", "rest")
 
 
 def exception_line(log: str) -> str | None:
@@ -77,15 +76,17 @@ def shipped(record: Any) -> bool:
 
 
 def hosts_found_down(record: Any) -> list[dict[str, Any]]:
-    """Hosts that did not answer their health check before this deploy first switched them
-    (the switch's restart started them): ``{"host", "phase", "release"}`` each. A host that
-    went down in this deploy (it did not start) is not "found" down by its rollback."""
-    found, seen = [], set()
+    """Hosts that had a release but did not answer their health check before this deploy
+    first switched them (the switch's restart started them): ``{"host", "phase",
+    "release"}`` each. A host that went down in this deploy (it did not start) is not
+    "found" down by its rollback; a new host without a release is not down."""
+    found, switches = [], {}
     for e in record.events:
-        if e.phase != "switch" or not e.host or e.host in seen:
+        if not e.host:
             continue
-        seen.add(e.host)
-        if e.data.get("was_up") is False:
+        if e.phase == "switch":
+            switches[e.host] = switches.get(e.host, 0) + 1
+        elif e.phase == "found_down" and switches.get(e.host) == 1:
             found.append({"host": e.host, "phase": e.data.get("phase"), "release": e.release})
     return found
 
@@ -103,6 +104,74 @@ def judge_looks(record: Any) -> list[dict[str, Any]]:
     them: ``elapsed_s``, ``metrics`` with counts, LLR and lines)."""
     return [e.data["verdict"] for e in record.events
             if e.phase == "judge" and isinstance(e.data.get("verdict"), dict)]
+
+
+@dataclass
+class Look:
+    """One judge look at one metric, as the page draws it."""
+    elapsed_s: float
+    canary: float | None
+    baseline: float | None
+    canary_interval: tuple[float, float] | None
+    baseline_interval: tuple[float, float] | None
+    llr: float
+    pass_line: float
+    fail_line: float
+    detectable: float | None
+
+
+@dataclass
+class MetricTrack:
+    """One judged metric over the window: its looks, how it ended, what decided it."""
+    name: str
+    kind: str
+    direction: str
+    status: str
+    reason: str
+    decided_at_s: float | None
+    min_effect: float
+    looks: list[Look] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # the last look's other numbers
+
+
+def metric_tracks(record: Any, level: float = 0.95) -> list[MetricTrack]:
+    """Each judged metric across the judge's looks: canary and baseline value with their
+    ``level`` intervals (ratios), the sequential statistic and its pass and fail lines, the
+    smallest change detectable so far."""
+    from greenlight.stats.intervals import rate_interval
+
+    tracks: dict[str, MetricTrack] = {}
+    for verdict in judge_looks(record):
+        elapsed = float(verdict.get("elapsed_s") or 0.0)
+        for m in verdict.get("metrics", []):
+            if not isinstance(m, dict) or "name" not in m:
+                continue
+            track = tracks.setdefault(m["name"], MetricTrack(
+                m["name"], m.get("kind", "ratio"), m.get("direction", ""), "pending", "",
+                None, float(m.get("min_effect") or 0.0)))
+            track.status, track.reason = m.get("status", "pending"), m.get("reason", "")
+            track.decided_at_s = _number_or_none(m.get("decided_at_s"))
+            ratio = track.kind != "latency"
+            model = "binomial" if float(m.get("unit") or 1.0) == 1.0 else "poisson"
+            intervals = [rate_interval(float(m.get(f"{arm}_events") or 0),
+                                       float(m.get(f"{arm}_trials") or 0), level, model)
+                         if ratio else None for arm in ("canary", "baseline")]
+            track.looks.append(Look(
+                elapsed, _number_or_none(m.get("canary_value")),
+                _number_or_none(m.get("baseline_value")), intervals[0], intervals[1],
+                float(_number_or_none(m.get("llr")) or 0.0),
+                float(_number_or_none(m.get("lower")) or 0.0),
+                float(_number_or_none(m.get("upper")) or 0.0),
+                _number_or_none(m.get("detectable"))))
+            track.extra = {k: v for k, v in m.items() if "detectable" in k or k in (
+                "requests_needed", "relative_change", "adjusted_p", "seed_rule")}
+    return list(tracks.values())
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _count(value: float) -> str:

@@ -14,9 +14,11 @@ _EXPORTS = {
     "PushRange": "ranges", "changed_paths": "ranges", "display_path": "ranges",
     "has_commit": "ranges", "is_ancestor": "ranges", "open_repo": "ranges",
     "push_range": "ranges", "resolve_commit": "ranges", "unified_diff": "ranges",
+    "config_flag": "config", "config_value": "config",
 }
-__all__ = ["PushRange", "changed_paths", "display_path", "has_commit", "is_ancestor",
-           "is_null_sha", "open_repo", "push_range", "resolve_commit", "unified_diff"]
+__all__ = ["PushRange", "changed_paths", "config_flag", "config_value", "display_path",
+           "has_commit", "is_ancestor", "is_null_sha", "open_repo", "push_range",
+           "resolve_commit", "unified_diff"]
 
 
 def __getattr__(name: str):

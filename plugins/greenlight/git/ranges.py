@@ -34,7 +34,10 @@ def open_repo(path: Path | str, search_parent_directories: bool = True) -> git.R
 
 
 def resolve_commit(repo: git.Repo, rev: str, what: str) -> str:
-    """The full sha of ``rev``, or a UsageError saying what to do."""
+    """The full sha of ``rev``, or a UsageError saying what to do. A name starting with "-"
+    is refused before git sees it (it would read as an option)."""
+    if rev.startswith("-"):
+        raise UsageError(f"not a {what} revision: {rev!r}")
     try:
         return repo.commit(rev).hexsha
     except (git.BadName, ValueError, git.GitCommandError) as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import git
 
-from greenlight.git import has_commit, is_null_sha, push_range
+from greenlight.git import config_flag, has_commit, is_null_sha, open_repo, push_range
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ CHECKS = (
 )
 
 
-def _enabled(repo: git.Repo, key: str, default: bool) -> bool:
-    section, option = key.rsplit(".", 1)
-    value = repo.config_reader().get_value(section, option, default)
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-
-
 def run(repo: git.Repo, remote: str, stdin_text: str, out=sys.stderr) -> int:
     refused = False
     for ref in parse_push_lines(stdin_text):
@@ -72,7 +66,7 @@ def run(repo: git.Repo, remote: str, stdin_text: str, out=sys.stderr) -> int:
             continue  # deleting a remote branch: nothing to check
         base = base_of(repo, ref, remote)
         for key, default, module, label, override in CHECKS:
-            if not _enabled(repo, key, default):
+            if not config_flag(repo, key, default):
                 continue
             check = importlib.import_module(module).pre_push_check
             ok, message = check(Path(repo.working_tree_dir), base, ref.local_sha)
@@ -92,5 +86,5 @@ def run(repo: git.Repo, remote: str, stdin_text: str, out=sys.stderr) -> int:
 
 def main(argv: list[str]) -> int:
     remote = argv[0] if argv else "origin"
-    repo = git.Repo(Path.cwd(), search_parent_directories=True)
+    repo = open_repo(Path.cwd())
     return run(repo, remote, sys.stdin.read())

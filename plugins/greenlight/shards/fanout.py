@@ -5,7 +5,7 @@ and collection, uploads, coverage combine) that a suite of a few seconds never e
 the demo (28 tests, ~2 s) two shards make push → verdict 6.9 s instead of 4.2 s on a quiet
 machine, 13.9 s instead of 3.7 s on a loaded one (docs/shards.md). So with
 ``[shards] count = "auto"`` the verify build fans out only when the suite's predicted duration
-(the sum of the collected tests' recorded durations, unknown tests at the median, as the
+(the sum of the collected tests' recorded durations, unknown tests at their module's mean, as the
 planner weighs them) reaches a threshold; an explicit count always fans out.
 
 With no recorded duration at all there is nothing to predict from: the build runs the tests

@@ -42,7 +42,7 @@ class Plan:
     shards: tuple[Shard, ...]
     total_seconds: float
     ideal_seconds: float
-    median_seconds: float
+    mean_seconds: float  # the suite's mean: the price of an untimed test of an untimed module
     unknown: tuple[str, ...] = ()
     group_by_module: bool = False
     seed: str = "lpt"
@@ -70,7 +70,7 @@ class Plan:
             "makespan_seconds": round(self.makespan, 6),
             "ideal_seconds": round(self.ideal_seconds, 6),
             "total_seconds": round(self.total_seconds, 6),
-            "median_seconds": round(self.median_seconds, 6),
+            "mean_seconds": round(self.mean_seconds, 6),
             "unknown": list(self.unknown),
             "group_by_module": self.group_by_module,
             "seed": self.seed,
@@ -94,12 +94,20 @@ def parse_test_ids(text: str) -> list[str]:
     return ids
 
 
-def median_duration(test_ids: Iterable[str], durations: Mapping[str, float]) -> float:
-    """Median of the known durations of these tests; falls back to all durations, then 1 s."""
-    known = [float(durations[t]) for t in test_ids if t in durations]
-    if not known:
-        known = [float(v) for v in durations.values()]
-    return statistics.median(known) if known else DEFAULT_UNKNOWN_SECONDS
+def unknown_prices(test_ids: Iterable[str], durations: Mapping[str, float]
+                   ) -> tuple[dict[str, float], float]:
+    """(module -> mean known duration, the suite's mean): what a test without a recorded
+    duration is priced at, its module's mean first. The mean, not the median: a suite of many
+    fast tests and a few slow ones has a median near 0 s, so with 30% of durations missing the
+    median predicted makespans 25-80% low. Falls back to all durations, then 1 s."""
+    by_module: dict[str, list[float]] = {}
+    for t in test_ids:
+        if t in durations:
+            by_module.setdefault(module_of(t), []).append(float(durations[t]))
+    known = [v for values in by_module.values() for v in values] or \
+        [float(v) for v in durations.values()]
+    suite = statistics.fmean(known) if known else DEFAULT_UNKNOWN_SECONDS
+    return {m: statistics.fmean(v) for m, v in by_module.items()}, suite
 
 
 def ideal_makespan(weights: Sequence[float], shards: int) -> float:
@@ -114,7 +122,7 @@ def plan_shards(test_ids: Sequence[str], durations: Mapping[str, float], shards:
     """Split ``test_ids`` into ``shards`` groups of nearly equal predicted duration.
 
     ``durations`` maps test id -> seconds (extra ids are ignored); tests without a duration get
-    the median of the known ones. With ``group_by_module`` all tests of one module stay in one
+    the mean of their module's known ones, else the suite's mean (``unknown_prices``). With ``group_by_module`` all tests of one module stay in one
     shard (module-scoped fixtures run once). Duplicated ids are planned once.
     """
     if shards < 1:
@@ -123,8 +131,9 @@ def plan_shards(test_ids: Sequence[str], durations: Mapping[str, float], shards:
     for d_id, seconds in durations.items():
         if seconds is None or float(seconds) < 0 or float(seconds) != float(seconds):
             raise UsageError(f"duration of {d_id!r} must be a number >= 0, got {seconds!r}")
-    median = median_duration(ordered, durations)
-    weight = {t: max(float(durations[t]) if t in durations else median, MIN_SECONDS)
+    module_mean, suite_mean = unknown_prices(ordered, durations)
+    weight = {t: max(float(durations[t]) if t in durations
+                     else module_mean.get(module_of(t), suite_mean), MIN_SECONDS)
               for t in ordered}
     unknown = tuple(t for t in ordered if t not in durations)
 
@@ -160,7 +169,7 @@ def plan_shards(test_ids: Sequence[str], durations: Mapping[str, float], shards:
     total = sum(weight.values())
     return Plan(shards=tuple(result), total_seconds=total,
                 ideal_seconds=ideal,
-                median_seconds=median, unknown=unknown, group_by_module=group_by_module,
+                mean_seconds=suite_mean, unknown=unknown, group_by_module=group_by_module,
                 seed=best_seed, durations_used=weight)
 
 

@@ -166,7 +166,7 @@ class ShardSelector:
         except GreenlightError as exc:
             raise pytest.UsageError(f"--shard-durations: {exc}")
         self.unplanned = list(plan.unknown)
-        self.unplanned_label = "without a recorded duration (given the median)"
+        self.unplanned_label = "without a recorded duration (given a mean)"
         self.predicted = plan.shards[self.index - 1].predicted_seconds
         return {t: s.index for s in plan.shards for t in s.tests}
 

@@ -10,8 +10,8 @@ def render_plan_text(plan: Plan) -> str:
              f"{plan.ideal_seconds:.2f} s (ratio {_ratio(plan.makespan, plan.ideal_seconds)}), "
              f"total {plan.total_seconds:.2f} s"]
     if plan.unknown:
-        lines.append(f"{len(plan.unknown)} tests without a duration got the median "
-                     f"{plan.median_seconds:.3f} s")
+        lines.append(f"{len(plan.unknown)} tests without a duration got their module's mean, "
+                     f"else the suite's mean {plan.mean_seconds:.3f} s")
     for s in plan.shards:
         lines.append(f"shard {s.index}: {len(s.tests)} tests, "
                      f"predicted {s.predicted_seconds:.2f} s")

@@ -69,7 +69,8 @@ class CliReportStep(buildstep.ShellMixin, CompositeStepMixin, buildstep.BuildSte
         except ValueError:
             report = None
         if not isinstance(report, dict):
-            self.summarize(f"{self.name}: unreadable report {path}")
+            said = f" ({self.cli_error(cmd)})" if cmd is not None else ""
+            self.summarize(f"{self.name}: unreadable report {path}{said}")
             return None
         return report
 

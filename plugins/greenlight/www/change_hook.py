@@ -45,6 +45,40 @@ def parse_body(body: bytes) -> list[dict]:
     return changes
 
 
+@defer.inlineCallbacks
+def fresh_changes(master, changes: list[dict]):
+    """The changes whose ``greenlight_push_id`` the master does not hold yet: a hook resends
+    after a timeout, a forge redelivers, and a push must not be built twice."""
+    fresh = []
+    for change in changes:
+        push_id = change["properties"].get("greenlight_push_id")
+        if push_id and (yield _seen(master, change["revision"], push_id)):
+            continue
+        fresh.append(change)
+    return fresh
+
+
+@defer.inlineCallbacks
+def _seen(master, revision: str, push_id: str):
+    known = yield master.data.get(
+        ("changes",), filters=[resultspec.Filter("revision", "eq", [revision])])
+    for change in known or []:
+        value = (change.get("properties") or {}).get("greenlight_push_id")
+        if value and value[0] == push_id:
+            return True
+    return False
+
+
+@defer.inlineCallbacks
+def submit_changes(master, changes: list[dict], src: str):
+    """Add the fresh ones of ``changes`` to the master (what Buildbot's change hook resource
+    does for a dialect); returns how many were added."""
+    fresh = yield fresh_changes(master, changes)
+    for change in fresh:
+        yield master.data.updates.addChange(src=src, **change)
+    return len(fresh)
+
+
 class GreenlightHookHandler:
     def __init__(self, master, options):
         self.master = master
@@ -53,20 +87,5 @@ class GreenlightHookHandler:
     @defer.inlineCallbacks
     def getChanges(self, request):
         changes = parse_body(request.content.read())
-        fresh = []
-        for change in changes:
-            push_id = change["properties"].get("greenlight_push_id")
-            if push_id and (yield self._seen(change["revision"], push_id)):
-                continue
-            fresh.append(change)
+        fresh = yield fresh_changes(self.master, changes)
         return fresh, "greenlight"
-
-    @defer.inlineCallbacks
-    def _seen(self, revision: str, push_id: str):
-        known = yield self.master.data.get(
-            ("changes",), filters=[resultspec.Filter("revision", "eq", [revision])])
-        for change in known or []:
-            value = (change.get("properties") or {}).get("greenlight_push_id")
-            if value and value[0] == push_id:
-                return True
-        return False

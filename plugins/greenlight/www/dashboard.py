@@ -22,6 +22,7 @@ MOUNT = "/plugins/wsgi_dashboards/greenlight"
 PAGES = (
     ("greenlight.www.schema_page", "Schema review"),
     ("greenlight.www.deploys_page", "Deploys"),
+    ("greenlight.www.trending_page", "Trending"),
     ("greenlight.www.incidents_page", "Incidents"),
     ("greenlight.www.experiments_page", "Experiments"),
     ("greenlight.www.flaky_page", "Flaky tests"),
@@ -62,6 +63,8 @@ def require_role(role: str) -> None:
 
 def make_app(settings: Any, session_secret=None) -> Flask:
     """The Flask app; ``settings`` is Greenlight's Settings (engines read their sections)."""
+    from greenlight.www import webhooks  # its views use this module's helpers
+
     app = Flask("greenlight.www")
     app.config["GREENLIGHT_SETTINGS"] = settings
     guard = Guard(roles_by_user=settings["auth"]["roles"],
@@ -73,6 +76,7 @@ def make_app(settings: Any, session_secret=None) -> Flask:
         blueprint = importlib.import_module(module_name).blueprint
         app.register_blueprint(blueprint, url_prefix=f"/{blueprint.name}")
         pages.append((blueprint, label))
+    app.register_blueprint(webhooks.blueprint, url_prefix="/webhooks")
 
     @app.before_request
     def identify() -> None:
@@ -133,6 +137,15 @@ def buildbot_control(app: Flask, action: str, args: dict, path: tuple) -> Any:
 
     return blockingCallFromThread(reactor, app.buildbot_api.master.data.control, action, args,
                                   path)
+
+
+def buildbot_call(app: Flask, function, *args) -> Any:
+    """Run ``function(master, *args)`` (which may return a Deferred) in the reactor thread
+    and wait for its result, from a page's request thread."""
+    from twisted.internet import reactor
+    from twisted.internet.threads import blockingCallFromThread
+
+    return blockingCallFromThread(reactor, function, app.buildbot_api.master, *args)
 
 
 def buildbot_get(app: Flask, path: tuple, **kwargs) -> Any:
