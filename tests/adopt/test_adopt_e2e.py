@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, fresh_pg_database, free_ports, git
+from tests.conftest import ROOT, fresh_pg_database, free_ports, git, wait_for
 from tests.deploy.test_ssh import sshd  # noqa: F401  (the fixture: a real sshd on loopback)
-from tests.world import World, commit_all
+from tests.world import TRANSIENT, World, commit_all
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = ROOT / "examples" / "lending"
-DEADLINE = 240  # per wait, generous: the machine is shared
+DEADLINE = 120  # per wait on a quiet machine (wait_for stretches it with the load)
 PAUSE = 0.02  # seconds between two members' visits (3 requests each)
 
 
@@ -165,35 +165,14 @@ class Traffic:
             thread.join(5)
 
 
-def wait_verify_build(world: World, sha: str) -> dict:
-    """The completed verify build of ``sha``; a REST call the loaded master answers late is
-    asked again (the deadline is the test's, not one request's)."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            done = [b for b in world.builds_for(sha) if b["complete"]]
-        except requests.RequestException:
-            time.sleep(0.5)
-            continue
-        if done:
-            return done[-1]
-        time.sleep(0.5)
-    raise AssertionError(f"no completed verify build of {sha} within {DEADLINE}s")
-
-
 def wait_deploy_build(world: World, sha: str) -> dict:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            builds = world.api("builders/deploy/builds", property="*", complete="true")
-        except requests.RequestException:
-            time.sleep(0.5)
-            continue
-        for build in builds["builds"]:
-            if build["properties"].get("revision", [None])[0] == sha:
-                return build
-        time.sleep(0.5)
-    raise AssertionError(f"no completed deploy build of {sha} within {DEADLINE}s")
+    """The completed deploy build whose revision is ``sha``."""
+    def done() -> list[dict]:
+        builds = world.api("builders/deploy/builds", property="*", complete="true")["builds"]
+        return [b for b in builds if b["properties"].get("revision", [None])[0] == sha]
+
+    return wait_for(done, DEADLINE, f"a completed deploy build of {sha[:10]}", interval=0.5,
+                    retry_on=TRANSIENT)[-1]
 
 
 def step_log(world: World, build: dict, step_name: str, log_name: str) -> str:
@@ -273,7 +252,7 @@ def test_a_team_adopts_greenlight_following_the_document(team):
     first = commit_all(clone, "Lending: first version")
     push = world.push(clone, "main")
     assert push.returncode == 0, push.stderr
-    verify = wait_verify_build(world, first)
+    verify = world.wait_build(first, timeout=DEADLINE)
     assert verify["results"] == 0, verify["state_string"]
     props = world.properties(verify["buildid"])
     assert props["coverage_passed"] is True and props["coverage_percent"] == 100.0
@@ -308,7 +287,7 @@ def test_titles_are_sorted():
 ''')
     second = commit_all(clone, "Catalog: list the titles")
     assert world.push(clone, "main").returncode == 0
-    verify = wait_verify_build(world, second)
+    verify = world.wait_build(second, timeout=DEADLINE)
     assert verify["results"] == 0, verify["state_string"]
     clock.lap("second push -> verify green")
     # Members use the service while the deploy prepares the release, then judges the canary.
