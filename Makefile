@@ -24,4 +24,4 @@ down: venv
 	$(BIN)/greenlight down
 
 test: venv system-deps
-	$(BIN)/python -m pytest -n auto -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -q --durations=15 $(PYTEST_ARGS)

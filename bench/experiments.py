@@ -2,6 +2,13 @@
 time to compute results for 1,000,000 exposures and 3,000,000 events on SQLite and PostgreSQL.
 
     .venv/bin/python bench/experiments.py [--users 1000000] [--events 3000000] [--no-postgres]
+    .venv/bin/python bench/experiments.py --contention [--no-postgres]
+
+``--contention`` runs the lost-data reproduction instead: 20 processes, each with an
+``ExperimentClient`` on one store, record 30,000 exposures and 120,000 events at a steady pace
+over 20 s while another connection holds the store (SQLite ``BEGIN EXCLUSIVE``, PostgreSQL
+``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE``) for 5 s twice; it prints how many of them the
+results count. Run it on an older checkout with ``PYTHONPATH=<checkout>/plugins`` for "before".
 
 Goals (issue 9): ≥ 1,000,000 assignments/s; results ≤ 2 s on PostgreSQL. CPU time is printed
 beside wall time because a loaded machine slows the wall clock, not the work.
@@ -12,15 +19,22 @@ import argparse
 import io
 import os
 import sqlite3
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from greenlight.experiments import (CONTROL, CompiledExperiment, Experiment, ExperimentClient,
-                                    ExperimentStore, define, results)
+from greenlight.experiments import (CONTROL, Bucket, CompiledExperiment, EventFilter,
+                                    Experiment, ExperimentClient, ExperimentStore, define,
+                                    report, results, save_bucket)
 from greenlight.experiments.store import user_key
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tests.experiments.contention import (  # noqa: E402 - the one reproduction
+    counts, next_start, run_contention)
 
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
 NAME = "BenchSignup"
@@ -90,34 +104,44 @@ def make_data(users: int, events: int, seed: int = 1):
                      np.where(kind < 0.7 - boost, "registration", "purchase"))
     values = np.where(names == "purchase", np.round(rng.gamma(2.0, 12.0, events), 2), 1.0)
     at = 1000.0 + np.arange(events) * 0.001
+    props = np.where(names == "login", np.where(rng.random(events) < 0.6,
+                                                 '{"platform":"client"}', '{"platform":"web"}'),
+                     r"\N")
     keys = [user_key(u) for u in ids]
     exposures = [(NAME, u, k, b, 1.0) for u, k, b in zip(ids, keys, branches)]
+    genders = np.where(rng.random(users) < 0.69, "f", "m").tolist()
+    attributes = [(NAME, k, "gender", g) for k, g in zip(keys, genders)]
     who = who.tolist()
     event_rows = list(zip((ids[i] for i in who), (keys[i] for i in who), names.tolist(),
-                          values.tolist(), at.tolist()))
-    return exposures, event_rows
+                          values.tolist(), at.tolist(), props.tolist()))
+    return exposures, event_rows, attributes
 
 
-def load_sqlite(path: str, exposures, events) -> None:
+def load_sqlite(path: str, exposures, events, attributes) -> None:
     conn = sqlite3.connect(path)
     conn.executemany("INSERT INTO gl_experiment_exposures "
                      "(experiment, user_id, user_key, branch, at) VALUES (?, ?, ?, ?, ?)",
                      exposures)
-    conn.executemany("INSERT INTO gl_experiment_events (user_id, user_key, name, value, at) "
-                     "VALUES (?, ?, ?, ?, ?)", events)
+    conn.executemany("INSERT INTO gl_experiment_events (user_id, user_key, name, value, at, "
+                     "props) VALUES (?, ?, ?, ?, ?, ?)",
+                     ((*row[:5], None if row[5] == "\\N" else row[5]) for row in events))
+    conn.executemany("INSERT INTO gl_experiment_user_attributes (experiment, user_key, name, "
+                     "value) VALUES (?, ?, ?, ?)", attributes)
     conn.commit()
     conn.execute("ANALYZE")
     conn.close()
 
 
-def load_postgres(dbname: str, exposures, events) -> None:
+def load_postgres(dbname: str, exposures, events, attributes) -> None:
     import psycopg2
     conn = psycopg2.connect(**{**PG_ADMIN, "dbname": dbname})
     with conn.cursor() as cur:
         for table, columns, rows in (
                 ("gl_experiment_exposures", "(experiment, user_id, user_key, branch, at)",
                  exposures),
-                ("gl_experiment_events", "(user_id, user_key, name, value, at)", events)):
+                ("gl_experiment_events", "(user_id, user_key, name, value, at, props)", events),
+                ("gl_experiment_user_attributes", "(experiment, user_key, name, value)",
+                 attributes)):
             buffer = io.StringIO()
             buffer.writelines("\t".join(map(str, row)) + "\n" for row in rows)
             buffer.seek(0)
@@ -152,6 +176,22 @@ def time_results(store: ExperimentStore, label: str, runs: int = 3) -> dict:
                       f"p = {vs['rate_p_value']:.2g}")
         print(f"  {label} ({path}): best {best:.2f} s")
         figures[path] = best
+    save_bucket(NAME, Bucket("client_login", {"gender": ("f",)},
+                             (EventFilter("login", {"platform": "client"}),)), "bench",
+                store=store)
+    for path, end in (("report to now", 1e10), ("report to mid-range", 1000.0 + 1500.0)):
+        best = float("inf")
+        for run in range(runs):
+            wall = time.perf_counter()
+            data = report(NAME, 0.0, end, store=store)
+            best = min(best, time.perf_counter() - wall)
+            if run == 0:
+                users = [sum(b["users"].values()) for b in data["buckets"]]
+                print(f"  {label} ({path}): first {time.perf_counter() - wall:.2f} s; users "
+                      f"per bucket {users} (all, women who logged into the client)")
+        print(f"  {label} ({path}): best {best:.2f} s (buckets all + 1 with an attribute and "
+              "an event filter; goal <= 2 s)")
+        figures[path] = best
     return figures
 
 
@@ -168,13 +208,59 @@ def time_writes(store: ExperimentStore, label: str, users: int, count: int = 50_
           "(background writer, batches of 5,000)")
 
 
+def bench_contention(postgres: bool) -> None:
+    print("== contention: 20 processes, 30,000 exposures + 120,000 events over 20 s, "
+          "store held 5 s twice")
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("SQLite", f"sqlite:///{tmp}/contention.sqlite", None)]
+        if postgres:
+            targets.append(("PostgreSQL", None, f"gl_exp_contention_{os.getpid()}"))
+        for label, url, dbname in targets:
+            admin = None
+            if dbname:
+                import psycopg2
+                admin = psycopg2.connect(**PG_ADMIN)
+                admin.autocommit = True
+                with admin.cursor() as cur:
+                    cur.execute(f'CREATE DATABASE "{dbname}"')
+                url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{dbname}"
+            try:
+                started = time.perf_counter()
+                spool = f"{tmp}/spool-{label}"
+                exposed, counted = run_contention(url, spool)
+                print(f"  {label}: {exposed:,} / 30,000 exposures and {counted:,} / 120,000 "
+                      f"events counted ({30_000 - exposed:,} and {120_000 - counted:,} missing)"
+                      f" in {time.perf_counter() - started:.0f} s")
+                left = list(Path(spool).glob("*.spool")) if os.path.isdir(spool) else []
+                if left:
+                    next_start(url, spool)
+                    store = ExperimentStore(url)
+                    exposed, counted = counts(store)
+                    store.dispose()
+                    print(f"  {label}: {len(left)} app(s) shut down with rows in their spool; "
+                          f"after the next start replayed them: {exposed:,} exposures, "
+                          f"{counted:,} events")
+            finally:
+                if admin is not None:
+                    with admin.cursor() as cur:
+                        cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                    admin.close()
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--assignment-only", action="store_true")
+    parser.add_argument("--contention", action="store_true",
+                        help="run the lost-data reproduction instead")
     args = parser.parse_args()
+
+    if args.contention:
+        bench_contention(not args.no_postgres)
+        return
 
     bench_assignment(args.users)
     if args.assignment_only:
@@ -182,7 +268,7 @@ def main() -> None:
 
     print(f"== results for {args.users:,} exposures and {args.events:,} events")
     started = time.perf_counter()
-    exposures, events = make_data(args.users, args.events)
+    exposures, events, attributes = make_data(args.users, args.events)
     print(f"  generated data in {time.perf_counter() - started:.1f} s")
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,7 +277,7 @@ def main() -> None:
         define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100), "bench",
                store=store)
         started = time.perf_counter()
-        load_sqlite(path, exposures, events)
+        load_sqlite(path, exposures, events, attributes)
         print(f"  SQLite: loaded in {time.perf_counter() - started:.1f} s")
         figures["sqlite"] = time_results(store, "SQLite")
         time_writes(store, "SQLite", args.users)
@@ -208,7 +294,7 @@ def main() -> None:
             define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100),
                    "bench", store=store)
             started = time.perf_counter()
-            load_postgres(dbname, exposures, events)
+            load_postgres(dbname, exposures, events, attributes)
             print(f"  PostgreSQL: loaded in {time.perf_counter() - started:.1f} s")
             figures["postgresql"] = time_results(store, "PostgreSQL")
             time_writes(store, "PostgreSQL", args.users)
@@ -222,6 +308,8 @@ def main() -> None:
         goal = "  (goal <= 2 s)" if engine == "postgresql" else ""
         print(f"  results on {engine}: {paths['totals']:.2f} s from running totals{goal}; "
               f"{paths['raw join']:.2f} s by the raw join (--since)")
+        print(f"  report on {engine}: {paths['report to now']:.2f} s to now, "
+              f"{paths['report to mid-range']:.2f} s to mid-range (goal <= 2 s)")
     if len(figures) == 2:
         ratio = figures["sqlite"]["totals"] / figures["postgresql"]["totals"]
         print(f"  SQLite / PostgreSQL time ratio (totals): {ratio:.2f}")

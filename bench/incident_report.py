@@ -4,7 +4,8 @@ Generates (once, cached under var/bench/) a repository of >= 30,000 commits over
 with `git fast-import`, a deploy ledger of 500 deploys, and an incident with a 20-frame traceback
 whose innermost frame points at a line a seeded bad commit changed. Then times, in the same run:
 
-- ours:  build_report() (ledger range, git log -U0 of the window's deploys, blame -L per file)
+- ours:  build_report() (ledger over the horizon, git log -U0 of the window's deploys, whole-file
+         blame -w -M -C per frame file at the live sha, attribution of blamed commits to deploys)
 - naive: git log --since=<window start> --name-only, then git blame of each frame's whole file
 
 Run: .venv/bin/python bench/incident_report.py [--commits N] [--files N] [--fresh]

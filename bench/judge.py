@@ -8,10 +8,17 @@ the judge watches one metric with min_effect = the drop (drop 0: healthy canarie
 with each min_effect). T(p, r) = n95 / rate is the fixed-sample time of a one-sided
 two-proportion z-test at α = 1% with 95% power, computed here.
 
-    .venv/bin/python bench/judge.py               # the grid, 2,000 runs per cell (8,000 healthy)
-    .venv/bin/python bench/judge.py --runs 200    # quicker look
+    .venv/bin/python bench/judge.py               # everything, full sizes (about an hour)
+    .venv/bin/python bench/judge.py --runs 200 --real-runs 200 --near-runs 0 --exp-runs 40
+    .venv/bin/python bench/judge.py --real-only   # only the real-world rows
     .venv/bin/python bench/judge.py --aa-real --minutes 10   # A/A on two real demo hosts
     .venv/bin/python bench/judge.py --stalls-only  # only the "A/A with stalls" rows
+
+The real-world rows leave the independent-requests model: per-host event-rate spread, gamma
+request-rate noise, a late canary, missed scrapes, a counter reset (``World``), the window's
+end under the deploy's defaults (undecided windows counted both ways), the healthy cells near
+1% at 16,000 runs, breakage of a rare metric at 40 req/s and at the rate the judge states, and
+experiments read 40 times through ``compute_results``.
 
 "A/A with stalls": the latency metric (Mann-Whitney on the demo's histogram buckets), healthy
 canaries whose hosts stall now and then (in a stalled second every request that host serves
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +51,12 @@ from greenlight.stats.canary import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_LOOKS,
     DEFAULT_PASS_POWER,
+    DISPERSION_FLOOR_CONFIDENCE,
     Thresholds,
+    breakage_rate_needed,
+    combined_dispersion,
+    dispersion,
+    interval_sums,
     latency_look,
     ratio_look,
 )
@@ -79,23 +92,100 @@ def _settle(state, when, live, fail, ok, second):
     when[live[done]] = second
     return live[~done]
 
+@dataclass(frozen=True)
+class World:
+    """What the simulated traffic does beyond independent requests at a steady RATE.
+
+    ``spread``: each host's event rate in each second is its mean × (1 + spread·z), z standard
+    normal (the rarer outcome's rate when p > ½; clipped to [0, 1]): sessions, a drifting
+    page mix. ``gamma``: requests per host per second are Poisson(RATE·G), G ~ Gamma with
+    this coefficient of variation, ``gamma_shared`` one G per second for all hosts (a burst
+    of users) or one per host. ``late``: the canary serves its first request after this many
+    seconds. ``missed``: seconds whose scrape is lost (the next look sees two seconds).
+    ``reset``: in this second the canary restarts and loses a random part of the second's
+    counts (the counter growth between the last scrape and the restart).
+    """
+
+    spread: float = 0.0
+    gamma: float = 0.0
+    gamma_shared: bool = True
+    late: int = 0
+    missed: tuple[int, ...] = ()
+    reset: int = 0
+    rate: float = RATE
+
+
+def _arm_second(rng, p: float, hosts: int, runs: int, world: World, shared_g):
+    """(events, requests) of one arm's ``hosts`` hosts in one second, per run."""
+    if world.gamma > 0:
+        shape = 1 / world.gamma ** 2
+        g = shared_g if world.gamma_shared else rng.gamma(shape, 1 / shape, (runs, hosts))
+        n = rng.poisson(world.rate * g * np.ones((runs, hosts)))
+    else:
+        n = np.full((runs, hosts), int(world.rate))
+    if world.spread > 0:
+        rarer = min(p, 1 - p)
+        wobble = np.clip(rarer * (1 + world.spread * rng.standard_normal((runs, hosts))), 0, 1)
+        rate = wobble if p <= 0.5 else 1 - wobble
+        e = rng.binomial(n, rate)
+    elif world.gamma > 0:
+        e = rng.binomial(n, p)
+    else:  # independent requests at a fixed rate: one binomial per arm
+        return rng.binomial(int(world.rate) * hosts, p, runs).astype(float), \
+            np.full(runs, world.rate * hosts)
+    return e.sum(1).astype(float), n.sum(1).astype(float)
+
+
 def simulate(p: float, drop: float, min_effect: float, baselines: int, runs: int,
-             horizon: int, seed: int, t: Thresholds | None = None):
-    """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict)."""
+             horizon: int, seed: int, t: Thresholds | None = None, world: World = World()):
+    """Return (decision per run: 1 fail, -1 pass, 0 undecided; second of the verdict), the
+    judge's own ratio test (``ratio_look`` with the dispersion each arm's intervals show) read
+    once per simulated scrape. The time is counted from the window's start."""
     rng = np.random.default_rng(seed)
     spec = MetricSpec("m", numerator="e", denominator="r", min_effect=min_effect)
     t = t or Thresholds(ALPHA, DEFAULT_BETA, 1, DEFAULT_BREAKAGE_SHARE)
-    a, b = np.zeros(runs), np.zeros(runs)
+    a, n_c, b, n_b = (np.zeros(runs) for _ in range(4))
+    seen = np.zeros((4, runs))  # the totals at the previous look
+    sums = np.zeros((4, runs))  # canary Σe²/n, k; baseline Σe²/n, k
     info = np.zeros(runs)
     state = np.zeros(runs, np.int8)
     when = np.full(runs, np.nan)
     live = np.arange(runs)
     p_canary = p * (1 - drop)
     for s in range(1, horizon + 1):
-        a[live] += rng.binomial(RATE, p_canary, live.size)
-        b[live] += rng.binomial(RATE * baselines, p, live.size)
-        fail, ok, info[live] = ratio_look(spec, t, a[live], RATE * s, b[live],
-                                          RATE * baselines * s, info[live])
+        m = live.size
+        shared = None
+        if world.gamma > 0 and world.gamma_shared:
+            shape = 1 / world.gamma ** 2
+            shared = rng.gamma(shape, 1 / shape, (m, 1))
+        ea, na = _arm_second(rng, p_canary, 1, m, world, shared)
+        eb, nb = _arm_second(rng, p, baselines, m, world, shared)
+        if s <= world.late:  # the judge sets aside the baseline's counts until then
+            continue
+        if s == world.reset:
+            kept = rng.uniform(0, 1, m)
+            ea, na = np.floor(ea * kept), np.floor(na * kept)
+        a[live] += ea
+        n_c[live] += na
+        b[live] += eb
+        n_b[live] += nb
+        if s in world.missed:
+            continue
+        now = np.stack([a[live], n_c[live], b[live], n_b[live]])
+        grow = now - seen[:, live]
+        seen[:, live] = now
+        sums[0, live], sums[1, live] = interval_sums(sums[0, live], sums[1, live], grow[0],
+                                                     grow[1])
+        sums[2, live], sums[3, live] = interval_sums(sums[2, live], sums[3, live], grow[2],
+                                                     grow[3])
+        phi_c = dispersion(sums[0, live], sums[1, live], now[0], now[1])
+        phi_b = dispersion(sums[2, live], sums[3, live], now[2], now[3])
+        floor = combined_dispersion(
+            dispersion(sums[0, live], sums[1, live], now[0], now[1], confidence=DISPERSION_FLOOR_CONFIDENCE), now[1],
+            dispersion(sums[2, live], sums[3, live], now[2], now[3], confidence=DISPERSION_FLOOR_CONFIDENCE), now[3])
+        fail, ok, info[live] = ratio_look(spec, t, *now, info[live],
+                                          combined_dispersion(phi_c, now[1], phi_b, now[3]),
+                                          floor)
         live = _settle(state, when, live, fail, ok, s)
         if live.size == 0:
             break
@@ -455,6 +545,172 @@ def run_demo_pass(runs: int, seed: int, horizon: int = 120) -> None:
               f", max {max(times):.0f} s; outcomes {dict(outcomes)}", flush=True)
 
 
+# The real-world rows: base rates with the min_effect a team would watch them with (the rare
+# ones can show only large drops within minutes), the deploy's hard maximum window.
+REAL_EFFECT = {0.02: 0.5, 0.05: 0.5, 0.2: 0.1, 0.5: 0.1, 0.95: 0.1}
+WINDOW_MAX = 900  # the deploy's observe_seconds: the window's hard maximum
+NEAR_CELLS = ((1, 0.5, 0.1), (1, 0.05, 0.5), (19, 0.95, 0.1), (19, 0.05, 0.5), (1, 0.2, 0.5))
+
+
+def _healthy_row(label: str, p: float, eff: float, k: int, runs: int, seed: int,
+                 t: Thresholds, world: World, missed: list[str]) -> None:
+    """One healthy cell judged until every run is decided or the hard maximum: the test's
+    false rollbacks plus the window-end ones (undecided at the maximum: passed by default,
+    rolled back with on_window_end = fail, so both are shown)."""
+    state, when = simulate(p, 0.0, eff, k, runs, WINDOW_MAX, seed, t, world)
+    test_rb = (state == 1).mean()
+    window_end = (state == 0).mean()
+    ok = test_rb <= 0.01
+    decided = when[state != 0]
+    print(f"  {label:<34} 1v{k:<2} p={p:<4g} min_effect {eff:>4.0%} {runs:>6} runs: false rb "
+          f"{test_rb:6.2%}, undecided at {WINDOW_MAX} s {window_end:6.2%} (passed; "
+          f"{test_rb + window_end:.2%} with on_window_end = fail), median verdict "
+          f"{_pct(decided, 50):5.0f} s  {'ok' if ok else 'MISS'}: false rb <= 1%", flush=True)
+    if not ok:
+        missed.append(f"{label} 1v{k} p={p:g}: false rb {test_rb:.2%}")
+
+
+def run_real_world(runs: int, near_runs: int, exp_runs: int, seed: int, t: Thresholds) -> int:
+    """Rows outside the independent-requests model: dispersion, request-rate noise, late
+    canary, missed scrape, counter reset, the window's end, the cells near 1% at 16,000
+    runs, and experiments read 40 times."""
+    started = time.time()
+    missed: list[str] = []
+    print()
+    print(f"real-world rows: the judge's ratio test with each arm's dispersion, hard maximum "
+          f"window {WINDOW_MAX} s (undecided windows pass by default), {runs} runs per row")
+    print("per-host, per-second event-rate spread (rate x (1 + s·z), z normal, per host):")
+    for spread in (0.05, 0.1, 0.3):
+        for k in (1, 19):
+            for p in RATES:
+                _healthy_row(f"spread ±{spread:.0%}", p, REAL_EFFECT[p], k, runs,
+                             seed + int(spread * 100) * 13 + k + int(p * 1000), t,
+                             World(spread=spread), missed)
+    print("detection of a 10% drop at ±10% spread, 1 canary vs 19, within 120 s:")
+    for p in (0.5, 0.95):
+        state, when = simulate(p, 0.1, 0.1, 19, runs, 120, seed + int(p * 100) + 5, t,
+                               World(spread=0.1))
+        share = ((state == 1) & (when <= 120)).mean()
+        ok = share >= 0.90
+        print(f"  spread ±10% 1v19 p={p:g} drop 10%: {share:.1%} failed within 120 s  "
+              f"{'ok' if ok else 'MISS'}: >= 90%", flush=True)
+        if not ok:
+            missed.append(f"detection ±10% p={p:g}: {share:.1%}")
+    print("requests per second with gamma noise (coefficient of variation 0.5):")
+    for shared in (True, False):
+        for k in (1, 19):
+            for p in (0.02, 0.5):
+                _healthy_row(f"gamma noise, {'shared' if shared else 'per host'}", p,
+                             REAL_EFFECT[p], k, runs, seed + int(shared) * 7 + k + int(p * 100),
+                             t, World(gamma=0.5, gamma_shared=shared), missed)
+    print("scrapes and restarts (1 canary vs 1):")
+    for label, world in (("canary serving 5 s late", World(late=5)),
+                         ("scrape missed at 3 s and 10 s", World(missed=(3, 10))),
+                         ("canary counter reset at 8 s", World(reset=8))):
+        for p in (0.02, 0.5):
+            _healthy_row(label, p, REAL_EFFECT[p], 1, runs, seed + int(p * 100) + len(label),
+                         t, world, missed)
+    status = _breakage_rows(runs, seed, t, missed)
+    print("the window's end, deploy defaults (healthy, 1 canary, no spread):")
+    for p, eff, k in ((0.5, 0.1, 1), (0.02, 0.5, 19), (0.02, 0.1, 1)):
+        _healthy_row("window end", p, eff, k, runs, seed + int(p * 100) + k, t, World(),
+                     missed)
+    if near_runs:
+        print(f"healthy cells of the grid that sit near 1%, {near_runs} runs each:")
+        for k, p, eff in NEAR_CELLS:
+            _healthy_row("near 1%", p, eff, k, near_runs, seed + 99 + k + int(p * 1000), t,
+                         World(), missed)
+    if exp_runs:
+        run_experiment_reads(exp_runs, seed, missed)
+    print(f"real-world goals missed: {len(missed)}" + "".join(f"\n  {m}" for m in missed))
+    print(f"real-world rows: {time.time() - started:.0f} s")
+    return status | (1 if missed else 0)
+
+
+def _breakage_rows(runs: int, seed: int, t: Thresholds, missed: list[str]) -> int:
+    """A rare metric (p = 0.02, 1v1) whose rate falls to zero: caught within 15 s of the
+    canary's first request? At 40 req/s, with a missed scrape, a late canary, and at the rate
+    the judge states it needs (``breakage_rate_needed``, shown on the deploy page)."""
+    needed = breakage_rate_needed(0.02, 1.0, t.breakage_alpha)
+    print(f"breakage of a rare metric (p = 0.02, rate to 0, 1v1), caught within 15 s of the "
+          f"canary's first request; the judge states it needs {needed:.0f} req/s for 95%:")
+    for label, world in (("40 req/s", World(rate=40)),
+                         ("40 req/s, scrape missed at 10 s", World(rate=40, missed=(10,))),
+                         ("40 req/s, canary 5 s late", World(rate=40, late=5)),
+                         (f"{math.ceil(needed)} req/s (the stated rate)",
+                          World(rate=math.ceil(needed))),
+                         (f"{math.ceil(needed)} req/s, canary 5 s late",
+                          World(rate=math.ceil(needed), late=5))):
+        state, when = simulate(0.02, 1.0, 0.5, 1, runs, 40, seed + len(label), t, world)
+        share = ((state == 1) & (when - world.late <= 15)).mean()
+        at_rate = world.rate >= needed
+        ok = share >= 0.95
+        verdict = "ok" if ok else ("MISS" if at_rate else "below the stated rate")
+        print(f"  {label:<38} {share:6.1%} within 15 s  {verdict}: >= 95%"
+              + ("" if at_rate else f" needs {needed:.0f} req/s (stated)"), flush=True)
+        if at_rate and not ok:
+            missed.append(f"breakage {label}: {share:.1%}")
+    return 0
+
+
+def run_experiment_reads(runs: int, seed: int, missed: list[str], reads: int = 40,
+                         rate: float = 0.1) -> None:
+    """Experiments read ``reads`` times up to twice the planned size through
+    ``compute_results`` (each read given the previous one): A/A flagged at any read, and
+    +10% experiments significant by the planned size; beside them what the fixed-sample
+    Holm p (the old rule) would have flagged."""
+    from greenlight.experiments import CONTROL, Experiment
+    from greenlight.experiments.branch_results import compute_results
+    from greenlight.experiments.store import BranchMetricAggregate
+
+    ab = Experiment("AB", {"b": 0.5}, status="rollout", rollout_pct=100)
+
+    def aggs(c, b):
+        return [BranchMetricAggregate(CONTROL, "m", c, c, c, c),
+                BranchMetricAggregate("b", "m", b, b, b, b)]
+
+    planned = compute_results(ab, {CONTROL: 1000, "b": 1000}, aggs(int(1000 * rate),
+                              int(1000 * rate)))["metrics"][0]["planned_users_per_branch"]
+    step = max(1, 2 * planned // reads)
+    rng = np.random.default_rng(seed)
+    print(f"experiments read {reads} times up to twice the planned size ({planned} users per "
+          f"branch at rate {rate:g}, +10% at 80% power), {runs} experiments per row:")
+    for lift in (0.0, 0.1):
+        flagged = by_plan = fixed_flag = 0
+        for _ in range(runs):
+            users = conv_c = conv_b = 0
+            previous = None
+            hit = hit_by_plan = hit_fixed = False
+            for _read in range(reads):
+                users += step
+                conv_c += rng.binomial(step, rate)
+                conv_b += rng.binomial(step, rate * (1 + lift))
+                previous = compute_results(ab, {CONTROL: users, "b": users},
+                                           aggs(conv_c, conv_b), previous=previous)
+                vs = previous["metrics"][0]["branches"][1]["vs_control"]
+                now = vs["rate_significant"] or vs["mean_significant"]
+                hit |= now
+                hit_by_plan |= now and users <= planned
+                hit_fixed |= vs["rate_p_value"] < 0.05 / 2  # Holm over rate and mean
+            flagged += hit
+            by_plan += hit_by_plan
+            fixed_flag += hit_fixed
+        if lift == 0:
+            share = flagged / runs
+            ok = share <= 0.05
+            print(f"  A/A: flagged at any read {share:.1%} (fixed-sample p would flag "
+                  f"{fixed_flag / runs:.1%})  {'ok' if ok else 'MISS'}: <= 5%", flush=True)
+            if not ok:
+                missed.append(f"experiments A/A flagged {share:.1%}")
+        else:
+            share = by_plan / runs
+            ok = share >= 0.80
+            print(f"  +10%: significant by the planned size {share:.1%}, at any read "
+                  f"{flagged / runs:.1%}  {'ok' if ok else 'MISS'}: >= 80%", flush=True)
+            if not ok:
+                missed.append(f"experiments +10% by plan {share:.1%}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -503,7 +759,7 @@ def run_aa_real(minutes: float, max_window: float = 120.0) -> int:
         loads = [os.getloadavg()[0]]
         started = time.monotonic()
         while time.monotonic() - started < total:
-            judge = Judge(max_window_s=max_window)
+            judge = Judge(max_window_s=max_window, on_timeout="fail")
             watch.start()
             opened = time.monotonic()
             while True:
@@ -567,6 +823,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the healthy demo canary's time to pass (4 metrics, 1v19)")
     parser.add_argument("--aa-real", action="store_true",
                         help="A/A run on two real demo hosts instead of the simulation")
+    parser.add_argument("--real-runs", type=int, default=2000,
+                        help="runs per real-world row (0: skip them)")
+    parser.add_argument("--near-runs", type=int, default=16000,
+                        help="runs of each healthy cell that sits near 1%% (0: skip)")
+    parser.add_argument("--exp-runs", type=int, default=1000,
+                        help="experiments per peeking row (0: skip)")
+    parser.add_argument("--real-only", action="store_true", help="only the real-world rows")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=120.0,
                         help="--aa-real: maximum canary window (on_timeout = fail)")
@@ -579,10 +842,14 @@ def main(argv: list[str] | None = None) -> int:
     t = Thresholds(ALPHA, args.beta, 1, args.breakage_share, args.aim, not args.no_siegmund,
                    args.margin, args.horizon, args.pass_power, args.min_looks)
     status = 0
+    if args.real_only:
+        return run_real_world(args.real_runs, args.near_runs, args.exp_runs, args.seed, t)
     if not args.stalls_only:
         status = run_grid(args.runs, args.seed, args.healthy_runs or 4 * args.runs, t)
     if args.stall_runs > 0:
         status |= run_stalls(args.stall_runs, args.seed, t)
+    if args.real_runs > 0 and not args.stalls_only:
+        status |= run_real_world(args.real_runs, args.near_runs, args.exp_runs, args.seed, t)
     return status
 
 

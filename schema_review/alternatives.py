@@ -192,6 +192,10 @@ def alternative_for(kind: str | None, dialect: str, op: Operation, statement: st
         return _new_column_swap(op)
     if kind == "unique-index-concurrently":
         return _unique_index_concurrently(op)
+    if kind == "mariadb-encryption":
+        return ("MariaDB spells it ENCRYPTED=YES and needs a key management plugin "
+                "(file_key_management or a KMS); encrypting an existing table rebuilds it, so "
+                f"for a large one run gh-ost / pt-online-schema-change on {table}.")
     if kind == "drop-index-concurrently":
         rewritten = re.sub(r"^(\s*drop\s+index)\s+(?!concurrently)", r"\1 CONCURRENTLY ",
                            statement.strip().rstrip(";"), count=1, flags=re.IGNORECASE)

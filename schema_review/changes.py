@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import git
-from greenlight.errors import UsageError
+from greenlight.git import changed_paths, config_value as git_config_value, open_repo, push_range
 
 MIGRATION_SUFFIXES = (".sql",)
-ZERO_SHA = "0" * 40
 
 
 def _repo(repo_dir: Path | str) -> git.Repo:
-    try:
-        return git.Repo(str(repo_dir), search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{repo_dir} is not inside a git repository") from None
+    return open_repo(repo_dir)
 
 
 def _under(path: str, dirs: list[str]) -> bool:
@@ -31,22 +27,11 @@ def changed_migrations(repo_dir: Path | str, base: str | None, head: str,
                        dirs: list[str]) -> list[str]:
     """Repo-relative paths of migration files added or modified in base..head under ``dirs``
     (sorted, so NNNN_ prefixes run in order).  No base (or the all-zero sha of a new branch):
-    every migration file at head."""
+    every migration file at head; a base head does not descend from (a force push): what head
+    changed since their merge base."""
     repo = _repo(repo_dir)
-    try:
-        head_commit = repo.commit(head)
-    except (git.BadName, ValueError):
-        raise UsageError(f"unknown commit {head!r} in {repo.working_dir}") from None
-    if not base or base == ZERO_SHA:
-        paths = [item.path for item in head_commit.tree.traverse() if item.type == "blob"]
-    else:
-        try:
-            repo.commit(base)
-        except (git.BadName, ValueError):
-            raise UsageError(f"unknown base commit {base!r} in {repo.working_dir}: fetch it or "
-                             "give --changed-since a commit of this repository") from None
-        out = repo.git.diff("--name-only", "--diff-filter=ACMR", "-z", base, head_commit.hexsha)
-        paths = [p for p in out.split("\0") if p]
+    rng = push_range(repo, base, head, commit_limit=1)
+    paths = changed_paths(repo, rng, diff_filter="ACMR")
     return sorted(p for p in paths if p.endswith(MIGRATION_SUFFIXES) and _under(p, dirs))
 
 
@@ -63,8 +48,4 @@ def repo_root(repo_dir: Path | str) -> Path:
 
 def config_value(repo_dir: Path | str, key: str) -> str | None:
     """``git config key`` or None."""
-    repo = _repo(repo_dir)
-    try:
-        return str(repo.git.config("--get", key)).strip() or None
-    except git.GitCommandError:  # exit 1: not set
-        return None
+    return git_config_value(_repo(repo_dir), key)

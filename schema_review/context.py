@@ -38,11 +38,13 @@ class SchemaContext:
         self.routines: dict[str, dict] = {}  # procedures/functions defined in this change
         self.indexes: dict[str, str] = {}  # index name -> table, for DROP INDEX
         self.created_if_not_exists: set[str] = set()
+        self.enum_values_in_tx: set[str] = set()  # ALTER TYPE … ADD VALUE in the open transaction
 
     # --- files and transactions -------------------------------------------------------------
     def begin_file(self) -> None:
         """Each migration file runs in its own session: transactions and SET do not carry."""
         self.in_transaction = False
+        self.enum_values_in_tx = set()
         self.session = {}
         self.variables = {}
         self.prepared = {}
@@ -53,6 +55,7 @@ class SchemaContext:
 
     def end_transaction(self) -> None:
         self.in_transaction = False
+        self.enum_values_in_tx = set()
 
     # --- questions the rules ask ------------------------------------------------------------
     def is_new(self, table: str | None) -> bool:
@@ -145,6 +148,8 @@ class SchemaContext:
                 self.validated_not_null.add((table, _key(column)))
         elif kind in ("create_index", "add_index") and op.get("name"):
             self.indexes[_key(op.get("name"))] = table
+        elif kind == "alter_enum_add_value" and self.in_transaction and op.get("value"):
+            self.enum_values_in_tx.add(op.get("value"))
         elif kind == "set_session":
             self.session[op.get("name", "")] = str(op.get("value", ""))
         elif kind == "transaction":

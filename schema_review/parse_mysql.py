@@ -99,6 +99,8 @@ def column_from_def(node: exp.ColumnDef) -> ColumnInfo:
             info.has_default = True
         elif isinstance(ckind, exp.CharacterSetColumnConstraint):
             info.charset_bytes = _CHARSET_BYTES.get(ckind.this.name.lower())
+        elif isinstance(ckind, exp.AutoIncrementColumnConstraint):
+            info.auto_increment = True
     return info
 
 
@@ -237,6 +239,8 @@ def _alter_ops(node: exp.Alter) -> tuple[list[Operation], str | None, str | None
             label = {"RowFormatProperty": "ROW_FORMAT", "EngineProperty": "ENGINE"}.get(
                 name, "KEY_BLOCK_SIZE")
             ops.append(Operation("rebuild_table", table, {"what": f"{label}={value or ''}"}))
+        elif option.sql("mysql").upper().startswith("ENCRYPTION"):
+            ops.append(Operation("table_encryption", table, {"what": option.sql("mysql")[:80]}))
         else:
             ops.append(Operation("metadata", table, {"what": option.sql("mysql")[:80]}))
     return ops, algorithm, lock
@@ -435,6 +439,12 @@ def _dynamic_statement(sql: str) -> ParsedStatement | None:
         return ParsedStatement([Operation("call", None, {
             "names": [routine_name(call.group(1))]})], parser="keywords")
     procedure = mysql_procedure(sql)
+    if procedure and re.search(r"\bbegin\b", sql, re.IGNORECASE) and not re.search(
+            r"\bend\s*[\w$]*\s*$", sql, re.IGNORECASE):
+        return ParsedStatement([Operation("unparsed", None, {
+            "reason": f"CREATE PROCEDURE {procedure[0]} has no END for its BEGIN: everything "
+                      "after it in the file was read as its body and is not reviewed"})],
+            parser="keywords")
     if procedure:
         name, body = procedure
         return ParsedStatement([Operation("define_routine", None, {"name": name,

@@ -383,7 +383,8 @@ def _stmt_ops(kind: str, stmt: dict, sql: str, depth: int) -> list[Operation]:
                           {"concurrently": "concurrently" in options})]
     if kind == "AlterEnumStmt":
         return [Operation("alter_enum_add_value" if stmt.get("newVal") and not stmt.get("oldVal")
-                          else "metadata", None, {"what": "ALTER TYPE"})]
+                          else "metadata", None, {"what": "ALTER TYPE",
+                                                  "value": stmt.get("newVal")})]
     if kind == "TruncateStmt":
         return [Operation("truncate_table", _relname(r)) for r in stmt.get("relations") or ()]
     if kind == "TransactionStmt":

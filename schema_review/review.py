@@ -22,6 +22,7 @@ from schema_review.model import (
     finding_key,
 )
 from schema_review.dynamic import fold_mysql, strip_control
+from schema_review.estimate import estimate
 from schema_review.sizes import SizesFile, SizeSource
 from schema_review.split import DIALECTS, split_statements
 
@@ -152,11 +153,23 @@ class Reviewer:
             else:
                 nested.extend(found)
         parsed.operations = operations
+        used = self._enum_values_used(sql)
+        if used:
+            operations.append(Operation("enum_value_used_in_transaction", None,
+                                        {"values": used}))
         findings = self._assess(parsed, sql, line, path)
         if note:
             for finding in findings:
                 finding.reasons.insert(0, note)
         return findings + nested
+
+    def _enum_values_used(self, sql: str) -> list[str]:
+        """Enum labels added by ALTER TYPE … ADD VALUE earlier in the open transaction that
+        this statement spells as a literal: PostgreSQL refuses them until the commit."""
+        values = self.context.enum_values_in_tx
+        if not values or "alter type" in sql[:40].lower():
+            return []
+        return sorted(v for v in values if "'" + v.replace("'", "''") + "'" in sql)
 
     def _dynamic(self, op: Operation, line: int, path: str, depth: int
                  ) -> Operation | list[Finding]:
@@ -274,10 +287,11 @@ class Reviewer:
         """True/False when known; None when the size is unknown."""
         if size.source == "new":
             return False
-        if size.rows is None and size.bytes is None:
-            return None
-        return (size.rows or 0) >= self.settings.large_rows or \
-            (size.bytes or 0) >= self.settings.large_bytes
+        if size.bytes is not None and size.bytes >= self.settings.large_bytes:
+            return True
+        if size.rows is None:
+            return None  # bytes alone cannot clear a table: wide rows or not, count unknown
+        return size.rows >= self.settings.large_rows
 
     def _judge(self, op: Operation, a: Assessment, sql: str, line: int, path: str,
                key: str) -> Finding:
@@ -295,12 +309,18 @@ class Reviewer:
             if large is None:
                 if self.settings.unknown_size == "review":
                     danger = "size"
-                    reasons.append(f"the size of {op.table} is unknown (no sizes entry, no "
-                                   "database URL): treated as large")
+                    if size.bytes is not None:
+                        reasons.append(f"the row count of {op.table} is unknown "
+                                       f"({_describe(size)}): treated as large")
+                    else:
+                        reasons.append(f"the size of {op.table or 'the table'} is unknown "
+                                       "(no sizes entry, no database URL): treated as large")
             elif large:
                 danger = "size"
-                reasons.append(f"{op.table} is large: {_describe(size)} — expect "
-                               f"{_duration(size, a.effect)}")
+                expected = estimate(size, a.effect, self.settings.dialect,
+                                    self.sizes.read_rate(op.table))
+                reasons.append(f"{op.table} is large: {_describe(size)}"
+                               + (f" — {expected}" if expected else ""))
             else:
                 reasons.append(f"{op.table} is small ({_describe(size)}): acceptable")
         verdict = "review" if danger else "safe"
@@ -326,20 +346,6 @@ def _describe(size: TableSize) -> str:
     if size.bytes is not None:
         parts.append(f"{size.bytes / (1 << 20):,.0f} MiB")
     return ", ".join(parts) + f" ({size.source})"
-
-
-def _duration(size: TableSize, effect: str) -> str:
-    """A rough order of magnitude: ~1M rows/min for copies and rewrites, faster for scans."""
-    rows = size.rows or ((size.bytes or 0) // 200)
-    per_minute = {"copy": 500_000, "rebuild": 1_000_000, "rewrite": 1_000_000,
-                  "scan": 5_000_000, "index-build": 2_000_000, "nocopy": 2_000_000}.get(
-        effect, 2_000_000)
-    minutes = rows / per_minute
-    if minutes < 1:
-        return "under a minute of work"
-    if minutes < 90:
-        return f"roughly {minutes:.0f} minute(s) of work"
-    return f"roughly {minutes / 60:.1f} hour(s) of work"
 
 
 def review_texts(sources: list[tuple[str, str]], settings: ReviewSettings,

@@ -6,6 +6,8 @@ Facts from shared/reference/online-ddl.md, checked against MariaDB 10.11 with
 """
 from __future__ import annotations
 
+import re
+
 from schema_review.context import SchemaContext
 from schema_review.model import Assessment, ColumnInfo, Operation, ParsedStatement, ServerVersion
 
@@ -13,6 +15,9 @@ LEVEL = {"none": -1, "instant": 0, "nocopy": 1, "rebuild": 2, "copy": 3}
 _INT_RANK = {"tinyint": 1, "utinyint": 1, "smallint": 2, "usmallint": 2, "mediumint": 3,
              "umediumint": 3, "int": 4, "uint": 4, "bigint": 5, "ubigint": 5}
 _DEFAULT_CHARSET_BYTES = 4  # utf8mb4, the default of MySQL 8 and MariaDB 10.6+
+# Defaults MariaDB cannot store once in the metadata: each row gets its own value.
+_NONDETERMINISTIC = re.compile(r"\b(uuid|uuid_short|sys_guid|rand|sysdate|connection_id|"
+                               r"last_insert_id|nextval|user|current_user)\s*\(", re.I)
 
 
 def _a(rule: str, effect: str, *reasons: str, size: bool = False, compat: bool = False,
@@ -42,17 +47,21 @@ def _add_column(op: Operation, v: ServerVersion) -> Assessment:
         return _copy("mysql.add-column-auto-increment", "ADD COLUMN … AUTO_INCREMENT")
     if op.get("generated") == "stored":
         return _copy("mysql.add-column-stored-generated", "ADD COLUMN … STORED (generated)")
-    if op.get("expression_default"):
+    expression = op.get("expression_default")
+    if expression and (v.flavour != "mariadb" or _NONDETERMINISTIC.search(expression)):
+        why = ("a non-deterministic expression is evaluated for every row" if
+               v.flavour == "mariadb" else "MySQL refuses ALGORITHM=INSTANT for any expression "
+               "default")
         return _copy("mysql.add-column-expression-default",
-                     f"ADD COLUMN with DEFAULT {op.get('expression_default')}")
-    if op.get("inline_check"):
+                     f"ADD COLUMN with DEFAULT {expression} ({why})")
+    if op.get("inline_check") and v.flavour != "mariadb":
+        # MariaDB adds it instantly (the new column is NULL in every row: nothing to check)
         return _copy("mysql.add-column-check", "ADD COLUMN with a CHECK constraint")
     if op.get("inline_index") == "primary":
         return _rebuild("mysql.add-column-primary-key", "ADD COLUMN … PRIMARY KEY")
     if op.get("inline_index") == "unique":
-        return _a("mysql.add-column-unique", "nocopy", "ADD COLUMN … UNIQUE builds a unique "
-                  "index: the whole table is read (time ∝ size, replica lag)", size=True,
-                  alt="osc")
+        return _rebuild("mysql.add-column-unique", "ADD COLUMN … UNIQUE adds a column and "
+                        "builds an index in one ALTER, which is not instant")
     positioned = op.get("position") in ("FIRST", "AFTER")
     compat = col is not None and not col.nullable and not col.has_default
     extra = ("NOT NULL without DEFAULT: INSERTs of the release still running that do not name "
@@ -159,6 +168,9 @@ def _modify_column(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Asses
                     result.reasons.append("NOT NULL without DEFAULT: the running release may "
                                           "still insert rows without this column")
                 parts.append(result)
+    if op.get("auto_increment") and not (old is not None and old.auto_increment):
+        parts.append(_copy("mysql.modify-column-auto-increment", f"making {new.name} "
+                           "AUTO_INCREMENT (every row is checked and numbered)"))
     if op.get("position") in ("FIRST", "AFTER"):
         if v.flavour == "mariadb" and v.at_least(10, 4):
             parts.append(_instant("mysql.reorder-column", "reordering a column on MariaDB 10.4+"))
@@ -250,6 +262,13 @@ def assess_mysql(op: Operation, parsed: ParsedStatement, ctx: SchemaContext,
         return result
     if k == "add_check":
         return _copy("mysql.add-check", "ADD CHECK: every row is checked")
+    if k == "table_encryption":
+        if mariadb:
+            return _a("mysql.table-encryption", "copy", f"{op.get('what')}: MariaDB has no "
+                      "ENCRYPTION table option (it uses ENCRYPTED=YES with a key management "
+                      "plugin): the server refuses the statement", fails=True, blocks=True,
+                  alt="mariadb-encryption")
+        return _copy("mysql.table-encryption", f"{op.get('what')} (changing table encryption)")
     if k == "convert_charset":
         return _copy("mysql.convert-charset", "CONVERT TO CHARACTER SET")
     if k == "rebuild_table":

@@ -268,6 +268,12 @@ def assess_postgres(op: Operation, ctx: SchemaContext, v: ServerVersion) -> Asse
             return _a("pg.vacuum-in-transaction", "none", "VACUUM cannot run inside a "
                       "transaction block", fails=True, alt="outside-transaction")
         return _a(f"pg.{k}", "none", f"{k.upper()}: no blocking lock")
+    if k == "enum_value_used_in_transaction":
+        values = ", ".join(repr(v) for v in op.get("values") or [])
+        return _a("pg.enum-value-used-in-transaction", "none", f"uses the enum value {values} "
+                  "added by ALTER TYPE … ADD VALUE in the same transaction: PostgreSQL refuses "
+                  "it ('unsafe use of new value') until that transaction commits", fails=True,
+                  alt="outside-transaction")
     if k == "alter_enum_add_value":
         if in_tx and not v.at_least(12):
             return _a("pg.enum-add-value-in-transaction", "metadata", "ALTER TYPE … ADD VALUE "

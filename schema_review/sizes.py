@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from greenlight.db import database_error, open_engine
 from greenlight.errors import UsageError
 
 from schema_review.model import ColumnInfo, TableSize
+
+
+SAMPLE_ROWS = 50_000  # the same sample bench/schema_costs.py times on the calibration servers
 
 
 class SizeSource:
@@ -26,6 +28,14 @@ class SizeSource:
         return None
 
     def server_version(self) -> str | None:
+        return None
+
+    def index_table(self, index: str | None) -> str | None:
+        """The table an existing index belongs to (PostgreSQL's DROP INDEX names no table)."""
+        return None
+
+    def read_rate(self, table: str | None) -> float | None:
+        """Rows per second the target reads from this table (a sample), for the estimates."""
         return None
 
 
@@ -87,7 +97,10 @@ class LiveDatabase(SizeSource):
     """Sizes, column definitions and version read from the database the migrations target."""
 
     def __init__(self, url: str, dialect: str):
+        # SQLAlchemy only when a database is given: a review from files must not pay its import
         import sqlalchemy as sa
+
+        from greenlight.db import database_error, open_engine
 
         self.dialect = dialect
         self.engine = open_engine(url, what="database the migrations target",
@@ -108,10 +121,7 @@ class LiveDatabase(SizeSource):
     def _load_sizes(self) -> dict[str, TableSize]:
         sa = self._sa
         if self.dialect == "postgres":
-            query = ("SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
-                     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                     "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(current_schemas("
-                     "false))")
+            return self._load_postgres_sizes()
         else:
             query = ("SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH "
                      "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
@@ -121,6 +131,66 @@ class LiveDatabase(SizeSource):
                 rows = None if rows is None or rows < 0 else int(rows)  # -1: never analyzed
                 sizes[str(name).lower()] = TableSize(rows, int(size or 0), "live")
         return sizes
+
+    def _load_postgres_sizes(self) -> dict[str, TableSize]:
+        """reltuples is -1 until the first ANALYZE (or VACUUM): a table filled by a bulk load
+        and never analyzed would read as "rows unknown".  Then the statistics collector's
+        n_live_tup counts the rows; failing that, the heap size over the row width (fixed-width
+        columns at their length, variable ones at 32 bytes, plus the 28-byte tuple header and
+        line pointer) estimates them."""
+        sa = self._sa
+        query = (
+            "SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid), "
+            "pg_relation_size(c.oid), s.n_live_tup, (SELECT sum(CASE WHEN a.attlen > 0 THEN "
+            "a.attlen ELSE 32 END) FROM pg_attribute a WHERE a.attrelid = c.oid AND "
+            "a.attnum > 0 AND NOT a.attisdropped) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY(current_schemas(false))")
+        sizes = {}
+        with self.engine.connect() as conn:
+            for name, rows, total, heap, live, width in conn.execute(sa.text(query)):
+                source = "live"
+                if rows is None or rows < 0:  # never analyzed
+                    rows, source = estimate_rows(heap, live, width)
+                sizes[str(name).lower()] = TableSize(rows, int(total or 0), source)
+        return sizes
+
+    def read_rate(self, table: str | None) -> float | None:
+        """Times reading the first SAMPLE_ROWS rows of the table (read-only, bounded), once
+        per table; None when the table is missing or the read fails."""
+        rates: dict[str, float | None] = self.__dict__.setdefault("_rates", {})
+        if not table:
+            return None
+        if table in rates:
+            return rates[table]
+        import time
+
+        sa = self._sa
+        quote = '"' if self.dialect == "postgres" else "`"
+        name = quote + table.replace(quote, quote * 2) + quote
+        rate = None
+        try:
+            with self.engine.connect() as conn:
+                start = time.perf_counter()
+                count = conn.execute(sa.text(f"SELECT count(*) FROM (SELECT * FROM {name} "
+                                             f"LIMIT {SAMPLE_ROWS}) s")).scalar()
+                elapsed = time.perf_counter() - start
+            if count and count >= 1000 and elapsed > 0:
+                rate = count / elapsed
+        except sa.exc.DBAPIError:
+            rate = None
+        rates[table] = rate
+        return rate
+
+    def index_table(self, index: str | None) -> str | None:
+        if not index or self.dialect != "postgres":
+            return None
+        sa = self._sa
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT tablename FROM pg_indexes WHERE indexname = :i AND "
+                "schemaname = ANY(current_schemas(false)) LIMIT 1"), {"i": index}).scalar()
 
     def size(self, table: str) -> TableSize:
         if self._sizes is None:
@@ -149,16 +219,29 @@ class LiveDatabase(SizeSource):
             else:
                 rows = conn.execute(sa.text(
                     "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, "
-                    "CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH FROM "
+                    "CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH, EXTRA FROM "
                     "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
                     "TABLE_NAME = :t"), {"t": table})
-                for name, typ, nullable, default, chars, octets in rows:
+                for name, typ, nullable, default, chars, octets, extra in rows:
                     base, params = parse_type_text(str(typ), postgres=False)
                     width = int(octets) // int(chars) if chars and octets else None
                     result[name.lower()] = ColumnInfo(
                         name, base, params, nullable == "YES", default is not None,
-                        charset_bytes=width, unsigned="unsigned" in str(typ).lower())
+                        charset_bytes=width, unsigned="unsigned" in str(typ).lower(),
+                        auto_increment="auto_increment" in str(extra or "").lower())
         return result
+
+
+def estimate_rows(heap_bytes: int | None, live_rows: int | None, width: int | None
+                  ) -> tuple[int | None, str]:
+    """Rows of a never-analyzed PostgreSQL table: (rows, source)."""
+    if live_rows:
+        return int(live_rows), "live: n_live_tup, never analyzed"
+    if heap_bytes == 0:
+        return 0, "live"
+    if heap_bytes and width:
+        return int(heap_bytes // (int(width) + 28)), "live: estimated from bytes, never analyzed"
+    return None, "live: rows unknown, never analyzed"
 
 
 def parse_type_text(text: str, postgres: bool) -> tuple[str, tuple]:
@@ -203,4 +286,5 @@ def _column_from_text(name: str, definition: str, postgres: bool) -> ColumnInfo:
     type_text = re.split(r"\s+(?:not\s+null|null|default)\b", text, maxsplit=1,
                          flags=re.IGNORECASE)[0]
     base, params = parse_type_text(type_text, postgres=postgres)
-    return ColumnInfo(name, base, params, not not_null, has_default)
+    return ColumnInfo(name, base, params, not not_null, has_default,
+                      auto_increment=bool(re.search(r"\bauto_increment\b", text, re.I)))

@@ -6,9 +6,10 @@ import os
 import random
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
@@ -21,6 +22,59 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "ada@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
+
+
+T = TypeVar("T")
+
+# A deadline is how long the wait takes on a quiet machine; it stretches with the machine's load
+# so that a suite sharing two cores with other work still passes (deadlines only bound a wait that
+# has already failed, so a long one costs nothing when things work).
+SLOWDOWN_ENV = "GREENLIGHT_TEST_SLOWDOWN"
+MAX_SLOWDOWN = 8.0
+
+
+def slowdown() -> float:
+    """How many times slower than a quiet machine this one runs now: ``GREENLIGHT_TEST_SLOWDOWN``
+    when set, else the one-minute load average per core (never below 1, at most 8)."""
+    forced = os.environ.get(SLOWDOWN_ENV)
+    if forced:
+        return max(1.0, float(forced))
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(MAX_SLOWDOWN, max(1.0, per_core))
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` on a quiet machine, stretched by the current load (for timeouts of calls)."""
+    return seconds * slowdown()
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2,
+             retry_on: tuple[type[BaseException], ...] = ()) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    ``timeout``: seconds on a quiet machine; the deadline stretches with the load seen while
+    waiting. ``retry_on``: exceptions that mean "not yet" (a server still starting, a request
+    that timed out under load); the last one is named if the deadline passes. ``what`` says what
+    was awaited, for the failure message.
+    """
+    start = time.monotonic()
+    factor = slowdown()
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except retry_on as exc:
+            last_error = exc
+        factor = max(factor, slowdown())
+        waited = time.monotonic() - start
+        if waited >= timeout * factor:
+            break
+        time.sleep(min(interval, timeout * factor - waited))
+    detail = f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""
+    raise AssertionError(f"timed out after {waited:.0f} s ({timeout:g} s x load {factor:.1f}) "
+                         f"waiting for {what}{detail}")
 
 
 # Ports the tests' servers listen on: below Linux's ephemeral range (32768-60999 here), from

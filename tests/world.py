@@ -9,12 +9,11 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
-from tests.conftest import GIT_ENV, ROOT, free_ports, git
+from tests.conftest import GIT_ENV, ROOT, free_ports, git, scaled, wait_for
 
 VENV_CACHE = ROOT / "var" / "test-worker-venvs"  # shared by all tests: built once per machine
 _STARTED: list["World"] = []
@@ -61,6 +60,9 @@ demo_hosts = {demo_hosts}
 
 # see World.rest_get
 REST_HEADERS = {"Accept-Encoding": "identity"}
+# A GET that failed in transit (a read timeout on a loaded machine, a dropped connection) is
+# simply asked again: reads are idempotent, and the master stays up while a test runs.
+TRANSIENT = (requests.ConnectionError, requests.Timeout)
 
 class World:
     def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
@@ -76,8 +78,11 @@ class World:
         self.env = {**os.environ, "GREENLIGHT_SETTINGS": str(self.settings_file)}
 
     def greenlight(self, *args: str, check: bool = True, timeout: float = 300):
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "greenlight"), *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        # `buildbot start` gives up when the master's log is silent for START_TIMEOUT seconds
+        # (10 by default); loading master.cfg alone takes longer than that on a loaded machine.
+        env = {**self.env, "START_TIMEOUT": f"{scaled(30):.0f}"}
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "greenlight"), *args], env=env,
+                              capture_output=True, text=True, timeout=scaled(timeout))
         if check and proc.returncode != 0:
             raise AssertionError(f"greenlight {' '.join(args)} failed:\n{proc.stdout}\n"
                                  f"{proc.stderr}")
@@ -109,10 +114,13 @@ class World:
              ) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "push", "origin", *refspec], cwd=clone,
                               env={**os.environ, **GIT_ENV, **(env or {})},
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=scaled(60))
 
     def api(self, path: str, **params):
-        response = self.rest_get(path, **params)
+        """GET a REST resource's JSON, asking again while the request fails in transit."""
+        # (a list: a Response is falsy when its status is an error, which must raise at once)
+        [response] = wait_for(lambda: [self.rest_get(path, **params)], 120,
+                              f"GET api/v2/{path}", interval=1, retry_on=TRANSIENT)
         response.raise_for_status()
         return response.json()
 
@@ -120,21 +128,24 @@ class World:
         """GET ``api/v2/<path>`` uncompressed: Buildbot's REST resource gzips on the fly, and
         under load a reply now and then came back with a body that was not a gzip stream
         ("incorrect header check"), failing a test that had done nothing wrong."""
-        return requests.get(self.url + "api/v2/" + path, params=params, timeout=10,
-                            headers=REST_HEADERS)
+        return requests.get(self.url + "api/v2/" + path, params=params,
+                            timeout=(scaled(10), scaled(30)), headers=REST_HEADERS)
 
     def changes_for(self, revision: str) -> list[dict]:
         return self.api("changes", revision=revision)["changes"]
 
     def wait_build(self, revision: str, timeout: float = 180, builder: str = "verify") -> dict:
-        """Wait until a ``builder`` build of ``revision`` completes; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [b for b in self.builds_for(revision, builder) if b["complete"]]
-            if done:
-                return done[-1]
-            time.sleep(0.5)
-        raise AssertionError(f"no completed build for {revision} within {timeout}s")
+        """Wait until a ``builder`` build of ``revision`` completes; return it. ``timeout`` is
+        for a quiet machine (``wait_for`` stretches it with the load)."""
+        done = wait_for(lambda: [b for b in self.builds_for(revision, builder) if b["complete"]],
+                        timeout, f"a completed {builder} build of {revision[:10]}",
+                        interval=0.5, retry_on=TRANSIENT)
+        return done[-1]
+
+    def wait_changes(self, revision: str, timeout: float = 30) -> list[dict]:
+        """The changes the master recorded for ``revision``, once there is one."""
+        return wait_for(lambda: self.changes_for(revision), timeout,
+                        f"a change for {revision[:10]}", interval=0.25, retry_on=TRANSIENT)
 
     def builder_id(self, name: str) -> int:
         return self.api("builders", name=name)["builders"][0]["builderid"]
@@ -157,7 +168,7 @@ class World:
         session = requests.Session()
         session.headers.update(REST_HEADERS)
         response = session.get(self.url + "auth/login", auth=(user, self.credentials()[user]),
-                               timeout=10)
+                               timeout=scaled(30))
         response.raise_for_status()
         return session
 

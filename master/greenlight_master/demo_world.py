@@ -6,7 +6,7 @@ on them when they serve nothing yet (the first deploy goes to all hosts at once)
 bounded traffic generator (loopback only, ``demo_traffic_idle_rate`` requests/s per host
 between deploys and ``demo_traffic_rate`` while one runs, for at most
 ``demo_traffic_seconds``). ``down`` stops the traffic and the hosts. Both can run again safely.
-Settings that name real hosts (``[[deploy.hosts]]``) have no demo world.
+Settings that name real hosts (``[[deploy.hosts]]``) or turn deploys off have no demo world.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def hosts_dir(settings: Settings) -> Path:
 
 
 def _wanted(deploy: DeploySettings) -> int:
-    return len(deploy.hosts) if deploy.demo else 0
+    return len(deploy.hosts) if deploy.demo and deploy.enabled else 0
 
 
 def _bin(name: str) -> str:
@@ -147,10 +147,7 @@ def up(settings: Settings, report) -> list[Host]:
         return []
     hosts = demo_hosts.start_demo_hosts(hosts_dir(settings), count, deploy.demo_first_port)
     fresh = [h for h in hosts if not Path(h.path, "current").exists()]
-    if fresh and not deploy.enabled:
-        report.say("demo hosts: [deploy] enabled = false, so nothing is deployed to them; "
-                   "`greenlight deploy SHA` puts a commit live")
-    elif fresh:
+    if fresh:
         sha = branch_head(settings)
         if sha is None:
             report.say(f"demo hosts: the branch {settings['repository']['deploy_branch']} has "

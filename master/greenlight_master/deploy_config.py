@@ -117,6 +117,8 @@ def configure(settings: Settings, c: dict) -> None:
     # the engine parses [deploy] now, so a wrong host table or judge key stops the master at
     # start (file:line, key, what was expected), not the first deploy
     deploy = DeploySettings.from_section(settings)
+    if not deploy.enabled:
+        return  # the one switch: no deploy or rollback builder, no deploy step, no demo hosts
     names = config.worker_names(settings)
     lock = util.MasterLock("deploy")
     c["builders"].append(util.BuilderConfig(

@@ -5,6 +5,8 @@ started. Processes are started with argument lists, never shell strings.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -19,8 +21,10 @@ from pathlib import Path
 import git
 import requests
 from greenlight.accounts import read_password_file, set_password
+from greenlight.errors import SettingsError
 from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
+from greenlight.worker import coverage_paths
 
 from greenlight_master import config, workers_config
 
@@ -82,9 +86,13 @@ def ensure_master(settings: Settings, basedir: Path, report: Report) -> None:
     text = TAC.format(basedir=str(basedir), configfile=str(MASTER_CFG))
     if not tac.exists() or tac.read_text() != text:
         tac.write_text(text)
-    if not (basedir / ".db-ready").exists():
+    # The database the master was upgraded for (a digest: the URL may hold a password); a
+    # changed [master] db_url gets its tables before the restart.
+    ready = basedir / ".db-ready"
+    database = hashlib.sha256(settings.expand(settings["master"]["db_url"]).encode()).hexdigest()
+    if not ready.exists() or ready.read_text() != database:
         _run([str(BIN / "buildbot"), "upgrade-master", str(basedir)], env=_env(settings))
-        (basedir / ".db-ready").touch()
+        ready.write_text(database)
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -97,14 +105,20 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def start_master(settings: Settings, basedir: Path, report: Report) -> None:
     if _pid_alive(basedir / "twistd.pid"):
-        report.say(f"master already running ({basedir})")
-        return
+        changed = changed_settings(settings, basedir)
+        if not changed:
+            report.say(f"master already running ({basedir})")
+            return
+        report.say(f"settings changed since the master started ({', '.join(changed)}): "
+                   "restarting the master and its workers")
+        stop_started(basedir, settings)
     proc = subprocess.run([str(BIN / "buildbot"), "start", str(basedir)], env=_env(settings),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "".join((basedir / "twistd.log").read_text().splitlines(True)[-30:]) \
             if (basedir / "twistd.log").exists() else proc.stdout + proc.stderr
         raise RuntimeError(f"the Buildbot master did not start:\n{tail}")
+    record_started(settings, basedir)
     report.say(f"master started ({basedir})")
 
 
@@ -117,9 +131,10 @@ def ensure_workers(settings: Settings, report: Report) -> None:
     port = settings["master"]["worker_port"]
     for name in workers_config.local_worker_names(settings):
         wdir = worker_dir(settings, name)
-        if not (wdir / "buildbot.tac").exists():
+        tac = wdir / "buildbot.tac"
+        if not tac.exists() or f"\nport = {port}\n" not in tac.read_text():
             wdir.parent.mkdir(parents=True, exist_ok=True)
-            _run([str(BIN / "buildbot-worker"), "create-worker", "--umask=0o022",
+            _run([str(BIN / "buildbot-worker"), "create-worker", "--umask=0o022", "--force",
                   str(wdir), f"127.0.0.1:{port}", name, password])
         if _pid_alive(wdir / "twistd.pid"):
             continue
@@ -223,6 +238,8 @@ def up(settings: Settings) -> Report:
     basedir = master_basedir(settings)
     creds = ensure_users(settings, report)
     bare = ensure_demo_repo(settings, report)
+    hook_note = ensure_server_hook(settings, report) if bare is None else None
+    check_coverage_paths(settings, report)
     ensure_master(settings, basedir, report)
     start_master(settings, basedir, report)
     wait_for_web(settings)
@@ -234,6 +251,8 @@ def up(settings: Settings) -> Report:
     for hook in _extra_up_hooks():
         hook(settings, report)
     _print_welcome(settings, bare, creds, report)
+    if hook_note:
+        report.say(hook_note)
     return report
 
 
@@ -283,8 +302,8 @@ def down(settings: Settings) -> Report:
         world.down(settings, report)
     # Stop workers and master together (SIGTERM, then wait): one after another with
     # `buildbot stop` costs seconds each.
-    targets = [(f"worker {name}", worker_dir(settings, name) / "twistd.pid")
-               for name in workers_config.local_worker_names(settings)]
+    targets = [(f"worker {name}", pidfile) for name, pidfile
+               in worker_pidfiles(settings, master_basedir(settings)).items()]
     targets.append(("master", master_basedir(settings) / "twistd.pid"))
     running = [(label, pidfile) for label, pidfile in targets if _pid_alive(pidfile)]
     stop_pidfiles([pidfile for _, pidfile in running])
@@ -322,3 +341,105 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# What the running master was started with, so `up` after an edit restarts it instead of
+# leaving the old configuration running.
+STARTED_SETTINGS = "greenlight-settings.json"
+
+
+def _started_record(settings: Settings) -> dict:
+    source = settings.source if settings.source == "<defaults>" \
+        else str(Path(settings.source).resolve())  # `up --settings x` and $GREENLIGHT_SETTINGS
+    return {"source": source, "settings": settings.as_dict()}
+
+
+def record_started(settings: Settings, basedir: Path) -> None:
+    (basedir / STARTED_SETTINGS).write_text(json.dumps(_started_record(settings), indent=1))
+
+
+def changed_settings(settings: Settings, basedir: Path) -> list[str]:
+    """``[section] key`` of every setting that differs from the running master's (empty: the
+    same); a master started without a record counts as changed."""
+    try:
+        started = json.loads((basedir / STARTED_SETTINGS).read_text())
+    except (OSError, ValueError):
+        return ["no record of the settings it was started with"]
+    now = json.loads(json.dumps(_started_record(settings)))  # tuples and lists alike
+    changed = [f"settings file {started.get('source')} -> {now['source']}"] \
+        if started.get("source") != now["source"] else []
+    for section, keys in now["settings"].items():
+        old = started.get("settings", {}).get(section, {})
+        changed += [f"[{section}] {key}" for key in keys if old.get(key) != keys[key]]
+    return changed
+
+
+def worker_pidfiles(settings: Settings, basedir: Path) -> dict[str, Path]:
+    """Pid files of the local workers of ``settings`` and of the settings the running master
+    was started with (a worker the edited file no longer names still runs)."""
+    found = {name: worker_dir(settings, name) / "twistd.pid"
+             for name in workers_config.local_worker_names(settings)}
+    try:
+        started = json.loads((basedir / STARTED_SETTINGS).read_text())
+        old = Settings(started["settings"], started["source"])
+        found.update({name: worker_dir(old, name) / "twistd.pid"
+                      for name in workers_config.local_worker_names(old) if name not in found})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return found
+
+
+def stop_started(basedir: Path, settings: Settings) -> None:
+    """Stop the running master and the workers of the settings it was started with."""
+    stop_pidfiles([*worker_pidfiles(settings, basedir).values(), basedir / "twistd.pid"])
+
+
+def ensure_server_hook(settings: Settings, report: Report) -> str:
+    """Install the post-receive hook into the watched repository when it is a bare repository
+    on this machine (unless another post-receive hook is there); otherwise, or then, say how
+    pushes reach the master."""
+    url = settings.repo_url
+    config.change_hook_password(settings)
+    hook = Path(url) / "hooks" / "post-receive"
+    local_bare = Path(url).is_dir() and (Path(url) / "HEAD").is_file() \
+        and (Path(url) / "objects").is_dir()
+    install = [str(PROJECT_ROOT / "hooks" / "install"), "server",
+               url if local_bare else "/path/of/the/bare/repository", "--repository", url,
+               "--url", settings.web_url, "--user", settings["change_hook"]["username"],
+               "--password-file", str(settings.path("change_hook", "password_file"))]
+    if local_bare and (not hook.exists() or "greenlight.push.post_receive" in hook.read_text()):
+        install_server(Path(url), url=settings.web_url,
+                       user=settings["change_hook"]["username"],
+                       password_file=settings.path("change_hook", "password_file"))
+        return f"Server hook installed: {hook} (every push reaches {settings.web_url})"
+    why = (f"{hook} exists and is not Greenlight's: call the Greenlight hook from it, or "
+           if local_bare else "On the git server, ")
+    return (f"{why}install the hook with:\n  {' '.join(install)}\n"
+            f"(or set [repository] poll_interval to poll {url})")
+
+
+def check_coverage_paths(settings: Settings, report: Report) -> None:
+    """Stop ``up`` when shards may run and the project's coverage data would not combine
+    across checkouts (greenlight.worker.coverage_paths), with the lines to paste."""
+    from greenlight_master import shards_config
+
+    if not (settings["coverage"]["enabled"] and shards_config.enabled(settings)):
+        return
+    url, branch = settings.repo_url, settings["repository"]["deploy_branch"]
+    try:
+        repo = git.Repo(url)
+        files = {}
+        for name in coverage_paths.config_file_names():
+            try:
+                files[name] = repo.git.show(f"refs/heads/{branch}:{name}")
+            except git.GitCommandError:
+                continue  # not in the project
+        repo.commit(f"refs/heads/{branch}")
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError):
+        report.say(f"coverage paths not checked: {url} is not a repository on this machine or "
+                   f"has no branch {branch} yet; shards need the project's coverage setting "
+                   "relative_files = true (docs/adopt.md)")
+        return
+    problem = coverage_paths.mapping_problem(files, settings["shards"]["count"])
+    if problem:
+        raise SettingsError(f"{settings.source}: [shards]: {problem}")

@@ -297,3 +297,41 @@ def test_many_files_measured_in_worker_processes_match_one_process(make_repo, ru
     monkeypatch.setattr(measured, "PARALLEL_FROM", 2)
     parallel = diff_coverage(repo.path, base, repo.head()).to_dict()
     assert parallel == serial and serial["totals"]["partial_branches"] == 2
+
+
+def test_old_combined_data_beside_newer_pieces_is_refused(make_repo, run_coverage):
+    repo, base, measure = project(make_repo, run_coverage)
+    repo.write("lib.py", BASE_LIB + "y = 1\n")
+    repo.commit("more")
+    measure()                                           # an old combined .coverage
+    old = repo.path / ".coverage"
+    os.utime(old, ns=(old.stat().st_mtime_ns - 10**9,) * 2)
+    measure("--parallel-mode", "run_tests.py")          # a newer run, not combined
+    with pytest.raises(UsageError, match=r"older than 1 uncombined parallel data file.*"
+                                         r"combine first .*or --combine"):
+        diff_coverage(repo.path, base, repo.head())
+    assert diff_coverage(repo.path, base, repo.head(), combine=True).passed
+
+
+def test_data_copied_with_its_old_time_into_a_fresh_checkout_is_judged_on_content(
+        make_repo, run_coverage, tmp_path):
+    import shutil
+
+    repo, base, measure = project(make_repo, run_coverage)
+    repo.write(".coveragerc", "[run]\nrelative_files = true\n")
+    repo.write("lib.py", BASE_LIB + "y = 1\n")
+    repo.commit("more")
+    measure()
+    assert diff_coverage(repo.path, base, repo.head()).passed   # the first gate, where measured
+    fresh = tmp_path / "fresh"
+    repo.git("clone", "-q", str(repo.path), str(fresh))
+    os.utime(fresh / "lib.py")                                   # checked out after the run
+    for name in (".coverage", ".coverage-greenlight-sources.json"):
+        shutil.copy2(repo.path / name, fresh / name)             # cp -p: old times kept
+    report = diff_coverage(fresh, base, repo.head())
+    assert report.passed and report.units == (1, 1)
+    # content still decides: the same data against a file edited and committed after the run
+    (fresh / "lib.py").write_text(BASE_LIB + "y = 2\n")
+    repo.git("-C", str(fresh), "commit", "-qam", "edited after the run")
+    with pytest.raises(UsageError, match="measured on other content of 'lib.py'"):
+        diff_coverage(fresh, base, repo.git("-C", str(fresh), "rev-parse", "HEAD"))

@@ -16,6 +16,9 @@ def test_pre_push_blocks_untested_code_then_allows_it_once_tested(make_repo, run
     run_coverage(repo.path, "run_tests.py")
     ok, message = pre_push_check(repo.path, base, repo.head())
     assert not ok and "line 6 not covered" in message
+    repo.git("config", "greenlight.coverage.failunder", "fifty")   # says so, not 100 silently
+    ok, message = pre_push_check(repo.path, base, repo.head())
+    assert not ok and "greenlight.coverage.failunder is 'fifty', not a percentage" in message
     repo.git("config", "greenlight.coverage.failunder", "50")
     ok, message = pre_push_check(repo.path, base, repo.head())
     assert ok and "threshold 50%: ok" in message

@@ -31,7 +31,9 @@ def world(tmp_path_factory):
 
     first = free_ports(HOSTS, contiguous=True)[0]
     # One canary of four hosts; a short window that passes a healthy canary still undecided at
-    # its end (the breakage path decides a broken one in seconds, well inside it).
+    # its end (the breakage path decides a broken one in seconds, well inside it). A started
+    # host counts as up within 50 ms of answering; the 15-s budget is for a loaded machine
+    # (at load 20-40 the demo app took more than the default 2 s to answer).
     world = World(tmp_path_factory.mktemp("deploy-world"), extra=f"""
 demo_first_port = {first}
 canary_fraction = 0.25
@@ -39,6 +41,7 @@ observe_seconds = 8
 on_window_end = "pass"
 demo_traffic_rate = 25
 health_interval = 0.1
+health_retries = 150
 """)
     text = world.settings_file.read_text().replace("demo_hosts = 0\n", f"demo_hosts = {HOSTS}\n")
     world.settings_file.write_text(text)

@@ -162,12 +162,15 @@ def test_demo_traffic_keys_are_checked(tmp_path):
     assert DeploySettings.from_section(settings).demo_traffic_rate == 0
 
 
-def test_incident_cli_expands_state_dir_in_ledger_url(tmp_path, monkeypatch):
+def test_incident_engine_and_deploy_engine_read_one_ledger(tmp_path):
+    import argparse
+
     from greenlight.cli import incident
 
-    monkeypatch.setenv("GREENLIGHT_SETTINGS", str(_write(tmp_path, "")))
-    url = incident._settings()["deploy"]["ledger_url"]
-    assert url == f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+    settings = central.load(_write(tmp_path, ""))
+    url = f"sqlite:///{tmp_path / 'var'}/ledger.sqlite"
+    assert DeploySettings.from_section(settings).ledger_url == url
+    assert incident._ledger_url(argparse.Namespace(ledger=None), settings) == url
 
 
 class _Step:
@@ -200,3 +203,12 @@ def test_green_builds_of_the_deploy_branch_trigger_a_deploy(tmp_path, text, resu
     result, shards = result if isinstance(result, tuple) else (result, None)
     wanted_now = deploy_wanted(settings, DeploySettings.from_section(settings))
     assert wanted_now(_Step(result, branch, shards)) is wanted
+
+
+def test_settings_check_reports_deploy_keys_with_file_and_line(tmp_path):
+    path = _write(tmp_path, "[deploy]\ndemo_hosts = 2\nhelth_retries = 3\n")
+    proc = subprocess.run([sys.executable, "-m", "greenlight.cli.main", "settings", "check",
+                           str(path)], cwd=ROOT_DIR, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{path}:5: [deploy] helth_retries: unknown key")

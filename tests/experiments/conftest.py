@@ -9,6 +9,14 @@ import pytest
 
 from tests.conftest import PG_SERVER, fresh_pg_database
 
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path, monkeypatch):
+    """Each test's clients spool under its own tmp dir, never in the checkout's var/."""
+    path = tmp_path / "spool"
+    monkeypatch.setenv("GREENLIGHT_EXPERIMENTS_SPOOL", str(path))
+    return path
+
+
 @pytest.fixture
 def pg_name():
     with fresh_pg_database("gl_exp") as name:
@@ -33,10 +41,15 @@ class Relay:
 
     def __init__(self, target=("127.0.0.1", 5432)):
         self.target = target
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.port = 0
+        self.start()
+
+    def start(self):
+        """Listen (again, on the same port after a stop: the server is back)."""
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        self.port = self.server.getsockname()[1]
         self.running = True
         threading.Thread(target=self._accept, daemon=True).start()
 

@@ -108,8 +108,8 @@ def test_store_stopped_requests_still_succeed_with_control(pg_name, relay, caplo
         assert any("store unavailable" in r.getMessage() for r in caplog.records)
         assert any("answers control" in r.getMessage() for r in caplog.records)
         assert _wait_for(lambda: (registry.get_sample_value(
-            "greenlight_experiment_records_dropped_total", {"kind": "event"}) or 0) > 0,
-            timeout=10)
+            "greenlight_experiment_records_spooled_total", {"kind": "event"}) or 0) > 0,
+            timeout=30)  # kept on disk for when the store is back, not dropped
     finally:
         server.shutdown()
         server.server_close()
@@ -146,17 +146,31 @@ def test_exposure_recorded_once_per_user(tmp_path, n):
     client.close()
 
 
-def test_exposure_of_a_failed_write_is_recorded_on_a_later_request(tmp_path):
+def test_exposure_of_a_failed_write_is_spooled_then_written_once(tmp_path):
     url = f"sqlite:///{tmp_path}/e.sqlite"
-    client = ExperimentClient(url, registry=CollectorRegistry(), start=False)
+    client = ExperimentClient(url, registry=CollectorRegistry(), start=False, write_attempts=2,
+                              retry_seconds=0.01)
     client.define(Experiment("Retry", {"b": 0.5}, status="rollout", rollout_pct=100))
-    store, client.store = client.store, None  # the store goes away between request and write
+    store = client.store
+    real_write = store.write_exposures
+    failures = iter([RuntimeError("store away"), RuntimeError("store away"),
+                     RuntimeError("still away")])
+
+    def failing_write(rows, batch_id=None):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_write(rows, batch_id=batch_id)
+
+    store.write_exposures = failing_write
     client.branch_for("carol", "Retry")
-    assert client.flush() == 0
-    client.store = store
-    assert client.flush() == 0  # the failed batch was dropped (and counted), not retried blindly
-    client.branch_for("carol", "Retry")  # ... but carol was not marked stored: queued again
-    assert client.flush() == 1
+    assert client.flush() == 0  # two attempts failed: spooled (durable), carol counts as recorded
+    client.branch_for("carol", "Retry")
+    client._drain_after = 0.0
+    assert client.flush() == 0  # the replay failed once more: the spool waits
+    assert sum(store.exposure_counts("Retry").values()) == 0
+    client._drain_after = 0.0
+    assert client.flush() == 1  # replayed; carol's second request added nothing
     assert sum(store.exposure_counts("Retry").values()) == 1
     client.close()
 

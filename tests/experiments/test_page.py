@@ -140,3 +140,33 @@ def test_results_per_branch_and_since(client, store):
     assert "No users exposed yet" in later and 'value="2100-01-01"' in later
     bad = client.get(URL + "Banner/?since=%3Cb%3Eyesterday").get_data(as_text=True)
     assert "Results unavailable" in bad and "<b>yesterday" not in bad
+
+
+def test_report_page_saves_a_bucket_and_shows_it(client, store):
+    """An experimenter saves a bucket on the page; the report then counts it per branch."""
+    store.define(Experiment("Banner", {"big": 0.5}, status="rollout", rollout_pct=100,
+                            attributes=("platform",)), "setup")
+    t0 = 1_714_521_600.0  # 2024-05-01
+    store.write_exposures([("Banner", f"u{i}", "big" if i % 2 else "control", t0 + i,
+                            {"platform": "client" if i % 4 < 2 else "web"}) for i in range(40)])
+    store.write_events([(f"u{i}", "login", 1.0, t0 + 100, '{"platform":"client"}')
+                        for i in range(0, 40, 4)])
+    headers = basic("admin")
+    page = client.get(URL + "Banner/report/", headers=headers).get_data(as_text=True)
+    assert 'id="bucket-all"' in page and 'id="bucket-form"' in page
+    saved = client.post(URL + "Banner/buckets/", data={
+        "bucket": "client_login", "did": "login:platform=client", "where": "platform=client",
+        "min_count": "1", "csrf": token_on(page)}, headers=headers)
+    assert saved.status_code == 303
+    assert [b.name for b in store.buckets("Banner")] == ["client_login"]
+    shown = client.get(URL + "Banner/report/?from=2024-05-01&to=2024-05-01&bucket=client_login",
+                       headers=headers).get_data(as_text=True)
+    section = shown[shown.index('id="bucket-client_login"'):]
+    users = re.search(r'<table class="users">.*?</table>', section, re.S).group(0)
+    assert "<td>control</td><td>10</td>" in users and "<td>big</td><td>0</td>" in users
+    viewer = client.get(URL + "Banner/report/").get_data(as_text=True)
+    assert 'id="bucket-form"' not in viewer  # anonymous: read only
+    denied = client.post(URL + "Banner/buckets/", data={"bucket": "x", "did": "login",
+                                                        "csrf": token_on(page)},
+                         headers=basic("dev"))
+    assert denied.status_code == 403

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from greenlight.experiments import Experiment, ExperimentStore, results, set_qa
+from greenlight.experiments import Experiment, ExperimentStore, report, results, set_qa
 from tests.conftest import ROOT
 from tests.conftest import free_port
 from tests.world import World
@@ -248,6 +248,19 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     assert f"{rows['enhanced']['rate'] * 100:.2f}%" in enhanced_row and "rate up" in enhanced_row
     assert "<td>purchase</td>" in page
 
+    # 3b. the report breaks it down by the demo's two buckets, from attributes and logins
+    for user in enhanced[:20]:
+        assert shop.hit("/login", user, platform="client") == 200
+    wait_for(lambda: sum(_bucket_users(store, "logged_into_client").values()) >= 20,
+             what="client logins to reach the store")
+    data = report("DemoSignup", store=store)
+    assert [b["name"] for b in data["buckets"]] == ["all", "logged_into_client", "women"]
+    everyone = data["buckets"][0]
+    assert [a["name"] for a in everyone["attributes"]] == ["gender", "age_band", "platform"]
+    assert 0 < sum(data["buckets"][2]["users"].values()) < sum(everyone["users"].values())
+    report_page = admin.get(url(world, "DemoSignup", "report"), timeout=60).text
+    assert 'id="bucket-logged_into_client"' in report_page and 'id="bucket-women"' in report_page
+
     # 4. closed on the winner: everybody gets it, nobody is assigned any more
     closed = act(world, admin, "DemoSignup", "close", branch="enhanced")
     assert closed.status_code == 200 and "Closed on enhanced" in closed.text
@@ -262,6 +275,11 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     assert sum(exposed(store).values()) == before
     listing = requests.get(url(world), timeout=30).text
     assert "closed: enhanced launched" in row_of(listing, "DemoSignup")
+
+
+def _bucket_users(store: ExperimentStore, bucket: str) -> dict[str, int]:
+    data = report("DemoSignup", store=store, bucket_names=[bucket])
+    return data["buckets"][-1]["users"]
 
 
 def _converting(store: ExperimentStore, metric: str, branch: str) -> int:

@@ -38,7 +38,7 @@ def test_html_escapes_everything_taken_from_commits(world):
     assert report.suspects[0].commit.sha == bad
     assert "<script" not in page and "<img" not in page and "<iframe" not in page
     assert "<b>" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;img" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page            # the blamed line's text, escaped
     assert f'href="https://git.example/shop/commit/{bad}"' in page
     assert f"https://git.example/shop/blame/{bad}/app/logic.py#L9" in page

@@ -48,11 +48,13 @@ def canary_run(spec: MetricSpec, rng, scale: float = 1.0, seconds: int = 60) -> 
 def test_varying_amounts_do_not_roll_back_a_healthy_canary_with_the_squares_counter():
     rng = np.random.default_rng(20261126)
     with_squares = [canary_run(revenue(True), rng) for _ in range(200)]
-    fixed_unit = [canary_run(revenue(False), rng) for _ in range(200)]
+    fixed_unit = [canary_run(revenue(False), rng, seconds=30) for _ in range(100)]
     assert with_squares.count("fail") <= 4          # alpha 1%: 200 runs see ~2 (this seed: 1)
-    # the bug it fixes: counting in "typical purchases" of 25 underestimates the variance
-    # (sum(x^2)/sum(x) = 164 here) and rolls back healthy canaries (this seed: 47 of 200)
-    assert fixed_unit.count("fail") >= 30
+    # counting in "typical purchases" of 25 understates the variance (sum(x^2)/sum(x) = 164
+    # here: about a quarter of healthy canaries rolled back with the binomial variance); the
+    # spread between scrape intervals shows the same understatement as a dispersion above 1,
+    # and the test divides by it
+    assert fixed_unit.count("fail") <= 3
 
 
 def test_revenue_halved_on_the_canary_is_rolled_back():

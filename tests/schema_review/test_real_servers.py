@@ -68,6 +68,15 @@ MARIADB_ACTIONS = [
     "CONVERT TO CHARACTER SET latin1", "ENGINE=InnoDB", "FORCE", "ADD CHECK (n > 0)",
     "ADD COLUMN g INT AS (n + 1) STORED", "ADD COLUMN v INT AS (n + 1) VIRTUAL",
     "ADD COLUMN x INT, ADD INDEX ix2 (name)", "MODIFY n INT UNSIGNED",
+    "ADD COLUMN j LONGTEXT DEFAULT ('[]')", "ADD COLUMN u VARCHAR(36) DEFAULT (UUID())",
+    "ADD COLUMN t DATETIME DEFAULT (NOW())", "MODIFY n INT NOT NULL AUTO_INCREMENT",
+    "CHANGE n n INT NOT NULL AUTO_INCREMENT", "ENCRYPTION='Y'",
+    "DROP INDEX idx_n", "ADD UNIQUE INDEX ux (name)", "ADD COLUMN x INT NOT NULL",
+    "ADD COLUMN x INT AFTER id", "ALTER COLUMN d DROP DEFAULT", "ROW_FORMAT=DYNAMIC",
+    "MODIFY nick VARCHAR(63)", "MODIFY nick VARCHAR(64)", "MODIFY nick VARCHAR(5)",
+    "MODIFY d INT DEFAULT 7", "CHANGE nick nick2 VARCHAR(10) NULL",
+    "ADD CONSTRAINT c CHECK (n > 0)", "MODIFY c ENUM('a')", "ADD COLUMN k INT CHECK (k > 0)",
+    "ADD COLUMN z INT UNIQUE",
 ]
 
 
@@ -172,6 +181,34 @@ PG_CASES = [  # (statement, setup) — the rule's effect decides what must be ob
     ("VACUUM FULL {t}", None),
     ("ALTER TABLE {t} SET UNLOGGED", None),
     ("ALTER TABLE {t} RENAME COLUMN n TO m", None),
+    ("ALTER TABLE {t} ADD COLUMN a int GENERATED ALWAYS AS IDENTITY", None),
+    ("ALTER TABLE {t} ADD COLUMN a int GENERATED ALWAYS AS (n * 2) STORED", None),
+    ("ALTER TABLE {t} ADD COLUMN a uuid DEFAULT gen_random_uuid()", None),
+    ("ALTER TABLE {t} ADD COLUMN a timestamptz DEFAULT clock_timestamp()", None),
+    ("ALTER TABLE {t} ADD COLUMN a bigint REFERENCES {t}(id)", None),
+    ("ALTER TABLE {t} ADD COLUMN a bigint DEFAULT 1 REFERENCES {t}(id)", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES {t}(id)", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES {t}(id) NOT VALID", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT u UNIQUE (n)", None),
+    ("ALTER TABLE {t} ADD CONSTRAINT u UNIQUE USING INDEX {t}_ui",
+     "CREATE UNIQUE INDEX {t}_ui ON {t} (n)"),
+    ("CREATE INDEX {t}_n ON {t} (n)", None),
+    ("REINDEX TABLE {t}", None),
+    ("ALTER TABLE {t} ALTER COLUMN name TYPE varchar(10)", None),
+    ("ALTER TABLE {t} ALTER COLUMN n TYPE bigint USING n::bigint", None),
+    ("ALTER TABLE {t} ALTER COLUMN n SET DEFAULT 0", None),
+    ("ALTER TABLE {t} ALTER COLUMN n DROP DEFAULT", "ALTER TABLE {t} ALTER COLUMN n SET DEFAULT 0"),
+    ("ALTER TABLE {t} ALTER COLUMN n DROP NOT NULL",
+     "ALTER TABLE {t} ALTER COLUMN n SET NOT NULL"),
+    ("ALTER TABLE {t} ALTER COLUMN n SET NOT NULL",
+     "ALTER TABLE {t} ADD CONSTRAINT nn CHECK (n IS NOT NULL)"),
+    ("ALTER TABLE {t} DROP COLUMN n", None),
+    ("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY", None),
+    ("CLUSTER {t} USING {t}_pkey", None),
+    ("ALTER TABLE {t} SET LOGGED", "ALTER TABLE {t} SET UNLOGGED"),
+    ("ALTER TABLE {t} DROP CONSTRAINT c0", "ALTER TABLE {t} ADD CONSTRAINT c0 CHECK (n >= 0)"),
+    ("VACUUM {t}", None),
+    ("ANALYZE {t}", None),
 ]
 
 
@@ -188,8 +225,11 @@ def test_postgres_rewrite_and_scan_claims_hold(postgres, template, setup):
             conn.execute(sa.text(setup.format(t=t)))
         statement = template.format(t=t)
         live = LiveDatabase(POSTGRES_URL, "postgres")
-        finding = review_texts([("m.sql", statement)], ReviewSettings("postgres"),
-                               live).findings[0]
+        # the setup is reviewed too (a validated CHECK lets SET NOT NULL skip its scan), but
+        # it already ran: only the statement's own finding is judged against the server
+        text = (setup.format(t=t) + ";\n" if setup else "") + statement + ";\n"
+        finding = review_texts([("m.sql", text)], ReviewSettings("postgres"),
+                               live).findings[-1]
         before = _pg_state(conn, t)
         conn.execute(sa.text(statement))
         after = _pg_state(conn, t)
@@ -235,6 +275,143 @@ def test_postgres_create_index_concurrently_inside_transaction_really_fails(post
     try:  # psycopg2 opens a transaction block before the first statement, like BEGIN
         with pytest.raises(psycopg2.Error, match="cannot run inside a transaction block"):
             raw.cursor().execute(f"CREATE INDEX CONCURRENTLY {t}_i ON {t} (id)")
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+def test_postgres_never_analyzed_table_is_judged_by_its_rows(postgres):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint, name varchar(40))"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 20000) g"))
+        reltuples = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE relname = :t"),
+                                 {"t": t}).scalar()
+    assert reltuples == -1  # the case: no ANALYZE, no autovacuum yet
+    live = LiveDatabase(POSTGRES_URL, "postgres")
+    size = live.size(t)
+    assert size.bytes < 1 << 30 and 10_000 <= size.rows <= 40_000, size
+    assert "never analyzed" in size.source
+    sql = f"ALTER TABLE {t} ALTER COLUMN id TYPE text;\n"
+    report = review_texts([("m.sql", sql)], ReviewSettings("postgres", large_rows=10_000), live)
+    assert report.exit_code == 1 and report.findings[0].danger == "size"
+
+
+def test_estimate_rows_without_statistics():
+    from schema_review.sizes import estimate_rows
+
+    assert estimate_rows(189 << 20, None, 70) == (2_022_253, "live: estimated from bytes, "
+                                                  "never analyzed")
+    assert estimate_rows(8192, 2_000_000, 70)[0] == 2_000_000
+    assert estimate_rows(0, None, 70) == (0, "live")
+    assert estimate_rows(None, None, None)[0] is None
+
+
+def test_postgres_plain_drop_index_queues_behind_a_reader_concurrently_does_not_block(postgres):
+    """The rule's claim: DROP INDEX waits for ACCESS EXCLUSIVE behind an open transaction
+    that read the table (and would queue everyone after it); DROP INDEX CONCURRENTLY does
+    not take that lock."""
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id int)"))
+        conn.execute(sa.text(f"CREATE INDEX {t}_i ON {t} (id)"))
+    finding = review_texts([("m.sql", f"DROP INDEX {t}_i;\n")],
+                           ReviewSettings("postgres", large_rows=0),
+                           LiveDatabase(POSTGRES_URL, "postgres")).findings[0]
+    assert finding.table == t and finding.verdict == "review"
+    assert f"DROP INDEX CONCURRENTLY {t}_i" in finding.alternative
+    import psycopg2
+
+    reader = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    reader.cursor().execute(f"SELECT count(*) FROM {t}")  # in a transaction: lock held
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = '300ms'"))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                conn.execute(sa.text(f"DROP INDEX {t}_i"))
+    finally:
+        reader.rollback()
+        reader.close()
+    with engine.connect() as conn:  # no reader: the concurrent form goes through
+        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY {t}_i"))
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = :i"),
+                            {"i": f"{t}_i"}).scalar() == 0
+
+
+def test_live_review_scales_the_estimate_by_a_sample_read(postgres):
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint, name varchar(40))"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 5000) g"))
+        conn.execute(sa.text(f"ANALYZE {t}"))
+    live = LiveDatabase(POSTGRES_URL, "postgres")
+    assert live.read_rate(t) > 0 and live.read_rate("no_such_table_here") is None
+    report = review_texts([("m.sql", f"ALTER TABLE {t} ALTER COLUMN id TYPE text;\n")],
+                          ReviewSettings("postgres", large_rows=1000), live)
+    assert any("scaled ×" in reason for reason in report.findings[0].reasons)
+
+
+def test_postgres_enum_value_used_in_its_adding_transaction_really_fails(postgres):
+    engine, t = postgres
+    sql = (f"BEGIN;\nALTER TYPE {t}_mood ADD VALUE 'meh';\n"
+           f"INSERT INTO {t} (m) VALUES ('meh');\nCOMMIT;\n")
+    flagged = [f for f in review_texts([("m.sql", sql)], ReviewSettings("postgres")).findings
+               if f.verdict == "review"]
+    assert [f.rule for f in flagged] == ["pg.enum-value-used-in-transaction"]
+    assert flagged[0].line == 3 and flagged[0].danger == "fails"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TYPE {t}_mood AS ENUM ('ok')"))
+        conn.execute(sa.text(f"CREATE TABLE {t} (m {t}_mood)"))
+    import psycopg2
+
+    raw = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"ALTER TYPE {t}_mood ADD VALUE 'meh'")  # inside psycopg2's transaction
+        with pytest.raises(psycopg2.Error, match="unsafe use of new value"):
+            cursor.execute(f"INSERT INTO {t} (m) VALUES ('meh')")
+    finally:
+        raw.rollback()
+        raw.close()
+    with engine.connect() as conn:  # committed first, the same insert goes through
+        conn.execute(sa.text(f"ALTER TYPE {t}_mood ADD VALUE 'meh'"))
+        conn.execute(sa.text(f"INSERT INTO {t} (m) VALUES ('meh')"))
+        conn.execute(sa.text(f"DROP TABLE {t}"))
+        conn.execute(sa.text(f"DROP TYPE {t}_mood"))
+
+
+PG_FAILS = [  # (statement, rule, error the server gives): each inside a transaction block
+    ("CREATE INDEX CONCURRENTLY {t}_i ON {t} (id)", "pg.create-index-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("DROP INDEX CONCURRENTLY {t}_pkey", "pg.drop-index-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("REINDEX TABLE CONCURRENTLY {t}", "pg.reindex-concurrently-in-transaction",
+     "cannot run inside a transaction block"),
+    ("VACUUM {t}", "pg.vacuum-in-transaction", "cannot run inside a transaction block"),
+    ("ALTER TABLE {t} ADD COLUMN a integer NOT NULL", "pg.add-column-not-null-no-default",
+     "contains null values"),
+]
+
+
+@pytest.mark.parametrize("template,rule,error", PG_FAILS, ids=[c[1] for c in PG_FAILS])
+def test_postgres_statements_the_rules_say_fail_do_fail(postgres, template, rule, error):
+    engine, t = postgres
+    statement = template.format(t=t)
+    findings = review_texts([("m.sql", f"BEGIN;\n{statement};\nCOMMIT;\n")],
+                            ReviewSettings("postgres")).findings
+    [finding] = [f for f in findings if f.line == 2]
+    assert finding.rule == rule and finding.danger in ("fails", "compatibility")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id int PRIMARY KEY)"))
+        conn.execute(sa.text(f"INSERT INTO {t} VALUES (1)"))
+    import psycopg2
+
+    raw = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    try:  # psycopg2 opens a transaction block before the first statement, like BEGIN
+        with pytest.raises(psycopg2.Error, match=error):
+            raw.cursor().execute(statement)
     finally:
         raw.rollback()
         raw.close()

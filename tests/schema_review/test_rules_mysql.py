@@ -16,6 +16,14 @@ ROWS = [
     ("ALTER TABLE users ADD COLUMN g INT AS (n + 1) STORED", BOTH, "review", "size", "copy"),
     ("ALTER TABLE users ADD COLUMN v INT AS (n + 1) VIRTUAL", BOTH, "safe", None, "instant"),
     ("ALTER TABLE users ADD COLUMN u CHAR(36) DEFAULT (UUID())", BOTH, "review", "size", "copy"),
+    ("ALTER TABLE users ADD COLUMN j JSON DEFAULT ('[]')", ("mariadb",), "safe", None, "instant"),
+    ("ALTER TABLE users ADD COLUMN j JSON DEFAULT ('[]')", ("mysql",), "review", "size", "copy"),
+    ("ALTER TABLE users ADD COLUMN k INT CHECK (k > 0)", ("mariadb",), "safe", None, "instant"),
+    ("ALTER TABLE users ADD COLUMN z INT UNIQUE", BOTH, "review", "size", "rebuild"),
+    ("ALTER TABLE users CHANGE n n INT NOT NULL AUTO_INCREMENT", BOTH, "review",
+     "compatibility", "copy"),
+    ("ALTER TABLE users ENCRYPTION='Y'", ("mysql",), "review", "size", "copy"),
+    ("ALTER TABLE users ENCRYPTION='Y'", ("mariadb",), "review", "fails", "copy"),
     ("ALTER TABLE users ADD COLUMN k INT NOT NULL", BOTH, "review", "compatibility", "instant"),
     ("ALTER TABLE users DROP COLUMN bio", BOTH, "review", "compatibility", "instant"),
     ("ALTER TABLE users RENAME COLUMN nick TO nickname", BOTH, "review", "compatibility",
@@ -212,3 +220,9 @@ def test_garbage_is_unparsed_with_file_and_line():
     bad = [f for f in report.findings if f.danger == "unparsed"]
     assert [(f.file, f.line) for f in bad] == [("m/0009.sql", 3)]
     assert report.exit_code == 1
+
+
+def test_unknown_old_type_says_may_copy_not_copies():
+    [finding] = last("ALTER TABLE users MODIFY unknown_col VARCHAR(300)", "mysql")
+    assert finding.reasons[0].startswith("may copy the table (old definition of "
+                                         "users.unknown_col unknown")

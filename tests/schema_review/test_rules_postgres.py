@@ -62,7 +62,9 @@ ROWS = [
     ("CREATE INDEX CONCURRENTLY users_n_idx ON users (n)", "safe", None, "index-build"),
     ("BEGIN;\nCREATE INDEX CONCURRENTLY users_n_idx ON users (n)", "review", "fails",
      "index-build"),
-    ("DROP INDEX users_n_idx", "safe", None, "metadata"),
+    ("DROP INDEX users_n_idx", "review", "size", "metadata"),
+    ("CREATE TABLE nt (id int);\nCREATE INDEX nt_i ON nt (id);\nDROP INDEX nt_i", "safe", None,
+     "metadata"),
     ("DROP INDEX CONCURRENTLY users_n_idx", "safe", None, "metadata"),
     ("ALTER TABLE users RENAME COLUMN n TO m", "review", "compatibility", "metadata"),
     ("ALTER TABLE users RENAME TO people", "review", "compatibility", "metadata"),
@@ -145,3 +147,9 @@ def test_syntax_error_is_unparsed_not_a_crash():
     report = review("ALTER TABLE users ADD COLUMN;\nSELECT 1;\n", "postgres")
     assert report.findings[0].danger == "unparsed" and report.findings[0].line == 1
     assert report.findings[1].verdict == "safe"
+
+
+def test_unknown_old_type_says_may_rewrite_and_names_the_free_cases():
+    [finding] = last("ALTER TABLE users ALTER COLUMN unknown_col TYPE text", "postgres")
+    assert "may rewrite (old type unknown" in finding.reasons[0]
+    assert "varchar → text" in finding.reasons[0] and finding.verdict == "review"

@@ -9,8 +9,6 @@ in test_e2e_fanout.py."""
 from __future__ import annotations
 
 import base64
-import time
-
 import pytest
 import requests
 
@@ -19,7 +17,8 @@ from greenlight.green_shas import last_green
 from greenlight.shards.flaky import FlakyLedger
 from greenlight.www.dashboard import MOUNT, make_app
 from greenlight.settings import validate
-from tests.world import World, commit_all
+from tests.conftest import scaled, wait_for
+from tests.world import TRANSIENT, World, commit_all
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +31,23 @@ def world(tmp_path_factory):
     world.down()
 
 
-def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
+def _children(world: World, parent_id: int) -> list[dict]:
     """The shard builds triggered by verify build ``parent_id`` (by their parent property)."""
-    builder = world.builder_id("shard")
-    deadline = time.monotonic() + timeout
-    while True:
-        builds = world.api(f"builders/{builder}/builds",
-                           property=["shard_parent_buildid", "shard_index"])["builds"]
-        mine = [b for b in builds if b["properties"].get("shard_parent_buildid", [None])[0]
-                == parent_id]
-        if (len(mine) >= count and all(b["complete"] for b in mine)) \
-                or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.5)
+    builds = world.api(f"builders/{world.builder_id('shard')}/builds",
+                       property=["shard_parent_buildid", "shard_index"])["builds"]
+    return [b for b in builds
+            if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
+
+
+def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
+    """The shard builds of ``parent_id`` once ``count`` of them have finished (``timeout``: on a
+    quiet machine; the deadline stretches with the load)."""
+    def finished() -> list[dict] | None:
+        mine = _children(world, parent_id)
+        return mine if len(mine) >= count and all(b["complete"] for b in mine) else None
+
+    return wait_for(finished, timeout, f"{count} finished shard builds of build {parent_id}",
+                    interval=0.5, retry_on=TRANSIENT)
 
 
 def _step(world: World, build_id: int, name: str) -> dict:
@@ -125,7 +128,7 @@ def test_flaky_test_warns_is_recorded_and_shown(world, tmp_path):
     assert last_green(world.settings.state_dir / "green-shas.json", "main") == sha
     ledger = FlakyLedger(world.settings.expand(world.settings["shards"]["durations_url"]))
     assert [e.test_id for e in ledger.flakiest()] == [flaky]
-    response = requests.get(world.url + MOUNT.lstrip("/") + "/flaky/", timeout=10)
+    response = requests.get(world.url + MOUNT.lstrip("/") + "/flaky/", timeout=scaled(30))
     assert response.status_code == 200
     assert "Flaky tests" in response.text and "test_wobbly_once" in response.text
 

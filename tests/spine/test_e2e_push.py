@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import git
+from tests.conftest import git, scaled
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def test_passing_push_builds_green(world, tmp_path):
     started = time.monotonic()
     push = world.push(clone, "main")
     assert push.returncode == 0, push.stderr
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < scaled(10)   # the hook never waits on the build
     build = world.wait_build(sha)
     assert build["results"] == 0, build["state_string"]
     results = world.api(f"builds/{build['buildid']}/test_result_sets")["test_result_sets"]
@@ -68,9 +68,9 @@ def test_failing_test_fails_build_and_is_named(world, tmp_path):
 
 def test_change_hook_rejects_unauthenticated_post(world):
     body = {"changes": [{"revision": "a" * 40, "branch": "main"}]}
-    response = requests.post(world.url + "change_hook/greenlight", json=body, timeout=10)
+    response = requests.post(world.url + "change_hook/greenlight", json=body, timeout=scaled(10))
     assert response.status_code == 401
-    wrong = requests.post(world.url + "change_hook/greenlight", json=body, timeout=10,
+    wrong = requests.post(world.url + "change_hook/greenlight", json=body, timeout=scaled(10),
                           auth=("greenlight-hook", "wrong"))
     assert wrong.status_code == 401
     assert world.changes_for("a" * 40) == []
@@ -79,7 +79,7 @@ def test_change_hook_rejects_unauthenticated_post(world):
 def test_change_hook_rejects_garbage_with_reason(world):
     password = (world.settings.state_dir / "change-hook.secret").read_text().strip()
     response = requests.post(world.url + "change_hook/greenlight", data=b"{not json",
-                             auth=("greenlight-hook", password), timeout=10)
+                             auth=("greenlight-hook", password), timeout=scaled(10))
     assert response.status_code == 400
     assert b"not JSON" in response.content
 
@@ -89,12 +89,12 @@ def test_read_only_user_cannot_rebuild_but_engineer_can(world):
     build_id = builds[0]["buildid"]
     payload = {"id": 1, "jsonrpc": "2.0", "method": "rebuild", "params": {}}
     viewer = world.login("viewer")
-    denied = viewer.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    denied = viewer.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=scaled(10))
     assert denied.status_code == 403
-    anonymous = requests.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    anonymous = requests.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=scaled(10))
     assert anonymous.status_code == 403
     dev = world.login("dev")
-    allowed = dev.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=10)
+    allowed = dev.post(world.url + f"api/v2/builds/{build_id}", json=payload, timeout=scaled(10))
     assert allowed.status_code == 200, allowed.text
     assert "result" in allowed.json()
 
@@ -110,7 +110,7 @@ def test_resent_change_is_not_built_twice(world, tmp_path):
     resend = {"changes": [{"revision": sha, "branch": "main",
                            "properties": {k: v[0] for k, v in change["properties"].items()}}]}
     response = requests.post(world.url + "change_hook/greenlight", json=resend,
-                             auth=("greenlight-hook", password), timeout=10)
+                             auth=("greenlight-hook", password), timeout=scaled(10))
     assert response.status_code == 200 and response.content == b"no change found"
     assert len(world.changes_for(sha)) == 1
 
@@ -125,14 +125,7 @@ def test_new_branch_with_shell_metacharacters_and_non_utf8_file(world, tmp_path)
     sha = commit_all(clone, "odd names")
     push = world.push(clone, f"HEAD:refs/heads/{branch}")
     assert push.returncode == 0, push.stderr
-    changes = []
-    for _ in range(40):
-        changes = world.changes_for(sha)
-        if changes:
-            break
-        time.sleep(0.25)
-    assert changes, "the new branch was not reported"
-    change = changes[0]
+    change = world.wait_changes(sha)[0]
     assert change["branch"] == branch
     assert change["properties"]["greenlight_old"][0] == ""
     assert change["files"] == ["data/caf\\xe9.bin"]
@@ -149,11 +142,7 @@ def test_force_push_is_reported_as_forced(world, tmp_path):
     (clone / "two.txt").write_text("2\n")
     second = commit_all(clone, "two")
     assert world.push(clone, "+rewrite").returncode == 0
-    for _ in range(40):
-        if world.changes_for(second):
-            break
-        time.sleep(0.25)
-    props = world.changes_for(second)[0]["properties"]
+    props = world.wait_changes(second)[0]["properties"]
     assert props["greenlight_forced"][0] is True
     assert props["greenlight_old"][0] == first
     assert props["greenlight_commits"][0] == [second]
@@ -163,18 +152,27 @@ def test_deleting_a_branch_is_ignored_and_empty_push_is_harmless(world, tmp_path
     clone = world.clone(tmp_path / "c")
     git(clone, "checkout", "-q", "-b", "short-lived")
     sha = git(clone, "rev-parse", "HEAD")
-    before = len(world.api("changes")["changes"])
-    assert world.push(clone, "short-lived").returncode == 0  # new branch at an existing commit
-    time.sleep(1)
-    assert len(world.api("changes")["changes"]) == before + 1
-    newest = world.api("changes", order="-changeid", limit=1)["changes"][0]
+    def changes_since(last_id: int) -> list[dict]:
+        return sorted((c for c in world.api("changes")["changes"] if c["changeid"] > last_id),
+                      key=lambda c: c["changeid"])
+
+    before = max((c["changeid"] for c in world.api("changes")["changes"]), default=0)
+    created = world.push(clone, "short-lived")   # new branch at an existing commit
+    # The hook delivers before the push returns; the master records the change before it answers.
+    assert created.returncode == 0 and "1 change(s) sent" in created.stderr, created.stderr
+    [newest] = changes_since(before)
     assert newest["branch"] == "short-lived" and newest["revision"] == sha
     assert newest["properties"]["greenlight_commits"][0] == []
     empty = world.push(clone, "short-lived")  # nothing new: git says up to date
     assert empty.returncode == 0 and "Everything up-to-date" in empty.stderr
-    assert world.push(clone, "--delete", "short-lived").returncode == 0
-    time.sleep(1)
-    assert len(world.api("changes")["changes"]) == before + 1
+    deleted = world.push(clone, "--delete", "short-lived")
+    assert deleted.returncode == 0 and "change(s) sent" not in deleted.stderr, deleted.stderr
+    assert not list((world.bare / "greenlight-spool").glob("*.json"))   # nor kept for later
+    # A later push is a barrier: once its change is in, the deletion's would be too.
+    git(clone, "checkout", "-q", "-b", "after-delete")
+    marker = world.push(clone, "after-delete")
+    assert marker.returncode == 0 and "1 change(s) sent" in marker.stderr, marker.stderr
+    assert [c["branch"] for c in changes_since(before)] == ["short-lived", "after-delete"]
 
 
 def test_uncovered_code_fails_until_tested_even_after_an_unrelated_push(world, tmp_path):

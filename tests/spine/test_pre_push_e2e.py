@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, git
+from tests.conftest import ROOT, git, scaled
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def clone(world, tmp_path_factory):
     clone = world.clone(tmp_path_factory.mktemp("prepush") / "c")
     install = subprocess.run([str(ROOT / "hooks" / "install"), "client", str(clone),
                               "--schema-dialect", "mariadb"],
-                             check=False, capture_output=True, text=True, timeout=60)
+                             check=False, capture_output=True, text=True, timeout=scaled(60))
     assert install.returncode == 0, install.stderr
     assert git(clone, "config", "greenlight.schema.dialect") == "mariadb"
     return clone

@@ -7,7 +7,7 @@ import pytest
 
 from greenlight.errors import SettingsError
 from greenlight import settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, scaled
 
 
 def write(tmp_path, text):
@@ -50,7 +50,7 @@ def test_invalid_toml_and_bad_branch(tmp_path):
 def test_master_start_with_bad_settings_fails_with_the_message(tmp_path):
     path = write(tmp_path, "[master]\nweb_port = 0\n")
     proc = subprocess.run([str(ROOT / ".venv/bin/greenlight"), "up", "--settings", str(path)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=scaled(60))
     assert proc.returncode == 2
     assert "[master] web_port: expected a TCP port number 1-65535, got 0" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -59,6 +59,6 @@ def test_master_start_with_bad_settings_fails_with_the_message(tmp_path):
 def test_cli_unknown_verb_and_bad_args_exit_2_without_traceback():
     for args in (["bogus"], ["up", "--nope"], []):
         proc = subprocess.run([str(ROOT / ".venv/bin/greenlight"), *args], capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=scaled(60))
         assert proc.returncode == 2, args
         assert "usage:" in proc.stderr and "Traceback" not in proc.stderr

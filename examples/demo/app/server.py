@@ -55,7 +55,8 @@ def handle(path: str, params: dict[str, str]) -> tuple[int, str, str]:
     if path == "/login":
         SHOP.login(user)
         metrics.LOGINS.inc()
-        experiments.record(experiment_user(user), "login")
+        platform = params.get("platform") or experiments.usual_platform(experiment_user(user))
+        experiments.record(experiment_user(user), "login", platform=platform)
         return 200, "text/plain", "welcome\n"
     if path == "/purchase":
         amount = SHOP.purchase(user, params.get("amount", ""))

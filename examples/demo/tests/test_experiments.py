@@ -11,24 +11,30 @@ from app import experiments, server
 class StandInClient:
     """Answers a fixed branch and keeps what it was asked, like ExperimentClient would."""
 
+    store = None  # no store: the demo's buckets are not saved
+
     def __init__(self, url, branch="enhanced", **kwargs):
         self.url, self.branch, self.kwargs = url, branch, kwargs
         self.defined, self.asked, self.events = [], [], []
+        self.attributes, self.properties = {}, []
 
     def define(self, experiment, by):
         self.defined.append((experiment, by))
 
-    def branch_for(self, user, name, groups=()):
+    def branch_for(self, user, name, groups=(), attributes=None):
         self.asked.append((user, name, tuple(groups)))
+        self.attributes[user] = attributes
         return self.branch
 
-    def record_event(self, user, name, value=1.0):
+    def record_event(self, user, name, value=1.0, properties=None):
         self.events.append((user, name, value))
+        self.properties.append(properties)
 
 
 class StandInExperiment:
-    def __init__(self, name, branches, description=""):
+    def __init__(self, name, branches, description="", attributes=()):
         self.name, self.branches, self.description = name, branches, description
+        self.attributes = attributes
 
 
 class StandInLibrary:
@@ -149,3 +155,17 @@ def test_library_is_greenlight_exactly_when_it_is_installed():
     except ImportError:
         installed = None
     assert experiments.library() is installed
+
+
+def test_exposures_carry_attributes_and_logins_their_platform():
+    client = experiments.start(environ={"GREENLIGHT_EXPERIMENTS_DB": "sqlite://"},
+                               lib=StandInLibrary)
+    assert client.defined[0][0].attributes == ("gender", "age_band", "platform")
+    server.handle("/register", {"user": "Alice"})
+    server.handle("/login", {"user": "Alice", "platform": "web"})
+    server.handle("/login", {"user": "Alice"})
+    user = client.asked[0][0]
+    assert client.attributes[user] == experiments.attributes_of(user)
+    assert set(client.attributes[user]) == {"gender", "age_band", "platform"}
+    assert client.properties[-2:] == [{"platform": "web"},
+                                      {"platform": experiments.usual_platform(user)}]

@@ -10,10 +10,14 @@ import json
 import sys
 
 from greenlight.cli import deploys_import
-from greenlight.deploy.phases import DeployResult, PhaseReport
+from greenlight.deploy import story
+from greenlight.deploy.phases import DeployResult, PhaseReport, Progress
 
 PHASE_PREFIX = "greenlight-phase: "
 RESULT_PREFIX = "greenlight-result: "
+# After each phase start and host move: where the deploy is, and ``if_interrupted``, the
+# sentence to show if this is the last line the process prints (it was killed).
+PROGRESS_PREFIX = "greenlight-progress: "
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +34,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-judge", action="store_true", help="skip the canary judge (health "
                    "checks only)")
     p.add_argument("--phase-lines", action="store_true", help="print one JSON line per phase "
-                   f"as it ends, prefixed {PHASE_PREFIX!r} (for the Buildbot step)")
+                   f"as it ends, prefixed {PHASE_PREFIX!r}, and one per phase start and host "
+                   f"move, prefixed {PROGRESS_PREFIX!r} (for the Buildbot step)")
     p.add_argument("--lock-wait", type=float, default=None, help="seconds to wait for a "
                    "running deploy (default: forever)")
     p.set_defaults(func=run_deploy)
@@ -73,7 +78,8 @@ def _context(args, with_judge: bool = True):
         from greenlight.deploy.canary_judge import judge_factory
         factory = judge_factory(settings)
     on_phase = _phase_printer(args)
-    deployer = Deployer(settings, Ledger(settings.ledger_url), factory, on_phase)
+    deployer = Deployer(settings, Ledger(settings.ledger_url), factory, on_phase,
+                        on_progress=_progress_printer(args))
     deployer.lock_wait = getattr(args, "lock_wait", None)
     return settings, deployer
 
@@ -86,6 +92,13 @@ def _phase_printer(args):
             print(f"[{report.name}] {report.status}: {report.summary}", flush=True)
             if report.log and report.status != "ok":
                 print(report.log, flush=True)
+    return show
+
+
+def _progress_printer(args):
+    def show(progress: Progress) -> None:
+        if getattr(args, "phase_lines", False):
+            print(PROGRESS_PREFIX + json.dumps(progress.to_json()), flush=True)
     return show
 
 
@@ -105,6 +118,9 @@ def _finish(args, result: DeployResult) -> int:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
         print(f"{result.outcome}: {result.message}")
+        if result.failure and result.failure.get("log_tail"):
+            print(f"start-up log of {result.failure['host']}:\n"
+                  + result.failure["log_tail"].rstrip())
     return 0 if result.ok else 1
 
 
@@ -147,9 +163,10 @@ def run_deploys_list(args) -> int:
         return 0
     for r in records:
         ended = r.finished_at.strftime("%H:%M:%S") if r.finished_at else "-"
+        shipped = f"{len(r.commits)} commit(s)" if story.shipped(r) else "nothing shipped"
         print(f"#{r.id:<4} {r.started_at:%Y-%m-%d %H:%M:%S} {ended:>8} {r.kind:8} "
               f"{r.outcome:12} {_short(r.previous_sha)} -> {_short(r.sha)} "
-              f"({len(r.commits)} commit(s)) {r.trigger or ''}")
+              f"({shipped}) {r.trigger or ''}")
     return 0
 
 
@@ -157,10 +174,11 @@ def run_deploys_show(args) -> int:
     _, deployer = _context(args, with_judge=False)
     record = deployer.ledger.deploy(args.id)
     if args.json:
-        print(json.dumps(record.to_json(), indent=2))
+        print(json.dumps({**record.to_json(), "story": story.summary(record)}, indent=2))
         return 0
     print(f"deploy #{record.id} {record.kind} {record.outcome}: {_short(record.previous_sha)} "
-          f"-> {_short(record.sha)} by {record.trigger}; {record.detail or ''}")
+          f"-> {_short(record.sha)} by {record.trigger}")
+    print(story.verdict_sentence(record))
     for e in record.events:
         summary = e.data.get("summary") or e.data.get("outcome") or ""
         print(f"  {e.at:%H:%M:%S.%f} {e.phase:14} {e.host or '':10} {_short(e.release)} "

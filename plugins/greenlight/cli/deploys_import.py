@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from greenlight.errors import UsageError
 
@@ -58,19 +59,19 @@ def run_import(args: argparse.Namespace) -> int:
             since = parse_time(args.since) if args.since else None
             rows = history_from_git(history, branch=args.branch, tags=args.tags, since=since,
                                     environment=args.environment)
-        source = "import:git"
+        source = f"import:git:{args.branch or args.tags}"
     elif args.file:
         if args.branch or args.tags or args.since:
             raise UsageError("--branch, --tags and --since go with --from-git")
         rows = (parse_history(sys.stdin.read(), "<stdin>") if args.file == "-"
                 else read_history(args.file))
-        source = "import:file"
+        source = f"import:{Path(args.file).name}"
     else:
         raise UsageError("give a FILE of deploys (JSON lines or CSV) or --from-git")
     url = args.ledger or settings.expand(settings["deploy"]["ledger_url"])
     ledger = Ledger(url)
     try:
-        result = import_deploys(ledger, rows, source=source)
+        result = import_deploys(ledger, rows, source=source[:255])
     finally:
         ledger.close()
     took = time.perf_counter() - began

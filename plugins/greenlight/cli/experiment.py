@@ -1,4 +1,4 @@
-"""``greenlight experiment``: list, show, define, rollout, qa, close and results of experiments.
+"""``greenlight experiment``: list, show, define, rollout, qa, close, results, buckets and reports.
 
 Only parses arguments and calls :mod:`greenlight.experiments`; the database is ``--db URL``
 (default $GREENLIGHT_EXPERIMENTS_DB, else the settings' ``[experiments] db_url``: the store the
@@ -22,15 +22,24 @@ from greenlight.experiments import (
     history,
     list_experiments,
     parse_branches,
+    delete_bucket,
+    list_buckets,
+    parse_day,
     parse_since,
     render_list,
+    render_report,
+    report,
+    save_bucket,
     render_results,
     results,
     set_qa,
     set_rollout,
 )
 from greenlight.experiments.definition import QA, ROLLOUT
+from greenlight.experiments.buckets import Bucket, parse_did, parse_where
 from greenlight.experiments.render import FORMATS
+from greenlight.experiments.report_render import FORMATS as REPORT_FORMATS
+from greenlight.settings import load
 from greenlight.experiments.store import ENV_URL, default_url
 
 
@@ -63,6 +72,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--planned-users", type=int, default=None, metavar="N",
                    help="users per branch to wait for before trusting results")
     p.add_argument("--description", default="")
+    p.add_argument("--attributes", default=None, metavar="A,B",
+                   help="user attributes recorded with each exposure, e.g. gender,age_band")
     p.add_argument("--replace", action="store_true",
                    help="overwrite an existing definition (refused if it would move users)")
     _add_user(p)
@@ -98,6 +109,37 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=FORMATS, default="text")
     p.set_defaults(func=_results)
 
+    p = verbs.add_parser("bucket", help="save a bucket (a named set of users) with an "
+                                        "experiment, or list/delete them")
+    p.add_argument("name")
+    p.add_argument("bucket", nargs="?", help="bucket name (omit to list the saved ones)")
+    p.add_argument("--where", action="append", default=[], metavar="ATTR=V[,V]",
+                   help="users whose attribute ATTR is one of the values (repeatable)")
+    p.add_argument("--did", action="append", default=[], metavar="EVENT[:K=V,...]",
+                   help="users with an EVENT (with those properties) after exposure "
+                        "(repeatable), e.g. login:platform=client")
+    p.add_argument("--min-count", type=int, default=1, metavar="N",
+                   help="--did needs at least N such events (default 1)")
+    p.add_argument("--description", default="")
+    p.add_argument("--delete", action="store_true", help="delete the bucket")
+    _add_user(p)
+    p.set_defaults(func=_bucket)
+
+    p = verbs.add_parser("report", help="per bucket and branch: users, attributes with "
+                                        "balance tests, metrics per user, over a date range")
+    p.add_argument("name")
+    p.add_argument("--from", dest="start", default=None, metavar="DATE",
+                   help="users first exposed from DATE (2024-05-01 or an ISO time; default: "
+                        "the first exposure)")
+    p.add_argument("--to", dest="end", default=None, metavar="DATE",
+                   help="through DATE (a bare date includes that day); events up to then")
+    p.add_argument("--bucket", action="append", default=None, metavar="B",
+                   help="only this saved bucket besides 'all' (repeatable; default every one)")
+    p.add_argument("--metric", action="append", default=None, metavar="M")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--format", choices=REPORT_FORMATS, default="text")
+    p.set_defaults(func=_report)
+
 
 def _add_user(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", default=None,
@@ -119,10 +161,6 @@ def db_url(db: str | None = None) -> str:
     if db:
         return db
     if os.environ.get(ENV_URL):
-        return default_url()
-    try:
-        from greenlight.settings import load
-    except ImportError:  # pragma: no cover - the engine installed without the master package
         return default_url()
     settings = load()
     return settings.expand(settings["experiments"]["db_url"])
@@ -169,7 +207,8 @@ def _define(args) -> int:
         name=args.name, branches=parse_branches(args.branches),
         status=ROLLOUT if args.rollout is not None else QA,
         rollout_pct=args.rollout or 0.0, qa_users=tuple(_split(args.qa_users) or ()),
-        planned_users=args.planned_users, description=args.description)
+        planned_users=args.planned_users, description=args.description,
+        attributes=tuple(_split(args.attributes) or ()))
     store = _store(args)
     existed = args.name in {e.name for e in list_experiments(store=store)}
     stored = define(experiment, _who(args), store=store, replace=args.replace)
@@ -202,6 +241,34 @@ def _results(args) -> int:
     data = results(args.name, store=_store(args), metrics=args.metric,
                    since=parse_since(args.since), alpha=args.alpha)
     print(render_results(data, args.format), end="")
+    return 0
+
+
+def _bucket(args) -> int:
+    store = _store(args)
+    if args.bucket is None:
+        buckets = list_buckets(args.name, store=store)
+        for bucket in buckets:
+            print(f"{bucket.name}: {bucket.describe()}")
+        if not buckets:
+            print(f"{args.name} has no saved buckets; every report has 'all'")
+        return 0
+    if args.delete:
+        delete_bucket(args.name, args.bucket, _who(args), store=store)
+        print(f"{args.name}: bucket {args.bucket} deleted")
+        return 0
+    bucket = Bucket(args.bucket, parse_where(args.where), parse_did(args.did, args.min_count),
+                    args.description)
+    save_bucket(args.name, bucket, _who(args), store=store)
+    print(f"{args.name}: bucket {bucket.name} = {bucket.describe()}")
+    return 0
+
+
+def _report(args) -> int:
+    data = report(args.name, parse_day(args.start) if args.start else None,
+                  parse_day(args.end, end=True) if args.end else None, args.bucket,
+                  store=_store(args), metrics=args.metric, alpha=args.alpha)
+    print(render_report(data, args.format), end="")
     return 0
 
 

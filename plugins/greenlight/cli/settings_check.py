@@ -7,6 +7,8 @@ import json
 import sys
 
 from greenlight import settings
+from greenlight.deploy.hosts import DeploySettings
+from greenlight.errors import SettingsError
 
 
 def add_parser(subparsers) -> None:
@@ -31,6 +33,11 @@ def _print_resolved(data: dict, source: str) -> None:
 def _check(args: argparse.Namespace) -> int:
     raw, text = settings.read(args.file)
     data, found = settings.problems(raw, args.file, text)
+    if not found:  # sections their engines parse (file:line errors of their own)
+        try:
+            DeploySettings.from_section(settings.Settings(data, args.file, text))
+        except SettingsError as exc:
+            found = [str(exc)]
     if found:
         for problem in found:
             print(problem, file=sys.stderr)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import git
 
-from greenlight.coverage.changed_lines import DiffRange, open_repo
+from greenlight.coverage.changed_lines import open_repo
 from greenlight.coverage.report import Origin
+from greenlight.git import PushRange
 
 __all__ = ["Origin", "blame_lines"]
 
@@ -38,7 +39,7 @@ def _origin(commit: git.Commit) -> Origin:
                   commit.summary if isinstance(commit.summary, str) else commit.summary.decode())
 
 
-def _blame_file(repo: git.Repo, rng: DiffRange, path: str, lines: list[int]) -> dict[int, Origin]:
+def _blame_file(repo: git.Repo, rng: PushRange, path: str, lines: list[int]) -> dict[int, Origin]:
     wanted = set(lines)
     found: dict[int, Origin] = {}
     args = [f"-L{r}" for r in _ranges(lines)]
@@ -71,7 +72,7 @@ def _blame_file(repo: git.Repo, rng: DiffRange, path: str, lines: list[int]) -> 
     return found
 
 
-def blame_lines(repo_dir: Path, rng: DiffRange, wanted: dict[str, list[int]],
+def blame_lines(repo_dir: Path, rng: PushRange, wanted: dict[str, list[int]],
                 renamed: set[str] | frozenset[str] = frozenset()) -> dict[str, dict[int, Origin]]:
     """Origin of each wanted line per file (lines at head numbering); ``renamed``: files the
     range renamed (they always go through blame)."""
@@ -95,7 +96,7 @@ def blame_lines(repo_dir: Path, rng: DiffRange, wanted: dict[str, list[int]],
     return result
 
 
-def _files_of_one_commit(repo: git.Repo, rng: DiffRange, renamed: set[str] | frozenset[str]
+def _files_of_one_commit(repo: git.Repo, rng: PushRange, renamed: set[str] | frozenset[str]
                          ) -> dict[str, str]:
     """Files that exactly one commit of the range touched: all their new lines come from it,
     no blame needed. Not used across merges (a merge may rewrite lines without listing the

@@ -15,8 +15,11 @@ from pathlib import Path
 import git
 
 from greenlight.errors import UsageError
+from greenlight.git import PushRange, open_repo, push_range, resolve_commit, unified_diff
 
-ZERO_SHA = re.compile(r"^0+$")
+__all__ = ["FileChange", "PushRange", "changed_lines", "dirty_paths", "open_repo",
+           "parse_unified_zero", "resolve_commit", "resolve_range", "work_tree_root"]
+
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13,
             b'"': 34, b"\\": 92}
@@ -31,30 +34,6 @@ class FileChange:
     old_path: str | None = None
 
 
-@dataclass
-class DiffRange:
-    """The resolved range: ``base`` None means the first push (compared with the empty tree)."""
-
-    base: str | None
-    head: str
-    compared_with: str          # the tree-ish the diff was taken against
-    sole_commit: str | None = None  # set when the range holds exactly one commit
-    from_empty_tree: bool = False
-
-    @property
-    def rev_range(self) -> str:
-        """The range for git log/blame: head alone on a first push."""
-        return self.head if self.from_empty_tree else f"{self.compared_with}..{self.head}"
-
-
-def open_repo(repo_dir: Path) -> git.Repo:
-    try:
-        return git.Repo(repo_dir, search_parent_directories=True)
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError) as exc:
-        raise UsageError(f"{repo_dir} is not in a git work tree; pass --repo DIR of a clone"
-                         ) from exc
-
-
 def work_tree_root(repo_dir: Path) -> Path:
     """The top of the work tree holding ``repo_dir`` (the CLI may run from a subfolder)."""
     root = open_repo(repo_dir).working_tree_dir
@@ -63,36 +42,10 @@ def work_tree_root(repo_dir: Path) -> Path:
     return Path(root)
 
 
-def resolve_commit(repo: git.Repo, rev: str, what: str) -> str:
-    try:
-        return repo.commit(rev).hexsha
-    except (git.BadName, ValueError, git.GitCommandError) as exc:
-        raise UsageError(f"unknown {what} revision {rev!r} in {repo.working_dir}: "
-                         "fetch it (git fetch) or pass a sha that exists there") from exc
-
-
-def resolve_range(repo: git.Repo, base: str | None, head: str) -> DiffRange:
-    """Resolve shas; a missing or all-zero base is a first push; a base that is not an ancestor of
-    head (force push) is replaced by their merge base, so only head's own lines count."""
-    head_sha = resolve_commit(repo, head, "head")
-    if not base or ZERO_SHA.match(base):
-        empty_tree = repo.git.hash_object("-t", "tree", "/dev/null")
-        return _with_sole_commit(repo, DiffRange(None, head_sha, empty_tree, from_empty_tree=True))
-    base_sha = resolve_commit(repo, base, "base")
-    if repo.is_ancestor(base_sha, head_sha):
-        return _with_sole_commit(repo, DiffRange(base_sha, head_sha, base_sha))
-    merge_bases = repo.merge_base(base_sha, head_sha)
-    if merge_bases:
-        return _with_sole_commit(repo, DiffRange(base_sha, head_sha, merge_bases[0].hexsha))
-    empty_tree = repo.git.hash_object("-t", "tree", "/dev/null")
-    return _with_sole_commit(repo, DiffRange(base_sha, head_sha, empty_tree, from_empty_tree=True))
-
-
-def _with_sole_commit(repo: git.Repo, rng: DiffRange) -> DiffRange:
-    """Note the commit when the range has just one: every new line then comes from it."""
-    shas = repo.git.rev_list("--max-count=2", rng.rev_range).split()
-    rng.sole_commit = shas[0] if len(shas) == 1 else None
-    return rng
+def resolve_range(repo: git.Repo, base: str | None, head: str) -> PushRange:
+    """The pushed range base..head (a missing or all-zero base is a first push; after a force
+    push only head's own lines count); its commits are kept only to tell a one-commit range."""
+    return push_range(repo, base, head, commit_limit=2)
 
 
 def _unquote(raw: bytes) -> bytes:
@@ -154,16 +107,12 @@ def parse_unified_zero(diff: bytes) -> list[FileChange]:
 
 
 def changed_lines(repo_dir: Path, base: str | None, head: str,
-                  extensions: tuple[str, ...] = (".py",)) -> tuple[DiffRange, list[FileChange]]:
+                  extensions: tuple[str, ...] = (".py",)) -> tuple[PushRange, list[FileChange]]:
     """Added and modified lines of base..head, per file, for files ending in ``extensions``
     (empty tuple = every text file)."""
     repo = open_repo(repo_dir)
     rng = resolve_range(repo, base, head)
-    raw = repo.git.diff(
-        "--no-color", "--no-ext-diff", "--no-textconv", "--unified=0", "--find-renames",
-        "--diff-filter=d", "--ignore-submodules=all", "--src-prefix=a/", "--dst-prefix=b/",
-        rng.compared_with, rng.head, "--", stdout_as_string=False, strip_newline_in_stdout=False)
-    changes = parse_unified_zero(raw)
+    changes = parse_unified_zero(unified_diff(repo, rng))
     if extensions:
         changes = [c for c in changes if c.path.endswith(extensions)]
     return rng, changes

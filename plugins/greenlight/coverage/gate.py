@@ -25,10 +25,10 @@ from greenlight.coverage.measured import (
 from greenlight.coverage.report import FileReport, Origin, Report
 from greenlight.coverage.static import StaticAnalysis, blob_sha, config_key
 from greenlight.errors import UsageError
+from greenlight.git import is_null_sha
 
 PREPARED_SCHEMA = "greenlight.coverage-prepared/1"
 PREPARED_FILE = ".greenlight-coverage-prepared.json"
-_ZERO = re.compile(r"^0*$")
 _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -205,7 +205,7 @@ def prepare_in_memory(repo_dir: Path, base: str | None, head: str, *,
         files.append(entry)
     return Prepared({
         "schema": PREPARED_SCHEMA, "repo": str(root),
-        "requested": {"base": None if not base or _ZERO.match(base) else base, "head": head},
+        "requested": {"base": None if is_null_sha(base) else base, "head": head},
         "base": rng.base, "head": rng.head, "compared_with": rng.compared_with,
         "config": config_key(target.config, extensions), "branch": branch,
         "changed_files": len(changes),
@@ -256,7 +256,7 @@ def _same_revision(given: str | None, requested: str | None, resolved: str | Non
                    resolve) -> bool:
     """Does ``given`` name the commit the prepared file resolved? Full shas compare as text;
     anything else (a branch name may have moved) is resolved again with git."""
-    if not given or _ZERO.match(given):
+    if is_null_sha(given):
         return requested is None
     if requested is None:
         return False

@@ -16,7 +16,9 @@ statements only).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +32,7 @@ from coverage.python import get_python_source
 
 from greenlight.coverage.combine import combine_parallel
 from greenlight.coverage.join import join
-from greenlight.coverage.static import StaticAnalysis
+from greenlight.coverage.static import StaticAnalysis, blob_sha
 from greenlight.errors import UsageError
 
 CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
@@ -76,9 +78,18 @@ def changed_statements(static: StaticAnalysis, changed: frozenset[int] | list[in
 def _data_path(repo_dir: Path, data_file: Path | None, cov_config_data: str) -> Path:
     path = Path(data_file) if data_file else repo_dir / cov_config_data
     path = path if path.is_absolute() else (Path.cwd() / path)
+    pieces = sorted(p for p in path.parent.glob(path.name + ".*") if p.is_file())
     if path.is_file():
+        data_time = path.stat().st_mtime_ns
+        newer = [p for p in pieces if p.stat().st_mtime_ns > data_time]
+        if newer:
+            # Pieces written after the combined file hold runs it lacks: gating it alone
+            # would report lines those runs executed as missed.
+            raise UsageError(
+                f"coverage data {path} is older than {len(newer)} uncombined parallel data "
+                f"file(s) beside it, such as {newer[0].name}: combine first (`coverage "
+                f"combine` in {path.parent}, or --combine)")
         return path
-    pieces = sorted(path.parent.glob(path.name + ".*"))
     if pieces:
         raise UsageError(
             f"no combined coverage data at {path}, but {len(pieces)} parallel data file(s) "
@@ -93,6 +104,63 @@ def _mtime_ns(path: str) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return 0
+
+
+def _file_blob(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return blob_sha(f.read())
+    except OSError:
+        return None
+
+
+def sources_manifest_path(data_path: Path) -> Path:
+    """Where the content of the sources a data file was checked against is kept (a dash, not
+    a dot: ``<data>.*`` are coverage's parallel pieces)."""
+    return data_path.with_name(data_path.name + "-greenlight-sources.json")
+
+
+def _data_digest(data_path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(data_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same_time(recorded: object, data_time: int) -> bool:
+    """Is ``data_time`` the recorded one, as a copy keeps it: to the nanosecond (``cp -p``) or
+    to the second with no fraction (tar)?"""
+    if not isinstance(recorded, int):
+        return False
+    return data_time == recorded or (data_time % 10**9 == 0
+                                     and data_time == recorded - recorded % 10**9)
+
+
+def _read_manifest(path: Path, digest: str, data_time: int) -> dict[str, str]:
+    """The recorded source blobs, if the manifest belongs to this very data file: the same
+    bytes with the same time (a new run can write the same bytes over other sources)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("data_sha256") != digest or \
+            not _same_time(manifest.get("data_mtime_ns"), data_time):
+        return {}
+    files = manifest.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _write_manifest(path: Path, digest: str, data_time: int, files: dict[str, str]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    manifest = {"data_sha256": digest, "data_mtime_ns": data_time, "files": files}
+    try:
+        tmp.write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        # A read-only data folder: nothing is lost but the shortcut for later copies (they
+        # fall back to comparing times).
+        tmp.unlink(missing_ok=True)
 
 
 def _matcher(patterns: list[str] | None, name: str) -> GlobMatcher | None:
@@ -333,14 +401,42 @@ class MeasuredData:
 
     def check_fresh(self, rel_paths: list[str]) -> None:
         """Refuse data older than the sources it should describe (edited after the tests ran):
-        its line numbers would be matched against code that was never measured."""
+        its line numbers would be matched against code that was never measured.
+
+        The first check of a data file compares times (a source written after the data is
+        suspect) and records the content of the sources it accepted beside the data; from then
+        on content decides, so the data copied with its old time into a fresh checkout of the
+        same code (``cp -p``, tar, CI artifacts) is still accepted, and an edit is still caught.
+        """
         data_time = self.data_path.stat().st_mtime_ns
-        newer = [p for p in rel_paths if _mtime_ns(os.path.join(self.repo_dir, p)) > data_time]
-        if newer:
+        digest = _data_digest(self.data_path)
+        manifest_path = sources_manifest_path(self.data_path)
+        known = _read_manifest(manifest_path, digest, data_time)
+        stale, edited, accepted = [], [], {}
+        for path in rel_paths:
+            full = os.path.join(self.repo_dir, path)
+            if path not in known and _mtime_ns(full) > data_time:
+                stale.append(path)
+                continue
+            blob = _file_blob(full)
+            if path in known and blob != known[path]:
+                edited.append(path)
+            elif blob is not None:
+                accepted[path] = blob
+        if edited:
             raise UsageError(
-                f"coverage data {self.data_path} is older than {newer[0]!r}"
-                + (f" and {len(newer) - 1} more changed file(s)" if len(newer) > 1 else "")
+                f"coverage data {self.data_path} was measured on other content of {edited[0]!r}"
+                + (f" and {len(edited) - 1} more changed file(s)" if len(edited) > 1 else "")
                 + ": the file changed after the tests ran; re-run the tests under coverage")
+        if stale:
+            raise UsageError(
+                f"coverage data {self.data_path} is older than {stale[0]!r}"
+                + (f" and {len(stale) - 1} more changed file(s)" if len(stale) > 1 else "")
+                + ": the file changed after the tests ran; re-run the tests under coverage "
+                f"(data copied from a checkout of the same code is accepted with the "
+                f"{manifest_path.name} that its first gate wrote beside it)")
+        if set(accepted) - set(known):
+            _write_manifest(manifest_path, digest, data_time, {**known, **accepted})
 
     def _check_version(self, rel_path: str, key: str | None, n_lines: int) -> None:
         if key is None:

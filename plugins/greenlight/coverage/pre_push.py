@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import git
-
 from greenlight.coverage.gate import diff_coverage
 from greenlight.coverage.render import render_text
-from greenlight.errors import GreenlightError
+from greenlight.errors import GreenlightError, UsageError
+from greenlight.git import config_value, open_repo
 
 
 def _threshold(repo_dir: Path) -> float:
-    try:
-        return float(git.Repo(repo_dir).git.config("--get", "greenlight.coverage.failunder"))
-    except (git.GitCommandError, ValueError):
+    value = config_value(open_repo(repo_dir), "greenlight.coverage.failunder")
+    if value is None:
         return 100.0
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"git config greenlight.coverage.failunder is {value!r}, not a "
+                         "percentage (e.g. 90)") from None
 
 
 def pre_push_check(repo_dir: Path, base: str | None, head: str) -> tuple[bool, str]:

@@ -1,10 +1,14 @@
-"""Adapter from the phases' host-level judge protocol to part B's judge and metrics sources.
+"""Adapter from the phases' host-level judge protocol to the judge and its metrics sources.
 
 The phases call ``observe(canary_hosts, baseline_hosts)`` once per scrape; this object starts
 the window at the first call (taking the counters' zero point on every host) and hands the
-window's totals to ``Judge.observe``.
+window's totals to ``Judge.observe``. Before the window, ``forecast`` scrapes the baseline
+hosts twice and says how long each metric's window will take at their traffic.
 """
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from greenlight.deploy.hosts import DeploySettings, Host
 
@@ -31,6 +35,31 @@ class HostJudge:
             self._watch.start()
         canary, baseline = self._watch.read()
         return self.judge.observe(canary, baseline)
+
+    def forecast(self, canary_hosts: list[Host], baseline_hosts: list[Host],
+                 seconds: float | None = None, sleep: Callable[[float], None] = time.sleep
+                 ) -> str:
+        """The expected time to verdict per metric, from the baseline hosts' request rates
+        over ``seconds`` (three judge intervals by default): text for the deploy log, empty
+        when they served nothing. A scrape that fails says so; the window itself decides
+        what missing metrics mean."""
+        from greenlight.deploy.judge_render import render_forecast
+        from greenlight.deploy.metrics import MetricsError, source_from_settings, sum_hosts
+
+        urls = {h.name: h.metrics_url for h in baseline_hosts}
+        source = source_from_settings(self.settings.judge, urls, self.judge.specs)
+        try:
+            source.start()
+            started = time.monotonic()
+            sleep(3 * self.settings.judge_interval if seconds is None else seconds)
+            totals = sum_hosts(source.totals(), list(urls))
+        except MetricsError as exc:
+            return f"no forecast of the time to verdict: {exc}\n"
+        forecasts = self.judge.forecast(totals, time.monotonic() - started, len(urls),
+                                        len(canary_hosts), len(baseline_hosts))
+        if not any(f.requests_per_s > 0 for f in forecasts):
+            return ""
+        return render_forecast(forecasts, self.judge.max_window_s)
 
 
 def judge_factory(settings: DeploySettings):

@@ -96,8 +96,10 @@ def finish(path: str, sha: str) -> dict:
     return {"finished": True}
 
 
-def switch(path: str, sha: str) -> dict:
-    """Make ``current`` point at a finished release (``previous`` at the old one first)."""
+def switch(path: str, sha: str, start_log: str | None = None) -> dict:
+    """Make ``current`` point at a finished release (``previous`` at the old one first).
+    With ``start_log`` also how long that log is now, so a failed start can be shown from
+    there on (see :func:`tail`)."""
     target = os.path.join(_releases(path), _check_sha(sha))
     if not os.path.isdir(target):
         raise AgentError(f"release {sha} is not on this host ({_releases(path)})")
@@ -109,7 +111,40 @@ def switch(path: str, sha: str) -> dict:
         if os.environ.get("GREENLIGHT_CRASH_AT") == "between-links":  # fault injection (tests)
             os.kill(os.getpid(), 9)
     atomic_switch(path, "current", os.path.join("releases", sha))
-    return {"current": sha, "was": old}
+    out = {"current": sha, "was": old}
+    if start_log:
+        try:
+            out["log_size"] = os.path.getsize(_inside(path, start_log))
+        except FileNotFoundError:
+            out["log_size"] = 0
+    return out
+
+
+TAIL_BYTES = 6000
+
+
+def _inside(path: str, relative: str) -> str:
+    """``path/relative`` when it stays inside the host directory, else AgentError."""
+    if os.path.isabs(relative) or ".." in relative.replace("\\", "/").split("/"):
+        raise AgentError(f"not a path inside the host directory: {relative!r}")
+    return os.path.join(path, relative)
+
+
+def tail(path: str, start_log: str, offset: str = "0") -> dict:
+    """The end of a log inside the host directory, from byte ``offset`` on (at most
+    TAIL_BYTES): what a server that did not start printed."""
+    name = _inside(path, start_log)
+    try:
+        size = os.path.getsize(name)
+    except FileNotFoundError:
+        return {"text": "", "size": 0, "missing": True}
+    start = max(int(offset) if int(offset) <= size else 0, size - TAIL_BYTES)
+    with open(name, "rb") as log:
+        log.seek(start)
+        text = log.read(size - start).decode("utf-8", "replace")
+    if start > int(offset) and "\n" in text:
+        text = text.split("\n", 1)[1]  # no half first line
+    return {"text": text, "size": size}
 
 
 def remove(path: str, shas: list[str]) -> dict:
@@ -181,7 +216,9 @@ def dispatch(path: str, op: str, args: list[str]) -> dict:
     if op == "finish":
         return finish(path, args[0])
     if op == "switch":
-        return switch(path, args[0])
+        return switch(path, args[0], args[1] if len(args) > 1 else None)
+    if op == "tail":
+        return tail(path, args[0], args[1] if len(args) > 1 else "0")
     if op == "remove":
         return remove(path, list(args))
     if op == "cleanup":

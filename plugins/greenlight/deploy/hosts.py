@@ -103,10 +103,13 @@ KEYS: dict[str, _Key] = {
     "migrate_timeout": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 600.0),
     "build_command": _Key(_argv_list, "a list of strings (an argument list, no shell)", []),
     "migrate_command": _Key(_argv_list, "a list of strings (an argument list, no shell)", []),
-    "observe_seconds": _Key(lambda v: _number(v) and v >= 1, "seconds >= 1", 60.0),
+    # the canary window's hard maximum: it ends sooner once every metric is decided or the
+    # traffic has shown each min_effect (the window follows the traffic)
+    "observe_seconds": _Key(lambda v: _number(v) and v >= 1, "seconds >= 1", 900.0),
     "judge_interval": _Key(lambda v: _number(v) and v > 0, "seconds > 0", 1.0),
     "final_observe_seconds": _Key(lambda v: _number(v) and v >= 0, "seconds >= 0", 0.0),
-    "on_window_end": _Key(lambda v: v in ("fail", "pass"), "fail or pass", "fail"),
+    # an undecided window with no evidence of harm: pass (recorded as undecided) | fail
+    "on_window_end": _Key(lambda v: v in ("fail", "pass"), "fail or pass", "pass"),
     "parallel": _Key(lambda v: _whole(v) and v >= 1, "a whole number >= 1", 4),
     "prometheus_url": _Key(lambda v: isinstance(v, str), "a Prometheus server URL or empty",
                            ""),

@@ -47,8 +47,15 @@ from greenlight.stats.canary import (
     DEFAULT_BETA,
     DEFAULT_BREAKAGE_SHARE,
     DETECT_POWER,
+    DISPERSION_CONFIDENCE,
+    DISPERSION_FLOOR_CONFIDENCE,
     MIN_INTERVALS,
     Thresholds,
+    breakage_rate_needed,
+    ratio_window_s,
+    combined_dispersion,
+    dispersion,
+    interval_sums,
     latency_evidence,
     ratio_evidence,
     ratio_information,
@@ -101,6 +108,18 @@ class MetricVerdict:
     intervals: int = 0  # latency: scrape intervals with requests so far
     design_effect: float = 1.0  # latency: variance inflation for requests slowed together
     variance_factor: float = 1.0  # latency: design effect x small-sample factor, as applied
+    # ratio: extra-binomial dispersion φ (>= 1) of each arm's counts between scrape intervals,
+    # and of their difference as the sequential test divides by it
+    canary_dispersion: float = 1.0
+    baseline_dispersion: float = 1.0
+    dispersion: float = 1.0
+    # the window: has the traffic so far shown min_effect (see Judge), and when it will have
+    # at the rates so far (seconds from the canary's first request)
+    seen_enough: bool = False
+    expected_s: float | None = None
+    # ratio, lower-is-bad: requests/s per canary host the breakage path needs to catch a rate
+    # fallen to zero within BREAKAGE_WITHIN_S in 95% of canaries, at this base rate and split
+    breakage_rate_needed: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +135,9 @@ class Verdict:
     metrics: list[MetricVerdict]
     alpha: float
     max_window_s: float
+    # the window ended with no evidence of harm before every metric was decided
+    undecided: bool = False
+    serving_s: float | None = None  # seconds since the canary's first served request
 
     @property
     def failing(self) -> list[MetricVerdict]:
@@ -124,6 +146,7 @@ class Verdict:
     def as_dict(self) -> dict:
         return {"outcome": self.outcome, "reason": self.reason, "elapsed_s": self.elapsed_s,
                 "alpha": self.alpha, "max_window_s": self.max_window_s,
+                "undecided": self.undecided, "serving_s": self.serving_s,
                 "metrics": [m.as_dict() for m in self.metrics]}
 
     def to_json(self) -> str:
@@ -132,6 +155,23 @@ class Verdict:
     @property
     def table(self) -> str:
         return render_table(self)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the traffic before a deploy says about one ratio metric's window."""
+
+    name: str
+    direction: str
+    min_effect: float
+    base_rate: float  # events per request
+    requests_per_s: float  # per host
+    fixed_s: float  # a fixed-sample test's time at the metric's alpha and 95% power
+    window_s: float  # until the test has closed on a healthy canary (inf: no traffic)
+    expected_s: float  # the same, capped at the judge's hard maximum
+
+    def as_dict(self) -> dict:
+        return _finite(asdict(self))
 
 
 def _finite(value: Any) -> Any:
@@ -150,10 +190,17 @@ class Judge:
 
     ``observe`` is called after every scrape with the totals of the window so far (canary
     arm, baseline arm). Decisions are sticky: a metric that crossed a line stays decided.
+
+    The window follows the traffic: it counts from the canary's first served request (the
+    baseline's counts before it are set aside) and lasts until every metric is decided or
+    has seen enough traffic to show its ``min_effect`` (a ratio's sequential test closes by
+    then; a latency metric whose smallest detectable shift reached ``min_effect``), or until
+    ``max_window_s``. A window that ends so with no evidence of harm is *undecided*: it
+    passes as "no harm detected down to X" (``on_timeout="fail"``: it fails).
     """
 
     def __init__(self, specs: Iterable[MetricSpec] | None = None, alpha: float = 0.01,
-                 max_window_s: float = 300.0, on_timeout: str = "fail", beta: float = DEFAULT_BETA,
+                 max_window_s: float = 900.0, on_timeout: str = "pass", beta: float = DEFAULT_BETA,
                  breakage_share: float = DEFAULT_BREAKAGE_SHARE, min_window_s: float = 0.0,
                  aim: float = DEFAULT_AIM, siegmund: bool = True, clustered: bool = True):
         self.specs = list(DEFAULT_SPECS if specs is None else specs)
@@ -177,8 +224,17 @@ class Judge:
         self.thresholds = Thresholds(alpha, beta, len(self.specs), breakage_share, aim, siegmund)
         self._max_llr = {s.name: -math.inf for s in self.specs}
         self._information = {s.name: 0.0 for s in self.specs}
+        self._information_before = dict(self._information)
+        # ratios: each arm's totals at the previous look and its running interval sums
+        # (Σ e²/n, intervals) for the dispersion estimate
+        self._ratio_seen: dict[str, np.ndarray] = {}
+        self._ratio_sums = {s.name: np.zeros(4) for s in self.specs if s.kind == RATIO}
         self._decided: dict[str, tuple[str, str, float]] = {}
         self._started: float | None = None
+        # until the canary serves: the baseline totals and the time at the last look, the
+        # zero point of the window the tests see
+        self._baseline_zero: dict = {}
+        self._serving_from: float | None = None
         self.clustered = clustered
         # latency: cumulative buckets per arm at the previous look, and each interval's growth
         self._last_buckets: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
@@ -230,7 +286,23 @@ class Judge:
             if self._started is None:
                 self._started = now
             elapsed_s = now - self._started
+        if self._serving_from is None:
+            if not any(value > 0 for value in canary.values()):
+                self._baseline_zero = dict(baseline)
+                verdicts = [MetricVerdict(spec.name, spec.kind, spec.direction,
+                                          reason="the canary has served no request yet",
+                                          min_effect=spec.min_effect) for spec in self.specs]
+                outcome, reason, _ = self._overall(verdicts, elapsed_s, None)
+                return Verdict(outcome, reason, float(elapsed_s), verdicts, self.alpha,
+                               self.max_window_s)
+            self._serving_from = float(elapsed_s) if self._baseline_zero else 0.0
+        if self._baseline_zero:
+            zero = self._baseline_zero
+            baseline = {k: max(0.0, v - zero.get(k, 0.0)) for k, v in baseline.items()}
+        serving_s = float(elapsed_s) - self._serving_from
         verdicts = [self._judge_metric(spec, canary, baseline) for spec in self.specs]
+        for v in verdicts:
+            self._window_progress(v, serving_s)
         adjusted = holm_adjust([v.p_value for v in verdicts])
         t = self.thresholds
         for spec, v, adj in zip(self.specs, verdicts, adjusted):
@@ -260,21 +332,69 @@ class Judge:
                     self._decided[spec.name] = (*decision, elapsed_s)
             if spec.name in self._decided:
                 v.status, v.reason, v.decided_at_s = self._decided[spec.name]
-        outcome, reason = self._overall(verdicts, elapsed_s)
+        outcome, reason, undecided = self._overall(verdicts, elapsed_s, serving_s)
         return Verdict(outcome, reason, float(elapsed_s), verdicts, self.alpha,
-                       self.max_window_s)
+                       self.max_window_s, undecided=undecided, serving_s=serving_s)
 
-    def _overall(self, verdicts: list[MetricVerdict], elapsed_s: float) -> tuple[str, str]:
+    def _overall(self, verdicts: list[MetricVerdict], elapsed_s: float,
+                 serving_s: float | None) -> tuple[str, str, bool]:
+        """(outcome, reason, whether the window ended undecided)."""
         failing = [v.name for v in verdicts if v.status == "fail"]
         if failing:
-            return "fail", "failing: " + ", ".join(failing)
+            return "fail", "failing: " + ", ".join(failing), False
         if all(v.status == "pass" for v in verdicts):
-            return "pass", "all metrics pass"
-        if elapsed_s >= self.max_window_s:
-            undecided = ", ".join(v.name for v in verdicts if v.status == "pending")
-            return self.on_timeout, (f"window of {self.max_window_s:g} s over with "
-                                     f"{undecided} undecided: on_timeout = {self.on_timeout}")
-        return "pending", "waiting for enough requests"
+            return "pass", "all metrics pass", False
+        pending = [v for v in verdicts if v.status == "pending"]
+        over = elapsed_s >= self.max_window_s
+        if over and serving_s is None:  # no data is not a pass
+            return "fail", (f"the canary served no request in the window of "
+                            f"{self.max_window_s:g} s"), False
+        if over or (serving_s is not None and all(v.seen_enough for v in pending)):
+            why = (f"window of {self.max_window_s:g} s over" if over
+                   else "the traffic so far shows each metric's min_effect")
+            return self.on_timeout, (
+                "undecided: no harm detected down to "
+                + ", ".join(f"{v.name} {_effect_text(v)}" for v in pending)
+                + f" ({why}; on_window_end = {self.on_timeout})"), True
+        if serving_s is None:
+            return "pending", "the canary has served no request yet", False
+        return "pending", "waiting for enough requests", False
+
+    def forecast(self, baseline: Totals, seconds: float, hosts: int, canary_hosts: int = 1,
+                 baseline_hosts: int | None = None) -> list[Forecast]:
+        """Before the deploy: how long each ratio metric's window will last at the traffic
+        ``hosts`` hosts served in ``seconds`` (``baseline`` = their counter growth), with
+        ``canary_hosts`` canaries against ``baseline_hosts`` (default: the rest)."""
+        per_host = max(hosts, 1)
+        rest = baseline_hosts if baseline_hosts is not None else max(hosts - canary_hosts, 1)
+        out = []
+        for spec in self.specs:
+            if spec.kind != RATIO:
+                continue
+            events, requests = ratio_counts(spec, baseline, amount_unit(spec, baseline, {}))
+            rps = requests / seconds / per_host if seconds > 0 else 0.0
+            rate = events / requests if requests > 0 else 0.0
+            window = ratio_window_s(spec, self.thresholds, rate, rps * canary_hosts,
+                                    rps * rest)
+            out.append(Forecast(spec.name, spec.direction, spec.min_effect, rate, rps,
+                                window / self.thresholds.horizon_factor, window,
+                                min(window, self.max_window_s)))
+        return out
+
+    def _window_progress(self, v: MetricVerdict, serving_s: float) -> None:
+        """Whether this metric's window has seen enough traffic, and when it will have at
+        the rates so far (seconds from the canary's first request)."""
+        t = self.thresholds
+        if v.kind == RATIO:
+            # the sequential test closes at its horizon: decided by then
+            horizon = float(t.horizon_at(v.information - self._information_before[v.name]))
+            v.seen_enough = v.information >= horizon
+            if v.information > 0 and serving_s > 0:
+                v.expected_s = serving_s * horizon / v.information
+        elif v.detectable is not None and v.intervals >= MIN_INTERVALS:
+            v.seen_enough = v.detectable <= v.min_effect
+            if serving_s > 0:
+                v.expected_s = serving_s * (v.detectable / v.min_effect) ** 2
 
     def _judge_metric(self, spec: MetricSpec, canary: Totals, baseline: Totals) -> MetricVerdict:
         t = self.thresholds
@@ -284,6 +404,7 @@ class Judge:
         else:
             self._latency(spec, canary, baseline, v)
         previous = self._information[spec.name]
+        self._information_before[spec.name] = previous
         v.lower = float(t.pass_line(v.information, max(0.0, v.information - previous),
                                     closing=spec.kind == RATIO))
         v.upper = t.upper
@@ -308,8 +429,9 @@ class Judge:
         v.canary_value, v.baseline_value = a / n_c, b / n_b
         if v.baseline_value:
             v.relative_change = v.canary_value / v.baseline_value - 1
-        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim)
-        v.information = float(ratio_information(spec, a, n_c, b, n_b, t.aim))
+        phi, phi_floor = self._dispersion(spec, a, n_c, b, n_b, v)
+        v.llr, v.breakage_p = ratio_evidence(spec, a, n_c, b, n_b, t.aim, phi, phi_floor)
+        v.information = float(ratio_information(spec, a, n_c, b, n_b, t.aim, phi))
         rarer = min(a + b, n_c + n_b - a - b) if spec.model == "binomial" else a + b
         if rarer < MIN_EVENTS:
             v.reason = f"{rarer:g} events so far; the sequential test starts at {MIN_EVENTS}"
@@ -327,10 +449,14 @@ class Judge:
                 exact = binomial_rate_test(bi, nbi, ai, nci, "less" if spec.direction ==
                                            LOWER_IS_BAD else "greater")
                 v.seed_rule = f"unequal traffic: exact binomial p={exact.p_value:.2g}"
+        if spec.breakage and spec.direction == LOWER_IS_BAD and n_b > 0 and 0 < b <= n_b:
+            v.breakage_rate_needed = breakage_rate_needed(
+                min(b / n_b, 1.0), n_b / n_c, t.breakage_alpha, phi_floor)
         pooled = (a + b) / (n_c + n_b)
         alpha_m = t.sprt_alpha / t.metrics
         if spec.model == "binomial" and 0 < pooled < 1:
-            n_eff = 2 / (1 / n_c + 1 / n_b)  # equal-arm size with the same variance
+            # equal-arm size with the same variance, dispersion included
+            n_eff = 2 / (1 / n_c + 1 / n_b) / phi
             v.detectable = detectable_relative_change(pooled, n_eff, alpha_m, DETECT_POWER)
             change = spec.min_effect if spec.direction == LOWER_IS_BAD else -spec.min_effect
             try:
@@ -339,7 +465,27 @@ class Judge:
                 n95 = None
             if n95 is not None:
                 k = n_b / n_c
-                v.requests_needed = max(0.0, math.ceil(n95 * (1 + 1 / k) / 2 - n_c))
+                v.requests_needed = max(0.0, math.ceil(n95 * phi * (1 + 1 / k) / 2 - n_c))
+
+    def _dispersion(self, spec: MetricSpec, a: float, n_c: float, b: float, n_b: float,
+                    v: MetricVerdict) -> tuple[float, float]:
+        """Note this look's interval in the arms' running sums; return the dispersion the
+        sequential test uses (upper bound) and the breakage path's (lower bound)."""
+        now = np.array([a, n_c, b, n_b], float)
+        grow = np.clip(now - self._ratio_seen.get(spec.name, np.zeros(4)), 0.0, None)
+        self._ratio_seen[spec.name] = now
+        sums = self._ratio_sums[spec.name]
+        sums[0], sums[1] = interval_sums(sums[0], sums[1], grow[0], grow[1])
+        sums[2], sums[3] = interval_sums(sums[2], sums[3], grow[2], grow[3])
+        phis = []
+        for confidence in (DISPERSION_CONFIDENCE, DISPERSION_FLOOR_CONFIDENCE):
+            canary = dispersion(sums[0], sums[1], a, n_c, spec.model, confidence)
+            base = dispersion(sums[2], sums[3], b, n_b, spec.model, confidence)
+            if confidence == DISPERSION_CONFIDENCE:
+                v.canary_dispersion, v.baseline_dispersion = float(canary), float(base)
+            phis.append(float(combined_dispersion(canary, n_c, base, n_b)))
+        v.dispersion = phis[0]
+        return phis[0], phis[1]
 
     def _latency(self, spec: MetricSpec, canary: Totals, baseline: Totals,
                  v: MetricVerdict) -> None:
@@ -393,6 +539,16 @@ class Judge:
         self._last_buckets[name] = (dict(canary), dict(baseline))
         if sum(grow_c.values()) + sum(grow_b.values()) > 0:
             self._increments[name].append((grow_c, grow_b))
+
+
+def _effect_text(v: MetricVerdict) -> str:
+    """The smallest change this metric's traffic can show now: relative for a ratio, a shift
+    of P(canary slower) for latency."""
+    if v.detectable is None:
+        return "(no traffic yet)"
+    if v.kind == RATIO:
+        return f"{v.detectable:.0%}"
+    return f"P(slower) {0.5 + v.detectable:.3f}"
 
 
 def _median_bound(bounds: list[float], counts: list[float]) -> float | None:

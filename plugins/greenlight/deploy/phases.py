@@ -23,7 +23,8 @@ from greenlight.deploy.health import check_health
 from greenlight.deploy.hosts import DeploySettings, Host
 from greenlight.deploy.ledger import Ledger
 from greenlight.deploy.lock import DeployLock, DeployQueue
-from greenlight.deploy.transport_errors import HostError
+from greenlight.deploy import story
+from greenlight.deploy.transport_errors import HostDidNotStart, HostError
 from greenlight.deploy.transports import transport_for
 from greenlight.errors import GreenlightError, UsageError
 
@@ -40,6 +41,23 @@ class CanaryJudge(Protocol):
     baseline hosts (the judge scrapes them itself)."""
 
     def observe(self, canary_hosts: list[Host], baseline_hosts: list[Host]) -> Verdict: ...
+
+
+@dataclass
+class Progress:
+    """Where a running deploy is, after each host move (for a live view, and so whoever
+    watches the process can say where it stopped if it dies: ``if_interrupted``)."""
+    deploy_id: int
+    kind: str
+    phase: str
+    hosts_done: int
+    hosts_total: int
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["if_interrupted"] = story.Progress(self.phase, self.hosts_done,
+                                               self.hosts_total).interrupted(self.kind)
+        return out
 
 
 @dataclass
@@ -64,6 +82,8 @@ class DeployResult:
     deploy_id: int | None = None
     incident_id: int | None = None
     phases: list[PhaseReport] = field(default_factory=list)
+    failure: dict[str, Any] | None = None  # a host that did not start: cause, log tail
+    hosts_found_down: list[str] = field(default_factory=list)  # down before their switch
 
     @property
     def ok(self) -> bool:
@@ -91,11 +111,15 @@ class Deployer:
     def __init__(self, settings: DeploySettings, ledger: Ledger,
                  judge_factory: Callable[[], CanaryJudge] | None = None,
                  on_phase: Callable[[PhaseReport], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_progress: Callable[[Progress], None] | None = None):
         self.settings = settings
         self.ledger = ledger
         self.judge_factory = judge_factory
         self.on_phase = on_phase or (lambda report: None)
+        self.on_progress = on_progress or (lambda progress: None)
+        self._progress: dict[int, tuple[str, str, set[str], int]] = {}
+        self._release: str | None = None
         self.sleep = sleep
         self.transports = {h.name: transport_for(h) for h in settings.hosts}
         self.lock_wait: float | None = None
@@ -139,6 +163,7 @@ class Deployer:
             deploy_id = self.ledger.start_deploy(
                 target, live, branch=self.settings.branch, trigger=trigger, kind="rollback",
                 hosts=[h.name for h in self.settings.hosts])
+            self._track(deploy_id, "rollback", target)
             result = DeployResult("success", target, live, "", deploy_id)
             try:
                 staging = self._stage(target)
@@ -150,6 +175,7 @@ class Deployer:
                 self.ledger.finish_deploy(deploy_id, "failed", str(exc))
                 return result
             result.message = f"all {len(self.settings.hosts)} hosts on {target[:12]}"
+            result.message += self._down_note(result, deploy_id)
             self.ledger.finish_deploy(deploy_id, "success", result.message)
             return result
 
@@ -200,6 +226,7 @@ class Deployer:
         deploy_id = self.ledger.start_deploy(
             sha, live, branch=branch, trigger=trigger, hosts=[h.name for h in hosts],
             commits=releases.commits_between(s.repo, live, sha))
+        self._track(deploy_id, "deploy", sha)
         result = DeployResult("success", sha, live, "", deploy_id)
         switched: list[Host] = []
         try:
@@ -229,19 +256,63 @@ class Deployer:
                 self._phase(result, "rest", lambda: self._switch_hosts(
                     deploy_id, rest, sha, switched, "rest"))
             self._phase(result, "observe", lambda: self._observe_health(deploy_id, hosts))
+        except HostDidNotStart as exc:
+            # A canary that cannot start the release condemns the release (that is what a
+            # canary is for) when there is evidence against the release (an exception in its
+            # start-up log, an error answer); a canary that was only slow to answer on a
+            # loaded machine, or one host failing later, after canaries started the same
+            # release, is more likely the host: the deploy stops, says why, the release stays.
+            if exc.release == sha and exc.release_at_fault and (
+                    exc.phase == "canary" or (exc.phase == "rest" and live is None)):
+                return self._start_failed(result, deploy_id, sha, live, switched, exc)
+            return self._abort(result, deploy_id, live, switched, str(exc))
         except (DeployFailed, HostError) as exc:
             return self._abort(result, deploy_id, live, switched, str(exc))
         result.message = f"{sha[:12]} live on all {len(hosts)} hosts"
+        result.message += self._down_note(result, deploy_id)
         self.ledger.finish_deploy(deploy_id, "success", result.message)
         self._after(sha)
         return result
 
+    def _track(self, deploy_id: int, kind: str, release: str) -> None:
+        """Start counting this deploy's hosts for its progress reports."""
+        self._progress[deploy_id] = (kind, "", set(), len(self.settings.hosts))
+        self._release = release
+
+    def _report_progress(self, deploy_id: int, phase: str | None = None,
+                         host_up: str | None = None) -> None:
+        kind, current, done, total = self._progress.get(deploy_id,
+                                                        ("deploy", "", set(), 0))
+        if host_up:
+            done.add(host_up)
+        self._progress[deploy_id] = (kind, phase or current, done, total)
+        self.on_progress(Progress(deploy_id, kind, phase or current, len(done), total))
+
+    def _begin(self, result: DeployResult, name: str) -> None:
+        """Write that a phase begins: a deploy killed in it says where it stopped."""
+        if result.deploy_id is not None:
+            self.ledger.record_event(result.deploy_id, f"begin:{name}", release=result.sha)
+            self._report_progress(result.deploy_id, phase=name)
+
+    def _down_note(self, result: DeployResult, deploy_id: int) -> str:
+        """``; host03 was down before its switch (started by it)`` for the message."""
+        down = [d["host"] for d in story.hosts_found_down(self.ledger.deploy(deploy_id))]
+        result.hosts_found_down = list(dict.fromkeys(down))
+        if not down:
+            return ""
+        names = ", ".join(result.hosts_found_down)
+        return (f"; {names} {'was' if len(result.hosts_found_down) == 1 else 'were'} down "
+                "before the switch (started by it)")
+
     def _phase(self, result: DeployResult, name: str, action: Callable[[], str | None]) -> None:
         report = PhaseReport(name, "ok", "")
+        self._begin(result, name)
         try:
             report.summary = action() or "ok"
         except (DeployFailed, HostError) as exc:
             report.status, report.summary = "failed", str(exc)
+            if isinstance(exc, HostDidNotStart):
+                report.log = exc.log_tail
             raise
         finally:
             report.finished_at = time.time()
@@ -330,26 +401,38 @@ class Deployer:
         s = self.settings
         transport = self.transports[host.name]
         started = time.monotonic()
+        # One look first: a host found down is restarted by the switch, and the ledger (and
+        # the page) say so instead of counting it as one that was serving. Only a refused
+        # connection (nothing listening) is "down"; a slow answer on a loaded machine is not.
+        probe = check_health(host.health_url, s.health_timeout, 1, 0.0)
+        was_up = True if probe.healthy else False if "refused" in probe.detail else None
         self.ledger.record_event(deploy_id, "switch", host=host.name, release=sha,
-                                 data={"phase": phase})
+                                 data={"phase": phase, "was_up": was_up})
         crash_point(f"before-switch:{phase}:{host.name}")
         switch_at = time.monotonic()
-        was = transport.agent("switch", sha).get("was")
+        switched = transport.agent("switch", sha, *([host.start_log] if host.start_log else []))
+        was, log_from = switched.get("was"), int(switched.get("log_size", 0))
+        if was_up is False and was:  # it had a release and nothing listened: down, not new
+            self.ledger.record_event(deploy_id, "found_down", host=host.name, release=sha,
+                                     data={"phase": phase, "was": was})
         crash_point(f"after-switch:{phase}:{host.name}")
         restart_at = time.monotonic()
         if host.restart:
             result = transport.run(host.expand(host.restart), timeout=s.restart_timeout)
             if result["returncode"] != 0:
-                raise HostError(host.name, f"restart command failed (exit "
-                                f"{result['returncode']}): {result['output'].strip()[-500:]}")
+                raise self._did_not_start(
+                    deploy_id, host, phase, sha, log_from, f"restart command failed (exit "
+                    f"{result['returncode']}): {result['output'].strip()[-500:]}", False)
         crash_point(f"after-restart:{phase}:{host.name}")
         health_at = time.monotonic()
         health = check_health(host.health_url, s.health_timeout, s.health_retries,
                               s.health_interval)
         if not health.healthy:
-            raise HostError(host.name, f"not healthy on {sha[:12]} after {health.attempts} "
-                            f"tries in {health.seconds:.1f}s of {host.health_url}: "
-                            f"{health.detail}")
+            raise self._did_not_start(
+                deploy_id, host, phase, sha, log_from,
+                f"not healthy on {sha[:12]} after {health.attempts} tries in "
+                f"{health.seconds:.1f}s of {host.health_url}: {health.detail}",
+                health.detail.startswith("HTTP "))
         up_at = time.monotonic()
         self.ledger.record_host_release(host.name, sha, deploy_id)
         # Where the host's time went (the ledger is what a slow roll-out is diagnosed from).
@@ -358,13 +441,32 @@ class Deployer:
             "switch_s": round(restart_at - switch_at, 3),
             "restart_s": round(health_at - restart_at, 3),
             "health_s": round(up_at - health_at, 3), "health_tries": health.attempts,
-            "record_s": round(time.monotonic() - up_at, 3)})
+            "record_s": round(time.monotonic() - up_at, 3), "was_up": was_up})
+        self._report_progress(deploy_id, host_up=host.name if sha == self._release else None)
+
+    def _did_not_start(self, deploy_id: int, host: Host, phase: str, sha: str, log_from: int,
+                       detail: str, answered: bool) -> HostDidNotStart:
+        """The error for a host that did not come up, with the tail of its start-up log
+        (fetched through its transport) and the exception line in it; written to the ledger."""
+        log_tail = ""
+        if host.start_log:
+            try:
+                log_tail = self.transports[host.name].agent("tail", host.start_log,
+                                                            str(log_from))["text"]
+            except HostError as exc:
+                log_tail = f"(start-up log {host.start_log} unavailable: {exc})"
+        error = HostDidNotStart(host.name, phase, sha, detail, log_tail,
+                                story.exception_line(log_tail), answered)
+        self.ledger.record_event(deploy_id, "start_failed", host=host.name, release=sha,
+                                 data={**error.to_json(), "outcome": "fail"})
+        return error
 
     def _judge(self, result: DeployResult, deploy_id: int, canary: list[Host],
                baseline: list[Host]):
         """Observe until the judge decides or the window ends; None when there is no judge."""
         s = self.settings
         report = PhaseReport("judge", "ok", "")
+        self._begin(result, "judge")
         if self.judge_factory is None or not baseline:
             report.status = "skipped"
             report.summary = ("no judge configured" if self.judge_factory is None
@@ -372,7 +474,14 @@ class Deployer:
             self._close_report(result, report)
             return None
         judge = self.judge_factory()
-        deadline = time.monotonic() + s.observe_seconds
+        if hasattr(judge, "forecast"):  # the expected time to verdict at today's traffic
+            report.log = judge.forecast(canary, baseline)
+            self.ledger.record_event(deploy_id, "judge-forecast", release=result.sha,
+                                     data={"text": report.log})
+        # The judge ends its own window (observe_seconds at most) and says whether an
+        # undecided one passes; this backstop catches a judge that never concluded, which is
+        # no evidence of a healthy canary.
+        deadline = time.monotonic() + s.observe_seconds + max(2.0, 3 * s.judge_interval)
         verdict = None
         while True:
             verdict = judge.observe(canary, baseline)
@@ -384,14 +493,14 @@ class Deployer:
             if verdict.outcome in ("fail", "pass"):
                 break
             if time.monotonic() >= deadline:
-                verdict = _Timeout(s.on_window_end, verdict.table + (
-                    f"\nwindow of {s.observe_seconds:g}s ended undecided: "
-                    f"{s.on_window_end} (settings: on_window_end)"))
+                verdict = _Timeout("fail", verdict.table + (
+                    f"\nwindow of {s.observe_seconds:g}s ended undecided: the judge did not "
+                    "conclude (fail)"))
                 break
             self.sleep(s.judge_interval)
         report.status = "ok" if verdict.outcome == "pass" else "failed"
         report.summary = _judge_summary(verdict, s.observe_seconds)
-        report.log = verdict.table
+        report.log += verdict.table
         self._close_report(result, report)
         return verdict
 
@@ -417,6 +526,36 @@ class Deployer:
         result.message = (f"{reason}; canary back on {live[:12]}, release marked bad, "
                           f"incident request {result.incident_id}")
         self.ledger.finish_deploy(deploy_id, "rolled_back", result.message)
+        return result
+
+    def _start_failed(self, result: DeployResult, deploy_id: int, sha: str, live: str | None,
+                      switched: list[Host], error: HostDidNotStart) -> DeployResult:
+        """A host could not start the release: like a judge failure, the release is marked
+        bad, the switched hosts go back and an incident is opened, with the host's log."""
+        reason = str(error)
+        self.ledger.mark_bad(sha, deploy_id, reason)  # first: it holds even if we die below
+        result.failure = error.to_json()
+        back = ""
+        if switched and live:
+            try:
+                self._phase(result, "rollback", lambda: self._converge(
+                    deploy_id, list(dict.fromkeys(switched)), live, "rollback"))
+                back = f"; {len(set(switched))} switched host(s) back on {live[:12]}"
+            except (DeployFailed, HostError) as exc:
+                back = f"; ROLLBACK INCOMPLETE: {exc}"
+        data = {"canary": [h.name for h in switched], "previous_sha": live,
+                "failing": ["start-up"], "host": error.host, "summary": reason,
+                "log_tail": error.log_tail, "table": error.log_tail or error.detail}
+        trace = story.last_traceback(error.log_tail)
+        if trace:
+            data["trace"] = trace
+        result.incident_id = self.ledger.record_incident(
+            reason, deploy_id=deploy_id, sha=sha, data=data, source="deploy")
+        result.outcome = "rolled_back" if live else "failed"
+        result.message = (f"{reason}{back}, release marked bad, incident request "
+                          f"{result.incident_id}")
+        result.message += self._down_note(result, deploy_id)
+        self.ledger.finish_deploy(deploy_id, result.outcome, result.message)
         return result
 
     def _abort(self, result: DeployResult, deploy_id: int, live: str | None,

@@ -136,3 +136,19 @@ def prune_host(transport, keep: int) -> list[str]:
     if doomed:
         transport.agent("remove", *doomed)
     return doomed
+
+
+def commit_subjects(repo_path: str, shas: Iterable[str]) -> dict[str, str]:
+    """Sha -> the first line of its message, for the shas the repository has (a page names
+    commits by what they say; a sha the repository lost is simply left out)."""
+    try:
+        repo = open_repo(repo_path)
+    except UsageError:
+        return {}
+    out = {}
+    for sha in shas:
+        try:
+            out[sha] = repo.commit(sha).summary
+        except (git.BadName, ValueError, git.GitCommandError):
+            continue
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from greenlight.experiments.assignment import CompiledExperiment, assign, user_hash
+from greenlight.experiments.buckets import Bucket, EventFilter
 from greenlight.experiments.client import ExperimentClient
 from greenlight.experiments.definition import (
     CLOSED,
@@ -25,13 +26,14 @@ from greenlight.experiments.store import ExperimentStore, default_url
 _LAZY = {
     "close": "admin", "define": "admin", "get_experiment": "admin", "history": "admin",
     "list_experiments": "admin", "parse_since": "admin", "results": "admin", "set_qa": "admin",
-    "set_rollout": "admin",
+    "set_rollout": "admin", "report": "admin", "save_bucket": "admin", "delete_bucket": "admin",
+    "list_buckets": "admin", "render_report": "report_render", "parse_day": "range_report",
     "experiment_summary": "render", "render_list": "render", "render_results": "render",
 }
 
 __all__ = [
     "CLOSED", "CONTROL", "QA", "ROLLOUT",
-    "CompiledExperiment", "Experiment", "ExperimentClient", "ExperimentStore",
+    "Bucket", "CompiledExperiment", "EventFilter", "Experiment", "ExperimentClient", "ExperimentStore",
     "assign", "default_url", "explain", "parse_branches", "user_hash", *_LAZY,
 ]
 

@@ -10,8 +10,10 @@ from datetime import datetime, timezone
 
 from greenlight.errors import UsageError
 from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
+from greenlight.experiments.buckets import ALL_USERS, Bucket
 from greenlight.experiments.definition import Experiment
-from greenlight.experiments.store import Change, ExperimentStore
+from greenlight.experiments.range_report import build_report
+from greenlight.experiments.store import Change, ExperimentStore, Loss
 
 
 def _open(url: str | None, store: ExperimentStore | None) -> ExperimentStore:
@@ -74,8 +76,28 @@ def results(name: str, url: str | None = None, *, store: ExperimentStore | None 
     experiment = opened.get(name)
     exposed = opened.exposure_counts(name, since)
     aggregates = opened.metric_aggregates(name, metrics, since)
-    return compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
+    data = compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
                            min_effect=min_effect, since=since)
+    add_losses(data, opened.losses(name, since))
+    return data
+
+
+def add_losses(data: dict, losses: list[Loss]) -> None:
+    """Say what the hosts could not record, so smaller counts are never silent."""
+    data["losses"] = [{"kind": loss.kind, "count": loss.count, "first_at": loss.first_at,
+                       "last_at": loss.last_at} for loss in losses]
+    for loss in losses:
+        data["warnings"].append(loss_sentence(loss))
+
+
+def loss_sentence(loss: Loss) -> str:
+    return (f"{loss.count:,} {loss.kind}{'s' if loss.count != 1 else ''} could not be recorded "
+            f"between {_utc(loss.first_at)} and {_utc(loss.last_at)} (the app hosts' counters):"
+            " the counts below are short by that much.")
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def parse_since(text: str | None, now: float | None = None) -> float | None:
@@ -99,3 +121,49 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
+
+
+def save_bucket(name: str, bucket: Bucket, user: str, url: str | None = None, *,
+                store: ExperimentStore | None = None) -> Bucket:
+    """Save (or replace) a bucket with experiment ``name``; reports apply it."""
+    return _open(url, store).save_bucket(name, bucket, user)
+
+
+def delete_bucket(name: str, bucket: str, user: str, url: str | None = None, *,
+                  store: ExperimentStore | None = None) -> None:
+    _open(url, store).delete_bucket(name, bucket, user)
+
+
+def list_buckets(name: str, url: str | None = None, *,
+                 store: ExperimentStore | None = None) -> list[Bucket]:
+    return _open(url, store).buckets(name)
+
+
+def report(name: str, start: float | None = None, end: float | None = None,
+           bucket_names: Sequence[str] | None = None, url: str | None = None, *,
+           store: ExperimentStore | None = None, metrics: Sequence[str] | None = None,
+           alpha: float = 0.05) -> dict:
+    """The report over users first exposed in [start, end) (default: every exposure so far),
+    for the built-in bucket ``all`` and the named saved buckets (default: every saved one)."""
+    opened = _open(url, store)
+    experiment = opened.get(name)
+    saved = {b.name: b for b in opened.buckets(name)}
+    if bucket_names:
+        unknown = [b for b in bucket_names if b not in saved and b != ALL_USERS]
+        if unknown:
+            raise UsageError(f"experiment {name} has no bucket {', '.join(map(repr, unknown))}; "
+                             f"saved buckets: {', '.join(saved) or 'none'} "
+                             "(`greenlight experiment bucket` saves one)")
+        chosen = [saved[b] for b in dict.fromkeys(bucket_names) if b != ALL_USERS]
+    else:
+        chosen = list(saved.values())
+    if start is None or end is None:
+        span = opened.exposure_span(name)
+        first, last = span if span else (time.time(), time.time())
+        start = first if start is None else start
+        end = max(last + 1.0, time.time()) if end is None else end
+    rows = [(None, opened.bucket_report(name, None, start, end, metrics))]
+    rows += [(b, opened.bucket_report(name, b, start, end, metrics)) for b in chosen]
+    data = build_report(experiment, rows, start, end, alpha=alpha)
+    add_losses(data, opened.losses(name, start, end))
+    return data

@@ -1,9 +1,16 @@
 """Results of an experiment, per branch and metric, from the SQL aggregates (pure: numbers in,
-a JSON-ready dict out). Conversion is compared with the two-proportion z-test, per-user values
-(logins per user, revenue per user) with Welch's t-test; p-values are Holm-adjusted across all
-comparisons shown; the seed's D² > N rule is shown beside the z-test for 50/50 splits. A
-sample-ratio mismatch and results read before the planned sample size are flagged, and an
-always-valid (mSPRT) p-value is given beside each fixed-sample one for reading early."""
+a JSON-ready dict out).
+
+Teams read results every day, so "significant" is decided on the always-valid p-value of the
+normal-mixture SPRT (mSPRT, Johari, Pekelis & Walsh), kept as the running minimum over the
+reads (pass the previous read's results as ``previous``), Holm-adjusted across all comparisons
+shown: an A/A experiment read any number of times is flagged at most ``alpha`` of the time. A
+fixed-sample p-value re-read daily is not: 40 reads flagged about one A/A experiment in five.
+The mixture is tuned to the planned effect at the planned size, and the planned size is the
+always-valid test's (80% power at ``min_effect``). The fixed-sample tests (two-proportion
+z-test for conversion, Welch's t-test per user) are given for the planned size only
+(``*_p_at_planned_size``); the seed's D² > N rule is shown for 50/50 splits; a sample-ratio
+mismatch and reads before the planned size are flagged."""
 from __future__ import annotations
 
 import math
@@ -15,14 +22,17 @@ from greenlight.experiments.store import BranchMetricAggregate
 from greenlight.stats import (
     holm_adjust,
     sample_ratio_mismatch,
-    sample_size_per_arm,
     seed_rule_on_rarer_outcome,
     two_proportion_test,
     welch_t_test,
 )
-from greenlight.stats.sequential import msprt_p_value
+from greenlight.stats.sequential import (
+    msprt_mixture_variance,
+    msprt_p_value,
+    msprt_sample_size,
+)
 
-#: Smallest relative change the default plan is sized for (two-sided alpha, 80% power).
+#: Smallest relative change the default plan is sized for (always-valid at alpha, 80% power).
 DEFAULT_MIN_EFFECT = 0.10
 PLAN_POWER = 0.80
 
@@ -31,8 +41,11 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                     aggregates: Sequence[BranchMetricAggregate],
                     metrics: Sequence[str] | None = None, *, alpha: float = 0.05,
                     confidence: float = 0.95, min_effect: float = DEFAULT_MIN_EFFECT,
-                    since: float | None = None) -> dict:
-    """The JSON contract of ``greenlight experiment results`` (see docs/experiments.md)."""
+                    since: float | None = None, previous: dict | None = None) -> dict:
+    """The JSON contract of ``greenlight experiment results`` (see docs/experiments.md).
+
+    ``previous``: the results of the previous read of the same experiment (same ``since``),
+    whose always-valid p-values this read's cannot exceed (running minimum)."""
     branches = experiment.all_branches()
     weights = experiment.weights()
     for extra in sorted(set(exposed) - set(branches)):  # exposures of a removed branch
@@ -48,6 +61,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
             + f" do not match the weights (chi-squared p = {srm.p_value:.2g}). Assignment or "
             "exposure logging is broken; do not trust these results.")
 
+    earlier = _always_valid_so_far(previous)
     by_key = {(a.branch, a.metric): a for a in aggregates}
     names = list(metrics) if metrics else sorted({a.metric for a in aggregates})
     metric_results = []
@@ -60,6 +74,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
         c_mean, c_var = _mean_var(n_control, c_sum, c_sq)
         control_rate = c_conv / n_control if n_control else 0.0
         planned = experiment.planned_users or _planned(control_rate, min_effect, alpha)
+        at_planned = planned is not None and min(counts.values() or [0]) >= planned
         for branch in branches:
             agg = by_key.get((branch, metric))
             n = counts[branch]
@@ -83,15 +98,22 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                     "mean_ci": [_finite(welch.ci_low), _finite(welch.ci_high)],
                     "mean_p_value": _finite(welch.p_two_sided),
                     "seed_rule": None,
-                    # Always-valid (mSPRT) p-values: safe to read at any time, however often;
-                    # the mixture is centred on changes of min_effect relative to control.
-                    "rate_p_always_valid": _always_valid(
+                    # Always-valid (mSPRT) p-values, the running minimum over reads: what
+                    # "significant" is decided on, safe to read at any time, however often.
+                    "rate_p_always_valid": min(earlier.get((metric, branch, "rate"), 1.0),
+                                               _always_valid(
                         rate.difference, rate.control_variance / n_control
                         + rate.treatment_variance / n if n and n_control else 0.0,
-                        min_effect * control_rate),
-                    "mean_p_always_valid": _always_valid(
+                        rate.control_variance + rate.treatment_variance,
+                        min_effect * control_rate, planned, alpha)),
+                    "mean_p_always_valid": min(earlier.get((metric, branch, "mean"), 1.0),
+                                               _always_valid(
                         welch.difference, (c_var or 0.0) / n_control + (var or 0.0) / n
-                        if n and n_control else 0.0, min_effect * c_mean),
+                        if n and n_control else 0.0, (c_var or 0.0) + (var or 0.0),
+                        min_effect * c_mean, planned, alpha)),
+                    # The fixed-sample tests hold only when read once, at the planned size.
+                    "rate_p_at_planned_size": rate.p_two_sided if at_planned else None,
+                    "mean_p_at_planned_size": _finite(welch.p_two_sided) if at_planned else None,
                 }
                 if math.isclose(weights[branch], weights[CONTROL]) and n and n_control:
                     rule = seed_rule_on_rarer_outcome(c_conv, n_control, conv, n)
@@ -111,9 +133,10 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
             warnings.append(
                 f"{metric}: read early, {smallest:,} of {planned:,} planned users in the "
                 "smallest branch. Checking before the planned size inflates false positives; "
-                "trust only the always-valid p-value until then.")
+                "significance is decided on the always-valid p-value, the fixed-sample "
+                "p-value is shown from the planned size on.")
 
-    adjusted = holm_adjust([slot[0][f"{slot[1]}_p_value"] for slot in p_slots])
+    adjusted = holm_adjust([slot[0][f"{slot[1]}_p_always_valid"] for slot in p_slots])
     for (comparison, kind), p_adj in zip(p_slots, adjusted):
         comparison[f"{kind}_p_adjusted"] = p_adj
         comparison[f"{kind}_significant"] = p_adj < alpha
@@ -134,6 +157,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
         "since": since,
         "computed_at": time.time(),
         "alpha": alpha,
+        "significance": "always-valid p (running minimum over reads), Holm-adjusted",
         "confidence": confidence,
         "comparisons": len(p_slots),
         "srm": {"chi2": _finite(srm.chi2), "p_value": srm.p_value, "mismatch": srm.mismatch,
@@ -158,13 +182,40 @@ def _mean_var(n: int, total: float, squares: float) -> tuple[float, float | None
 
 
 def _planned(control_rate: float, min_effect: float, alpha: float) -> int | None:
+    """Users per branch for the always-valid test to see ``min_effect`` (relative to the
+    control's rate) with 80% power."""
     if not 0.0 < control_rate < 1.0 or control_rate * (1 + min_effect) >= 1.0:
         return None
-    return sample_size_per_arm(control_rate, -min_effect, alpha=alpha / 2, power=PLAN_POWER)
+    treated = control_rate * (1 + min_effect)
+    unit = control_rate * (1 - control_rate) + treated * (1 - treated)
+    return msprt_sample_size(control_rate * min_effect, unit, alpha, PLAN_POWER)
 
 
-def _always_valid(estimate: float, variance: float, scale: float) -> float:
-    return msprt_p_value(estimate, variance, scale * scale) if scale else 1.0
+def _always_valid(estimate: float, variance: float, unit_variance: float, effect: float,
+                  planned: int | None, alpha: float) -> float:
+    """The mSPRT p-value with its mixture tuned to be most powerful at the planned size
+    (``unit_variance``/planned is the estimate's variance there); without a plan, centred on
+    the planned effect (τ = effect)."""
+    if not effect or variance <= 0:
+        return 1.0
+    if planned and unit_variance > 0:
+        tau2 = msprt_mixture_variance(unit_variance / planned, alpha)
+    else:
+        tau2 = effect * effect
+    return msprt_p_value(estimate, variance, tau2)
+
+
+def _always_valid_so_far(previous: dict | None) -> dict[tuple[str, str, str], float]:
+    """(metric, branch, kind) → the always-valid p-value of the previous read."""
+    found: dict[tuple[str, str, str], float] = {}
+    for metric in (previous or {}).get("metrics", []):
+        for row in metric.get("branches", []):
+            comparison = row.get("vs_control") or {}
+            for kind in ("rate", "mean"):
+                value = comparison.get(f"{kind}_p_always_valid")
+                if isinstance(value, (int, float)):
+                    found[(metric["metric"], row["branch"], kind)] = float(value)
+    return found
 
 
 def _finite(value: float) -> float | None:

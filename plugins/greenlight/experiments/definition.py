@@ -16,6 +16,7 @@ CLOSED = "closed"
 STATUSES = (QA, ROLLOUT, CLOSED)
 DEFAULT_QA_GROUPS = ("qa", "admin")
 
+MAX_ATTRIBUTES = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
 
@@ -51,6 +52,8 @@ class Experiment:
     updated_at: float | None = None
     version: int = 0
     extra: dict = field(default_factory=dict, compare=False)
+    #: User attributes recorded with each exposure (a small fixed set, values are categories).
+    attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -81,6 +84,11 @@ class Experiment:
                              f"branches are {', '.join(self.all_branches())}")
         if self.planned_users is not None and self.planned_users < 1:
             raise UsageError(f"experiment {self.name}: planned users must be >= 1")
+        for attribute in self.attributes:
+            check_name(attribute, f"experiment {self.name}: attribute name")
+        if len(self.attributes) > MAX_ATTRIBUTES:
+            raise UsageError(f"experiment {self.name}: at most {MAX_ATTRIBUTES} attributes "
+                             f"(got {len(self.attributes)}); attributes are a small fixed set")
 
     @property
     def control_weight(self) -> float:

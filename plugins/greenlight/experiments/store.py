@@ -25,8 +25,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
+    exists,
     func,
     insert,
+    inspect,
     literal,
     select,
     text,
@@ -37,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from greenlight.db import create_tables, database_error, masked, open_engine
 from greenlight.errors import GreenlightError, UsageError
+from greenlight.experiments.buckets import Bucket, property_pattern
 from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
 DEFAULT_URL = "sqlite:///var/experiments.sqlite"
@@ -82,6 +86,37 @@ exposures_table = Table(
     UniqueConstraint("experiment", "user_id", name="uq_gl_exposure_user"),
 )
 Index("ix_gl_exposures_user_key", exposures_table.c.user_key)
+# A report over a date range reads the exposures of one experiment in a time range, with what it
+# needs from them: the range scan covers the query.
+Index("ix_gl_exposures_range", exposures_table.c.experiment, exposures_table.c.at,
+      exposures_table.c.user_key, exposures_table.c.branch)
+
+# The user attributes an experiment declares, recorded with the user's first exposure.
+user_attributes_table = Table(
+    "gl_experiment_user_attributes", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("user_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(100), primary_key=True),
+    Column("value", String(100), nullable=False),
+)
+
+# Per experiment: the declared attribute names (JSON list). A table of its own so stores made
+# before attributes existed need no change to gl_experiments.
+declarations_table = Table(
+    "gl_experiment_declarations", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("attributes", Text, nullable=False, default="[]"),
+)
+
+# Buckets saved with an experiment (JSON of greenlight.experiments.buckets.Bucket).
+buckets_table = Table(
+    "gl_experiment_buckets", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 events_table = Table(
     "gl_experiment_events", metadata,
@@ -91,10 +126,14 @@ events_table = Table(
     Column("name", String(100), nullable=False),
     Column("value", Float, nullable=False, default=1.0),
     Column("at", Float, nullable=False),
+    # Canonical JSON of the event's category properties (platform=client), or NULL.
+    Column("props", String(400)),
 )
 # Covering index in the order results group by: the per-user sums can stream from it.
 Index("ix_gl_events_user_key", events_table.c.user_key, events_table.c.name, events_table.c.at,
       events_table.c.value)
+# A report up to a past date subtracts the events after it from the running totals.
+Index("ix_gl_events_at", events_table.c.at)
 
 # Per (experiment, user, metric) running totals of the events that happened after the user's
 # exposure, maintained as exposures and events are written: results then read one row per
@@ -125,6 +164,15 @@ branch_totals_table = Table(
 )
 EXPOSED = ""  # the metric name of the exposure-count row
 
+# A report's bucket members, per connection (a temporary table: dropped after each bucket).
+_members_table = Table(
+    "gl_report_members", MetaData(),
+    Column("user_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("branch", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
 # One row whose update serialises the transactions that fold events into totals, in every
 # dialect (a row lock in PostgreSQL/MySQL, the write lock in SQLite): an exposure and an event
 # written at the same moment by two hosts are then folded exactly once.
@@ -133,6 +181,42 @@ fold_lock_table = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("counter", BigInteger, nullable=False, default=0),
 )
+
+
+# Batches already applied, by the id the writing client gave them: a batch replayed from a
+# spool after a crash, or re-sent after a write whose commit was never acknowledged, is skipped
+# instead of counted twice. Rows older than ``BATCH_MEMORY_SECONDS`` are pruned.
+batches_table = Table(
+    "gl_experiment_batches", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("at", Float, nullable=False, index=True),
+)
+BATCH_MEMORY_SECONDS = 14 * 86400
+
+# What the app hosts could not record, from their own counters: one row per writing process,
+# kind ('exposure'/'event') and experiment ('' for events, which belong to users, not to an
+# experiment), holding the cumulative count and the time span of the lost rows. Reports are
+# absolute, so sending one twice changes nothing.
+losses_table = Table(
+    "gl_experiment_losses", metadata,
+    Column("source", String(200), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("experiment", String(100), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("reported_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Rows the hosts counted as lost for one kind: how many, and between which times."""
+
+    kind: str
+    count: int
+    first_at: float
+    last_at: float
 
 
 def user_key(user_id: str) -> int:
@@ -156,6 +240,16 @@ class Change:
     by: str
     action: str
     detail: dict
+
+
+@dataclass(frozen=True)
+class BucketRows:
+    """What the SQL returns for one bucket of a report (see :meth:`ExperimentStore.bucket_report`):
+    users per branch, ``attributes[name][branch][value]`` users, and per-metric aggregates."""
+
+    counts: dict[str, int]
+    attributes: dict[str, dict[str, dict[str, int]]]
+    aggregates: list["BranchMetricAggregate"]
 
 
 @dataclass(frozen=True)
@@ -188,12 +282,31 @@ class ExperimentStore:
     def create_schema(self) -> None:
         create_tables(metadata, self.engine, what="experiments store")
         try:
+            self._add_missing_columns()
             with self.engine.begin() as conn:
                 if conn.execute(select(fold_lock_table.c.id)).first() is None:
                     conn.execute(_insert_ignoring_duplicates(self.engine, fold_lock_table),
                                  {"id": 1, "counter": 0})
         except SQLAlchemyError as exc:
             raise database_error("experiments store", self.engine.url, exc) from exc
+
+    def _add_missing_columns(self) -> None:
+        """Stores made before event properties get the column (two clients starting at once
+        may both try: the loser finds it there)."""
+        def missing() -> bool:
+            with self.engine.connect() as conn:
+                columns = {c["name"] for c in inspect(conn).get_columns(events_table.name)}
+            return "props" not in columns
+
+        if not missing():
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {events_table.name} "
+                                  "ADD COLUMN props VARCHAR(400)"))
+        except SQLAlchemyError:
+            if missing():
+                raise
 
     def _where(self) -> str:
         return masked(self.engine.url)
@@ -205,17 +318,22 @@ class ExperimentStore:
     def load_all(self) -> dict[str, Experiment]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(experiments_table)).mappings().all()
-        return {row["name"]: _row_to_experiment(row) for row in rows}
+            declared = dict(conn.execute(select(declarations_table.c.experiment,
+                                                declarations_table.c.attributes)).all())
+        return {row["name"]: _row_to_experiment(row, declared.get(row["name"]))
+                for row in rows}
 
     def get(self, name: str) -> Experiment:
         check_name(name)
         with self.engine.connect() as conn:
             row = conn.execute(select(experiments_table)
                                .where(experiments_table.c.name == name)).mappings().first()
+            declared = conn.execute(select(declarations_table.c.attributes).where(
+                declarations_table.c.experiment == name)).scalar()
         if row is None:
             raise UsageError(f"no experiment named {name!r} in {self._where()}; "
                              "`greenlight experiment list` shows the defined ones")
-        return _row_to_experiment(row)
+        return _row_to_experiment(row, declared)
 
     def define(self, experiment: Experiment, by: str, *, replace: bool = False) -> Experiment:
         """Create an experiment. An existing one keeps its state (admins own it once it runs);
@@ -229,7 +347,8 @@ class ExperimentStore:
             if row is not None:
                 current = _row_to_experiment(row)
                 if not replace:
-                    return current
+                    return current.with_state(
+                        attributes=self._declare(conn, experiment, only_new=True))
                 if current.branches != experiment.branches and _has_exposures(conn, current.name):
                     raise UsageError(f"experiment {experiment.name} already has exposures; "
                                      "changing its branches or weights would move users "
@@ -246,8 +365,65 @@ class ExperimentStore:
                 action = "define"
             _record_change(conn, experiment.name, now, by, action, {
                 "branches": experiment.branches, "status": experiment.status,
-                "rollout_pct": experiment.rollout_pct})
+                "rollout_pct": experiment.rollout_pct,
+                "attributes": list(experiment.attributes)})
+            self._declare(conn, experiment, only_new=False)
         return self.get(experiment.name)
+
+    @staticmethod
+    def _declare(conn, experiment: Experiment, only_new: bool) -> tuple[str, ...]:
+        """Save the declared attributes; an app re-defining a running experiment (which keeps
+        its state) may still add attributes, never drop them. Returns the declared names."""
+        d = declarations_table
+        current = conn.execute(select(d.c.attributes).where(
+            d.c.experiment == experiment.name)).scalar()
+        names = list(experiment.attributes)
+        if current is not None:
+            known = json.loads(current)
+            if only_new:
+                names = known + [n for n in names if n not in known]
+            if names != known:
+                conn.execute(update(d).where(d.c.experiment == experiment.name)
+                             .values(attributes=json.dumps(names)))
+        elif names:
+            conn.execute(insert(d).values(experiment=experiment.name,
+                                          attributes=json.dumps(names)))
+        return tuple(names)
+
+    # --- buckets ------------------------------------------------------------------------------
+    def save_bucket(self, name: str, bucket: Bucket, by: str) -> Bucket:
+        """Create or replace a bucket of experiment ``name`` (recorded in its history)."""
+        self.get(name)
+        if not by:
+            raise UsageError("saving a bucket needs the name of who does it (--user or $USER)")
+        b = buckets_table
+        now = time.time()
+        with self.engine.begin() as conn:
+            where = (b.c.experiment == name, b.c.name == bucket.name)
+            if conn.execute(select(b.c.definition).where(*where)).scalar() == bucket.to_json():
+                return bucket  # unchanged: nothing to record (apps re-save theirs at start)
+            values = {"definition": bucket.to_json(), "updated_by": by, "updated_at": now}
+            if conn.execute(update(b).where(*where).values(**values)).rowcount == 0:
+                conn.execute(insert(b).values(experiment=name, name=bucket.name, **values))
+            _record_change(conn, name, now, by, "bucket", {"bucket": bucket.name,
+                                                          "definition": bucket.describe()})
+        return bucket
+
+    def delete_bucket(self, name: str, bucket: str, by: str) -> None:
+        b = buckets_table
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(b.delete().where(b.c.experiment == name, b.c.name == bucket)
+                            ).rowcount == 0:
+                raise UsageError(f"experiment {name} has no bucket {bucket!r}")
+            _record_change(conn, name, now, by, "delete bucket", {"bucket": bucket})
+
+    def buckets(self, name: str) -> list[Bucket]:
+        b = buckets_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(b.c.name, b.c.definition).where(b.c.experiment == name)
+                                .order_by(b.c.name)).all()
+        return [Bucket.from_json(n, d) for n, d in rows]
 
     def set_rollout(self, name: str, pct: float, by: str) -> Experiment:
         current = self.get(name)
@@ -301,19 +477,28 @@ class ExperimentStore:
                 for r in rows]
 
     # --- recording ----------------------------------------------------------------------------
-    def write_exposures(self, rows: Iterable[tuple[str, str, str, float]]) -> int:
+    def write_exposures(self, rows: Iterable[tuple[str, str, str, float]],
+                        batch_id: str | None = None) -> int:
         """Insert (experiment, user_id, branch, at) rows; a user's first exposure wins. Events
         the new users already have (written earlier, e.g. by another host) are folded into the
-        running totals. Returns how many exposures were new."""
+        running totals. Returns how many exposures were new. A batch whose ``batch_id`` was
+        applied before is skipped (returns 0)."""
         batch: dict[tuple[str, str], dict] = {}
-        for e, u, b, t in rows:
-            batch.setdefault((e, u), {"experiment": e, "user_id": u, "user_key": user_key(u),
-                                      "branch": b, "at": t})
+        attributes: dict[tuple[str, str], dict] = {}
+        for row in rows:
+            e, u, b, t = row[:4]
+            if (e, u) not in batch:
+                batch[(e, u)] = {"experiment": e, "user_id": u, "user_key": user_key(u),
+                                 "branch": b, "at": t}
+                if len(row) > 4 and row[4]:
+                    attributes[(e, u)] = row[4]
         if not batch:
             return 0
         x, ev = exposures_table, events_table
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
+            if not _claim_batch(conn, batch_id):
+                return 0
             existing: set[tuple[str, str]] = set()
             for experiment in {e for e, _ in batch}:
                 users = [u for e, u in batch if e == experiment]
@@ -325,6 +510,14 @@ class ExperimentStore:
             if not new:
                 return 0
             conn.execute(_insert_ignoring_duplicates(self.engine, x), new)
+            attribute_rows = [{"experiment": r["experiment"], "user_key": r["user_key"],
+                               "name": str(k)[:100], "value": str(v)[:100]}
+                              for r in new
+                              for k, v in attributes.get((r["experiment"], r["user_id"]),
+                                                         {}).items()]
+            if attribute_rows:
+                conn.execute(_insert_ignoring_duplicates(self.engine, user_attributes_table),
+                             attribute_rows)
             exposed: dict[tuple[str, str], int] = {}
             for row in new:
                 exposed[(row["experiment"], row["branch"])] = exposed.get(
@@ -346,16 +539,21 @@ class ExperimentStore:
             self._upsert_totals(conn, sums)
         return len(new)
 
-    def write_events(self, rows: Iterable[tuple[str, str, float, float]]) -> int:
+    def write_events(self, rows: Iterable[tuple],
+                     batch_id: str | None = None) -> int:
         """Insert (user_id, name, value, at) metric events and fold them into the running
-        totals of every experiment the user was exposed to before the event."""
-        values = [{"user_id": u, "user_key": user_key(u), "name": n, "value": v, "at": t}
-                  for u, n, v, t in rows]
+        totals of every experiment the user was exposed to before the event. Rows are
+        (user_id, name, value, at[, properties JSON]). A batch whose
+        ``batch_id`` was applied before is skipped (returns 0)."""
+        values = [{"user_id": r[0], "user_key": user_key(r[0]), "name": r[1], "value": r[2],
+                   "at": r[3], "props": r[4] if len(r) > 4 else None} for r in rows]
         if not values:
             return 0
         x = exposures_table
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
+            if not _claim_batch(conn, batch_id):
+                return 0
             conn.execute(insert(events_table), values)
             exposures: dict[int, list] = {}
             for chunk in _chunks(list({v["user_key"] for v in values})):
@@ -455,6 +653,140 @@ class ExperimentStore:
                     .where(x.c.experiment == experiment)
                     .group_by(x.c.experiment, x.c.branch)))
 
+    def report_losses(self, source: str, rows: Iterable[tuple[str, str, int, float, float]]
+                      ) -> None:
+        """Set the cumulative (kind, experiment, count, first_at, last_at) losses of one
+        writing process (absolute values: a repeated report is harmless)."""
+        values = [{"source": source[:200], "kind": k, "experiment": e, "count": int(n),
+                   "first_at": float(f), "last_at": float(last), "reported_at": time.time()}
+                  for k, e, n, f, last in rows]
+        if not values:
+            return
+        lt = losses_table
+        with self.engine.begin() as conn:
+            for value in values:
+                where = (lt.c.source == value["source"], lt.c.kind == value["kind"],
+                         lt.c.experiment == value["experiment"])
+                if conn.execute(update(lt).where(*where).values(
+                        count=value["count"], first_at=value["first_at"],
+                        last_at=value["last_at"], reported_at=value["reported_at"])
+                        ).rowcount == 0:
+                    conn.execute(_insert_ignoring_duplicates(self.engine, lt), value)
+
+    def losses(self, name: str, since: float | None = None,
+               until: float | None = None) -> list[Loss]:
+        """Exposures of ``name`` and events (of anyone) the hosts counted as lost, per kind,
+        over the losses whose span meets [since, until]."""
+        lt = losses_table
+        query = (select(lt.c.kind, func.sum(lt.c.count), func.min(lt.c.first_at),
+                        func.max(lt.c.last_at))
+                 .where(((lt.c.kind == "exposure") & (lt.c.experiment == name))
+                        | (lt.c.kind == "event"))
+                 .group_by(lt.c.kind).order_by(lt.c.kind))
+        if since is not None:
+            query = query.where(lt.c.last_at >= since)
+        if until is not None:
+            query = query.where(lt.c.first_at < until)
+        with self.engine.connect() as conn:
+            return [Loss(k, int(n), float(f), float(last))
+                    for k, n, f, last in conn.execute(query) if n]
+
+    # --- reports over a date range -----------------------------------------------------------
+    def bucket_report(self, name: str, bucket: Bucket | None, start: float, end: float,
+                      metrics: Sequence[str] | None = None) -> BucketRows:
+        """Users first exposed in [start, end) who pass ``bucket`` (None: all of them), per
+        branch: how many, their attribute values, and per metric the users with an event,
+        events, Σ and Σ² of per-user totals over the events from exposure to ``end``.
+
+        Per-user totals come from the running totals minus the events at or after ``end``
+        (an index range; small when the report ends near now), so no report joins every
+        event with every exposure.
+        """
+        x, ua, t, ev = exposures_table, user_attributes_table, totals_table, events_table
+        members = select(x.c.user_key, x.c.branch, x.c.at).where(
+            x.c.experiment == name, x.c.at >= start, x.c.at < end)
+        for attribute, values in (bucket.attributes.items() if bucket else ()):
+            a = ua.alias()
+            members = members.where(exists().where(
+                a.c.experiment == name, a.c.user_key == x.c.user_key, a.c.name == attribute,
+                a.c.value.in_(list(values))))
+        for wanted in (bucket.events if bucket else ()):
+            e = ev.alias()
+            conditions = [e.c.user_key == x.c.user_key, e.c.name == wanted.name,
+                          e.c.at >= x.c.at, e.c.at < end]
+            conditions += [e.c.props.like(property_pattern(k, v), escape="\\")
+                           for k, v in sorted(wanted.where.items())]
+            if wanted.min_count == 1:
+                members = members.where(exists().where(*conditions))
+            else:
+                members = members.where(select(func.count()).where(*conditions)
+                                        .scalar_subquery() >= wanted.min_count)
+        m = _members_table
+        with self.engine.connect() as conn:
+            any_late = conn.execute(select(ev.c.at).where(ev.c.at >= end).limit(1)).first()
+        if any_late is None:  # a report up to now: the running totals are the answer
+            per_user = (select(t.c.branch, t.c.metric, t.c.n, t.c.total)
+                        .select_from(t.join(m, (t.c.experiment == name)
+                                            & (t.c.user_key == m.c.user_key)))
+                        .where(t.c.experiment == name))
+        else:
+            late_rows = (select(ev.c.user_key, ev.c.name, ev.c.value)
+                         .where(ev.c.at >= end)
+                         .with_hint(ev, "INDEXED BY ix_gl_events_at", "sqlite"))
+            late_rows = late_rows.subquery("late_rows")
+            late = (select(late_rows.c.user_key, late_rows.c.name, func.count().label("n"),
+                           func.sum(late_rows.c.value).label("total"))
+                    .group_by(late_rows.c.user_key, late_rows.c.name).subquery("late"))
+            n_in = (t.c.n - func.coalesce(late.c.n, 0)).label("n")
+            total_in = (t.c.total - func.coalesce(late.c.total, 0.0)).label("total")
+            per_user = (select(t.c.branch, t.c.metric, n_in, total_in)
+                        .select_from(t.join(m, (t.c.experiment == name)
+                                            & (t.c.user_key == m.c.user_key))
+                                     .outerjoin(late, (late.c.user_key == t.c.user_key)
+                                                & (late.c.name == t.c.metric)))
+                        .where(t.c.experiment == name))
+        if metrics:
+            per_user = per_user.where(t.c.metric.in_(list(metrics)))
+        per_user = per_user.subquery("per_user")
+        converting = func.sum(case((per_user.c.n > 0, 1), else_=0))
+        metric_query = (select(per_user.c.branch, per_user.c.metric, converting,
+                               func.sum(per_user.c.n), func.sum(per_user.c.total),
+                               func.sum(per_user.c.total * per_user.c.total))
+                        .group_by(per_user.c.branch, per_user.c.metric))
+        attribute_query = (select(m.c.branch, ua.c.name, ua.c.value, func.count())
+                           .select_from(m.join(ua, (ua.c.experiment == name)
+                                               & (ua.c.user_key == m.c.user_key)))
+                           .group_by(m.c.branch, ua.c.name, ua.c.value))
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL work_mem = '256MB'"))
+                conn.execute(text("SET LOCAL jit = off"))
+            # The bucket's users, found once and indexed by user: the three queries below join
+            # them by key instead of re-running the filters each time.
+            m.create(conn)
+            conn.execute(insert(m).from_select(["user_key", "branch", "at"], members))
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(text(f"ANALYZE {m.name}"))
+            counts = {b: int(n) for b, n in conn.execute(
+                select(m.c.branch, func.count()).group_by(m.c.branch))}
+            attributes: dict[str, dict[str, dict[str, int]]] = {}
+            for branch, attribute, value, n in conn.execute(attribute_query):
+                attributes.setdefault(attribute, {}).setdefault(branch, {})[value] = int(n)
+            aggregates = [BranchMetricAggregate(b, metric, int(c or 0), int(n or 0),
+                                                float(total or 0), float(squares or 0))
+                          for b, metric, c, n, total, squares in conn.execute(metric_query)
+                          if c]
+            m.drop(conn)
+        return BucketRows(counts, attributes, aggregates)
+
+    def exposure_span(self, name: str) -> tuple[float, float] | None:
+        """First and last exposure time of ``name`` (a report's default range)."""
+        x = exposures_table
+        with self.engine.connect() as conn:
+            first, last = conn.execute(select(func.min(x.c.at), func.max(x.c.at))
+                                       .where(x.c.experiment == name)).one()
+        return None if first is None else (float(first), float(last))
+
     # --- results ------------------------------------------------------------------------------
     def exposure_counts(self, name: str, since: float | None = None) -> dict[str, int]:
         if since is None:
@@ -533,6 +865,9 @@ class ExperimentStore:
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
             conn.execute(branch_totals_table.delete())
+            conn.execute(user_attributes_table.delete())
+            conn.execute(batches_table.delete())
+            conn.execute(losses_table.delete())
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Table):
@@ -546,6 +881,21 @@ def _insert_ignoring_duplicates(engine: Engine, table: Table):
     if dialect in ("mysql", "mariadb"):
         return insert(table).prefix_with("IGNORE")
     return insert(table)
+
+
+def _claim_batch(conn, batch_id: str | None) -> bool:
+    """Record ``batch_id`` as applied in this transaction; False if it already was (the caller
+    holds the fold lock, so two writers cannot claim the same id at once)."""
+    if batch_id is None:
+        return True
+    b = batches_table
+    if conn.execute(select(b.c.id).where(b.c.id == batch_id)).first() is not None:
+        return False
+    now = time.time()
+    conn.execute(insert(b).values(id=batch_id, at=now))
+    if hash(batch_id) % 1000 == 0:  # now and then, forget ids no spool can still hold
+        conn.execute(b.delete().where(b.c.at < now - BATCH_MEMORY_SECONDS))
+    return True
 
 
 def _take_fold_lock(conn) -> None:
@@ -584,7 +934,7 @@ def _experiment_values(e: Experiment) -> dict:
             "planned_users": e.planned_users, "description": e.description}
 
 
-def _row_to_experiment(row) -> Experiment:
+def _row_to_experiment(row, attributes: str | None = None) -> Experiment:
     return Experiment(name=row["name"], branches=json.loads(row["branches"]),
                       status=row["status"], rollout_pct=float(row["rollout_pct"]),
                       closed_branch=row["closed_branch"],
@@ -592,4 +942,5 @@ def _row_to_experiment(row) -> Experiment:
                       qa_groups=tuple(json.loads(row["qa_groups"])),
                       planned_users=row["planned_users"], description=row["description"] or "",
                       updated_by=row["updated_by"], updated_at=row["updated_at"],
-                      version=row["version"])
+                      version=row["version"],
+                      attributes=tuple(json.loads(attributes)) if attributes else ())

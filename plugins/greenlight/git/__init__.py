@@ -1,5 +1,27 @@
 """The one place Greenlight reads git (through gitpython): what a push carries, history, blame.
 
 Every engine that needs git (push hooks, coverage, schema review, incidents, deploy) imports from
-here; nothing else runs git.
+here; nothing else runs git. ``is_null_sha`` is loaded at once; the rest on first use, so that a
+caller that only tests a sha does not pay for gitpython.
 """
+from __future__ import annotations
+
+import importlib
+
+from greenlight.git.sha import is_null_sha
+
+_EXPORTS = {
+    "PushRange": "ranges", "changed_paths": "ranges", "display_path": "ranges",
+    "has_commit": "ranges", "is_ancestor": "ranges", "open_repo": "ranges",
+    "push_range": "ranges", "resolve_commit": "ranges", "unified_diff": "ranges",
+    "config_flag": "config", "config_value": "config",
+}
+__all__ = ["PushRange", "changed_paths", "config_flag", "config_value", "display_path",
+           "has_commit", "is_ancestor", "is_null_sha", "open_repo", "push_range",
+           "resolve_commit", "unified_diff"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"greenlight.git.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -267,7 +267,7 @@ class GitHistory:
         self._git = self.repo.git
         self._extra_ignore = [r.strip().lower() for r in ignore_revs if r.strip()]
         self._files: dict[str, list[str]] = {}
-        self._blame: dict[tuple[str, str], dict[int, BlamedLine]] = {}
+        self._blame: dict[tuple[str, str, str | None], dict[int, BlamedLine]] = {}
         self._ranges: dict[tuple[str | None, str, int], list[CommitInfo]] = {}
         self._ancestry: dict[tuple[str, str], bool] = {}
         self._known: dict[str, bool] = {}
@@ -361,15 +361,21 @@ class GitHistory:
             self._ignored[sha] = resolved
         return self._ignored[sha]
 
-    def blame_file(self, sha: str, path: str) -> dict[int, BlamedLine]:
-        """Who last changed every line of ``path`` as of ``sha`` (empty if no such file)."""
-        key = (sha, path)
+    def blame_file(self, sha: str, path: str, since: str | None = None,
+                   ) -> dict[int, BlamedLine]:
+        """Who last changed every line of ``path`` as of ``sha`` (empty if no such file).
+
+        With ``since`` (a commit), lines already there at ``since`` are left out and git stops
+        walking history there: on a long history that is most of a whole-file blame's time.
+        """
+        key = (sha, path, since)
         if key not in self._blame:
             ignore = [arg for rev in self.ignore_revs(sha) for arg in ("--ignore-rev", rev)]
+            bound = [f"^{since}"] if since else []
             try:
                 out = self._git.execute(
                     ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root",
-                     "-w", "-M", "-C", *ignore, sha, "--", path],
+                     "-w", "-M", "-C", *ignore, sha, *bound, "--", path],
                     stdout_as_string=True, strip_newline_in_stdout=False)
             except git.GitCommandError as exc:
                 if "no such path" in str(exc.stderr):
@@ -380,9 +386,10 @@ class GitHistory:
             self._blame[key] = parse_blame(out, sha, path)
         return self._blame[key]
 
-    def blame_lines(self, sha: str, path: str, lines: Iterable[int]) -> dict[int, BlamedLine]:
+    def blame_lines(self, sha: str, path: str, lines: Iterable[int],
+                    since: str | None = None) -> dict[int, BlamedLine]:
         """The whole-file blame, restricted to ``lines`` (lines past the end are dropped)."""
-        whole = self.blame_file(sha, path)
+        whole = self.blame_file(sha, path, since)
         return {n: whole[n] for n in lines if n in whole}
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:

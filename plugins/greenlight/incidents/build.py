@@ -14,7 +14,7 @@ from typing import Any
 from greenlight.errors import UsageError
 from greenlight.git.history import GitHistory
 from greenlight.incidents.attribution import attribute, shipping_deploys
-from greenlight.incidents.correlate import Facts, rank
+from greenlight.incidents.correlate import Facts, Weights, rank
 from greenlight.incidents.intake import parse_duration
 from greenlight.incidents.links import LinkTemplates
 from greenlight.incidents.model import BlamedLine, Deploy, Incident, Report, iso
@@ -98,7 +98,8 @@ def check_start(start: datetime, now: datetime | None = None) -> None:
 
 
 def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
-                 settings: Mapping[str, Any] | None = None) -> Report:
+                 settings: Mapping[str, Any] | None = None,
+                 weights: Weights | None = None) -> Report:
     """Correlate ``incident`` with the deploys before it and the commits they shipped.
 
     ``ledger`` is a ``greenlight.deploy.ledger.Ledger``; ``repo`` the deployed repository
@@ -173,7 +174,16 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
         for sha in live_shas:
             paths.update(history.files_at(sha))
         frames, unmapped = map_frames(parsed, paths)
-        blamed = _blame_frames(history, live_shas, frames)
+        boundary = _horizon_boundary(history, every)
+        blamed = _blame_frames(history, live_shas, frames, boundary)
+        older = sorted({f"{f.repo_path}:{f.line}" for f in frames
+                        if f.depth < MAX_BLAMED_FRAMES
+                        and not any(b.path == f.repo_path and b.line == f.line for b in blamed)})
+        if boundary and older:
+            notes.append(f"{', '.join(older[:10])}{' …' if len(older) > 10 else ''}: already "
+                         f"in {boundary[:12]}, the code live before the first deploy the report "
+                         f"reads (the horizon, {iso(horizon_start)}, or the ledger's start); "
+                         f"not ranked. `greenlight deploys import` can add older deploys.")
         in_window_shas = {c.sha for d in before for c in commits.get(d.id, [])}
         latent = _attribute(history, blamed, every, in_window_shas, notes)
 
@@ -181,7 +191,7 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
                   commits=commits, live=live, live_commits=live_commits, frames=frames,
                   unmapped_frames=unmapped, blame=blamed, signals=dict(conf.get("signals") or {}),
                   notes=notes, latent=latent, horizon_start=horizon_start)
-    return rank(facts, links)
+    return rank(facts, links, weights)
 
 
 def _duration(value: Any) -> timedelta:
@@ -211,7 +221,17 @@ def _attribute(history: GitHistory, blamed: list[BlamedLine], every: list[Deploy
     return found
 
 
-def _blame_frames(history: GitHistory, shas: list[str], frames: list) -> list[BlamedLine]:
+def _horizon_boundary(history: GitHistory, every: list[Deploy]) -> str | None:
+    """The sha live before the first deploy the report reads (the horizon's or the ledger's
+    start): blame need not walk past it, since an older line is not ranked. None when that
+    deploy has no known previous sha (blame then walks to the root)."""
+    shipping = shipping_deploys(every)
+    previous = shipping[0].previous_sha if shipping else None
+    return previous if previous and history.has_commit(previous) else None
+
+
+def _blame_frames(history: GitHistory, shas: list[str], frames: list,
+                  since: str | None = None) -> list[BlamedLine]:
     """Blame the innermost application frames' files whole at every live sha (one git process
     per file and sha, in parallel), keeping the frames' lines."""
     jobs: dict[tuple[str, str], list[int]] = {}
@@ -225,7 +245,7 @@ def _blame_frames(history: GitHistory, shas: list[str], frames: list) -> list[Bl
 
     def run(job: tuple[tuple[str, str], list[int]]) -> list[BlamedLine]:
         (sha, path), lines = job
-        return list(history.blame_lines(sha, path, lines).values())
+        return list(history.blame_lines(sha, path, lines, since).values())
 
     with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
         return [hit for hits in pool.map(run, jobs.items()) for hit in hits]

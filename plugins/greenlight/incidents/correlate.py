@@ -39,7 +39,8 @@ class Weights:
     """How many points each kind of evidence earns. The blamed line dominates on purpose."""
 
     blamed_line: float = 60.0        # the innermost application frame's line is the commit's
-    depth_decay: float = 0.5         # ... each frame further out counts this much less
+    depth_decay: float = 0.8         # ... each frame further out counts this much less
+    other_frames: float = 0.5        # a commit's lines beyond its strongest one count this much
     age_scale_days: float = 30.0     # a line's points shrink with the age of the deploy that
     age_strength: float = 0.5        # shipped it: 1 / (1 + strength * log2(1 + age / scale))
     changed_file_innermost: float = 12.0
@@ -103,7 +104,7 @@ def age_factor(age: timedelta, w: Weights) -> float:
 
     Lines that served for years without failing are less likely to be the cause than lines
     that went live recently; the decay is logarithmic so a latent bug weeks old keeps most of
-    its weight (12 days: 0.78; 1 year: 0.44 with the default weights).
+    its weight (12 days: 0.80; 1 year: 0.35 with the default weights).
     """
     days = max(age.total_seconds(), 0.0) / 86400
     return 1.0 / (1.0 + w.age_strength * math.log2(1.0 + days / w.age_scale_days))
@@ -198,16 +199,23 @@ def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, An
         latent = f"latent: went live {_ago(delta)} before the incident"
     tier = 0
     seen_lines = set()
+    owned = []
     for hit in ctx["blame_by_commit"].get(commit.sha, []):
         frame = ctx["frames_by_line"].get((hit.path, hit.line))
         if frame is None or (hit.path, hit.line) in seen_lines:
             continue
         seen_lines.add((hit.path, hit.line))
+        owned.append((frame, hit))
+    # Innermost first; a commit's strongest line counts in full, its others less: a commit
+    # that wrote much of the old code (an initial import) owns many frames without being
+    # more suspect for each.
+    for n, (frame, hit) in enumerate(sorted(owned, key=lambda p: p[0].depth)):
         tier = 2
-        depth_weight = w.depth_decay ** frame.depth
+        depth_weight = w.depth_decay ** frame.depth * (1.0 if n == 0 else w.other_frames)
         fresh = age_factor(delta, w)
-        moved = (f" (moved or copied from {hit.orig_path}:{hit.orig_line})"
-                 if (hit.orig_path, hit.orig_line) != (hit.path, hit.line) else "")
+        # Blame followed the line to the file it was written in (a move or copy across files).
+        moved = (f" (written in {hit.orig_path}:{hit.orig_line}, moved since)"
+                 if hit.orig_path != hit.path else "")
         where = " (where it failed)" if frame.innermost else f" ({frame.depth} frame(s) out)"
         evidence.append(Evidence(
             "blamed_line", w.blamed_line * depth_weight * fresh,

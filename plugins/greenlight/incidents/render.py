@@ -5,9 +5,12 @@ came from a commit, a trace or an alert is escaped; links are only emitted for h
 """
 from __future__ import annotations
 
-import html
 import json
+from pathlib import Path
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from greenlight.incidents.model import TIERS, Report, iso
 
@@ -139,120 +142,27 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text if text is not None else ""), quote=True)
-
-
-def _a(label_html: str, url: str | None) -> str:
-    if url and url.lower().startswith(("http://", "https://", "/")):
-        return f'<a href="{_e(url)}">{label_html}</a>'
-    return label_html
-
-
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:72em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top}
 .score{font-weight:bold}.ev{margin:.1em 0}.neg{color:#777}.note{background:#fff5d6;padding:.5em}
 code{background:#f3f3f3;padding:0 .2em}textarea{width:100%}
 """
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
 def render_html(report: Report, form_action: str | None = None, *, fragment: bool = False,
-                form_fields: str = "") -> str:
-    """One HTML page; with ``form_action`` the 5 Whys become a form that POSTs the answers.
+                form_fields: str = "", whys_note: str = "", save_refused: str = "") -> str:
+    """One HTML page (Jinja2, autoescaped); with ``form_action`` the 5 Whys become a form.
 
     ``fragment=True`` gives the report without html/head/body and title, to embed in a page
-    that has its own layout; ``form_fields`` is trusted HTML put inside the form (a CSRF field).
+    that has its own layout. ``form_fields`` is trusted HTML put inside the form (a CSRF
+    field); ``whys_note`` a sentence shown under the 5 Whys heading; ``save_refused`` disables
+    the Save button with that reason.
     """
-    inc = report.incident
-    if fragment:
-        style = _STYLE.replace("body{", ".incident-report{")
-        p: list[str] = [f'<div class="incident-report"><style>{style}</style><ul>']
-    else:
-        p = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">',
-             f"<title>Incident: {_e(inc.title)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Incident: {_e(inc.title)}</h1><ul>"]
-    if inc.id is not None:
-        p.append(f"<li>id: {_e(inc.id)}</li>")
-    p.append(f"<li>started: {_e(iso(inc.started_at))}</li><li>source: {_e(inc.source)}</li>")
-    if inc.service:
-        p.append(f"<li>service: {_e(inc.service)}</li>")
-    p.append(f"<li>window: {_e(iso(report.window_start))} → {_e(iso(inc.started_at))}</li>")
-    if report.live:
-        live = ", ".join(f"{_e(h)}: <code>{_e(s[:12])}</code>"
-                         for h, s in sorted(report.live.items()))
-        p.append(f"<li>live at start: {live}</li>")
-    p.append("</ul>")
-    for note in report.notes:
-        p.append(f'<p class="note">{_e(note)}</p>')
-
-    p.append("<h2>Suspects</h2>")
-    if not report.suspects:
-        p.append("<p>No suspect commit.</p>")
-    else:
-        p.append("<ol>")
-        for s in report.suspects:
-            c = s.commit
-            p.append(f'<li><span class="score">{s.score:.1f}</span> '
-                     f"{_a(f'<code>{_e(c.sha[:12])}</code>', s.url)} {_e(c.summary)} — "
-                     f"{_e(c.author)} &lt;{_e(c.email)}&gt; ({_e(TIERS[s.tier])}, deploy "
-                     f"{_e(s.deploy.id)})<ul>")
-            if s.latent:
-                p.append(f'<li class="ev latent"><strong>{_e(s.latent)}</strong> '
-                         f"({_e(iso(s.deploy.live_from))})</li>")
-            if s.changed_links:
-                shown = ", ".join(_a(f"<code>{_e(c['path'])}:{c['start']}" + (
-                    f"-{c['end']}" if c["end"] != c["start"] else "") + "</code>", c["url"])
-                    for c in s.changed_links[:10])
-                p.append(f'<li class="ev">changed lines: {shown}</li>')
-            for ev in s.evidence:
-                cls = "ev neg" if ev.points < 0 else "ev"
-                p.append(f'<li class="{cls}">{_e(ev.kind)} {ev.points:+.1f}: '
-                         f"{_a(_e(ev.detail), ev.url)}</li>")
-            if s.hidden_evidence:
-                p.append(f'<li class="ev neg">… {s.hidden_evidence} more evidence row(s) with '
-                         f"fewer points (in the score, not shown)</li>")
-            p.append("</ul></li>")
-        p.append("</ol>")
-
-    p.append("<h2>Deploy timeline</h2><table><tr><th>when</th><th>deploy</th><th>kind</th>"
-             "<th>outcome</th><th>range</th><th>commits</th></tr>")
-    for entry in report.timeline:
-        d = entry.deploy
-        rng = f"{d.previous_sha[:12]}..{d.sha[:12]}" if d.previous_sha else d.sha[:12]
-        commits = "<br>".join(f"{_a(f'<code>{_e(c.sha[:8])}</code>', report.links.get(c.sha))} "
-                              f"{_e(c.summary)} — {_e(c.author)}" for c in entry.commits[:20])
-        if len(entry.commits) > 20:
-            commits += f"<br>… {len(entry.commits) - 20} more"
-        if entry.note:
-            commits = f"{_e(entry.note)}<br>{commits}"
-        p.append(f"<tr><td>{_e(iso(d.started_at))} ({_e(entry.position)})</td><td>{_e(d.id)}</td>"
-                 f"<td>{_e(d.kind)}</td><td>{_e(d.outcome or '')}</td>"
-                 f"<td>{_a(f'<code>{_e(rng)}</code>', entry.compare_url)}</td>"
-                 f"<td>{commits}</td></tr>")
-    p.append("</table>")
-
-    if report.after:
-        p.append("<h2>Deployed after the incident started (not suspects)</h2><ul>")
-        for c in report.after:
-            p.append(f"<li>{_a(f'<code>{_e(c.sha[:12])}</code>', report.links.get(c.sha))} "
-                     f"{_e(c.summary)} — {_e(c.author)}</li>")
-        p.append("</ul>")
-    evidence = evidence_text(report)
-    if evidence:
-        p.append(f"<h2>Evidence</h2><pre>{_e(evidence)}</pre>")
-    if inc.trace:
-        p.append(f"<h2>Stack trace</h2><pre>{_e(inc.trace)}</pre>")
-
-    p.append("<h2>5 Whys</h2>")
-    if form_action:
-        p.append(f'<form method="post" action="{_e(form_action)}">{form_fields}')
-    p.append("<ol>")
-    for i, why in enumerate(report.whys):
-        p.append(f'<li><label>{_e(why["question"])}<br><textarea name="why{i + 1}" rows="2">'
-                 f"{_e(why['answer'])}</textarea></label></li>")
-    p.append("</ol>")
-    if form_action:
-        p.append('<button type="submit">Save</button></form>')
-    p.append("</div>" if fragment else "</body></html>")
-    return "\n".join(p) + "\n"
+    return _TEMPLATES.get_template("report.html").render(
+        report=report, inc=report.incident, fragment=fragment, style=Markup(_STYLE),
+        form_action=form_action, form_fields=Markup(form_fields), whys_note=whys_note,
+        save_refused=save_refused, evidence=evidence_text(report), tiers=TIERS, iso=iso)

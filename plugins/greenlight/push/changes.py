@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import git
 
-ZERO = "0" * 40
+from greenlight.git import PushRange, changed_paths, display_path, is_null_sha, push_range
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,11 @@ class RefUpdate:
 
     @property
     def is_deletion(self) -> bool:
-        return set(self.new) == {"0"}
+        return is_null_sha(self.new)
 
     @property
     def is_creation(self) -> bool:
-        return set(self.old) == {"0"}
+        return is_null_sha(self.old)
 
 
 def parse_ref_updates(text: str) -> list[RefUpdate]:
@@ -41,20 +41,10 @@ def parse_ref_updates(text: str) -> list[RefUpdate]:
     return updates
 
 
-def _decode_path(raw: bytes) -> str:
-    # Non-UTF-8 file names stay readable and reversible instead of breaking JSON or the DB.
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def changed_files(repo: git.Repo, old: str | None, new: str) -> list[str]:
-    """Files changed from ``old`` to ``new`` (``None``: every file of ``new``), NUL-safe."""
-    if old:
-        out = repo.git.execute(["git", "diff", "--name-only", "-z", "--no-renames", old, new],
-                               stdout_as_string=False)
-    else:
-        out = repo.git.execute(["git", "ls-tree", "-r", "-z", "--name-only", new],
-                               stdout_as_string=False)
-    return [_decode_path(p) for p in out.split(b"\0") if p]
+def changed_files(repo: git.Repo, rng: PushRange) -> list[str]:
+    """Files the push changed (all of head's on a first push), printable: a non-UTF-8 name
+    stays readable and reversible instead of breaking JSON or the master's database."""
+    return [display_path(p) for p in changed_paths(repo, rng)]
 
 
 def push_id(update: RefUpdate) -> str:
@@ -64,43 +54,28 @@ def push_id(update: RefUpdate) -> str:
 
 def change_for(repo: git.Repo, update: RefUpdate, repository: str, project: str) -> dict | None:
     """The change record for one ref update, or ``None`` when nothing should be built."""
-    branch = update.branch
-    if branch is None or update.is_deletion:
+    if update.branch is None or update.is_deletion:
         return None
-    head = repo.commit(update.new)
-    other_heads = [h.commit.hexsha for h in repo.heads if h.path != update.ref]
-    forced = False
-    if update.is_creation:
-        # New branch: the commits no other branch already has; base = where it forked.
-        rev_args = [update.new, *(f"^{sha}" for sha in other_heads)]
-        bases = repo.merge_base(update.new, *other_heads) if other_heads else []
-        base = bases[0].hexsha if bases else None
-    else:
-        forced = not repo.is_ancestor(update.old, update.new)
-        rev_args = [f"{update.old}..{update.new}"]
-        base = update.old
-    commits = [c.hexsha for c in repo.iter_commits(rev_args)] if rev_args else []
-    commits.reverse()
-    if forced:
-        bases = repo.merge_base(update.old, update.new)
-        base = bases[0].hexsha if bases else None
+    others = [h.commit.hexsha for h in repo.heads if h.path != update.ref]
+    rng = push_range(repo, update.old, update.new, ref=update.ref, others=others)
+    head = repo.commit(rng.head)
     return {
         "revision": update.new,
-        "branch": branch,
+        "branch": update.branch,
         "author": f"{head.author.name} <{head.author.email}>",
         "committer": f"{head.committer.name} <{head.committer.email}>",
         "comments": head.message,
         "when_timestamp": head.committed_date,
-        "files": changed_files(repo, base, update.new),
+        "files": changed_files(repo, rng),
         "repository": repository,
         "project": project,
         "category": "push",
         "properties": {
-            "greenlight_old": "" if update.is_creation else update.old,
+            "greenlight_old": rng.base or "",
             "greenlight_new": update.new,
-            "greenlight_base": base or "",
-            "greenlight_commits": commits,
-            "greenlight_forced": forced,
+            "greenlight_base": rng.new_code_base or "",
+            "greenlight_commits": list(rng.commits),
+            "greenlight_forced": rng.forced,
             "greenlight_push_id": push_id(update),
         },
     }

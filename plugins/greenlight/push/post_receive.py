@@ -11,6 +11,7 @@ from pathlib import Path
 
 import git
 
+from greenlight.git import open_repo
 from greenlight.push import spool
 from greenlight.push.changes import change_for, parse_ref_updates
 from greenlight.push.deliver import Master, send_changes
@@ -54,7 +55,7 @@ def run(repo: git.Repo, stdin_text: str, out=sys.stdout) -> int:
 def main() -> int:
     """Entry point of hooks/post-receive: whatever happens, the push has already succeeded."""
     try:
-        repo = git.Repo(Path.cwd(), search_parent_directories=False)
+        repo = open_repo(Path.cwd(), search_parent_directories=False)
         return run(repo, sys.stdin.read())
     except Exception as exc:  # never fail the push
         print(f"greenlight: could not notify the master ({type(exc).__name__}: {exc}); "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import git
 
-ZERO = "0" * 40
+from greenlight.git import config_flag, has_commit, is_null_sha, open_repo, push_range
 
 
 @dataclass(frozen=True)
@@ -37,42 +37,38 @@ def parse_push_lines(text: str) -> list[PushedRef]:
 
 
 def base_of(repo: git.Repo, ref: PushedRef, remote: str) -> str | None:
-    """The commit the pushed range starts from: the remote's sha, or where a new branch forked."""
-    if set(ref.remote_sha) != {"0"} and repo.is_valid_object(ref.remote_sha):
-        return ref.remote_sha
+    """The commit new code starts after: the remote's sha (the merge base after a force push),
+    or where a new branch forked from the remote's branches; None when all of it is new. A
+    remote sha this clone has not fetched counts as a new branch: the checks can only see what
+    the clone has."""
+    old = ref.remote_sha if not is_null_sha(ref.remote_sha) and has_commit(
+        repo, ref.remote_sha) else None
     others = [r.commit.hexsha for r in repo.remote(remote).refs] if remote in repo.remotes else []
-    bases = repo.merge_base(ref.local_sha, *others) if others else []
-    return bases[0].hexsha if bases else None
+    return push_range(repo, old, ref.local_sha, ref=ref.remote_ref,
+                      others=others, commit_limit=1).new_code_base
 
 
 CHECKS = (
-    # (git config key, default, module, label, override environment variable)
-    ("greenlight.prepush.schema", True, "schema_review", "schema review",
+    # (git config key, default, module holding pre_push_check, label, override variable).
+    # A check is imported only when switched on (the schema parsers are slow to load), and
+    # a broken import stops the push with its error instead of skipping the check.
+    ("greenlight.prepush.schema", True, "schema_review.prepush", "schema review",
      "GREENLIGHT_SCHEMA_OVERRIDE"),
-    ("greenlight.prepush.coverage", False, "greenlight.coverage", "coverage of new lines",
-     "GREENLIGHT_COVERAGE_OVERRIDE"),
+    ("greenlight.prepush.coverage", False, "greenlight.coverage.pre_push",
+     "coverage of new lines", "GREENLIGHT_COVERAGE_OVERRIDE"),
 )
-
-
-def _enabled(repo: git.Repo, key: str, default: bool) -> bool:
-    section, option = key.rsplit(".", 1)
-    value = repo.config_reader().get_value(section, option, default)
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
 
 
 def run(repo: git.Repo, remote: str, stdin_text: str, out=sys.stderr) -> int:
     refused = False
     for ref in parse_push_lines(stdin_text):
-        if set(ref.local_sha) == {"0"}:
+        if is_null_sha(ref.local_sha):
             continue  # deleting a remote branch: nothing to check
         base = base_of(repo, ref, remote)
-        for key, default, module_name, label, override in CHECKS:
-            if not _enabled(repo, key, default):
+        for key, default, module, label, override in CHECKS:
+            if not config_flag(repo, key, default):
                 continue
-            try:
-                check = importlib.import_module(module_name).pre_push_check
-            except (ImportError, AttributeError):
-                continue
+            check = importlib.import_module(module).pre_push_check
             ok, message = check(Path(repo.working_tree_dir), base, ref.local_sha)
             if message:
                 print(message, file=out)
@@ -90,5 +86,5 @@ def run(repo: git.Repo, remote: str, stdin_text: str, out=sys.stderr) -> int:
 
 def main(argv: list[str]) -> int:
     remote = argv[0] if argv else "origin"
-    repo = git.Repo(Path.cwd(), search_parent_directories=True)
+    repo = open_repo(Path.cwd())
     return run(repo, remote, sys.stdin.read())

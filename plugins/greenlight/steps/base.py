@@ -11,19 +11,17 @@ alone, does not stop a release; ``[shards] flaky_fails_build`` makes it a failur
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from buildbot.process import buildstep, results
 
-from greenlight.green_shas import last_green, record_green
-
-_ZERO = re.compile(r"^0*$")
+from greenlight.git import is_null_sha
+from greenlight.green_shas import advance_green, last_green
 
 
 def pushed_base(base: str | None) -> str | None:
     """The base of the pushed range, or None for a first push (no base, or all zeros)."""
-    return base if base and not _ZERO.match(base) else None
+    return None if is_null_sha(base) else base
 
 
 def is_green(build_results: int, shards_result: str | None) -> bool:
@@ -67,14 +65,17 @@ class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
         return {"step": self._summary} if self._summary else super().getResultSummary()
 
 
-class RecordGreen(buildstep.BuildStep):
+class RecordGreen(buildstep.ShellMixin, buildstep.BuildStep):
     name = "record green"
 
     def __init__(self, green_file: str, **kwargs):
         kwargs.setdefault("alwaysRun", True)
         kwargs.setdefault("hideStepIf", lambda result, step: result == results.SKIPPED)
+        kwargs.setdefault("logEnviron", False)
+        kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.green_file = Path(green_file)
+        self._summary = ""
 
     async def run(self):
         if not is_green(self.build.results, self.getProperty("shards_result")):
@@ -83,6 +84,33 @@ class RecordGreen(buildstep.BuildStep):
         if isinstance(revision, dict):
             revision = next(iter(revision.values()), None)
         branch = self.getProperty("branch")
-        if revision and branch:
-            record_green(self.green_file, branch, revision)
-        return results.SUCCESS
+        if not (revision and branch):
+            return results.SUCCESS
+        for _ in range(5):   # another build may move last green while this one asks the worker
+            current = last_green(self.green_file, branch)
+            known = {}
+            if current and current != revision:
+                for pair in ((current, revision), (revision, current)):
+                    known[pair] = await self._is_ancestor(*pair)
+            try:
+                moved, current = advance_green(self.green_file, branch, revision,
+                                               lambda a, b: known[(a, b)])
+            except KeyError:
+                continue
+            self._summary = f"last green {revision[:10]}" if moved else (
+                f"last green stays {current[:10]}: {revision[:10]} is older")
+            return results.SUCCESS
+        self._summary = "last green kept moving; not recorded"
+        return results.WARNINGS
+
+    async def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Asked of the worker's checkout (the master may not hold the repository); a commit
+        it does not have (history rewritten since) is no ancestor."""
+        cmd = await self.makeRemoteShellCommand(
+            command=["git", "merge-base", "--is-ancestor", ancestor, descendant],
+            decodeRC={0: results.SUCCESS, 1: results.SUCCESS, 128: results.SUCCESS})
+        await self.runCommand(cmd)
+        return cmd.rc == 0
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()

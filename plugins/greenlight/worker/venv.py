@@ -120,7 +120,7 @@ def suggested_setup(project: Path) -> list[str] | None:
 
 
 def _missing(recipe: Recipe, what: str) -> UsageError:
-    text = f"{what} (in {recipe.project}); the project has {describe(recipe.project)}"
+    text = f"{what} (in {recipe.project.resolve()}); the project has {describe(recipe.project)}"
     fix = suggested_setup(recipe.project)
     if fix:
         text += f"\nset in the settings file:\n[verify]\nsetup_command = {json.dumps(fix)}"

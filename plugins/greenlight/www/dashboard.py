@@ -22,6 +22,7 @@ MOUNT = "/plugins/wsgi_dashboards/greenlight"
 PAGES = (
     ("greenlight.www.schema_page", "Schema review"),
     ("greenlight.www.deploys_page", "Deploys"),
+    ("greenlight.www.trending_page", "Trending"),
     ("greenlight.www.incidents_page", "Incidents"),
     ("greenlight.www.experiments_page", "Experiments"),
     ("greenlight.www.flaky_page", "Flaky tests"),

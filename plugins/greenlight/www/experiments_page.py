@@ -125,6 +125,8 @@ def experiment_page(name: str) -> str:
     body = [f'<table id="state">{table}</table>', _controls(e),
             "<h2>History</h2>", _history(the_store, e.name),
             "<h2>Results</h2>", _results(the_store, e.name),
+            f'<p><a id="report-link" href="{_e(_url(e.name, "report"))}">Report by bucket over a '
+            "date range</a></p>",
             f'<p><a href="{_e(_url())}">all experiments</a></p>']
     return dashboard.layout(f"Experiment {e.name}", "".join(body))
 
@@ -192,6 +194,82 @@ def _results(the_store: ExperimentStore, name: str) -> str:
         return (f"{form}<p>No users exposed yet: users are counted once they are assigned to a "
                 "branch (QA users while in QA, a share of everyone once rolled out).</p>")
     return f'{form}<div id="results">{render_results(data, "html")}</div>'
+
+
+@blueprint.route("/<name>/report/")
+def report_page(name: str) -> str:
+    """The report over a date range (``?from=2024-05-01&to=2024-05-31&bucket=B``), the saved
+    buckets, and for experimenters the form that saves one."""
+    from greenlight.experiments import list_buckets, parse_day, render_report, report
+
+    e = _get(name)
+    the_store = store()
+    start_text = (request.args.get("from") or "").strip()
+    end_text = (request.args.get("to") or "").strip()
+    chosen = [b for b in request.args.getlist("bucket") if b.strip()]
+    saved = list_buckets(e.name, store=the_store)
+    options = "".join(f'<label><input type="checkbox" name="bucket" value="{_e(b.name)}"'
+                      f'{" checked" if b.name in chosen else ""}> {_e(b.name)}</label> '
+                      for b in saved)
+    form = (f'<form method="get" id="report-form"><label>from <input name="from" '
+            f'value="{_e(start_text)}" placeholder="2024-05-01"></label> <label>to <input '
+            f'name="to" value="{_e(end_text)}" placeholder="2024-05-31"></label> {options}'
+            '<button type="submit">Report</button></form>')
+    listing = "".join(f'<li class="saved-bucket"><b>{_e(b.name)}</b>: {_e(b.describe())}</li>'
+                      for b in saved) or "<li>none yet: every report has the bucket all</li>"
+    try:
+        data = report(e.name, parse_day(start_text) if start_text else None,
+                      parse_day(end_text, end=True) if end_text else None, chosen or None,
+                      store=the_store)
+        shown = render_report(data, "html")
+    except GreenlightError as exc:
+        shown = f'<p class="bad">Report unavailable: {_e(exc)}</p>'
+    body = [form, shown, "<h2>Buckets</h2>", f'<ul id="buckets">{listing}</ul>',
+            _bucket_form(e), f'<p><a href="{_e(_url(e.name))}">back to {_e(e.name)}</a></p>']
+    return dashboard.layout(f"Report: {e.name}", "".join(body))
+
+
+def _bucket_form(e: Experiment) -> str:
+    if g.user.anonymous or not g.user.has(EXPERIMENTERS):
+        return f"<p><em>Saving buckets needs the role {EXPERIMENTERS}.</em></p>"
+    return (f'<form method="post" action="{_e(_url(e.name, "buckets"))}" id="bucket-form">'
+            f"{dashboard.csrf_field()}"
+            '<label>name <input name="bucket" required maxlength="100"></label> '
+            '<label>attributes <input name="where" placeholder="platform=client; gender=f" '
+            f'maxlength="{MAX_LIST_FIELD}"></label> '
+            '<label>did <input name="did" placeholder="login:platform=client" '
+            f'maxlength="{MAX_LIST_FIELD}"></label> '
+            '<label>at least <input type="number" name="min_count" value="1" min="1"> times'
+            '</label> <button type="submit">Save bucket</button></form>')
+
+
+@blueprint.route("/<name>/buckets/", methods=["POST"], strict_slashes=False)
+def save_bucket_action(name: str):
+    def change(name: str):
+        from greenlight.experiments import Bucket, save_bucket
+        from greenlight.experiments.buckets import parse_did, parse_where
+
+        fields = {}
+        for field in ("bucket", "where", "did", "min_count"):
+            value = request.form.get(field) or ""
+            if len(value) > MAX_LIST_FIELD:
+                abort(400, f"{field}: longer than {MAX_LIST_FIELD} characters")
+            fields[field] = value.strip()
+        try:
+            min_count = int(fields["min_count"] or 1)
+        except ValueError:
+            abort(400, "min_count: a whole number >= 1")
+        where = [w for w in fields["where"].split(";") if w.strip()]
+        did = [d for d in fields["did"].split(";") if d.strip()]
+        bucket = Bucket(fields["bucket"], parse_where(where), parse_did(did, min_count))
+        save_bucket(name, bucket, g.user.name, store=store())
+        log.info("experiment %s: bucket %s saved by %s", name, bucket.name, g.user.name)
+        if request.accept_mimetypes.best == "application/json":
+            return jsonify({"action": "bucket", "bucket": bucket.name,
+                            "definition": bucket.describe()})
+        return redirect(_url(name, "report"), code=303)
+
+    return _act(name, change)
 
 
 # --- actions -------------------------------------------------------------------------------------

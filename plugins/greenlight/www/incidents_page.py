@@ -144,19 +144,14 @@ def incident_page(incident_id: int) -> str:
                      error=str(exc), trace=incident.trace or "")
     user = g.user
     if user.anonymous:
-        note, fields = "<p><em>Log in as an engineer to save the 5 Whys.</em></p>", ""
+        note, fields, refused = "Log in as an engineer to save the 5 Whys.", "", ""
+    elif user.has(ENGINEERS):
+        note, fields, refused = "", dashboard.csrf_field(), ""
     else:
-        fields = dashboard.csrf_field()
-        note = "" if user.has(ENGINEERS) else (
-            f"<p><em>Only the role {ENGINEERS} may save the 5 Whys.</em></p>")
+        note, fields = f"Only the role {ENGINEERS} may save the 5 Whys.", dashboard.csrf_field()
+        refused = f"needs the role {ENGINEERS}"
     page = render_html(report, form_action=None if user.anonymous else _url(incident_id, "whys"),
-                       fragment=True, form_fields=fields)
-    if note:
-        page = page.replace("<h2>5 Whys</h2>", f"<h2>5 Whys</h2>{note}", 1)
-    if not user.anonymous and not user.has(ENGINEERS):
-        page = page.replace('<button type="submit">Save</button>',
-                            f'<button type="submit" disabled title="needs the role {ENGINEERS}">'
-                            "Save</button>", 1)
+                       fragment=True, form_fields=fields, whys_note=note, save_refused=refused)
     links = (f'<p><a href="{_url("")}">all incidents</a> · '
              f'<a href="{_url(f"{incident_id}.json")}">JSON</a></p>')
     return dashboard.layout(f"Incident {incident_id}: {incident.title}", Markup(links + page))

@@ -1,0 +1,1 @@
+"""A library-lending service: members borrow and return books."""
