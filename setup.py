@@ -16,4 +16,5 @@ for name, path in ROOTS.items():
         package_dir[f"{name}.{sub}"] = f"{path}/{sub.replace('.', '/')}"
 
 setup(packages=packages, package_dir=package_dir, include_package_data=True,
-      package_data={"": ["*.html", "*.css", "*.js", "*.sql", "*.toml"]})
+      package_data={"": ["*.html", "*.css", "*.js", "*.sql", "*.toml",
+                         "templates/*.html", "templates/*/*.html"]})

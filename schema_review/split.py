@@ -41,6 +41,18 @@ _BLOCK_WORD = re.compile(r"\b(begin|case|end)\b(?:\s+(if|while|loop|repeat|case)
                          re.IGNORECASE)
 
 
+# A quoted string from its opening quote: doubled quotes stay inside, and with backslash
+# escapes a backslash takes the next character.  Possessive (*+): an unterminated string must
+# not backtrack into a doubled quote and end early.
+_QUOTED = {
+    (quote, backslash): re.compile(
+        f"{re.escape(quote)}(?:[^{re.escape(quote)}" + ("\\\\]+|\\\\." if backslash else "]+")
+        + f"|{re.escape(quote * 2)})*+{re.escape(quote)}", re.DOTALL)
+    for quote in ("'", '"', "`") for backslash in (False, True)}
+# Scanner patterns by (dialect family, delimiter, inside /*! */): built once, not per file.
+_PATTERNS: dict[tuple, tuple] = {}
+
+
 def _version_number(flavour: str, version: tuple[int, ...]) -> int:
     """MySQL writes 8.0.35 as 80035 and MariaDB 10.11.6 as 101106 in ``/*!`` comments."""
     major, minor, patch = (tuple(version) + (0, 0, 0))[:3]
@@ -82,6 +94,12 @@ class _Scanner:
         self._set_pattern()
 
     def _set_pattern(self) -> None:
+        key = (self.mysql, self.delimiter, bool(self.exec_depth))
+        if key not in _PATTERNS:
+            _PATTERNS[key] = self._patterns()
+        self.pattern_inside, self.pattern_between = _PATTERNS[key]
+
+    def _patterns(self) -> tuple:
         specials = ["'", '"', "--", "/*"]
         if self.mysql:
             specials += ["`", "#"]
@@ -92,8 +110,7 @@ class _Scanner:
         alternatives = re.escape(self.delimiter) + "|" + "|".join(re.escape(s) for s in specials)
         # Newlines only matter between statements (a client command starts a line there);
         # inside one they are plain code, and stopping at each was most of the scan's time.
-        self.pattern_inside = re.compile(alternatives)
-        self.pattern_between = re.compile(alternatives + "|\n")
+        return re.compile(alternatives), re.compile(alternatives + "|\n")
 
     def _code(self, begin: int, end: int) -> None:
         chunk = self.text[begin:end]
@@ -210,20 +227,8 @@ class _Scanner:
         backslash = (self.mysql and quote != "`") or (
             not self.mysql and quote == "'" and at > 0 and text[at - 1] in "eE"
             and (at < 2 or not (text[at - 2].isalnum() or text[at - 2] == "_")))
-        pos = at + 1
-        while pos < n:
-            ch = text[pos]
-            if backslash and ch == "\\":
-                pos += 2
-                continue
-            if ch == quote:
-                if pos + 1 < n and text[pos + 1] == quote:
-                    pos += 2
-                    continue
-                pos += 1
-                break
-            pos += 1
-        pos = min(pos, n)
+        match = _QUOTED[(quote, backslash)].match(text, at)
+        pos = match.end() if match else n  # unterminated: the rest of the text
         self._code(at, pos)
         return pos
 

@@ -298,6 +298,22 @@ def test_postgres_never_analyzed_table_is_judged_by_its_rows(postgres):
     assert report.exit_code == 1 and report.findings[0].danger == "size"
 
 
+def test_cli_exit_1_for_a_type_change_on_a_never_analyzed_table(postgres, tmp_path, capsys):
+    from greenlight.cli.main import main
+
+    engine, t = postgres
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {t} (id bigint, name varchar(40))"))
+        conn.execute(sa.text(f"INSERT INTO {t} SELECT g, 'u' || g FROM "
+                             f"generate_series(1, 20000) g"))
+    migration = tmp_path / "0042_widen.sql"
+    migration.write_text(f"ALTER TABLE {t} ALTER COLUMN id TYPE numeric;\n")
+    code = main(["schema", "check", str(migration), "--dialect", "postgres", "--db-url",
+                 POSTGRES_URL, "--large-rows", "10000", "--large-bytes", str(1 << 30)])
+    out = capsys.readouterr().out
+    assert code == 1 and "never analyzed" in out and "NEEDS REVIEW (size)" in out
+
+
 def test_estimate_rows_without_statistics():
     from schema_review.sizes import estimate_rows
 

@@ -27,8 +27,10 @@ def test_check_prints_every_problem_in_file_order_and_exits_2(tmp_path):
     lines = proc.stderr.splitlines()
     assert lines == [
         f"{bad}:2: [master] web_port: expected a TCP port number 1-65535, got 0",
-        f"{bad}:5: [workers] count: expected a whole number >= 1, got 'x'",
-        f"{bad}:6: [workers] bogus: unknown key; expected one of count, name_prefix",
+        f"{bad}:5: [workers] count: expected a whole number >= 0 (0: remote workers only), "
+        "got 'x'",
+        f"{bad}:6: [workers] bogus: unknown key; expected one of "
+        + ", ".join(settings.SCHEMA["workers"]),
         f"{bad}:7: [verfy]: unknown section; expected one of " + ", ".join(settings.SCHEMA),
         f"4 problem(s) in {bad}",
     ]
@@ -57,7 +59,7 @@ def test_check_of_unreadable_or_invalid_toml_says_so(tmp_path):
 
 def test_validate_raises_one_error_listing_all_problems():
     with pytest.raises(SettingsError) as err:
-        settings.validate({"workers": {"count": 0}, "master": {"web_port": "x"}})
+        settings.validate({"workers": {"count": -1}, "master": {"web_port": "x"}})
     assert len(str(err.value).splitlines()) == 2
 
 
