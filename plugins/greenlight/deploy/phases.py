@@ -126,7 +126,7 @@ class Deployer:
 
     # ---- entry points (each takes the lock) ---------------------------------------------
     def deploy(self, rev: str, trigger: str = "cli", branch: str | None = None) -> DeployResult:
-        sha = releases.resolve_commit(self.settings.repo, rev)
+        sha = releases.resolve_release(self.settings.repo, rev)
         queue = DeployQueue(os.path.join(self.settings.state_dir, "deploy.queue"))
         queue.request(sha)
         with DeployLock(self.settings.lock_file, wait=self.lock_wait):
@@ -142,7 +142,7 @@ class Deployer:
             live = self.live_release(states)
             if live == sha and all(st.get("current") == sha for st in states.values()):
                 return DeployResult("noop", sha, live, f"{sha[:12]} is already live everywhere")
-            if live and live != sha and releases.is_ancestor(self.settings.repo, sha, live):
+            if live and live != sha and releases.contains(self.settings.repo, live, sha):
                 return DeployResult("superseded", sha, live,
                                     f"{sha[:12]} is older than the live {live[:12]}, which "
                                     "contains it; use `greenlight rollback --to` to go back")
@@ -153,7 +153,7 @@ class Deployer:
         with DeployLock(self.settings.lock_file, wait=self.lock_wait):
             self._recover()
             live = self.live_release()
-            target = (releases.resolve_commit(self.settings.repo, to) if to
+            target = (releases.resolve_release(self.settings.repo, to) if to
                       else self.rollback_target(live))
             if target is None:
                 raise UsageError("no earlier good release to roll back to; name one with --to")
