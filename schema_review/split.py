@@ -53,7 +53,7 @@ _QUOTED = {
 _PATTERNS: dict[tuple, tuple] = {}
 
 
-def _version_number(flavour: str, version: tuple[int, ...]) -> int:
+def _version_number(version: tuple[int, ...]) -> int:
     """MySQL writes 8.0.35 as 80035 and MariaDB 10.11.6 as 101106 in ``/*!`` comments."""
     major, minor, patch = (tuple(version) + (0, 0, 0))[:3]
     return major * 10000 + minor * 100 + patch
@@ -70,7 +70,7 @@ def _exec_comment_runs(flavour: str, version: tuple[int, ...], mariadb_only: boo
     if flavour == "mariadb" and not mariadb_only:
         # MariaDB compares 5-digit MySQL versions against 5.7.0 and skips newer ones.
         return wanted < 50700
-    return wanted <= _version_number(flavour, version)
+    return wanted <= _version_number(version)
 
 
 class _Scanner:
@@ -150,9 +150,6 @@ class _Scanner:
                 self.blocks += 1
             elif word == "end" and closes in ("", "case"):
                 self.blocks = max(0, self.blocks - 1)
-
-    def _at_line_start(self, pos: int) -> bool:
-        return pos == 0 or self.text[pos - 1] == "\n"
 
     def _client_command(self, pos: int) -> int | None:
         """Handle ``DELIMITER x`` (MySQL) or ``\\meta`` (psql) at the start of a statement."""
