@@ -10,6 +10,7 @@ parser then reports as unparsed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
@@ -71,6 +72,35 @@ def _exec_comment_runs(flavour: str, version: tuple[int, ...], mariadb_only: boo
         # MariaDB compares 5-digit MySQL versions against 5.7.0 and skips newer ones.
         return wanted < 50700
     return wanted <= _version_number(version)
+
+
+def top_level_offsets(text: str) -> Iterator[int]:
+    """Offsets of the characters outside quotes and parentheses (the parentheses themselves
+    excluded), MySQL's way: inside '…' and "…" a backslash escapes the next character."""
+    depth, quote, i, n = 0, "", 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote != "`":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            yield i
+        i += 1
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside parentheses and quotes (ALTER actions, RENAME pairs)."""
+    cuts = [i for i in top_level_offsets(text) if text[i] == sep]
+    parts = [text[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(text)])]
+    return [p.strip() for p in parts if p.strip()]
 
 
 class _Scanner:
