@@ -139,7 +139,8 @@ class _Scanner:
             specials += ["$"]
         alternatives = re.escape(self.delimiter) + "|" + "|".join(re.escape(s) for s in specials)
         # Newlines only matter between statements (a client command starts a line there);
-        # inside one they are plain code, and stopping at each was most of the scan's time.
+        # inside one they are plain code, so the scan does not stop at each (that would be
+        # most of its time on long statements).
         return re.compile(alternatives), re.compile(alternatives + "|\n")
 
     def _code(self, begin: int, end: int) -> None:
