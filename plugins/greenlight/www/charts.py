@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 # Buildbot's result colours, so a green or red here means what it means in the waterfall.
 COLOURS = {"canary": "#d9534f", "baseline": "#337ab7", "pass": "#8d4", "fail": "#e88",
            "llr": "#333", "deploy": "#5cb85c", "rollback": "#f0ad4e", "incident": "#d9534f",
-           "failed": "#c6c", "other": "#777"}
+           "failed": "#c6c", "suspect": "#8a2be2", "other": "#777"}
 
 
 @dataclass
@@ -311,3 +311,124 @@ def gantt(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[st
               if any(b.css == name for r in drawn for b in r.bars)]
     return Gantt(chart_id, title, width, height, left, drawn, ticks, legend,
                  ["host", "part", "start s", "end s", "seconds"], table)
+
+
+@dataclass
+class ForestRow:
+    label: str
+    y: float
+    estimate: float  # pixels
+    fixed: tuple[float, float]  # pixels
+    always_valid: tuple[float, float] | None  # pixels
+    significant: bool
+
+
+@dataclass
+class Forest:
+    """Each branch's difference to control as a dot with its intervals (the wide pale bar the
+    always-valid one, the dark one the fixed-sample one), a line at no difference; for the
+    ``forest`` macro. ``table_rows`` is its text alternative."""
+    id: str
+    title: str
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_w: int
+    zero: float
+    rows: list[ForestRow]
+    ticks: list[Tick]
+    summary: str
+    table_head: list[str]
+    table_rows: list[list[str]]
+
+
+def forest(chart_id: str, title: str,
+           rows: Sequence[tuple[str, float, tuple[float, float],
+                                tuple[float, float] | None, bool]],
+           value_format: Callable[[float], str] = number, width: int = 640,
+           row_height: int = 26) -> Forest:
+    """``rows``: (label, difference, fixed interval, always-valid interval or None,
+    significant); the x axis always shows 0 (no difference)."""
+    left, right, top = 110, 16, 8
+    plot_w = width - left - right
+    values = [0.0] + [v for _, est, fixed, valid, _ in rows
+                      for v in (est, *fixed, *(valid or ())) if math.isfinite(v)]
+    ticks_at = nice_ticks(min(values), max(values), 5)
+    lo, hi = min(ticks_at[0], min(values)), max(ticks_at[-1], max(values))
+    if hi <= lo:
+        hi = lo + 1.0
+
+    def px(v: float) -> float:
+        v = min(max(v, lo), hi)  # an infinite end is drawn to the edge
+        return round(left + (v - lo) / (hi - lo) * plot_w, 1)
+
+    drawn, table = [], []
+    for i, (label, est, fixed, valid, significant) in enumerate(rows):
+        drawn.append(ForestRow(label, top + i * row_height, px(est),
+                               (px(fixed[0]), px(fixed[1])),
+                               (px(valid[0]), px(valid[1])) if valid else None, significant))
+        table.append([label, value_format(est),
+                      f"{value_format(fixed[0])} … {value_format(fixed[1])}",
+                      f"{value_format(valid[0])} … {value_format(valid[1])}" if valid else "—",
+                      "yes" if significant else "no"])
+    height = top + len(rows) * row_height + 26
+    summary = f"{title} — " + "; ".join(
+        f"{r[0]}: {r[1]} (fixed {r[2]}, always-valid {r[3]})" for r in table)
+    return Forest(chart_id, title, width, height, left, top, plot_w, px(0.0), drawn,
+                  [Tick(px(v), value_format(v)) for v in ticks_at], summary,
+                  ["branch", "difference", "fixed interval", "always-valid interval",
+                   "significant"], table)
+
+
+@dataclass
+class ShareBar:
+    label: str
+    y: float
+    expected_w: float
+    observed_w: float
+    expected: str
+    observed: str
+
+
+@dataclass
+class Shares:
+    """Expected against observed share of users per branch (the sample-ratio check), for the
+    ``shares`` macro."""
+    id: str
+    title: str
+    width: int
+    height: int
+    left: int
+    plot_w: int
+    bars: list[ShareBar]
+    ticks: list[Tick]
+    mismatch: bool
+    summary: str
+    table_head: list[str]
+    table_rows: list[list[str]]
+
+
+def shares(chart_id: str, title: str, rows: Sequence[tuple[str, float, float, int, float]],
+           mismatch: bool, width: int = 640) -> Shares:
+    """``rows``: (branch, expected share, observed share, observed users, expected users)."""
+    left, right = 110, 70
+    plot_w = width - left - right
+    top_share = max([0.5] + [max(e, o) for _, e, o, _, _ in rows])
+    scale = nice_ticks(0.0, top_share, 4)
+    top = max(scale[-1], top_share)
+    bars, table = [], []
+    for i, (label, expected, observed, users, expected_users) in enumerate(rows):
+        bars.append(ShareBar(label, 6 + i * 30, round(expected / top * plot_w, 1),
+                             round(observed / top * plot_w, 1), percent(expected),
+                             percent(observed)))
+        table.append([label, percent(expected), percent(observed), f"{expected_users:,.0f}",
+                      f"{users:,}"])
+    height = 6 + len(rows) * 30 + 22
+    summary = f"{title} — " + "; ".join(f"{r[0]}: expected {r[1]}, observed {r[2]}"
+                                         for r in table)
+    return Shares(chart_id, title, width, height, left, plot_w, bars,
+                  [Tick(round(left + v / top * plot_w, 1), percent(v)) for v in scale],
+                  mismatch, summary,
+                  ["branch", "expected share", "observed share", "expected users",
+                   "observed users"], table)
