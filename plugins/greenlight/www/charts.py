@@ -38,6 +38,7 @@ class Marker:
     href: str = ""
     title: str = ""
     css: str = "deploy"
+    dashed: bool = False  # another marker may share its x: a dashed line lets it show
 
 
 @dataclass
@@ -68,6 +69,7 @@ class DrawnMarker:
     label_y: float = 10.0  # below the top: close markers' labels take the next lane
     label_x: float = 0.0
     label_anchor: str = "start"  # "end" near the right edge: the label stays inside
+    dashed: bool = False
 
 
 @dataclass
@@ -141,6 +143,11 @@ def clock(value: float) -> str:
     return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M")
 
 
+def clock_seconds(value: float) -> str:
+    """Epoch seconds as HH:MM:SS (UTC), for spans of minutes."""
+    return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M:%S")
+
+
 def day_clock(value: float) -> str:
     return datetime.fromtimestamp(value, timezone.utc).strftime("%d %b %H:%M")
 
@@ -193,19 +200,20 @@ def line_chart(chart_id: str, title: str, series: Sequence[Series], *,
         drawn.append(DrawnSeries(s.name, s.css, COLOURS.get(s.css, COLOURS["other"]), path,
                                  band, points, s.dashed))
     drawn_markers = [DrawnMarker(px(m.x), m.label, m.href, m.title, m.css,
-                                 COLOURS.get(m.css, COLOURS["other"]))
+                                 COLOURS.get(m.css, COLOURS["other"]), dashed=m.dashed)
                      for m in sorted(markers, key=lambda m: m.x) if x_lo <= m.x <= x_hi]
     lanes: list[float] = []  # the right end of the last label in each lane
     for marker in drawn_markers:
-        lane = next((i for i, end in enumerate(lanes) if end < marker.x), len(lanes))
+        text_w = 7 * len(marker.label) + 4
+        room = left + plot_w - marker.x
+        marker.label_x, marker.label_anchor = ((marker.x + 3, "start") if room > text_w
+                                               else (marker.x - 3, "end"))
+        label_left = marker.x if marker.label_anchor == "start" else marker.x - text_w
+        lane = next((i for i, end in enumerate(lanes) if end < label_left), len(lanes))
         if lane == len(lanes):
             lanes.append(0.0)
-        lanes[lane] = marker.x + 7 * len(marker.label) + 6
+        lanes[lane] = max(marker.x, label_left + text_w) + 2
         marker.label_y = 10.0 + 12.0 * (lane % max(1, int(plot_h // 12) - 1))
-        room = left + plot_w - marker.x
-        marker.label_x, marker.label_anchor = ((marker.x + 3, "start")
-                                               if room > 7 * len(marker.label) + 4
-                                               else (marker.x - 3, "end"))
     x_ticks = [Tick(px(v), x_format(v)) for v in nice_ticks(x_lo, x_hi, 6)
                if x_lo <= v <= x_hi]
     # a strip of markers alone (no series) has no y axis to read

@@ -59,7 +59,8 @@ def cumulative_for(reads: list[Read], metric_name: str, kind: str, index: int
             if interval:
                 s.band.append((read.at, *interval))
     span = (reads[-1].at - reads[0].at) if len(reads) > 1 else 0
-    x_format = charts.clock if span < 86400 else charts.day_clock
+    x_format = (charts.clock_seconds if span < 3600 else charts.clock if span < 86400
+                else charts.day_clock)
     drawn = list(series.values())
     if reads:
         drawn.append(charts.Series("no difference", [(reads[0].at, 0.0), (reads[-1].at, 0.0)],

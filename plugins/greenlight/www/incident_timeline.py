@@ -37,17 +37,19 @@ def markers(report: Report) -> list[charts.Marker]:
         out.append(charts.Marker(
             s.deploy.live_from.timestamp(), f"suspect {rank}", s.url or "",
             f"suspect {rank} {s.commit.sha[:12]} {s.commit.summary} (score {s.score:.1f}), "
-            f"serving from {iso(s.deploy.live_from)} (deploy #{s.deploy.id})", "suspect"))
+            f"serving from {iso(s.deploy.live_from)} (deploy #{s.deploy.id})", "suspect",
+            dashed=True))
     return out
 
 
 def timeline_chart(report: Report) -> charts.LineChart:
     drawn = markers(report)
-    start = min([report.window_start.timestamp()] + [m.x for m in drawn])
-    end = max(m.x for m in drawn)
-    pad = max((end - start) * 0.04, 30.0)
+    # from the first deploy drawn, not the window's start: hours of an empty window would
+    # crowd every marker into the right edge
+    start, end = min(m.x for m in drawn), max(m.x for m in drawn)
     span = end - start
-    x_format = (charts.clock if span < 86400 else charts.day_clock)
+    pad = max(span * 0.06, 60.0)
+    x_format = charts.clock if span < 86400 else charts.day_clock
     deploys = sum(1 for m in drawn if m.css in ("deploy", "rollback", "failed"))
     suspects = sum(1 for m in drawn if m.css == "suspect")
     return charts.line_chart(
