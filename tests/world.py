@@ -147,6 +147,22 @@ class World:
         return wait_for(lambda: self.changes_for(revision), timeout,
                         f"a change for {revision[:10]}", interval=0.25, retry_on=TRANSIENT)
 
+    def shard_builds(self, parent_id: int) -> list[dict]:
+        """The shard builds verify build ``parent_id`` triggered (by their parent property)."""
+        builds = self.api(f"builders/{self.builder_id('shard')}/builds",
+                          property=["shard_parent_buildid", "shard_index"])["builds"]
+        return [b for b in builds
+                if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
+
+    def wait_shard_builds(self, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
+        """The shard builds of ``parent_id`` once ``count`` of them have finished."""
+        def finished() -> list[dict] | None:
+            mine = self.shard_builds(parent_id)
+            return mine if len(mine) >= count and all(b["complete"] for b in mine) else None
+
+        return wait_for(finished, timeout, f"{count} finished shard builds of build {parent_id}",
+                        interval=0.5, retry_on=TRANSIENT)
+
     def builder_id(self, name: str) -> int:
         return self.api("builders", name=name)["builders"][0]["builderid"]
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from greenlight.shards.durations import DurationStore
-from tests.conftest import wait_for
-from tests.world import TRANSIENT, World, commit_all
+from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
 
@@ -39,24 +38,6 @@ def _why(world: World, build: dict) -> str:
     return text
 
 
-def _children(world: World, parent_id: int) -> list[dict]:
-    """The shard builds triggered by verify build ``parent_id`` (by their parent property)."""
-    builds = world.api(f"builders/{world.builder_id('shard')}/builds",
-                       property=["shard_parent_buildid"])["builds"]
-    return [b for b in builds
-            if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
-
-
-def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
-    """The shard builds of ``parent_id`` once ``count`` of them have finished (``timeout``: on a
-    quiet machine; the deadline stretches with the load)."""
-    def finished() -> list[dict] | None:
-        mine = _children(world, parent_id)
-        return mine if len(mine) >= count and all(b["complete"] for b in mine) else None
-
-    return wait_for(finished, timeout, f"{count} finished shard builds of build {parent_id}",
-                    interval=0.5, retry_on=TRANSIENT)
-
 
 def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tmp_path):
     store = DurationStore(world.settings.expand(world.settings["shards"]["durations_url"]))
@@ -79,7 +60,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert steps["coverage"]["results"] == 0, steps["coverage"]["state_string"]
     how = world.api(f"steps/{steps['coverage']['stepid']}/logs")["logs"]
     assert "how" in [log["name"] for log in how]  # the test step's gate report, read back
-    assert _children(world, build["buildid"]) == []   # it finished without triggering any
+    assert world.shard_builds(build["buildid"]) == []   # it finished without triggering any
     # The build that ran the tests itself recorded their durations for the next decision.
     recorded = store.durations()
     assert "tests/test_triple.py::test_triple" in recorded
@@ -95,7 +76,7 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert build["results"] == 0, _why(world, build)
     props = world.properties(build["buildid"])
     assert props["shard_fan_out"] is True and props["shard_count"] == 2
-    shards = _shard_builds(world, build["buildid"], 2)
+    shards = world.wait_shard_builds(build["buildid"], 2)
     assert len(shards) == 2 and all(b["results"] == 0 for b in shards)
     steps = _steps(world, build["buildid"])
     assert steps["tests"]["results"] == 3 and steps["tests"]["hidden"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import requests
 from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
 
-from tests.conftest import free_ports
+from tests.conftest import free_ports, scaled, wait_for
 from tests.world import REST_HEADERS
 
 REST = requests.Session()   # uncompressed replies (see tests.world.World.rest_get)
@@ -101,11 +100,13 @@ c["schedulers"] = [
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["START_TIMEOUT"] = f"{scaled(30):.0f}"   # `buildbot start` gives up after 10 s of silence
     return env
 
 
 def _run(*argv: str) -> None:
-    proc = subprocess.run(list(argv), env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(list(argv), env=_env(), capture_output=True, text=True,
+                          timeout=scaled(120))
     assert proc.returncode == 0, f"{argv}: {proc.stdout}{proc.stderr}"
 
 
@@ -135,33 +136,28 @@ def master(request, tmp_path):
             _run(str(BIN / "buildbot-worker"), "start", str(wdir))
             started.append(wdir)
         url = f"http://127.0.0.1:{web}/api/v2/"
-        _wait(lambda: {w["name"] for w in REST.get(url + "workers", timeout=5).json()
+        _wait(lambda: {w["name"] for w in REST.get(url + "workers", timeout=scaled(5)).json()
                        ["workers"] if w["connected_to"]} >= {"parent", "s1", "s2", "s3"}, 90)
         yield url, db, tmp_path
     finally:
         for path in reversed(started):
             tool = "buildbot" if path == basedir else "buildbot-worker"
             subprocess.run([str(BIN / tool), "stop", str(path)], env=_env(),
-                           capture_output=True, timeout=60)
+                           capture_output=True, timeout=scaled(60))
 
 
 def _wait(condition, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except (requests.RequestException, ValueError, KeyError, IndexError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s")
+    """``wait_for`` with this module's "not yet" answers: the master still starting, a reply
+    that is not the JSON expected yet."""
+    return wait_for(condition, timeout, getattr(condition, "__name__", "a condition"),
+                    interval=0.5, retry_on=(requests.RequestException, ValueError, KeyError,
+                                            IndexError))
 
 
 def _force_verify(url: str) -> int:
-    builders = REST.get(url + "builders", timeout=5).json()["builders"]
+    builders = REST.get(url + "builders", timeout=scaled(5)).json()["builders"]
     verify_id = next(b["builderid"] for b in builders if b["name"] == "verify")
-    response = REST.post(url + "forceschedulers/force", timeout=10, json={
+    response = REST.post(url + "forceschedulers/force", timeout=scaled(10), json={
         "id": 1, "jsonrpc": "2.0", "method": "force",
         "params": {"builderid": str(verify_id), "username": "", "reason": "e2e"}})
     assert response.ok, response.text
@@ -171,14 +167,15 @@ def _force_verify(url: str) -> int:
 def _outcome(url: str, verify_id: int, number: int = 1) -> tuple[dict, dict, list[dict]]:
     """Wait for parent build ``number``; return it, its properties and all shard builds."""
     def finished_parent():
-        builds = REST.get(url + f"builders/{verify_id}/builds", timeout=5).json()["builds"]
+        builds = REST.get(url + f"builders/{verify_id}/builds",
+                          timeout=scaled(5)).json()["builds"]
         mine = [b for b in builds if b["number"] == number]
         return mine[0] if mine and mine[0]["complete"] else None
 
     parent = _wait(finished_parent, 240)
     props = REST.get(url + f"builds/{parent['buildid']}/properties",
-                         timeout=5).json()["properties"][0]
-    shard_builds = REST.get(url + "builds", timeout=5,
+                         timeout=scaled(5)).json()["properties"][0]
+    shard_builds = REST.get(url + "builds", timeout=scaled(5),
                                 params={"property": "shard_index"}).json()["builds"]
     return parent, props, [b for b in shard_builds if b["builderid"] != verify_id]
 
@@ -209,7 +206,7 @@ def test_three_shards_one_verdict_then_a_lost_worker_is_retried(master):
     _wait(running_in.exists, 120)
     worker = Path(running_in.read_text()).relative_to(tmp_path / "workers").parts[0]
     subprocess.run([str(BIN / "buildbot-worker"), "stop", str(tmp_path / "workers" / worker)],
-                   env=_env(), capture_output=True, timeout=60)
+                   env=_env(), capture_output=True, timeout=scaled(60))
     parent, props, shard_builds = _outcome(url, parent["builderid"], number=2)
     second = [b for b in shard_builds if b["buildid"] > parent["buildid"]]
     results = sorted(b["results"] for b in second)

@@ -9,6 +9,7 @@ in test_e2e_fanout.py."""
 from __future__ import annotations
 
 import base64
+
 import pytest
 import requests
 
@@ -17,8 +18,8 @@ from greenlight.green_shas import last_green
 from greenlight.shards.flaky import FlakyLedger
 from greenlight.www.dashboard import MOUNT, make_app
 from greenlight.settings import validate
-from tests.conftest import scaled, wait_for
-from tests.world import TRANSIENT, World, commit_all
+from tests.conftest import scaled
+from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
 
@@ -30,24 +31,6 @@ def world(tmp_path_factory):
     yield world
     world.down()
 
-
-def _children(world: World, parent_id: int) -> list[dict]:
-    """The shard builds triggered by verify build ``parent_id`` (by their parent property)."""
-    builds = world.api(f"builders/{world.builder_id('shard')}/builds",
-                       property=["shard_parent_buildid", "shard_index"])["builds"]
-    return [b for b in builds
-            if b["properties"].get("shard_parent_buildid", [None])[0] == parent_id]
-
-
-def _shard_builds(world: World, parent_id: int, count: int, timeout: float = 60) -> list[dict]:
-    """The shard builds of ``parent_id`` once ``count`` of them have finished (``timeout``: on a
-    quiet machine; the deadline stretches with the load)."""
-    def finished() -> list[dict] | None:
-        mine = _children(world, parent_id)
-        return mine if len(mine) >= count and all(b["complete"] for b in mine) else None
-
-    return wait_for(finished, timeout, f"{count} finished shard builds of build {parent_id}",
-                    interval=0.5, retry_on=TRANSIENT)
 
 
 def _step(world: World, build_id: int, name: str) -> dict:
@@ -67,7 +50,7 @@ def test_push_fans_out_to_three_shards_with_one_verdict(world, tmp_path):
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 0, build["state_string"]
 
-    shards = _shard_builds(world, build["buildid"], 3)
+    shards = world.wait_shard_builds(build["buildid"], 3)
     assert len(shards) == 3, shards
     assert sorted(b["properties"]["shard_index"][0] for b in shards) == [1, 2, 3]
     assert all(b["results"] == 0 for b in shards), [b["state_string"] for b in shards]
@@ -101,7 +84,7 @@ def test_failing_test_fails_the_parent_and_is_named(world, tmp_path):
     assert world.push(clone, "main").returncode == 0
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 2, build["state_string"]  # FAILURE
-    assert len(_shard_builds(world, build["buildid"], 3)) == 3
+    assert len(world.wait_shard_builds(build["buildid"], 3)) == 3
     props = world.properties(build["buildid"])
     assert props["shards_failed_tests"] == ["tests/test_broken.py::test_broken_total"]
     assert props["shards_union_ok"] is True
@@ -120,7 +103,7 @@ def test_flaky_test_warns_is_recorded_and_shown(world, tmp_path):
     assert world.push(clone, "main").returncode == 0
     build = world.wait_build(sha, timeout=240)
     assert build["results"] == 1, build["state_string"]  # WARNINGS: flaky does not fail
-    assert len(_shard_builds(world, build["buildid"], 3)) == 3
+    assert len(world.wait_shard_builds(build["buildid"], 3)) == 3
     props = world.properties(build["buildid"])
     flaky = "tests/test_wobbly.py::test_wobbly_once"
     assert props["shards_flaky_tests"] == [flaky] and props["shards_failed_tests"] == []

@@ -7,7 +7,8 @@ reads (pass the previous read's results as ``previous``), Holm-adjusted across a
 shown: an A/A experiment read any number of times is flagged at most ``alpha`` of the time. A
 fixed-sample p-value re-read daily is not: 40 reads flagged about one A/A experiment in five.
 The mixture is tuned to the planned effect at the planned size, and the planned size is the
-always-valid test's (80% power at ``min_effect``). The fixed-sample tests (two-proportion
+always-valid test's (80% power at ``min_effect`` at the first Holm step, alpha over the number
+of comparisons). The fixed-sample tests (two-proportion
 z-test for conversion, Welch's t-test per user) are given for the planned size only
 (``*_p_at_planned_size``); the seed's D² > N rule is shown for 50/50 splits; a sample-ratio
 mismatch and reads before the planned size are flagged."""
@@ -64,6 +65,9 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
     earlier = _always_valid_so_far(previous)
     by_key = {(a.branch, a.metric): a for a in aggregates}
     names = list(metrics) if metrics else sorted({a.metric for a in aggregates})
+    # Holm shares alpha over every comparison shown (rate and per-user mean of each metric
+    # and branch): the plan and the mixture are sized for the first Holm step, alpha / that
+    family_alpha = alpha / max(1, 2 * len(names) * (len(branches) - 1))
     metric_results = []
     p_slots: list[tuple[dict, str]] = []
     n_control = counts[CONTROL]
@@ -73,7 +77,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
         c_conv, c_sum, c_sq = _parts(control)
         c_mean, c_var = _mean_var(n_control, c_sum, c_sq)
         control_rate = c_conv / n_control if n_control else 0.0
-        planned = experiment.planned_users or _planned(control_rate, min_effect, alpha)
+        planned = experiment.planned_users or _planned(control_rate, min_effect, family_alpha)
         at_planned = planned is not None and min(counts.values() or [0]) >= planned
         for branch in branches:
             agg = by_key.get((branch, metric))
@@ -105,12 +109,12 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                         rate.difference, rate.control_variance / n_control
                         + rate.treatment_variance / n if n and n_control else 0.0,
                         rate.control_variance + rate.treatment_variance,
-                        min_effect * control_rate, planned, alpha)),
+                        min_effect * control_rate, planned, family_alpha)),
                     "mean_p_always_valid": min(earlier.get((metric, branch, "mean"), 1.0),
                                                _always_valid(
                         welch.difference, (c_var or 0.0) / n_control + (var or 0.0) / n
                         if n and n_control else 0.0, (c_var or 0.0) + (var or 0.0),
-                        min_effect * c_mean, planned, alpha)),
+                        min_effect * c_mean, planned, family_alpha)),
                     # The fixed-sample tests hold only when read once, at the planned size.
                     "rate_p_at_planned_size": rate.p_two_sided if at_planned else None,
                     "mean_p_at_planned_size": _finite(welch.p_two_sided) if at_planned else None,
