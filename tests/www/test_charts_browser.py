@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from greenlight.experiments.timeline import READS
 from greenlight.incidents import IncidentStore
 from greenlight.incidents.model import Incident
 from greenlight.www.dashboard import MOUNT, make_app
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, Repo, wait_for
 from tests.schema_review.test_browser import Browser  # skips without Chromium
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +38,6 @@ WAVES = 3
 def world(tmp_path_factory):
     """Settings naming a real git repository, ledger and experiments store."""
     tmp = tmp_path_factory.mktemp("www")
-    from tests.conftest import Repo
-
     (tmp / "shop").mkdir()
     repo = Repo(tmp / "shop")
     path = tmp / "settings.toml"
@@ -74,7 +73,7 @@ def experiment(world):
             wait_for(lambda: sum(store.exposure_counts("Checkout").values()) == recorded, 60,
                      f"{recorded} exposures in the store")
             span = store.exposure_span("Checkout")
-            wait_for(lambda: __import__("time").time() > span[1] + 1.0, 10, "a second to pass")
+            wait_for(lambda: time.time() > span[1] + 1.0, 10, "a second to pass")  # waves apart
     finally:
         client.close()
     yield {"store": store, "results": results("Checkout", store=store)}

@@ -59,7 +59,8 @@ def always_valid_interval(results: dict, metric: dict, row: dict, kind: str = "r
     "mean") in ``metric`` of ``results``; None when the variance is not known yet.
 
     The mixture is the one the results use: tuned to the planned size when there is one,
-    else centred on the planned effect (``min_effect`` of the control's value)."""
+    else centred on the planned effect (``min_effect`` of the control's value). The interval
+    excludes 0 exactly when that read's always-valid p-value is below ``alpha``."""
     comparison = row.get("vs_control")
     control = next((r for r in metric["branches"] if r["branch"] == CONTROL), None)
     if comparison is None or control is None or not row["exposed"] or not control["exposed"]:
@@ -78,10 +79,13 @@ def always_valid_interval(results: dict, metric: dict, row: dict, kind: str = "r
     unit = var_c + var_t
     planned = metric.get("planned_users_per_branch")
     alpha = results["alpha"]
+    # the results size their mixture for Holm's first step: alpha over every comparison
+    # (rate and per-user mean of each metric and treated branch)
+    tuned_at = alpha / max(1, 2 * len(results["metrics"]) * (len(results["exposed"]) - 1))
     if variance <= 0 or estimate is None:
         return None
     if planned and unit > 0:
-        tau2 = msprt_mixture_variance(unit / planned, alpha)
+        tau2 = msprt_mixture_variance(unit / planned, tuned_at)
     else:
         tau2 = (min_effect * base) ** 2
     if tau2 <= 0:
