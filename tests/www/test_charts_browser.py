@@ -265,7 +265,7 @@ def test_incident_page_draws_its_timeline_and_wraps_its_evidence(incident, site,
 
 
 def test_every_page_menu_wraps_on_a_phone(experiment, incident, site, browser):
-    for page in ("", "schema/", "deploys/", "trending/", "incidents/", "experiments/",
+    for page in ("schema/", "deploys/", "trending/", "incidents/", "experiments/",
                  "flaky/"):
         browser.open(f"{site}{MOUNT}/{page}")
         browser.find("body > nav")
@@ -274,3 +274,25 @@ def test_every_page_menu_wraps_on_a_phone(experiment, incident, site, browser):
         assert _script(browser, "return getComputedStyle(document.querySelector('body > nav'))"
                                 ".flexWrap") == "wrap"
     _shoot(browser, "experiments-list")
+
+
+def test_the_menu_entry_keeps_every_page_inside_its_frame(experiment, site, browser):
+    """Buildbot's UI injects index.html into its own page: a fragment (no document of its
+    own, no global style) whose frame shows the pages, their menu moving within it."""
+    browser.open(f"{site}{MOUNT}/index.html")
+    browser.find("iframe[name=greenlight-page]")
+    assert _script(browser, "return [...document.querySelectorAll('style')].map(s => "
+                            "s.textContent.split('}').every(r => !r.trim() || "
+                            "r.trim().startsWith('.greenlight-shell')))") == [True]
+    frame = "document.querySelector('iframe').contentDocument"
+    wait_for(lambda: _script(browser, f"return !!{frame}.querySelector('body > nav')"), 30,
+             "the first page in the frame")
+    assert _script(browser, f"return {frame}.querySelector('body > nav a').target") == "_top"
+    _script(browser, f"[...{frame}.querySelectorAll('body > nav a')].find(a => "
+                     "a.textContent === 'Experiments').click()")
+    wait_for(lambda: _script(browser, f"const d = {frame}; return d.location.pathname"
+                                      ".endsWith('/experiments/') && "
+                                      "!!d.querySelector('#experiments')"), 30,
+             "the experiments list in the frame")
+    assert browser.url().endswith("/index.html")  # the outer page (Buildbot's) stays
+    _shoot(browser, "menu-entry")

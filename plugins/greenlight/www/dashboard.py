@@ -45,7 +45,7 @@ def layout(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             "</title><meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<style>{STYLE}</style>{render_template('greenlight/page_style.html')}</head>"
-            f"<body><nav><a href='/'>Buildbot</a>{nav}"
+            f"<body><nav><a href='/' target='_top'>Buildbot</a>{nav}"
             f"<span style='float:right'>{who}</span></nav><h1>{html.escape(title)}</h1>"
             f"{body}</body></html>")
 
@@ -98,9 +98,10 @@ def make_app(settings: Any, session_secret=None) -> Flask:
     @app.route("/")
     @app.route("/index.html")
     def index() -> str:
-        items = "".join(f'<li><a href="{MOUNT}/{html.escape(p.name)}/">{html.escape(label)}</a>'
-                        "</li>" for p, label in pages)
-        return layout("Greenlight", f"<ul>{items}</ul>")
+        # Buildbot's UI injects this page into its own (the Greenlight entry of its menu): a
+        # fragment with scoped styles, whose frame keeps every page inside Buildbot's shell
+        return render_template("greenlight/shell.html", mount=MOUNT,
+                               pages=[(p.name, label) for p, label in pages])
 
     @app.errorhandler(401)
     @app.errorhandler(403)
