@@ -372,8 +372,8 @@ def grid(args: argparse.Namespace) -> int:
         package = Path(args.repos[0]).parent.name.split("+")[-1]
         print(f"# {args.repos[0]}: {len(cases)} incidents")
         for decay in args.decays:
-            for strength, other in [(s, o) for s in args.strengths for o in args.others]:
-                weights = Weights(depth_decay=decay, age_strength=strength, other_frames=other)
+            for strength, cap in [(s, c) for s in args.strengths for c in args.caps]:
+                weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap)
                 tops = []
                 for shape in (1, 2):
                     hits = 0
@@ -382,7 +382,7 @@ def grid(args: argparse.Namespace) -> int:
                                                      weights)
                         hits += bool(ours) and ours[0] == case.answer
                     tops.append(f"{100 * hits / len(cases):.0f}%")
-                print(f"depth decay {decay}, age strength {strength}, other frames {other}: "
+                print(f"depth decay {decay}, age strength {strength}, owned cap {cap}: "
                       f"top-1 shape 1 {tops[0]}, "
                       f"shape 2 {tops[1]}", flush=True)
     return 0
@@ -401,8 +401,8 @@ def main() -> int:
                         default=[0.5, 0.7], help="depth decays for --grid")
     parser.add_argument("--strengths", type=lambda s: [float(x) for x in s.split(",")],
                         default=[0.5, 1.0, 2.0], help="age strengths for --grid")
-    parser.add_argument("--others", type=lambda s: [float(x) for x in s.split(",")],
-                        default=[1.0], help="weights of a commit's further lines for --grid")
+    parser.add_argument("--caps", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[1.0], help="caps on a commit's trace lines for --grid")
     args = parser.parse_args()
     if args.grid:
         return grid(args)

@@ -179,3 +179,25 @@ def test_reports_cap_frames_and_say_so(world):
     assert len(report.frames) == 40 and report.frames[-1].line == 60
     assert any("20 outer stack frame(s) are not shown" in n for n in report.notes)
     assert len(report.suspects[0].evidence) <= 8
+
+
+def test_a_commit_owning_many_outer_frames_weighs_one_and_a_half_lines_at_most(world):
+    repo = world.repo
+    for n in range(12):
+        repo.write(f"app/mod{n}.py", logic_source())
+    base = repo.commit("initial import", author="Imp Ort <imp@x>")
+    world.deploy(base, None, T0 - timedelta(days=20))
+    repo.write("app/mod11.py", logic_source({30: "value_30 = {}['missing']"}))
+    bad = repo.commit("read the missing key", author="Bob <bob@x>")
+    world.deploy(bad, base, T0 - timedelta(days=2))
+    frames = [(f"app/mod{n}.py", 5 + n, f"f{n}") for n in range(11)] + [("app/mod11.py", 30, "g")]
+    report = build_report(_incident(trace_for(*frames)), world.ledger, repo.path)
+    imported = next(s for s in report.suspects if s.commit.sha == base)
+    blamed = [e for e in imported.evidence if e.kind == "blamed_line"]
+    assert len(blamed) == 7 and imported.hidden_evidence == 5   # 11 lines, a file, time: 8 shown
+    assert all("its lines weigh 1.5 at most" in e.detail for e in blamed)
+    assert sum(e.points for e in blamed) < 60 * 1.5
+    changed = [e for e in imported.evidence if e.kind == "changed_file"]
+    assert len(changed) == 1 and changed[0].detail.startswith("changed 12 file(s) of the trace")
+    assert changed[0].points == 12
+    assert "and 7 more" in changed[0].detail

@@ -39,8 +39,8 @@ class Weights:
     """How many points each kind of evidence earns. The blamed line dominates on purpose."""
 
     blamed_line: float = 60.0        # the innermost application frame's line is the commit's
-    depth_decay: float = 0.8         # ... each frame further out counts this much less
-    other_frames: float = 0.5        # a commit's lines beyond its strongest one count this much
+    depth_decay: float = 0.7         # ... each frame further out counts this much less
+    owned_cap: float = 1.5           # a commit's trace lines together weigh at most this much
     age_scale_days: float = 30.0     # a line's points shrink with the age of the deploy that
     age_strength: float = 0.5        # shipped it: 1 / (1 + strength * log2(1 + age / scale))
     changed_file_innermost: float = 12.0
@@ -206,12 +206,15 @@ def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, An
             continue
         seen_lines.add((hit.path, hit.line))
         owned.append((frame, hit))
-    # Innermost first; a commit's strongest line counts in full, its others less: a commit
-    # that wrote much of the old code (an initial import) owns many frames without being
-    # more suspect for each.
-    for n, (frame, hit) in enumerate(sorted(owned, key=lambda p: p[0].depth)):
+    # A commit's lines together weigh at most 1.5 times the failing line alone: a commit
+    # that wrote much of the old code (an initial import) owns many outer frames without
+    # being more suspect for each.
+    total = sum(w.depth_decay ** frame.depth for frame, _ in owned)
+    scale = min(1.0, w.owned_cap / total) if total else 1.0
+    for frame, hit in sorted(owned, key=lambda p: p[0].depth):
         tier = 2
-        depth_weight = w.depth_decay ** frame.depth * (1.0 if n == 0 else w.other_frames)
+        depth_weight = w.depth_decay ** frame.depth * scale
+        capped = f" (x{scale:.2f}: its lines weigh {w.owned_cap:g} at most)" if scale < 1 else ""
         fresh = age_factor(delta, w)
         # Blame followed the line to the file it was written in (a move or copy across files).
         moved = (f" (written in {hit.orig_path}:{hit.orig_line}, moved since)"
@@ -221,21 +224,29 @@ def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, An
             "blamed_line", w.blamed_line * depth_weight * fresh,
             f"{_where(frame)}{where} was last changed by this commit{moved}, blame -w -M -C at "
             f"{hit.at_sha[:12]}: {hit.text.strip()[:120]} [weight {depth_weight:.2f} for depth "
-            f"{frame.depth} x {fresh:.2f} for the age of deploy {deploy.id}]",
+            f"{frame.depth}{capped} x {fresh:.2f} for the age of deploy {deploy.id}]",
             frame=frame, blame=hit, url=links.blame_url(hit.at_sha, hit.path, hit.line)))
+    # One row for every file of the trace the commit changed: touching many of them (a large
+    # refactor) is not more evidence than touching the one that failed.
+    touched = []
     for path in commit.changed:
         names = ctx["aliases"].get(path, {path}) | {path}
         hit_frames = [f for name in names for f in ctx["frames_by_path"].get(name, [])]
-        if not hit_frames:
-            continue
+        if hit_frames:
+            touched.append((path, hit_frames))
+    if touched:
         tier = max(tier, 1)
-        innermost = any(f.innermost for f in hit_frames)
+        innermost = any(f.innermost for _, frames in touched for f in frames)
+        touched.sort(key=lambda t: min(f.depth for f in t[1]))
+        parts = [f"{path} ({commit.describe_change(path)}; frame lines "
+                 f"{', '.join(sorted({str(f.line) for f in frames}, key=int))})"
+                 for path, frames in touched[:5]]
+        more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
+        path = touched[0][0]
         ranges = commit.changed[path]
-        shown = ", ".join(sorted({str(f.line) for f in hit_frames}, key=int))
         evidence.append(Evidence(
             "changed_file", w.changed_file_innermost if innermost else w.changed_file,
-            f"changed {path} ({commit.describe_change(path)}), a file of the trace "
-            f"(frame lines {shown})",
+            f"changed {len(touched)} file(s) of the trace: {'; '.join(parts)}{more}",
             url=(links.blame_url(commit.sha, path, ranges[0][0]) if ranges
                  else links.commit_url(commit.sha))))
     for word, origin in ctx["subjects"].items():
