@@ -10,8 +10,14 @@ from flask import render_template
 
 from greenlight.experiments.definition import CONTROL
 from greenlight.experiments.store import ExperimentStore
-from greenlight.experiments.timeline import Read, always_valid_interval, reads_over_time
+from greenlight.experiments.timeline import READS, Read, always_valid_interval, reads_over_time
 from greenlight.www import charts
+
+# Reads of the past cost one report query each (seconds for 100,000 users): they are kept for
+# a few minutes per experiment and ``since``; the newest read is always the page's own results.
+HISTORY_SECONDS = 300
+_history: dict[tuple, tuple[float, list[Read]]] = {}
+WIDTH = 480  # SVG units: text stays legible when a phone scales the chart down
 
 KINDS = {"rate": ("users with an event", "rate_difference", "rate_ci", "rate_significant",
                   charts.percent),
@@ -37,7 +43,8 @@ def forest_for(results: dict, metric: dict, kind: str, index: int) -> charts.For
         rows.append((row["branch"], c[difference], (low, high),
                      always_valid_interval(results, metric, row, kind), bool(c[significant])))
     return charts.forest(f"forest-{index}-{kind}",
-                         f"{metric['metric']}: {label}, difference to control", rows, fmt)
+                         f"{metric['metric']}: {label}, difference to control", rows, fmt,
+                         width=WIDTH)
 
 
 def cumulative_for(reads: list[Read], metric_name: str, kind: str, index: int
@@ -68,7 +75,7 @@ def cumulative_for(reads: list[Read], metric_name: str, kind: str, index: int
     return charts.line_chart(
         f"cumulative-{index}-{kind}",
         f"{metric_name}: {label}, cumulative difference to control (always-valid band)",
-        drawn, x_label="time (UTC)", x_format=x_format, y_format=fmt, height=200)
+        drawn, x_label="time (UTC)", x_format=x_format, y_format=fmt, width=WIDTH, height=200)
 
 
 def shares_for(results: dict) -> charts.Shares:
@@ -83,12 +90,30 @@ def shares_for(results: dict) -> charts.Shares:
     p = results["srm"]["p_value"]
     verdict = "MISMATCH" if results["srm"]["mismatch"] else "matches the weights"
     return charts.shares("srm", f"Sample ratio: expected vs observed split ({verdict}, "
-                                f"p = {p:.2g})", rows, bool(results["srm"]["mismatch"]))
+                                f"p = {p:.2g})", rows, bool(results["srm"]["mismatch"]),
+                         width=WIDTH)
+
+
+def reads_with_history(store: ExperimentStore, name: str, results: dict) -> list[Read]:
+    """Earlier reads (kept ``HISTORY_SECONDS``) and, last, ``results`` themselves."""
+    since = results.get("since")
+    key = (str(store.engine.url), name, None if since is None else int(since // 60))
+    now = results["computed_at"]
+    kept = _history.get(key)
+    if kept is None or now - kept[0] > HISTORY_SECONDS:
+        if len(_history) > 64:
+            _history.pop(min(_history, key=lambda k: _history[k][0]))
+        # the last of these reads is at ``now``, the page's own results (the cheap one: no
+        # event after it to subtract)
+        kept = (now, reads_over_time(store, name, READS, since, now=now))
+        _history[key] = kept
+    earlier = [r for r in kept[1] if r.at < results["computed_at"]]
+    return earlier + [Read(results["computed_at"], results)]
 
 
 def render(store: ExperimentStore, name: str, results: dict) -> str:
     """The charts block above the results table (over time from the results' ``since``)."""
-    reads = reads_over_time(store, name, since=results.get("since"))
+    reads = reads_with_history(store, name, results)
     metrics = []
     for i, metric in enumerate(results["metrics"]):
         kinds = ["rate", "mean"] if _per_user_differs(metric) else ["rate"]
