@@ -70,3 +70,30 @@ def test_always_valid_p_value_is_more_conservative_than_fixed_sample():
                            [BranchMetricAggregate(CONTROL, "m", 100, 100, 100, 100),
                             BranchMetricAggregate("treatment", "m", 101, 101, 101, 101)])
     assert none["metrics"][0]["branches"][1]["vs_control"]["rate_p_always_valid"] > 0.5
+
+
+def test_each_read_continues_from_the_last_so_the_always_valid_p_never_rises(tmp_path):
+    """Two reads through the store: a strong early effect, then much more data without one.
+    The fixed-sample p rises with the diluted data; the always-valid p shown stays the running
+    minimum, because the second read starts from the first one kept in the store."""
+    from greenlight.experiments import admin
+    from greenlight.experiments.store import ExperimentStore
+
+    store = ExperimentStore(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    store.define(Experiment("Banner", {"big": 1}, planned_users=100_000), "test")
+    branch = ["control", "big"]
+    store.write_exposures([("Banner", f"a{i}", branch[i % 2], 1.0) for i in range(2000)])
+    store.write_events([(f"a{i}", "signup", 1.0, 2.0) for i in range(2000)
+                        if (i % 2 and i % 10 < 6) or (not i % 2 and i % 10 < 2)])
+    first = admin.results("Banner", store=store)
+    store.write_exposures([("Banner", f"b{i}", branch[i % 2], 3.0) for i in range(40000)])
+    store.write_events([(f"b{i}", "signup", 1.0, 4.0) for i in range(0, 40000, 5)])
+    second = admin.results("Banner", store=store)
+
+    def comparison(data):
+        metric = next(m for m in data["metrics"] if m["metric"] == "signup")
+        return next(r for r in metric["branches"] if r["branch"] == "big")["vs_control"]
+
+    assert comparison(second)["rate_p_value"] > comparison(first)["rate_p_value"]
+    assert comparison(second)["rate_p_always_valid"] == comparison(first)["rate_p_always_valid"]
+    assert comparison(store.last_read("Banner")) == comparison(second)

@@ -77,7 +77,9 @@ def results(name: str, url: str | None = None, *, store: ExperimentStore | None 
     exposed = opened.exposure_counts(name, since)
     aggregates = opened.metric_aggregates(name, metrics, since)
     data = compute_results(experiment, exposed, aggregates, metrics, alpha=alpha,
-                           min_effect=min_effect, since=since)
+                           min_effect=min_effect, since=since,
+                           previous=opened.last_read(name, since))
+    opened.save_read(name, since, data)
     add_losses(data, opened.losses(name, since))
     return data
 

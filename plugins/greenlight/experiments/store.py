@@ -98,7 +98,12 @@ user_attributes_table = Table(
     Column("user_key", BigInteger, primary_key=True, autoincrement=False),
     Column("name", String(100), primary_key=True),
     Column("value", String(100), nullable=False),
+    Column("branch", String(100), nullable=False),
 )
+# A report over every exposure counts attribute values per branch straight from this index.
+Index("ix_gl_user_attributes_values", user_attributes_table.c.experiment,
+      user_attributes_table.c.name, user_attributes_table.c.value,
+      user_attributes_table.c.branch)
 
 # Per experiment: the declared attribute names (JSON list). A table of its own so stores made
 # before attributes existed need no change to gl_experiments.
@@ -206,6 +211,17 @@ losses_table = Table(
     Column("first_at", Float, nullable=False),
     Column("last_at", Float, nullable=False),
     Column("reported_at", Float, nullable=False),
+)
+
+
+# The last results read of each experiment (per ``since``): the always-valid p-values shown are
+# the running minimum over reads, so each read starts from the previous one.
+reads_table = Table(
+    "gl_experiment_reads", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("since", String(32), primary_key=True),  # "" = since the start
+    Column("results", Text, nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 
@@ -511,7 +527,8 @@ class ExperimentStore:
                 return 0
             conn.execute(_insert_ignoring_duplicates(self.engine, x), new)
             attribute_rows = [{"experiment": r["experiment"], "user_key": r["user_key"],
-                               "name": str(k)[:100], "value": str(v)[:100]}
+                               "name": str(k)[:100], "value": str(v)[:100],
+                               "branch": r["branch"]}
                               for r in new
                               for k, v in attributes.get((r["experiment"], r["user_id"]),
                                                          {}).items()]
@@ -673,6 +690,24 @@ class ExperimentStore:
                         ).rowcount == 0:
                     conn.execute(_insert_ignoring_duplicates(self.engine, lt), value)
 
+    def last_read(self, name: str, since: float | None = None) -> dict | None:
+        """The results of the previous read of ``name`` over the same ``since``, if any."""
+        rt = reads_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(rt.c.results).where(
+                rt.c.experiment == name, rt.c.since == _since_key(since))).first()
+        return json.loads(row[0]) if row else None
+
+    def save_read(self, name: str, since: float | None, results: dict) -> None:
+        """Keep ``results`` as the read the next one continues from."""
+        rt = reads_table
+        value = {"experiment": name, "since": _since_key(since),
+                 "results": json.dumps(results, default=str), "at": time.time()}
+        with self.engine.begin() as conn:
+            conn.execute(rt.delete().where(rt.c.experiment == name,
+                                           rt.c.since == value["since"]))
+            conn.execute(insert(rt), value)
+
     def losses(self, name: str, since: float | None = None,
                until: float | None = None) -> list[Loss]:
         """Exposures of ``name`` and events (of anyone) the hosts counted as lost, per kind,
@@ -703,6 +738,18 @@ class ExperimentStore:
         event with every exposure.
         """
         x, ua, t, ev = exposures_table, user_attributes_table, totals_table, events_table
+        if bucket is None and self._covers_everything(name, start, end):
+            # Every exposure and every event so far: the running per-branch sums answer, and
+            # attribute values are counted from their index.
+            attributes: dict[str, dict[str, dict[str, int]]] = {}
+            with self.engine.connect() as conn:
+                for attribute, value, branch, n in conn.execute(
+                        select(ua.c.name, ua.c.value, ua.c.branch, func.count())
+                        .where(ua.c.experiment == name)
+                        .group_by(ua.c.name, ua.c.value, ua.c.branch)):
+                    attributes.setdefault(attribute, {}).setdefault(branch, {})[value] = int(n)
+            return BucketRows(self.exposure_counts(name), attributes,
+                              [a for a in self.metric_aggregates(name, metrics) if a.converting])
         members = select(x.c.user_key, x.c.branch, x.c.at).where(
             x.c.experiment == name, x.c.at >= start, x.c.at < end)
         for attribute, values in (bucket.attributes.items() if bucket else ()):
@@ -778,6 +825,14 @@ class ExperimentStore:
                           if c]
             m.drop(conn)
         return BucketRows(counts, attributes, aggregates)
+
+    def _covers_everything(self, name: str, start: float, end: float) -> bool:
+        span = self.exposure_span(name)
+        if span is None or start > span[0] or end <= span[1]:
+            return False
+        with self.engine.connect() as conn:
+            return conn.execute(select(events_table.c.at).where(events_table.c.at >= end)
+                                .limit(1)).first() is None
 
     def exposure_span(self, name: str) -> tuple[float, float] | None:
         """First and last exposure time of ``name`` (a report's default range)."""
@@ -944,3 +999,7 @@ def _row_to_experiment(row, attributes: str | None = None) -> Experiment:
                       updated_by=row["updated_by"], updated_at=row["updated_at"],
                       version=row["version"],
                       attributes=tuple(json.loads(attributes)) if attributes else ())
+
+
+def _since_key(since: float | None) -> str:
+    return "" if since is None else f"{since:.3f}"
