@@ -22,6 +22,7 @@ DIALECT_URLS = {"mysql": "mysql+pymysql://", "mariadb": "mariadb+pymysql://",
                 "postgres": "postgresql://"}
 _RUNNING = re.compile(r"^-- Running upgrade (.*?) -> (\S+)\s*$")
 _DEF_UPGRADE = re.compile(r"^\s*def\s+upgrade\s*\(")
+_DEF_OFFLINE = re.compile(r"\s*def\s+run_migrations_offline\s*\(")
 
 
 @dataclass
@@ -97,13 +98,15 @@ def _usable_url(url: str | None) -> bool:
     return True
 
 
-def _def_upgrade_line(path: str) -> int:
+def _first_line_matching(path: str, pattern: re.Pattern) -> int:
+    """Line number of the first line of ``path`` that ``pattern`` matches; 1 when none does
+    or the file cannot be read (a finding then points at the file's top)."""
     try:
         lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return 1
     for number, text in enumerate(lines, 1):
-        if _DEF_UPGRADE.match(text):
+        if pattern.match(text):
             return number
     return 1
 
@@ -159,7 +162,7 @@ def render_alembic(location: str | os.PathLike, dialect: str,
     cwd = Path.cwd()
     rendered = RenderedSQL(sql=output.getvalue(), script_dir=script.dir,
                            env_path=_display(env_path, cwd),
-                           env_line=_env_offline_line(env_path))
+                           env_line=_first_line_matching(env_path, _DEF_OFFLINE))
     for number, text in enumerate(rendered.sql.splitlines(), 1):
         match = _RUNNING.match(text)
         if not match:
@@ -170,21 +173,11 @@ def render_alembic(location: str | os.PathLike, dialect: str,
             path = rev.path if rev is not None else env_path
         except CommandError:
             path = env_path
-        revision = Revision(rev_id, _display(path, cwd), _def_upgrade_line(path))
+        revision = Revision(rev_id, _display(path, cwd),
+                            _first_line_matching(path, _DEF_UPGRADE))
         rendered.revisions.append(revision)
         rendered.starts.append((number, revision))
     return rendered
-
-
-def _env_offline_line(env_path: str) -> int:
-    try:
-        lines = Path(env_path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return 1
-    for number, text in enumerate(lines, 1):
-        if re.match(r"\s*def\s+run_migrations_offline\s*\(", text):
-            return number
-    return 1
 
 
 def review_alembic(reviewer, location: str | os.PathLike,

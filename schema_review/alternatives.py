@@ -156,7 +156,7 @@ def _unique_index_concurrently(op: Operation) -> str:
     ])
 
 
-def _batched_dml(dialect: str, op: Operation) -> str:
+def _batched_dml(op: Operation) -> str:
     return "\n".join([
         "Change the rows in small batches from a background job, not one statement:",
         "  -- repeat until no row changes, sleeping between batches:",
@@ -212,5 +212,5 @@ def alternative_for(kind: str | None, dialect: str, op: Operation, statement: st
         return ("Run this statement on its own, outside BEGIN/COMMIT (most migration tools "
                 "have a per-migration 'no transaction' switch).")
     if kind == "batched-dml":
-        return _batched_dml(dialect, op)
+        return _batched_dml(op)
     return None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from schema_review.split import top_level_offsets
+
 MAX_VARIANTS = 16  # IF inside CONCAT multiplies the possible texts; past this we call it unknown
 
 
@@ -99,25 +101,14 @@ def mysql_procedure(sql: str) -> tuple[str, str] | None:
 def _after_then(text: str) -> str:
     """What follows the top-level THEN/DO of an IF/WHILE/WHEN condition (quotes and
     parentheses skipped); '' if there is none."""
-    depth, quote, i, n = 0, "", 0, len(text)
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and (text[i:i + 4].lower() == "then" or text[i:i + 2].lower() == "do"):
-            word = 4 if text[i:i + 4].lower() == "then" else 2
+    n = len(text)
+    for i in top_level_offsets(text):
+        word = 4 if text[i:i + 4].lower() == "then" else 2 if text[i:i + 2].lower() == "do" else 0
+        if word:
             before = text[i - 1] if i else " "
             after = text[i + word] if i + word < n else " "
             if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
                 return text[i + word:]
-        i += 1
     return ""
 
 

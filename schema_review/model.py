@@ -129,7 +129,7 @@ class Finding:
             self.approval and self.approval.get("decision") == "approved")
 
     def to_dict(self) -> dict:
-        # by hand: dataclasses.asdict deep-copies every field and was a third of a review's CPU
+        # by hand: dataclasses.asdict deep-copies every field, a large share of a review's CPU
         data = {name: getattr(self, name) for name in _FINDING_FIELDS}
         data["reasons"] = list(self.reasons)
         data["table_size"] = dict(self.table_size) if self.table_size else self.table_size

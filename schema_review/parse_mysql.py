@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from schema_review.dynamic import mysql_procedure, routine_name
 from schema_review.model import ColumnInfo, Operation, ParsedStatement
+from schema_review.split import split_top_level
 
 logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
 
@@ -48,30 +49,6 @@ def _ident(node: exp.Expression | None) -> str | None:
     if isinstance(node, exp.Table):
         return node.name
     return getattr(node, "name", None) or str(node)
-
-
-def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split on ``sep`` outside parentheses and quotes (ALTER actions, RENAME pairs)."""
-    parts, depth, quote, start, i, n = [], 0, "", 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == "\\" and quote != "`":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(0, depth - 1)
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
 
 
 def column_from_def(node: exp.ColumnDef) -> ColumnInfo:

@@ -1,8 +1,8 @@
 """PostgreSQL statements to operations with pglast (PostgreSQL's own parser, libpg_query).
 
 The parse tree is read as libpg_query's JSON (plain dicts) rather than pglast's Python node
-objects: building those objects was most of the review's CPU, and the rules only look at a few
-fields.  Every statement the rules care about is typed, including VALIDATE CONSTRAINT, USING
+objects: the rules only look at a few fields, and building those objects would cost more than
+the rest of the review.  Every statement the rules care about is typed, including VALIDATE CONSTRAINT, USING
 INDEX, ALTER TYPE ... ADD VALUE, ENABLE ROW LEVEL SECURITY and DO bodies, so nothing safe is
 flagged as unparsed.  DO blocks and PL/pgSQL or SQL function bodies are read with
 ``parse_plpgsql``; a DO body is reviewed where it stands, a function's body where a ``CALL`` or

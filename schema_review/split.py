@@ -10,6 +10,7 @@ parser then reports as unparsed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
@@ -53,7 +54,7 @@ _QUOTED = {
 _PATTERNS: dict[tuple, tuple] = {}
 
 
-def _version_number(flavour: str, version: tuple[int, ...]) -> int:
+def _version_number(version: tuple[int, ...]) -> int:
     """MySQL writes 8.0.35 as 80035 and MariaDB 10.11.6 as 101106 in ``/*!`` comments."""
     major, minor, patch = (tuple(version) + (0, 0, 0))[:3]
     return major * 10000 + minor * 100 + patch
@@ -70,7 +71,36 @@ def _exec_comment_runs(flavour: str, version: tuple[int, ...], mariadb_only: boo
     if flavour == "mariadb" and not mariadb_only:
         # MariaDB compares 5-digit MySQL versions against 5.7.0 and skips newer ones.
         return wanted < 50700
-    return wanted <= _version_number(flavour, version)
+    return wanted <= _version_number(version)
+
+
+def top_level_offsets(text: str) -> Iterator[int]:
+    """Offsets of the characters outside quotes and parentheses (the parentheses themselves
+    excluded), MySQL's way: inside '…' and "…" a backslash escapes the next character."""
+    depth, quote, i, n = 0, "", 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote != "`":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            yield i
+        i += 1
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside parentheses and quotes (ALTER actions, RENAME pairs)."""
+    cuts = [i for i in top_level_offsets(text) if text[i] == sep]
+    parts = [text[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(text)])]
+    return [p.strip() for p in parts if p.strip()]
 
 
 class _Scanner:
@@ -109,7 +139,8 @@ class _Scanner:
             specials += ["$"]
         alternatives = re.escape(self.delimiter) + "|" + "|".join(re.escape(s) for s in specials)
         # Newlines only matter between statements (a client command starts a line there);
-        # inside one they are plain code, and stopping at each was most of the scan's time.
+        # inside one they are plain code, so the scan does not stop at each (that would be
+        # most of its time on long statements).
         return re.compile(alternatives), re.compile(alternatives + "|\n")
 
     def _code(self, begin: int, end: int) -> None:
@@ -150,9 +181,6 @@ class _Scanner:
                 self.blocks += 1
             elif word == "end" and closes in ("", "case"):
                 self.blocks = max(0, self.blocks - 1)
-
-    def _at_line_start(self, pos: int) -> bool:
-        return pos == 0 or self.text[pos - 1] == "\n"
 
     def _client_command(self, pos: int) -> int | None:
         """Handle ``DELIMITER x`` (MySQL) or ``\\meta`` (psql) at the start of a statement."""

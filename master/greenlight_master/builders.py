@@ -147,9 +147,11 @@ def _setup(b: Build) -> list:
 
 
 def _run_tests(b: Build, **kwargs) -> RunTests:
+    """Failing tests fail the build but do not halt it: the coverage step after them still
+    shows the report the gate wrote when they ended (red builds have one too)."""
     verify = b.settings["verify"]
     return RunTests(command=b.gated_tests or b.test_command, junit_file=verify["junit_file"],
-                    timeout=verify["timeout"], haltOnFailure=True, **kwargs)
+                    timeout=verify["timeout"], haltOnFailure=False, **kwargs)
 
 
 def _tests(b: Build) -> list:
@@ -204,7 +206,7 @@ def _collect_shards(b: Build) -> list:
     shards = b.settings["shards"]
     return [CollectShards(reports_dir=shard_reports_dir(b.settings),
                           durations_db=b.settings.expand(shards["durations_url"]),
-                          alwaysRun=True, haltOnFailure=True,
+                          alwaysRun=True, haltOnFailure=False,
                           fail_on_flaky=shards["flaky_fails_build"], **b.guard)]
 
 

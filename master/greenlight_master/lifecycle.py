@@ -245,6 +245,7 @@ def up(settings: Settings) -> Report:
     wait_for_web(settings)
     ensure_workers(settings, report)
     wait_for_workers(settings)
+    _say_remote_workers(settings, report)
     flushed = flush_spool(bare)
     if flushed:
         report.say(f"{flushed} spooled change(s) delivered")
@@ -256,21 +257,24 @@ def up(settings: Settings) -> Report:
     return report
 
 
-def _demo_world():
-    """The demo world module (demo hosts, traffic) when this checkout has it; a module that is
-    present but broken must fail loudly, never be skipped."""
-    try:
-        from greenlight_master import demo_world
-    except ModuleNotFoundError as exc:
-        if exc.name != "greenlight_master.demo_world":
-            raise
-        return None
-    return demo_world
-
-
 def _extra_up_hooks():
-    world = _demo_world()
-    return [world.up] if world else []
+    """What ``up`` starts after the master: the demo world (hosts, traffic). Imported here,
+    not at the top: it imports this module's helpers."""
+    from greenlight_master import demo_world
+
+    return [demo_world.up]
+
+
+def _say_remote_workers(settings: Settings, report: Report) -> None:
+    """How to start each ``[[workers.remote]]`` machine, and an exposed port's warning."""
+    warning = workers_config.bind_warning(settings)
+    if warning:
+        report.say(f"warning: {warning}")
+    port = settings["master"]["worker_port"]
+    for remote in workers_config.remote_workers(settings):
+        report.say(f"remote worker {remote.name}: on its machine run `greenlight worker create "
+                   f"DIR --master THIS_HOST:{port} --name {remote.name} --password-file FILE` "
+                   "(FILE holding the same password), then `greenlight worker start DIR`")
 
 
 def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: Report) -> None:
@@ -296,10 +300,10 @@ def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: R
 
 
 def down(settings: Settings) -> Report:
+    from greenlight_master import demo_world  # imports this module's helpers
+
     report = Report()
-    world = _demo_world()
-    if world:
-        world.down(settings, report)
+    demo_world.down(settings, report)
     # Stop workers and master together (SIGTERM, then wait): one after another with
     # `buildbot stop` costs seconds each.
     targets = [(f"worker {name}", pidfile) for name, pidfile

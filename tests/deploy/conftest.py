@@ -140,17 +140,3 @@ class ScriptedJudge:
 
 PYTHON = sys.executable
 ROOT_DIR = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)

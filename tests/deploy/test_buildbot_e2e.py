@@ -12,7 +12,7 @@ import pytest
 import requests
 from greenlight.deploy.ledger import Ledger
 
-from tests.conftest import free_ports, git
+from tests.conftest import free_ports, git, wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -168,9 +168,12 @@ def test_push_that_breaks_logins_is_rolled_back_and_named_in_an_incident(world, 
     steps = steps_of(world, build)
     judge = steps["phase-judge"]
     assert judge["results"] == 2 and "logins per request" in judge["state_string"]
-    assert judge["complete_at"] - judge["started_at"] <= 10  # the breakage path: seconds
     table = log_text(world, judge, "judge table")
-    assert "logins per request" in table and "breakage" in table
+    assert "logins per request" in table and "breakage fast path" in table
+    # the fast path decided: the verdict came before the judge's window was up
+    elapsed, window = map(float, re.search(r"verdict: FAIL after ([\d.]+) s of ([\d.]+) s",
+                                           table).groups())
+    assert elapsed < window
     for host in host_dirs(world):  # every host serves the last good release again
         assert current_release(host) == live and served_release(host) == live
         assert requests.get(f"http://127.0.0.1:{port_of(world, host)}/health", timeout=5).ok
@@ -267,6 +270,8 @@ def test_down_stops_traffic_and_hosts(world):
         text = "\n".join(report.lines)
         assert f"({HOSTS} of {HOSTS} serving)" in text and "demo traffic:" in text
         assert "first deploy" not in text
-        assert requests.get(f"http://127.0.0.1:{first}/health", timeout=2).ok
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{first}/health", timeout=10).ok,
+                 120, "the first demo host to answer after up",
+                 retry_on=(requests.RequestException,))
     finally:
         demo_world.down(world.settings, report)

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from greenlight.deploy import demo_hosts as demo
+from greenlight.errors import SettingsError
 
 from tests.conftest import free_port
 from tests.deploy.conftest import TINY_SERVER
@@ -57,3 +59,16 @@ def _servers(port: int) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"app.server --host 127.0.0.1 --port {port}"],
                            capture_output=True, text=True).stdout.split()
     return [int(p) for p in found]
+
+
+def test_experiments_env_of_a_broken_settings_file_raises(tmp_path, monkeypatch):
+    """A settings file that does not parse is an error to show, not 'no experiments here'."""
+    broken = tmp_path / "greenlight.toml"
+    broken.write_text("[experiments\ndb_url = 1\n", encoding="utf-8")
+    monkeypatch.delenv(demo.EXPERIMENTS_ENV, raising=False)
+    monkeypatch.setenv("GREENLIGHT_SETTINGS", str(broken))
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        demo.experiments_env(tmp_path / "hosts" / "host-01")
+    monkeypatch.delenv("GREENLIGHT_SETTINGS")
+    monkeypatch.setattr("greenlight.settings.active_path", lambda: None)
+    assert demo.experiments_env(tmp_path / "elsewhere") == {}  # the defaults apply: not theirs

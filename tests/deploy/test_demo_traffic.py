@@ -10,7 +10,7 @@ from greenlight.deploy import demo_traffic
 from greenlight.deploy.lock import DeployLock
 from greenlight.errors import UsageError
 
-from .conftest import wait_for
+from tests.conftest import wait_for
 
 
 class _Counting(BaseHTTPRequestHandler):
@@ -59,9 +59,9 @@ def test_full_rate_while_a_deploy_holds_the_lock_then_idle(tmp_path, server):
         poll=0.05, segments=segments))
     runner.start()
     try:
-        wait_for(lambda: handler.hits >= 5, what="traffic while the lock is held")
+        wait_for(lambda: handler.hits >= 5, 60, "traffic while the lock is held")
         lock.release()
-        wait_for(lambda: len(segments) >= 1, what="the deploy segment to end")
+        wait_for(lambda: len(segments) >= 1, 60, "the deploy segment to end")
     finally:
         lock.release()
         stop.set()

@@ -12,6 +12,8 @@ import pytest
 from greenlight.deploy.lock import DeployLock, DeployQueue, LockBusy
 from greenlight.deploy.switch import atomic_switch, read_link
 
+from tests.conftest import wait_for
+
 from .conftest import ScriptedJudge
 
 HOLD_LOCK = """
@@ -83,12 +85,13 @@ def test_queued_deploys_only_the_newest_runs(world):
     def deploy(sha):
         results[sha] = world.deployer(ScriptedJudge("pass")).deploy(sha)
 
+    queue = DeployQueue(os.path.join(world.settings.state_dir, "deploy.queue"))
     threads = []
     for sha in shas:  # queued in commit order while the lock is held
         t = threading.Thread(target=deploy, args=(sha,))
         t.start()
         threads.append(t)
-        time.sleep(0.3)
+        wait_for(lambda: queue.newest() == sha, 60, f"{sha[:12]} to be queued")
     gate.release()
     for t in threads:
         t.join(60)

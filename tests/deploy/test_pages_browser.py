@@ -28,10 +28,10 @@ from greenlight.deploy.ledger import Ledger
 from greenlight.deploy.traffic import generate_traffic
 from greenlight.www.dashboard import MOUNT, make_app
 
-from tests.conftest import free_ports, git
+from tests.conftest import free_ports, git, wait_for
 from tests.schema_review.test_browser import Browser  # skips without Chromium
 
-from .conftest import ROOT_DIR, wait_for
+from .conftest import ROOT_DIR
 from .test_cli_demo import DEMO, write_settings
 
 pytestmark = pytest.mark.e2e

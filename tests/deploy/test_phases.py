@@ -187,7 +187,7 @@ def test_bad_names_rejected_before_any_command(world):
     world.commit_app("v1")
     with pytest.raises(UsageError, match="not a revision"):
         world.deployer().deploy("--upload-pack=touch /tmp/x")
-    with pytest.raises(UsageError, match="not a commit"):
+    with pytest.raises(UsageError, match="unknown deploy revision"):
         world.deployer().deploy("main;id")
 
 

@@ -12,8 +12,8 @@ from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell, TestBuildStepMixin
 from twisted.trial import unittest
 
-from greenlight.cli.deploy import _finish, _phase_printer
-from greenlight.deploy.phases import DeployResult, PhaseReport
+from greenlight.cli.deploy import _finish, _phase_printer, _progress_printer
+from greenlight.deploy.phases import DeployResult, PhaseReport, Progress
 from greenlight.steps.deploy import Deploy, Rollback, parse_phase_lines
 
 SHA, PREV = "b" * 40, "a" * 40
@@ -80,6 +80,25 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         await self.run_step()
         assert [s.name for s in self.added] == ["phase-prepare", "phase-canary", "phase-judge"]
         assert [s.report["status"] for s in self.added] == ["ok", "ok", "failed"]
+
+    async def test_a_killed_deploy_says_where_it_stopped(self):
+        self.setup_step(Deploy())
+        args = argparse.Namespace(phase_lines=True, json=False)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):      # the CLI's own progress lines, then death
+            show = _progress_printer(args)
+            show(Progress(7, "deploy", "canary", 0, 2))
+            show(Progress(7, "deploy", "rest", 1, 2))
+        self.build.setProperty("got_revision", SHA, "test")
+        self.expect_commands(
+            ExpectShell(workdir="wkdir", log_environ=False,
+                        command=["greenlight", "deploy", SHA, "--phase-lines", "--trigger",
+                                 "buildbot:deploy/None"])
+            .stdout(out.getvalue()).exit(-1))
+        self.expect_outcome(result=FAILURE)
+        self.expect_result_summary({"step": "deploy: interrupted in phase rest after 1/2 hosts;"
+                                            " the next deploy recovers them"})
+        await self.run_step()
 
     async def test_success_and_missing_revision(self):
         self.setup_step(Deploy())

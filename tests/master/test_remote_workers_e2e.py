@@ -9,14 +9,13 @@ import os
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from buildbot.process.results import RETRY
 import requests
 
-from tests.conftest import ROOT, git
+from tests.conftest import ROOT, git, wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -125,25 +124,13 @@ def far(tmp_path_factory):
             space.delete()
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except requests.RequestException:   # a master busy under load answers late
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def connected(world) -> dict[str, dict]:
     return {w["name"]: w for w in world.api("workers")["workers"] if w["connected_to"]}
 
 
 def test_sharded_build_over_namespaced_workers_survives_a_killed_worker(far, tmp_path):
-    wait_for(lambda: set(WORKERS) <= set(connected(far)), 60, "the three workers to connect")
+    wait_for(lambda: set(WORKERS) <= set(connected(far)), 60, "the three workers to connect",
+             retry_on=(requests.RequestException,))
     run = tmp_path / "run"
     run.mkdir()
     (run / "armed").write_text("")
@@ -164,7 +151,8 @@ def test_sharded_build_over_namespaced_workers_survives_a_killed_worker(far, tmp
     os.kill(pid, signal.SIGKILL)
     (run / "release").write_text("")   # the orphaned test process ends too
     wait_for(lambda: [b for b in far.builds_for(sha) if b["complete"]
-                          and b["results"] == 0], 300, "a green verify build")
+                          and b["results"] == 0], 300, "a green verify build",
+             retry_on=(requests.RequestException,))
     shards = far.api("builders/shard/builds", property="*")["builds"]
     by_worker = {w["workerid"]: w["name"] for w in far.api("workers")["workers"]}
     lost = [b for b in shards if by_worker[b["workerid"]] == victim and b["results"] == RETRY]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -151,13 +151,7 @@ def test_reviewer_clicks_approve_and_the_rebuild_starts(world, browser, tmp_path
     started = browser.find("#rebuild-started")
     assert "rebuilding build" in browser.text(started)
     assert "approved by admin" in browser.text(browser.find("#decision"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the rebuild shows up in Buildbot's REST API
-        builds = world.builds_for(sha)
-        if any(b["buildid"] > stopped["buildid"] for b in builds):
-            break
-        time.sleep(0.25)
-    else:
-        raise AssertionError("no rebuild of the approved commit appeared")
+    wait_for(lambda: any(b["buildid"] > stopped["buildid"] for b in world.builds_for(sha)),
+             120, "a rebuild of the approved commit in Buildbot's REST API", interval=0.25)
     everything = requests.get(world.url + PAGE + "?all=1", timeout=10).text
     assert "approved from Chromium" in everything

@@ -175,3 +175,11 @@ def test_procedure_without_end_swallowing_the_file_is_flagged():
     report = review(sql, "mysql")
     assert [(f.line, f.danger) for f in report.findings] == [(1, "unparsed")]
     assert "no END for its BEGIN" in report.findings[0].reasons[0]
+
+
+def test_then_inside_an_escaped_quote_of_a_condition_is_not_the_then():
+    from schema_review.dynamic import strip_control
+
+    piece = r"IF @note = 'it\' then' THEN ALTER TABLE users ADD COLUMN a INT"
+    assert strip_control(piece) == "ALTER TABLE users ADD COLUMN a INT"
+    assert strip_control("IF (x = 'then') THEN DROP TABLE t") == "DROP TABLE t"

@@ -4,13 +4,14 @@ approving the commit's last flagged statement rebuilds it green. The tests run i
 one World (starting a master costs ~10-20 s)."""
 from __future__ import annotations
 
+import html
 import re
-import time
 
 import pytest
 import requests
 
 from schema_review.approvals import ApprovalStore
+from tests.conftest import wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -67,13 +68,17 @@ def step(world: World, build: dict, name: str) -> dict:
 
 def wait_new_build(world: World, sha: str, after: int, timeout: float = 240) -> dict:
     """The first complete verify build of ``sha`` with an id above ``after`` (a rebuild)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        newer = [b for b in world.builds_for(sha) if b["buildid"] > after and b["complete"]]
-        if newer:
-            return newer[0]
-        time.sleep(0.5)
-    raise AssertionError(f"no new build of {sha} after build {after} within {timeout}s")
+    newer = wait_for(lambda: [b for b in world.builds_for(sha)
+                              if b["buildid"] > after and b["complete"]],
+                     timeout, f"a new build of {sha[:10]} after build {after}", interval=0.5)
+    return newer[0]
+
+
+def verify_requests(world: World) -> int:
+    """How many verify build requests the master holds: a rebuild adds one before the page
+    answers, so a count taken after the answer shows whether it started one."""
+    builder = world.builder_id("verify")
+    return len(world.api(f"builders/{builder}/buildrequests")["buildrequests"])
 
 
 def log_text(world: World, step_info: dict, name: str) -> str:
@@ -105,8 +110,10 @@ def test_page_lists_findings_with_everything_escaped(world, risky):
     assert "~5,000,000 rows" in text and "gh-ost" in text and "reads the whole table" in text
     # markup from the statement and the commit message is shown, never interpreted
     assert "<script>alert" not in text and "<img src=x" not in text
-    assert "COMMENT &#x27;&lt;script&gt;alert(&quot;stmt&quot;)&lt;/script&gt;&#x27;" in text
-    assert "&lt;img src=x onerror=alert(&#x27;msg&#x27;)&gt;" in text
+    shown = html.unescape(text)  # the escaped text reads as the original (any entity style)
+    assert "COMMENT '<script>alert(\"stmt\")</script>'" in shown
+    assert "<img src=x onerror=alert('msg')>" in shown
+    assert "&lt;script&gt;alert(" in text and "&lt;img src=x onerror=alert(" in text
     assert 'name="csrf"' not in text  # nothing to act with when anonymous
     store = ApprovalStore(world.settings.expand(world.settings["schema"]["approvals_url"]))
     recorded = {item["statement"]: item for item in store.list_pending()}
@@ -163,6 +170,7 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
     plain_key = rows[PLAIN_STATEMENT]
     markup_key = next(k for s, k in rows.items() if s != PLAIN_STATEMENT)
     origin = world.url.rstrip("/")
+    requests_before = verify_requests(world)
     first = admin.post(page_url(world, "decide"), timeout=10,
                        headers={"Accept": "application/json", "Origin": origin},
                        data={"key": markup_key, "decision": "approve", "csrf": csrf_of(text),
@@ -172,7 +180,7 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
     assert result["decision"] == "approved" and result["user"] == "admin"
     assert result["rebuild"]["rebuilt"] is False
     assert result["rebuild"]["waiting"] == [plain_key]  # one statement of the commit still waits
-    time.sleep(1)
+    assert verify_requests(world) == requests_before
     assert len(world.builds_for(risky["sha"])) == 1
 
     # the last one, through the HTML form like a browser (Referer of this very page)
@@ -196,10 +204,12 @@ def test_reviewer_approves_and_the_commit_rebuilds_green(world, risky):
     assert "approved by admin" in everything
     assert "small &lt;b&gt;index&lt;/b&gt;, off-peak" in everything
     # approving again does not start a second rebuild of the same build
+    requests_before = verify_requests(world)
     again = admin.post(page_url(world, "decide"), timeout=10,
                        headers={"Accept": "application/json"},
                        data={"key": plain_key, "decision": "approve", "csrf": csrf_of(text)})
     assert again.json()["rebuild"]["rebuilt"] is False
+    assert verify_requests(world) == requests_before
     assert len(world.builds_for(risky["sha"])) == 2
 
 
@@ -217,6 +227,7 @@ def test_edited_statement_needs_a_new_approval(world, risky):
     assert list(rows) == ["CREATE INDEX idx_users_created ON users (created_at, id)"]
     admin = world.login("admin")
     text = admin.get(page_url(world), timeout=10).text
+    requests_before = verify_requests(world)
     reject = admin.post(page_url(world, "decide"), timeout=10,
                         headers={"Accept": "application/json"},
                         data={"key": next(iter(rows.values())), "decision": "reject",
@@ -225,5 +236,5 @@ def test_edited_statement_needs_a_new_approval(world, risky):
     assert reject.json()["rebuild"]["rebuilt"] is False
     still = requests.get(page_url(world), timeout=10).text
     assert "rejected by admin" in still and "use gh-ost" in still
-    time.sleep(1)
+    assert verify_requests(world) == requests_before
     assert len(world.builds_for(sha)) == 1

@@ -27,7 +27,8 @@ def test_wrong_type_names_file_line_key_and_expectation(tmp_path):
     path = write(tmp_path, "[master]\nweb_port = 8010\n\n[workers]\ncount = \"two\"\n")
     with pytest.raises(SettingsError) as err:
         settings.load(path)
-    assert str(err.value) == (f"{path}:5: [workers] count: expected a whole number >= 1, "
+    assert str(err.value) == (f"{path}:5: [workers] count: expected a whole number >= 0 "
+                              "(0: remote workers only), "
                               "got 'two'")
 
 

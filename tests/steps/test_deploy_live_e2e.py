@@ -2,11 +2,10 @@
 still running (read through the REST API mid-deploy), not only once it has ended."""
 from __future__ import annotations
 
-import time
-
 import pytest
+import requests
 
-from tests.conftest import free_ports
+from tests.conftest import free_ports, wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
@@ -60,21 +59,40 @@ def test_phases_appear_in_the_log_while_the_deploy_runs(world, tmp_path):
     sha = commit_all(clone, "README: one more line")
     assert world.push(clone, "main").returncode == 0
     assert world.wait_build(sha)["results"] == 0
-    deadline = time.monotonic() + 180
-    seen = ""
-    while time.monotonic() < deadline:
+    state: dict = {}
+
+    def canary_shown_while_running() -> bool:
         step = running_deploy_step(world)
-        if step is not None:
-            seen = phases_log(world, step)
-            after = world.api(f"steps/{step['stepid']}")["steps"][0]
-            # The step's summary follows too (updated a moment after the log).
-            if "[canary] ok" in seen and not after["complete"] \
-                    and after["state_string"].startswith("deploy: ["):
-                break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"no canary phase in a running deploy's log; last seen: {seen!r}")
+        if step is None:
+            return False
+        state["seen"] = phases_log(world, step)
+        state["after"] = world.api(f"steps/{step['stepid']}")["steps"][0]
+        state["step"] = step
+        # The step's summary follows too (updated a moment after the log).
+        return "[canary] ok" in state["seen"] and not state["after"]["complete"] \
+            and state["after"]["state_string"].startswith("deploy: [")
+
+    wait_for(canary_shown_while_running, 180, "the canary phase in a running deploy's log",
+             retry_on=(requests.RequestException,))
+    seen, after, step = state["seen"], state["after"], state["step"]
     assert seen.index("[prepare] ok") < seen.index("[canary] ok")
     assert "[judge]" not in seen   # the judge is still watching the canary
     # The summary is a phase that has ended, in the build page's words.
     assert after["state_string"][len("deploy: "):] in phases_log(world, step).splitlines()
+
+
+def test_a_red_build_still_shows_the_coverage_report(world, tmp_path):
+    clone = world.clone(tmp_path / "red")
+    (clone / "tests" / "test_red.py").write_text("def test_red():\n    assert 1 == 2\n")
+    sha = commit_all(clone, "tests: one that fails")
+    assert world.push(clone, "main").returncode == 0
+    build = world.wait_build(sha)
+    assert build["results"] == 2, build["state_string"]   # FAILURE: the tests failed
+    steps = {s["name"]: s for s in world.api(f"builds/{build['buildid']}/steps")["steps"]}
+    assert steps["tests"]["results"] == 2
+    coverage = steps["coverage"]
+    assert coverage["state_string"].startswith(("coverage of new code", "no new executable"))
+    logs = {entry["name"] for entry in world.api(f"steps/{coverage['stepid']}/logs")["logs"]}
+    assert {"report.md", "report.json", "coverage.html"} <= logs
+    assert "deploy" not in {s["name"] for s in world.api(f"builds/{build['buildid']}/steps")
+                            ["steps"] if s["results"] == 0 and s["name"] == "deploy"}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from greenlight.deploy.hosts import Host, demo_hosts
 from greenlight.errors import GreenlightError
+from greenlight.settings import load as load_settings
 
 PID_FILE = "server.pid"
 LOCK_FILE = ".host.lock"
@@ -87,12 +88,7 @@ def experiments_env(host_dir: str | Path) -> dict[str, str]:
     folder) get none, and their app serves control without recording anything."""
     if os.environ.get(EXPERIMENTS_ENV):
         return {}
-    try:
-        from greenlight.settings import load
-
-        settings = load()
-    except Exception:  # no master package or a broken settings file: no experiments here
-        return {}
+    settings = load_settings()  # none applying = the embedded defaults; a broken file raises
     if not Path(host_dir).resolve().is_relative_to(settings.state_dir.resolve()):
         return {}
     return {EXPERIMENTS_ENV: settings.expand(settings["experiments"]["db_url"])}

@@ -126,7 +126,7 @@ class Deployer:
 
     # ---- entry points (each takes the lock) ---------------------------------------------
     def deploy(self, rev: str, trigger: str = "cli", branch: str | None = None) -> DeployResult:
-        sha = releases.resolve_commit(self.settings.repo, rev)
+        sha = releases.resolve_release(self.settings.repo, rev)
         queue = DeployQueue(os.path.join(self.settings.state_dir, "deploy.queue"))
         queue.request(sha)
         with DeployLock(self.settings.lock_file, wait=self.lock_wait):
@@ -142,7 +142,7 @@ class Deployer:
             live = self.live_release(states)
             if live == sha and all(st.get("current") == sha for st in states.values()):
                 return DeployResult("noop", sha, live, f"{sha[:12]} is already live everywhere")
-            if live and live != sha and releases.is_ancestor(self.settings.repo, sha, live):
+            if live and live != sha and releases.contains(self.settings.repo, live, sha):
                 return DeployResult("superseded", sha, live,
                                     f"{sha[:12]} is older than the live {live[:12]}, which "
                                     "contains it; use `greenlight rollback --to` to go back")
@@ -153,7 +153,7 @@ class Deployer:
         with DeployLock(self.settings.lock_file, wait=self.lock_wait):
             self._recover()
             live = self.live_release()
-            target = (releases.resolve_commit(self.settings.repo, to) if to
+            target = (releases.resolve_release(self.settings.repo, to) if to
                       else self.rollback_target(live))
             if target is None:
                 raise UsageError("no earlier good release to roll back to; name one with --to")
@@ -255,7 +255,7 @@ class Deployer:
                     return self._judge_failed(result, deploy_id, sha, live, switched, verdict)
                 self._phase(result, "rest", lambda: self._switch_hosts(
                     deploy_id, rest, sha, switched, "rest"))
-            self._phase(result, "observe", lambda: self._observe_health(deploy_id, hosts))
+            self._phase(result, "observe", lambda: self._observe_health(hosts))
         except HostDidNotStart as exc:
             # A canary that cannot start the release condemns the release (that is what a
             # canary is for) when there is evidence against the release (an exception in its
@@ -571,7 +571,7 @@ class Deployer:
         self.ledger.finish_deploy(deploy_id, "failed", result.message)
         return result
 
-    def _observe_health(self, deploy_id: int, hosts: list[Host]) -> str:
+    def _observe_health(self, hosts: list[Host]) -> str:
         """After the full roll-out every host must stay healthy for the final window."""
         s = self.settings
         deadline = time.monotonic() + s.final_observe_seconds
@@ -597,8 +597,7 @@ class Deployer:
         releases.clean_staging(os.path.join(self.settings.state_dir, "staging"), [sha])
 
     # ---- convergence: rollback and crash recovery -----------------------------------------
-    def _converge(self, deploy_id: int, hosts: list[Host], target: str, phase: str,
-                  restart_all: bool = True) -> str:
+    def _converge(self, deploy_id: int, hosts: list[Host], target: str, phase: str) -> str:
         """Every host in ``hosts`` onto ``target``: switch if needed, restart, health."""
         errors = []
 

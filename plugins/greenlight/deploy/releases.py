@@ -6,10 +6,8 @@ target's build step has run, so a crash mid-install leaves something cleanup rec
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import tarfile
 from pathlib import Path
 from typing import Iterable
 
@@ -18,48 +16,39 @@ import git
 from greenlight.deploy.host_agent import SHA_RE
 from greenlight.deploy.transport_errors import HostError
 from greenlight.errors import UsageError
+from greenlight.git import has_commit, is_ancestor, open_repo, resolve_commit
+from greenlight.git import releases as git_releases
 
 
-def open_repo(repo_path: str) -> git.Repo:
+def deploy_repo(repo_path: str) -> git.Repo:
+    """The watched repository named by ``[deploy] repo``; a UsageError says where to fix it."""
     try:
-        return git.Repo(repo_path)
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+        return open_repo(repo_path, search_parent_directories=False)
+    except UsageError:
         raise UsageError(f"{repo_path} is not a git repository; set [deploy] repo in the "
                          "settings to the watched repository") from None
 
 
-def resolve_commit(repo_path: str, rev: str) -> str:
+def resolve_release(repo_path: str, rev: str) -> str:
     """Full sha of ``rev`` (a sha or a ref name); UsageError when it is not a commit."""
     if not rev or rev.startswith("-") or any(c.isspace() for c in rev):
         raise UsageError(f"not a revision: {rev!r}")
-    repo = open_repo(repo_path)
-    try:
-        return repo.commit(rev).hexsha
-    except (git.BadName, ValueError, git.GitCommandError):
-        raise UsageError(f"{rev!r} is not a commit in {repo_path}") from None
+    return resolve_commit(deploy_repo(repo_path), rev, "deploy")
 
 
 def commits_between(repo_path: str, old: str | None, new: str) -> list[str]:
     """Shas in old..new, newest first (just ``new`` when there is no old release)."""
-    repo = open_repo(repo_path)
-    if not old:
-        return [new]
-    try:
-        return [c.hexsha for c in repo.iter_commits(f"{old}..{new}")]
-    except git.GitCommandError:
-        return [new]
+    return git_releases.commits_between(deploy_repo(repo_path), old, new)
 
 
-def is_ancestor(repo_path: str, ancestor: str, descendant: str) -> bool:
-    repo = open_repo(repo_path)
-    try:
-        return repo.is_ancestor(ancestor, descendant)
-    except git.GitCommandError:
-        return False
+def contains(repo_path: str, live: str, sha: str) -> bool:
+    """Whether the ``live`` release already holds ``sha`` (False when the repository lost it)."""
+    repo = deploy_repo(repo_path)
+    return has_commit(repo, live) and is_ancestor(repo, sha, live)
 
 
 def export_commit(repo_path: str, sha: str, staging_root: str) -> Path:
-    """Export ``sha`` with git archive into ``staging_root/<sha>`` (reused when complete)."""
+    """Export ``sha`` into ``staging_root/<sha>`` (reused when complete)."""
     if not SHA_RE.match(sha):
         raise UsageError(f"not a full commit sha: {sha!r}")
     final = Path(staging_root, sha)
@@ -68,11 +57,7 @@ def export_commit(repo_path: str, sha: str, staging_root: str) -> Path:
     Path(staging_root).mkdir(parents=True, exist_ok=True)
     temp = Path(staging_root, f".{sha}.{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
-    buffer = io.BytesIO()
-    open_repo(repo_path).archive(buffer, treeish=sha, format="tar")
-    buffer.seek(0)
-    with tarfile.open(fileobj=buffer, mode="r:") as tar:
-        tar.extractall(temp, filter="data")
+    git_releases.export_tree(deploy_repo(repo_path), sha, temp)
     temp.rename(final)
     return final
 
@@ -139,16 +124,10 @@ def prune_host(transport, keep: int) -> list[str]:
 
 
 def commit_subjects(repo_path: str, shas: Iterable[str]) -> dict[str, str]:
-    """Sha -> the first line of its message, for the shas the repository has (a page names
-    commits by what they say; a sha the repository lost is simply left out)."""
+    """Sha -> the first line of its message (see ``greenlight.git.releases``); none when
+    ``[deploy] repo`` is not a repository (a page still shows the shas)."""
     try:
-        repo = open_repo(repo_path)
+        repo = deploy_repo(repo_path)
     except UsageError:
         return {}
-    out = {}
-    for sha in shas:
-        try:
-            out[sha] = repo.commit(sha).summary
-        except (git.BadName, ValueError, git.GitCommandError):
-            continue
-    return out
+    return git_releases.commit_subjects(repo, shas)

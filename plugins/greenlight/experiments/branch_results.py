@@ -10,7 +10,7 @@ The mixture is tuned to the planned effect at the planned size, and the planned 
 always-valid test's (80% power at ``min_effect`` at the first Holm step, alpha over the number
 of comparisons). The fixed-sample tests (two-proportion
 z-test for conversion, Welch's t-test per user) are given for the planned size only
-(``*_p_at_planned_size``); the seed's D² > N rule is shown for 50/50 splits; a sample-ratio
+(``*_p_at_planned_size``); IMVU's D² > N rule is shown for 50/50 splits; a sample-ratio
 mismatch and reads before the planned size are flagged."""
 from __future__ import annotations
 
@@ -105,11 +105,9 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                     # Always-valid (mSPRT) p-values, the running minimum over reads: what
                     # "significant" is decided on, safe to read at any time, however often.
                     "rate_p_always_valid": min(earlier.get((metric, branch, "rate"), 1.0),
-                                               _always_valid(
-                        rate.difference, rate.control_variance / n_control
-                        + rate.treatment_variance / n if n and n_control else 0.0,
-                        rate.control_variance + rate.treatment_variance,
-                        min_effect * control_rate, planned, family_alpha)),
+                                               _rate_always_valid(
+                        rate, c_conv, n_control, conv, n, min_effect, planned,
+                        family_alpha)),
                     "mean_p_always_valid": min(earlier.get((metric, branch, "mean"), 1.0),
                                                _always_valid(
                         welch.difference, (c_var or 0.0) / n_control + (var or 0.0) / n
@@ -193,6 +191,25 @@ def _planned(control_rate: float, min_effect: float, alpha: float) -> int | None
     treated = control_rate * (1 + min_effect)
     unit = control_rate * (1 - control_rate) + treated * (1 - treated)
     return msprt_sample_size(control_rate * min_effect, unit, alpha, PLAN_POWER)
+
+
+def _rate_always_valid(rate, c_conv: int, n_control: int, conv: int, n: int,
+                       min_effect: float, planned: int | None, alpha: float) -> float:
+    """The always-valid p of a rate difference. Each arm's own variance is the estimate's;
+    where an arm sits at 0% or 100% (its variance 0) or control converts nobody (no relative
+    effect to scale), the pooled rate stands in, as under the null, so 30/30 against 0/30 is
+    strong evidence instead of none."""
+    if not (n and n_control):
+        return 1.0
+    variance = rate.control_variance / n_control + rate.treatment_variance / n
+    unit = rate.control_variance + rate.treatment_variance
+    base = c_conv / n_control
+    if rate.control_variance <= 0 or rate.treatment_variance <= 0 or base <= 0:
+        pooled = (c_conv + conv) / (n_control + n)
+        variance = pooled * (1 - pooled) * (1 / n_control + 1 / n)
+        unit = 2 * pooled * (1 - pooled)
+        base = max(base, pooled)
+    return _always_valid(rate.difference, variance, unit, min_effect * base, planned, alpha)
 
 
 def _always_valid(estimate: float, variance: float, unit_variance: float, effect: float,

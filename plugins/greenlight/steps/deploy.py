@@ -16,6 +16,7 @@ from greenlight.steps.cli_report import CliReportStep
 
 PHASE_PREFIX = "greenlight-phase: "  # the same as greenlight.cli.deploy (no import: no engine)
 RESULT_PREFIX = "greenlight-result: "
+PROGRESS_PREFIX = "greenlight-progress: "
 STATUS = {"ok": results.SUCCESS, "failed": results.FAILURE, "skipped": results.SKIPPED}
 
 
@@ -74,8 +75,15 @@ class PhaseLines(logobserver.LogLineObserver):
         self.step = step
         self.phases: list[dict] = []
         self.result: dict | None = None
+        self.progress: dict | None = None   # the last "where the deploy is" line
 
     def outLineReceived(self, line: str) -> None:
+        if line.startswith(PROGRESS_PREFIX):
+            try:
+                self.progress = json.loads(line[len(PROGRESS_PREFIX):])
+            except ValueError:
+                pass
+            return
         found = parse_phase_lines(line)
         for phase in found[0]:
             self.phases.append(phase)
@@ -143,7 +151,10 @@ class Deploy(CliReportStep):
         if phases:
             self.build.addStepsAfterCurrentStep([DeployPhase(p) for p in phases])
         if result is None:
-            self.summarize(f"{self.verb}: {self.cli_error(cmd)}")
+            # the CLI died before its result line: say where it stopped, from its last
+            # progress line, rather than only an exit status
+            where = (self.observer.progress or {}).get("if_interrupted")
+            self.summarize(f"{self.verb}: {where or self.cli_error(cmd)}"[:250])
             return results.FAILURE
         for key, prop in (("outcome", "deploy_outcome"), ("deploy_id", "deploy_id"),
                           ("sha", "deploy_sha"), ("previous_sha", "deploy_previous_sha"),
@@ -154,6 +165,10 @@ class Deploy(CliReportStep):
             await self.addCompleteLog("judge table", judge[-1]["log"] + "\n")
         await self.setBuildData(self.build_data, json.dumps(result).encode("utf-8"),
                                 type(self).__name__)
+        failure = result.get("failure") or {}
+        if failure.get("log_tail"):
+            await self.addCompleteLog(f"start-up log {failure.get('host', '')}".strip(),
+                                      str(failure["log_tail"]).rstrip() + "\n")
         await self.addCompleteLog("result.json", json.dumps(result, indent=2) + "\n")
         self.summarize(f"{result.get('outcome')}: {result.get('message', '')}"[:250])
         return cmd.results()

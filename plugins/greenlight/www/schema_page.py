@@ -10,17 +10,17 @@ commit's failed verify build is rebuilt at once, so nobody has to remember to pu
 from __future__ import annotations
 
 import functools
-import html
 import threading
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
+from markupsafe import Markup
 
 from greenlight.errors import GreenlightError, UsageError
 from greenlight.www import dashboard
 from schema_review.approvals import ApprovalStore
 
-blueprint = Blueprint("schema", __name__)
+blueprint = Blueprint("schema", __name__, template_folder="templates")
 
 REVIEWERS = "schema-reviewers"
 VERIFY_BUILDER = "verify"
@@ -134,11 +134,7 @@ def rebuild_when_all_approved(sha: str | None) -> dict[str, Any]:
                    f"{build['buildid']}"}
 
 
-# --- rendering --------------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
+# --- rendering (templates/greenlight/schema*.html; Jinja2 escapes every value) -------------
 def size_text(size: dict | None) -> str:
     if not size:
         return "unknown"
@@ -154,73 +150,33 @@ def size_text(size: dict | None) -> str:
     return f"{', '.join(parts) or 'unknown'} ({source})"
 
 
-def _decision_text(decision: dict | None) -> str:
-    if not decision:
-        return '<span class="warn">pending</span>'
-    css = "ok" if decision["decision"] == "approved" else "bad"
-    comment = f"<br><q>{_e(decision['comment'])}</q>" if decision.get("comment") else ""
-    return (f'<span class="{css}">{_e(decision["decision"])} by {_e(decision["user"])} at '
-            f'{_e(decision["at"])}</span>{comment}')
-
-
-def _actions(item: dict) -> str:
-    user = g.user
-    if user.anonymous:
-        return "<em>log in as a schema reviewer to decide</em>"
-    can_act = user.has(REVIEWERS)
-    disabled = "" if can_act else f' disabled title="needs the role {REVIEWERS}"'
-    note = "" if can_act else f"<br><em>only the role {REVIEWERS} may decide</em>"
-    action = f"{dashboard.MOUNT}/schema/decide"
-    key = _e(item["key"])
-    return (f'<form method="post" action="{_e(action)}" class="decide" data-key="{key}">'
-            f'{dashboard.csrf_field()}<input type="hidden" name="key" value="{key}">'
-            f'<textarea name="comment" rows="2" cols="28" maxlength="{MAX_COMMENT}" '
-            'placeholder="comment"></textarea><br>'
-            f'<button type="submit" name="decision" value="approve"{disabled}>Approve</button> '
-            f'<button type="submit" name="decision" value="reject"{disabled}>Reject</button>'
-            f"{note}</form>")
-
-
-def _row(item: dict, commit: dict) -> str:
+def _row(item: dict, commit: dict) -> dict[str, Any]:
+    """What one table row shows of a pending item and the change Buildbot recorded for it."""
     findings = item.get("findings") or []
     size = next((f.get("table_size") for f in findings if f.get("table_size")), None)
-    why = "".join(f"<li>{_e(reason)}</li>" for f in findings for reason in f.get("reasons", []))
-    rules = ", ".join(sorted({_e(f.get("rule")) for f in findings if f.get("rule")}))
-    alternatives = []
+    alternatives: list[str] = []
     for f in findings:
         if f.get("alternative") and f["alternative"] not in alternatives:
             alternatives.append(f["alternative"])
-    alternative = "".join(f"<pre>{_e(a)}</pre>" for a in alternatives) or "<em>none</em>"
-    sha = item.get("commit") or ""
     message = (commit.get("message") or "").strip()
-    subject = message.splitlines()[0] if message else ""
-    author = item.get("author") or commit.get("author") or ""
-    repo = item.get("repo") or commit.get("repository") or ""
-    return (f'<tr id="finding-{_e(item["key"])}" data-key="{_e(item["key"])}">'
-            f'<td><code title="{_e(sha)}">{_e(sha[:12])}</code> '
-            f'<span class="subject">{_e(subject)}</span><br><small>by {_e(author)}<br>'
-            f"in {_e(repo)}</small></td>"
-            f"<td><code>{_e(item['file'])}:{_e(item['line'])}</code><br>"
-            f"table <b>{_e(item.get('table'))}</b><br>{_e(size_text(size))}</td>"
-            f'<td class="wide"><pre class="statement">{_e(item["statement"])}</pre>'
-            f"<small>{rules}</small><ul>{why}</ul>"
-            f"<details><summary>safe alternative</summary>{alternative}</details></td>"
-            f"<td>{_decision_text(item.get('decision'))}</td>"
-            f"<td>{_actions(item)}</td></tr>")
-
-
-# What each column holds (every field of a finding, grouped so the table fits a screen).
-HEADERS = ("commit, author, repo", "file:line, table, size",
-           "statement, why, safe alternative", "decision", "approve / reject")
-PAGE_STYLE = ("<style>pre{white-space:pre-wrap;word-break:break-word;margin:.2em 0}"
-              "td.wide{max-width:60em}td ul{margin:.3em 0;padding-left:1.2em}</style>")
+    return {
+        "item": item,
+        "sha": item.get("commit") or "",
+        "subject": message.splitlines()[0] if message else "",
+        "author": item.get("author") or commit.get("author") or "",
+        "repo": item.get("repo") or commit.get("repository") or "",
+        "size": size_text(size),
+        "reasons": [reason for f in findings for reason in f.get("reasons", [])],
+        "rules": sorted({f["rule"] for f in findings if f.get("rule")}),
+        "alternatives": alternatives,
+    }
 
 
 @blueprint.errorhandler(GreenlightError)
 def store_unavailable(exc: GreenlightError):
     """An unreachable approvals database is an operator's problem: say which, don't crash."""
-    return dashboard.layout("Schema review unavailable", f"<p>{_e(exc)}</p><p>Check "
-                            "<code>[schema] approvals_url</code> in the settings.</p>"), 503
+    body = render_template("greenlight/schema_unavailable.html", error=str(exc))
+    return dashboard.layout("Schema review unavailable", body), 503
 
 
 @blueprint.route("/")
@@ -232,16 +188,12 @@ def pending_list() -> str:
         sha = item.get("commit")
         if sha and sha not in commits:
             commits[sha] = commit_info(sha)
-    toggle = (f'<a href="{dashboard.MOUNT}/schema/">pending only</a>' if show_all else
-              f'<a href="{dashboard.MOUNT}/schema/?all=1">include approved</a>')
-    if not items:
-        body = f"<p>No statements awaiting schema review. {toggle}</p>"
-    else:
-        head = "".join(f"<th>{h}</th>" for h in HEADERS)
-        rows = "".join(_row(item, commits.get(item.get("commit") or "", {})) for item in items)
-        body = (f"<p>{len(items)} flagged statement(s). Approving the last one of a commit "
-                f"rebuilds that commit. {toggle}</p>"
-                f'{PAGE_STYLE}<table id="findings"><tr>{head}</tr>{rows}</table>')
+    user = g.user
+    body = render_template(
+        "greenlight/schema.html", show_all=show_all, mount=dashboard.MOUNT,
+        rows=[_row(item, commits.get(item.get("commit") or "", {})) for item in items],
+        anonymous=user.anonymous, can_act=not user.anonymous and user.has(REVIEWERS),
+        reviewers=REVIEWERS, max_comment=MAX_COMMENT, csrf_field=Markup(dashboard.csrf_field()))
     return dashboard.layout("Schema review", body)
 
 
@@ -268,11 +220,6 @@ def decide():
     result["rebuild"] = rebuild
     if request.accept_mimetypes.best == "application/json":
         return jsonify(result)
-    note = _e(rebuild["why"])
-    if rebuild.get("rebuilt"):
-        note = (f'<span class="ok" id="rebuild-started">{note}</span> '
-                f'(<a href="/#/builders">watch it</a>)')
-    body = (f'<p id="decision">{_e(result["decision"])} by {_e(result["user"])} at '
-            f'{_e(result["at"])}: <code>{_e(key)}</code></p><p id="rebuild">{note}</p>'
-            f'<p><a href="{dashboard.MOUNT}/schema/">back to the pending list</a></p>')
+    body = render_template("greenlight/schema_decision.html", result=result, key=key,
+                           rebuild=rebuild, mount=dashboard.MOUNT)
     return dashboard.layout("Schema review: decision recorded", body)
