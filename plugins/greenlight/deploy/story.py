@@ -164,7 +164,8 @@ def metric_tracks(record: Any, level: float = 0.95) -> list[MetricTrack]:
                 float(_number_or_none(m.get("upper")) or 0.0),
                 _number_or_none(m.get("detectable"))))
             track.extra = {k: v for k, v in m.items() if "detectable" in k or k in (
-                "requests_needed", "relative_change", "adjusted_p", "seed_rule")}
+                "requests_needed", "relative_change", "adjusted_p", "seed_rule",
+                "breakage_rate_needed", "expected_s", "seen_enough")}
     return list(tracks.values())
 
 
@@ -216,6 +217,10 @@ def verdict_sentence(record: Any) -> str:
         return f"rollback {record.outcome.replace('_', ' ')}: {record.detail or ''}".rstrip(": ")
     if record.outcome == "success":
         hosts = len(record.hosts)
+        if last and last.get("outcome") == "pass" and last.get("undecided"):
+            return (f"shipped to all {hosts} hosts: the window ended after "
+                    f"{last.get('elapsed_s', 0):.1f} s with no harm detected "
+                    f"({last.get('reason', '')})")
         if last and last.get("outcome") == "pass":
             return (f"shipped to all {hosts} hosts: the canary passed the judge after "
                     f"{last.get('elapsed_s', 0):.1f} s ({last.get('reason', '')})")
