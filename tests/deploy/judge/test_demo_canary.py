@@ -18,7 +18,7 @@ from greenlight.deploy.traffic import generate_traffic
 
 from tests.conftest import free_port
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
+DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 LOGIN_COUNT = "        metrics.LOGINS.inc()\n"
 
 

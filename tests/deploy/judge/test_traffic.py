@@ -16,7 +16,7 @@ from greenlight.errors import UsageError
 
 from tests.conftest import free_port
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
+DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 
 
 @pytest.fixture
