@@ -10,7 +10,7 @@ over 20 s while another connection holds the store (SQLite ``BEGIN EXCLUSIVE``, 
 ``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE``) for 5 s twice; it prints how many of them the
 results count. Run it on an older checkout with ``PYTHONPATH=<checkout>/plugins`` for "before".
 
-Goals (issue 9): ≥ 1,000,000 assignments/s; results ≤ 2 s on PostgreSQL. CPU time is printed
+Goals: ≥ 1,000,000 assignments/s; results ≤ 2 s on PostgreSQL. CPU time is printed
 beside wall time because a loaded machine slows the wall clock, not the work.
 """
 from __future__ import annotations

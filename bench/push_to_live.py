@@ -169,7 +169,7 @@ def main() -> int:
         print(f"greenlight up (master, workers, first deploy to all hosts): "
               f"{time.monotonic() - t0:.1f} s")
         clone = world.clone(tmp / "clone")
-        time.sleep(5)  # let the seed's own verify → deploy (a no-op) pass
+        time.sleep(5)  # let the first commit's own verify → deploy (a no-op) pass
         totals = []
         for i in range(args.pushes):
             (clone / "CHANGES").write_text(f"change {i}\n")

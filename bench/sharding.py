@@ -9,7 +9,7 @@ temporary virtualenv, runs the suite serially once with --junitxml to record dur
     (ideal = total/N, or the longest test if larger);
   * runs 4 shards of our plan as 4 parallel pytest processes (our pytest plugin, --shard-plan)
     and prints their wall time against the serial run's, with predicted vs actual per shard.
-Goal from issue 5: makespan/ideal <= 1.05 at N=4 and never worse than pytest-split.
+Goal: makespan/ideal <= 1.05 at N=4 and never worse than pytest-split.
 """
 from __future__ import annotations
 

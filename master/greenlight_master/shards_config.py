@@ -1,4 +1,4 @@
-"""Shard fan-out (issue 5): the verify build's tests spread over the ``shard`` builder, one
+"""Shard fan-out: the verify build's tests spread over the ``shard`` builder, one
 build per shard on the workers.
 
 ``[shards] count = "auto"`` (the default) makes one shard per worker when the workers span more

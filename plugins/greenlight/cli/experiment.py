@@ -214,27 +214,26 @@ def _define(args) -> int:
     stored = define(experiment, _who(args), store=store, replace=args.replace)
     if existed and not args.replace:
         print(f"{stored.name} already exists and keeps its state (use --replace to redefine)")
+    return _print_state(stored)
+
+
+def _print_state(stored: Experiment) -> int:
+    """What users of the experiment get now, after a change."""
     print(f"{stored.name}: {explain(stored)}")
     return 0
 
 
 def _rollout(args) -> int:
-    stored = set_rollout(args.name, args.pct, _who(args), store=_store(args))
-    print(f"{stored.name}: {explain(stored)}")
-    return 0
+    return _print_state(set_rollout(args.name, args.pct, _who(args), store=_store(args)))
 
 
 def _qa(args) -> int:
-    stored = set_qa(args.name, _who(args), _split(args.users), _split(args.groups),
-                    store=_store(args))
-    print(f"{stored.name}: {explain(stored)}")
-    return 0
+    return _print_state(set_qa(args.name, _who(args), _split(args.users),
+                               _split(args.groups), store=_store(args)))
 
 
 def _close(args) -> int:
-    stored = close(args.name, args.branch, _who(args), store=_store(args))
-    print(f"{stored.name}: {explain(stored)}")
-    return 0
+    return _print_state(close(args.name, args.branch, _who(args), store=_store(args)))
 
 
 def _results(args) -> int:

@@ -10,7 +10,7 @@ The mixture is tuned to the planned effect at the planned size, and the planned 
 always-valid test's (80% power at ``min_effect`` at the first Holm step, alpha over the number
 of comparisons). The fixed-sample tests (two-proportion
 z-test for conversion, Welch's t-test per user) are given for the planned size only
-(``*_p_at_planned_size``); the seed's D² > N rule is shown for 50/50 splits; a sample-ratio
+(``*_p_at_planned_size``); IMVU's D² > N rule is shown for 50/50 splits; a sample-ratio
 mismatch and reads before the planned size are flagged."""
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ class Experiment:
         return replace(self, **changes)
 
     def status_label(self) -> str:
-        """The seed's "experiment status" column."""
+        """The "experiment status" column of the admin table."""
         if self.status == QA:
             return "QA and admins only"
         if self.status == ROLLOUT:
@@ -113,7 +113,7 @@ class Experiment:
         return f"Closed on {self.closed_branch}"
 
     def collection_status(self) -> str:
-        """The seed's "experiment status" column: is the experiment still collecting data?"""
+        """The "experiment status" column: is the experiment still collecting data?"""
         if self.status == QA:
             return "in QA (not counted)"
         if self.status == CLOSED:
@@ -122,7 +122,7 @@ class Experiment:
 
 
 def explain(experiment: Experiment) -> str:
-    """One sentence saying what users get now, as in the seed's admin table."""
+    """One sentence saying what users get now, as the admin table shows it."""
     e = experiment
     if e.status == QA:
         who = []

@@ -28,14 +28,19 @@ def _write_executable(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _install_hook(folder: Path, name: str, python: str) -> Path:
+    """Write hook ``name`` from its template into ``folder``, pinned to ``python``."""
+    folder.mkdir(exist_ok=True)
+    target = folder / name
+    _write_executable(target, _render(name, python))
+    return target
+
+
 def install_server(bare: Path, url: str, user: str, password_file: Path,
                    repository: str | None = None, project: str | None = None,
                    python: str = sys.executable, timeout: float = 3.0) -> Path:
     repo = git.Repo(bare)
-    hooks = Path(repo.git_dir) / "hooks"
-    hooks.mkdir(exist_ok=True)
-    target = hooks / "post-receive"
-    _write_executable(target, _render("post-receive", python))
+    target = _install_hook(Path(repo.git_dir) / "hooks", "post-receive", python)
     with repo.config_writer() as cfg:
         cfg.set_value("greenlight", "url", url)
         cfg.set_value("greenlight", "user", user)
@@ -49,12 +54,9 @@ def install_server(bare: Path, url: str, user: str, password_file: Path,
 def install_client(clone: Path, python: str = sys.executable,
                    schema_dialect: str | None = None) -> Path:
     repo = git.Repo(clone)
-    hooks = Path(repo.git_dir) / "greenlight-hooks"
-    hooks.mkdir(exist_ok=True)
-    target = hooks / "pre-push"
-    _write_executable(target, _render("pre-push", python))
+    target = _install_hook(Path(repo.git_dir) / "greenlight-hooks", "pre-push", python)
     with repo.config_writer() as cfg:
-        cfg.set_value("core", "hooksPath", str(hooks))
+        cfg.set_value("core", "hooksPath", str(target.parent))
         if schema_dialect:
             cfg.set_value("greenlight.schema", "dialect", schema_dialect)
     return target

@@ -33,6 +33,32 @@ def spool_change(spool: Path, change: dict) -> Path:
     return final
 
 
+RAW_SUFFIX = ".refs"
+
+
+def keep_raw(spool: Path, ref_lines: str) -> Path:
+    """Keep the ``<old> <new> <ref>`` lines of a push the hook could not turn into changes
+    (its code failed): written atomically, turned into changes by the next hook run or
+    ``greenlight flush``. hooks/post-receive writes the same files with the standard library
+    alone when it cannot import Greenlight at all."""
+    spool.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{os.getpid()}{RAW_SUFFIX}"
+    tmp = spool / f".{name}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(ref_lines)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, spool / name)
+    return spool / name
+
+
+def raw_pending(spool: Path) -> list[Path]:
+    """Kept ref updates, oldest first."""
+    if not spool.is_dir():
+        return []
+    return sorted(p for p in spool.glob(f"*{RAW_SUFFIX}") if not p.name.startswith("."))
+
+
 def pending(spool: Path) -> list[Path]:
     if not spool.is_dir():
         return []

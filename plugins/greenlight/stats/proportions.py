@@ -1,4 +1,4 @@
-"""Tests on counts of events: the two-proportion z-test, the seed's D² > N rule, sample sizes,
+"""Tests on counts of events: the two-proportion z-test, IMVU's D² > N rule, sample sizes,
 and the exact binomial test of the deploy judge's breakage fast path.
 
 One place for these formulas so that the canary judge and experiment results agree on what
@@ -76,7 +76,7 @@ def two_proportion_test(control_events: int, control_trials: int, treatment_even
 
     The p-value uses the pooled variance (the null says both rates are equal); the confidence
     interval of the difference uses each arm's own variance, as a CI should. The variances
-    reported are p(1 − p) per trial, the seed's "variance" column. An arm with no trials gives a
+    reported are p(1 − p) per trial, the "variance" column of IMVU's experiment reports. An arm with no trials gives a
     rate of 0 and p-values of 1 (nothing to conclude), never a division by zero.
     """
     _check_counts(control_events, control_trials, "control")
@@ -108,7 +108,7 @@ def two_proportion_test(control_events: int, control_trials: int, treatment_even
 
 @dataclass(frozen=True)
 class SeedRuleResult:
-    """The seed's rule on two counts: D = (a − b) / 2, N = a + b, significant when D² > k·N."""
+    """IMVU's rule on two counts: D = (a − b) / 2, N = a + b, significant when D² > k·N."""
 
     a: int
     b: int
@@ -123,7 +123,7 @@ class SeedRuleResult:
 
 
 def d_squared_rule(a: int, b: int, factor: float = 1.0) -> SeedRuleResult:
-    """The seed's 50/50 rule: significant (~95%, two-sided) when D² > N.
+    """IMVU's 50/50 rule: significant (~95%, two-sided) when D² > N.
 
     It is a 1-df chi-squared in disguise (|a − b| / √(a + b) > 2). ``factor`` = 1.35 gives the
     one-sided 1% version. Only valid when both arms had the same traffic.

@@ -31,8 +31,9 @@ def is_green(build_results: int, shards_result: str | None) -> bool:
     return build_results == results.WARNINGS and shards_result == "warnings"
 
 
-class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
-    name = "resolve base"
+class _GreenStep(buildstep.ShellMixin, buildstep.BuildStep):
+    """A step that reads or moves the branch's last green sha (``green_file``) and asks the
+    worker's checkout about ancestry (the master may not hold the repository)."""
 
     def __init__(self, green_file: str, **kwargs):
         kwargs.setdefault("logEnviron", False)
@@ -41,19 +42,29 @@ class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
         self.green_file = Path(green_file)
         self._summary = ""
 
+    async def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """A commit the checkout does not have (history rewritten since) is no ancestor."""
+        cmd = await self.makeRemoteShellCommand(
+            command=["git", "merge-base", "--is-ancestor", ancestor, descendant],
+            decodeRC={0: results.SUCCESS, 1: results.SUCCESS, 128: results.SUCCESS})
+        await self.runCommand(cmd)
+        return cmd.rc == 0
+
+    def getResultSummary(self):
+        return {"step": self._summary} if self._summary else super().getResultSummary()
+
+
+class ResolveBase(_GreenStep):
+    name = "resolve base"
+
     async def run(self):
         branch = self.getProperty("branch") or ""
         change_base = self.getProperty("greenlight_base") or ""
         green = last_green(self.green_file, branch)
         base, why = change_base, "the previous tip of the branch"
-        if green and green != self.getProperty("got_revision"):
-            cmd = await self.makeRemoteShellCommand(
-                command=["git", "merge-base", "--is-ancestor", green, "HEAD"],
-                collectStdout=True, decodeRC={0: results.SUCCESS, 1: results.SUCCESS,
-                                              128: results.SUCCESS})
-            await self.runCommand(cmd)
-            if cmd.rc == 0:
-                base, why = green, "the last green build of the branch"
+        if green and green != self.getProperty("got_revision") \
+                and await self._is_ancestor(green, "HEAD"):
+            base, why = green, "the last green build of the branch"
         if not base:
             why = "nothing: first build, every file counts as new"
         self.setProperty("greenlight_base", base, "ResolveBase")
@@ -61,21 +72,14 @@ class ResolveBase(buildstep.ShellMixin, buildstep.BuildStep):
         await self.addCompleteLog("base", f"{base}\n{why}\n")
         return results.SUCCESS
 
-    def getResultSummary(self):
-        return {"step": self._summary} if self._summary else super().getResultSummary()
 
-
-class RecordGreen(buildstep.ShellMixin, buildstep.BuildStep):
+class RecordGreen(_GreenStep):
     name = "record green"
 
     def __init__(self, green_file: str, **kwargs):
         kwargs.setdefault("alwaysRun", True)
         kwargs.setdefault("hideStepIf", lambda result, step: result == results.SKIPPED)
-        kwargs.setdefault("logEnviron", False)
-        kwargs = self.setupShellMixin(kwargs)
-        super().__init__(**kwargs)
-        self.green_file = Path(green_file)
-        self._summary = ""
+        super().__init__(green_file, **kwargs)
 
     async def run(self):
         if not is_green(self.build.results, self.getProperty("shards_result")):
@@ -102,15 +106,3 @@ class RecordGreen(buildstep.ShellMixin, buildstep.BuildStep):
             return results.SUCCESS
         self._summary = "last green kept moving; not recorded"
         return results.WARNINGS
-
-    async def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        """Asked of the worker's checkout (the master may not hold the repository); a commit
-        it does not have (history rewritten since) is no ancestor."""
-        cmd = await self.makeRemoteShellCommand(
-            command=["git", "merge-base", "--is-ancestor", ancestor, descendant],
-            decodeRC={0: results.SUCCESS, 1: results.SUCCESS, 128: results.SUCCESS})
-        await self.runCommand(cmd)
-        return cmd.rc == 0
-
-    def getResultSummary(self):
-        return {"step": self._summary} if self._summary else super().getResultSummary()

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 # Buildbot's result colours, so a green or red here means what it means in the waterfall.
 COLOURS = {"canary": "#d9534f", "baseline": "#337ab7", "pass": "#8d4", "fail": "#e88",
            "llr": "#333", "deploy": "#5cb85c", "rollback": "#f0ad4e", "incident": "#d9534f",
-           "failed": "#c6c", "other": "#777"}
+           "failed": "#c6c", "suspect": "#8a2be2", "other": "#777"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Marker:
     href: str = ""
     title: str = ""
     css: str = "deploy"
+    dashed: bool = False  # another marker may share its x: a dashed line lets it show
 
 
 @dataclass
@@ -68,6 +69,7 @@ class DrawnMarker:
     label_y: float = 10.0  # below the top: close markers' labels take the next lane
     label_x: float = 0.0
     label_anchor: str = "start"  # "end" near the right edge: the label stays inside
+    dashed: bool = False
 
 
 @dataclass
@@ -141,6 +143,11 @@ def clock(value: float) -> str:
     return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M")
 
 
+def clock_seconds(value: float) -> str:
+    """Epoch seconds as HH:MM:SS (UTC), for spans of minutes."""
+    return datetime.fromtimestamp(value, timezone.utc).strftime("%H:%M:%S")
+
+
 def day_clock(value: float) -> str:
     return datetime.fromtimestamp(value, timezone.utc).strftime("%d %b %H:%M")
 
@@ -193,19 +200,20 @@ def line_chart(chart_id: str, title: str, series: Sequence[Series], *,
         drawn.append(DrawnSeries(s.name, s.css, COLOURS.get(s.css, COLOURS["other"]), path,
                                  band, points, s.dashed))
     drawn_markers = [DrawnMarker(px(m.x), m.label, m.href, m.title, m.css,
-                                 COLOURS.get(m.css, COLOURS["other"]))
+                                 COLOURS.get(m.css, COLOURS["other"]), dashed=m.dashed)
                      for m in sorted(markers, key=lambda m: m.x) if x_lo <= m.x <= x_hi]
     lanes: list[float] = []  # the right end of the last label in each lane
     for marker in drawn_markers:
-        lane = next((i for i, end in enumerate(lanes) if end < marker.x), len(lanes))
+        text_w = 7 * len(marker.label) + 4
+        room = left + plot_w - marker.x
+        marker.label_x, marker.label_anchor = ((marker.x + 3, "start") if room > text_w
+                                               else (marker.x - 3, "end"))
+        label_left = marker.x if marker.label_anchor == "start" else marker.x - text_w
+        lane = next((i for i, end in enumerate(lanes) if end < label_left), len(lanes))
         if lane == len(lanes):
             lanes.append(0.0)
-        lanes[lane] = marker.x + 7 * len(marker.label) + 6
+        lanes[lane] = max(marker.x, label_left + text_w) + 2
         marker.label_y = 10.0 + 12.0 * (lane % max(1, int(plot_h // 12) - 1))
-        room = left + plot_w - marker.x
-        marker.label_x, marker.label_anchor = ((marker.x + 3, "start")
-                                               if room > 7 * len(marker.label) + 4
-                                               else (marker.x - 3, "end"))
     x_ticks = [Tick(px(v), x_format(v)) for v in nice_ticks(x_lo, x_hi, 6)
                if x_lo <= v <= x_hi]
     # a strip of markers alone (no series) has no y axis to read
@@ -311,3 +319,124 @@ def gantt(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[st
               if any(b.css == name for r in drawn for b in r.bars)]
     return Gantt(chart_id, title, width, height, left, drawn, ticks, legend,
                  ["host", "part", "start s", "end s", "seconds"], table)
+
+
+@dataclass
+class ForestRow:
+    label: str
+    y: float
+    estimate: float  # pixels
+    fixed: tuple[float, float]  # pixels
+    always_valid: tuple[float, float] | None  # pixels
+    significant: bool
+
+
+@dataclass
+class Forest:
+    """Each branch's difference to control as a dot with its intervals (the wide pale bar the
+    always-valid one, the dark one the fixed-sample one), a line at no difference; for the
+    ``forest`` macro. ``table_rows`` is its text alternative."""
+    id: str
+    title: str
+    width: int
+    height: int
+    left: int
+    top: int
+    plot_w: int
+    zero: float
+    rows: list[ForestRow]
+    ticks: list[Tick]
+    summary: str
+    table_head: list[str]
+    table_rows: list[list[str]]
+
+
+def forest(chart_id: str, title: str,
+           rows: Sequence[tuple[str, float, tuple[float, float],
+                                tuple[float, float] | None, bool]],
+           value_format: Callable[[float], str] = number, width: int = 640,
+           row_height: int = 26) -> Forest:
+    """``rows``: (label, difference, fixed interval, always-valid interval or None,
+    significant); the x axis always shows 0 (no difference)."""
+    left, right, top = 110, 16, 8
+    plot_w = width - left - right
+    values = [0.0] + [v for _, est, fixed, valid, _ in rows
+                      for v in (est, *fixed, *(valid or ())) if math.isfinite(v)]
+    ticks_at = nice_ticks(min(values), max(values), 5)
+    lo, hi = min(ticks_at[0], min(values)), max(ticks_at[-1], max(values))
+    if hi <= lo:
+        hi = lo + 1.0
+
+    def px(v: float) -> float:
+        v = min(max(v, lo), hi)  # an infinite end is drawn to the edge
+        return round(left + (v - lo) / (hi - lo) * plot_w, 1)
+
+    drawn, table = [], []
+    for i, (label, est, fixed, valid, significant) in enumerate(rows):
+        drawn.append(ForestRow(label, top + i * row_height, px(est),
+                               (px(fixed[0]), px(fixed[1])),
+                               (px(valid[0]), px(valid[1])) if valid else None, significant))
+        table.append([label, value_format(est),
+                      f"{value_format(fixed[0])} … {value_format(fixed[1])}",
+                      f"{value_format(valid[0])} … {value_format(valid[1])}" if valid else "—",
+                      "yes" if significant else "no"])
+    height = top + len(rows) * row_height + 26
+    summary = f"{title} — " + "; ".join(
+        f"{r[0]}: {r[1]} (fixed {r[2]}, always-valid {r[3]})" for r in table)
+    return Forest(chart_id, title, width, height, left, top, plot_w, px(0.0), drawn,
+                  [Tick(px(v), value_format(v)) for v in ticks_at], summary,
+                  ["branch", "difference", "fixed interval", "always-valid interval",
+                   "significant"], table)
+
+
+@dataclass
+class ShareBar:
+    label: str
+    y: float
+    expected_w: float
+    observed_w: float
+    expected: str
+    observed: str
+
+
+@dataclass
+class Shares:
+    """Expected against observed share of users per branch (the sample-ratio check), for the
+    ``shares`` macro."""
+    id: str
+    title: str
+    width: int
+    height: int
+    left: int
+    plot_w: int
+    bars: list[ShareBar]
+    ticks: list[Tick]
+    mismatch: bool
+    summary: str
+    table_head: list[str]
+    table_rows: list[list[str]]
+
+
+def shares(chart_id: str, title: str, rows: Sequence[tuple[str, float, float, int, float]],
+           mismatch: bool, width: int = 640) -> Shares:
+    """``rows``: (branch, expected share, observed share, observed users, expected users)."""
+    left, right = 110, 70
+    plot_w = width - left - right
+    top_share = max([0.5] + [max(e, o) for _, e, o, _, _ in rows])
+    scale = nice_ticks(0.0, top_share, 4)
+    top = max(scale[-1], top_share)
+    bars, table = [], []
+    for i, (label, expected, observed, users, expected_users) in enumerate(rows):
+        bars.append(ShareBar(label, 6 + i * 30, round(expected / top * plot_w, 1),
+                             round(observed / top * plot_w, 1), percent(expected),
+                             percent(observed)))
+        table.append([label, percent(expected), percent(observed), f"{expected_users:,.0f}",
+                      f"{users:,}"])
+    height = 6 + len(rows) * 30 + 22
+    summary = f"{title} — " + "; ".join(f"{r[0]}: expected {r[1]}, observed {r[2]}"
+                                         for r in table)
+    return Shares(chart_id, title, width, height, left, plot_w, bars,
+                  [Tick(round(left + v / top * plot_w, 1), percent(v)) for v in scale],
+                  mismatch, summary,
+                  ["branch", "expected share", "observed share", "expected users",
+                   "observed users"], table)

@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, g, render_template, request
 
 from greenlight.www.security import Guard
 
@@ -43,7 +43,9 @@ def layout(title: str, body: str) -> str:
     nav = "".join(f'<a href="{MOUNT}/{html.escape(p.name)}/">{html.escape(label)}</a>'
                   for p, label in g.get("pages", []))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{STYLE}</style></head><body><nav><a href='/'>Buildbot</a>{nav}"
+            "</title><meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<style>{STYLE}</style>{render_template('greenlight/page_style.html')}</head>"
+            f"<body><nav><a href='/' target='_top'>Buildbot</a>{nav}"
             f"<span style='float:right'>{who}</span></nav><h1>{html.escape(title)}</h1>"
             f"{body}</body></html>")
 
@@ -96,9 +98,10 @@ def make_app(settings: Any, session_secret=None) -> Flask:
     @app.route("/")
     @app.route("/index.html")
     def index() -> str:
-        items = "".join(f'<li><a href="{MOUNT}/{html.escape(p.name)}/">{html.escape(label)}</a>'
-                        "</li>" for p, label in pages)
-        return layout("Greenlight", f"<ul>{items}</ul>")
+        # Buildbot's UI injects this page into its own (the Greenlight entry of its menu): a
+        # fragment with scoped styles, whose frame keeps every page inside Buildbot's shell
+        return render_template("greenlight/shell.html", mount=MOUNT,
+                               pages=[(p.name, label) for p, label in pages])
 
     @app.errorhandler(401)
     @app.errorhandler(403)

@@ -23,7 +23,7 @@ from greenlight.errors import GreenlightError, UsageError
 from greenlight.experiments import explain
 from greenlight.experiments.definition import CLOSED, QA, Experiment, check_name
 from greenlight.experiments.store import ExperimentStore
-from greenlight.www import dashboard
+from greenlight.www import dashboard, experiment_charts
 
 blueprint = Blueprint("experiments", __name__)
 log = logging.getLogger(__name__)
@@ -193,7 +193,8 @@ def _results(the_store: ExperimentStore, name: str) -> str:
     if not any(data["exposed"].values()):
         return (f"{form}<p>No users exposed yet: users are counted once they are assigned to a "
                 "branch (QA users while in QA, a share of everyone once rolled out).</p>")
-    return f'{form}<div id="results">{render_results(data, "html")}</div>'
+    drawn = experiment_charts.render(the_store, name, data)
+    return f'{form}{drawn}<div id="results">{render_results(data, "html")}</div>'
 
 
 @blueprint.route("/<name>/report/")

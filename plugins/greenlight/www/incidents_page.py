@@ -37,7 +37,7 @@ from greenlight.incidents import (
 )
 from greenlight.incidents.ingest import duplicate_of, ingest_rollbacks
 from greenlight.incidents.model import iso
-from greenlight.www import dashboard
+from greenlight.www import dashboard, incident_timeline
 
 blueprint = Blueprint("incidents", __name__, template_folder="templates")
 
@@ -154,7 +154,9 @@ def incident_page(incident_id: int) -> str:
                        fragment=True, form_fields=fields, whys_note=note, save_refused=refused)
     links = (f'<p><a href="{_url("")}">all incidents</a> · '
              f'<a href="{_url(f"{incident_id}.json")}">JSON</a></p>')
-    return dashboard.layout(f"Incident {incident_id}: {incident.title}", Markup(links + page))
+    drawn = incident_timeline.render(report)
+    return dashboard.layout(f"Incident {incident_id}: {incident.title}",
+                            Markup(links + drawn + page))
 
 
 @blueprint.route("/<int:incident_id>.json")
