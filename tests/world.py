@@ -62,7 +62,8 @@ demo_hosts = {demo_hosts}
 REST_HEADERS = {"Accept-Encoding": "identity"}
 # A GET that failed in transit (a read timeout on a loaded machine, a dropped connection) is
 # simply asked again: reads are idempotent, and the master stays up while a test runs.
-TRANSIENT = (requests.ConnectionError, requests.Timeout)
+TRANSIENT = (requests.ConnectionError, requests.Timeout,
+             requests.exceptions.ChunkedEncodingError)  # a body cut off mid-read
 
 class World:
     def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,

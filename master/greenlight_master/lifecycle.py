@@ -26,7 +26,7 @@ from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
 
-from greenlight_master import config, workers_config
+from greenlight_master import config, shards_config, workers_config
 
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
@@ -246,6 +246,7 @@ def up(settings: Settings) -> Report:
     ensure_workers(settings, report)
     wait_for_workers(settings)
     _say_remote_workers(settings, report)
+    report.say(f"tests: {shards_config.layout(settings).reason}")
     flushed = flush_spool(bare)
     if flushed:
         report.say(f"{flushed} spooled change(s) delivered")

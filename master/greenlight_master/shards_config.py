@@ -1,12 +1,14 @@
 """Shard fan-out: the verify build's tests spread over the ``shard`` builder, one
 build per shard on the workers.
 
-``[shards] count = "auto"`` (the default) makes one shard per worker: with one worker there is
-no fan-out (the verify build runs ``pytest -n auto`` there, as before); with W >= 2 workers, W
-shards, but only for a build whose suite is predicted to take ``[shards] min_suite_seconds`` or
-more (a short suite loses more to each shard build's start-up than it gains: that build runs
-its tests itself, see ``greenlight.shards.fanout``). An explicit count >= 2 always fans out to
-that many shards; 0 or 1 turns it off.
+``[shards] count = "auto"`` (the default) makes one shard per worker when the workers span more
+than one machine (``[[workers.remote]]`` entries): W workers, local and remote, W shards, but
+only for a build whose suite is predicted to take ``[shards] min_suite_seconds`` or more (a short
+suite loses more to each shard build's start-up than it gains: that build runs its tests
+itself). With local workers only, or one worker, there is no fan-out: the verify build runs
+``pytest -n auto`` itself, as shards on the same machine would share its cores. An explicit
+count >= 2 always fans out to that many shards; 0 or 1 turns it off. The decision is
+``greenlight.shards.fanout``'s; this module only passes it the worker layout.
 
 On, this adds the ``shard`` builder (``collapseRequests=False``, or the N requests of one verify
 build would collapse into one), its Triggerable scheduler ``shards``, and swaps the verify
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from buildbot.plugins import schedulers, util
 from greenlight.settings import Settings
+from greenlight.shards.fanout import ShardLayout, shard_layout
 
 from greenlight_master import builders, workers_config
 
@@ -31,10 +34,16 @@ SHARD_SLOT = util.WorkerLock("greenlight-shard-slot", maxCount=1)
 WORKER_SLOTS = 2  # the waiting verify build + one shard
 
 
+def layout(settings: Settings) -> ShardLayout:
+    """The shard count and why, from ``[shards] count`` and where the workers run."""
+    return shard_layout(settings["shards"]["count"],
+                        len(workers_config.local_worker_names(settings)),
+                        len(workers_config.remote_workers(settings)))
+
+
 def shard_count(settings: Settings) -> int:
     """The number of shards a verify build fans out to (below 2: no fan-out)."""
-    count = settings["shards"]["count"]
-    return len(workers_config.all_worker_names(settings)) if count == "auto" else count
+    return layout(settings).count
 
 
 def enabled(settings: Settings) -> bool:

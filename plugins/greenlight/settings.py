@@ -169,7 +169,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                              "sqlite:///{state_dir}/schema-approvals.sqlite"),
     },
     "shards": {
-        # "auto": one shard per worker ([workers] count), so one worker = no fan-out.
+        # "auto": one shard per worker when [[workers.remote]] puts workers on more than one
+        # machine; local workers only = no fan-out (greenlight.shards.fanout.shard_layout).
         "count": Key(lambda v: v == "auto" or _non_negative_int(v),
                      '"auto" (one shard per worker) or a whole number (0 or 1 = no fan-out)',
                      "auto"),

@@ -1,23 +1,50 @@
-"""``[shards] count = "auto"`` on Greenlight's own master (2 workers, as the demo): the demo's
+"""``[shards] count = "auto"`` on Greenlight's own master with workers on two machines (one local
+worker, one ``[[workers.remote]]`` entry made and started by ``greenlight worker``): the demo's
 short suite stays in the verify build (one test step, prepared coverage gate, durations
 recorded, no shard build), and once the recorded durations predict a suite longer than
-``min_suite_seconds`` the next push fans out to one shard per worker."""
+``min_suite_seconds`` the next push fans out to one shard per worker, local and remote.
+The "remote" worker is a process on this host connecting over loopback: to the master a
+``[[workers.remote]]`` entry is another machine wherever it runs (the network side is
+tests/master/test_remote_workers_e2e.py's)."""
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
 from greenlight.shards.durations import DurationStore
+from greenlight_master.workers_config import local_worker_names
+from tests.conftest import ROOT, wait_for
 from tests.world import World, commit_all
 
 pytestmark = pytest.mark.e2e
+GREENLIGHT = str(ROOT / ".venv" / "bin" / "greenlight")
+REMOTE = "far-1"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("autofan"), workers=2, shards="auto")
-    world.up()
-    yield world
-    world.down()
+    base = tmp_path_factory.mktemp("autofan")
+    secret = base / f"{REMOTE}.secret"
+    secret.write_text("remote-worker-password\n")
+    world = World(base, workers=1, shards="auto", extra=(
+        f'\n[[workers.remote]]\nname = "{REMOTE}"\npassword_file = "{secret}"\n'))
+    machine = base / "machines" / REMOTE
+    try:
+        world.output = world.up()
+        port = world.settings["master"]["worker_port"]
+        subprocess.run([GREENLIGHT, "worker", "create", str(machine), "--master",
+                        f"127.0.0.1:{port}", "--name", REMOTE, "--password-file", str(secret)],
+                       check=True, capture_output=True)
+        subprocess.run([GREENLIGHT, "worker", "start", str(machine)], check=True,
+                       capture_output=True)
+        wait_for(lambda: any(w["name"] == REMOTE and w["connected_to"]
+                             for w in world.api("workers")["workers"]), 120,
+                 f"worker {REMOTE} to connect")
+        yield world
+    finally:
+        subprocess.run([GREENLIGHT, "worker", "stop", str(machine)], capture_output=True)
+        world.down()
 
 
 def _steps(world: World, build_id: int) -> dict[str, dict]:
@@ -37,6 +64,11 @@ def _why(world: World, build: dict) -> str:
                 text += f"\n--- {name} / {log['name']}:\n{raw.text[-3000:]}"
     return text
 
+
+
+def test_up_says_one_shard_per_worker_across_machines(world):
+    assert "tests: fan-out: one shard per worker, 2 shards (1 on this machine, 1 remote)" \
+        in world.output
 
 
 def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tmp_path):
@@ -78,6 +110,8 @@ def test_short_suite_runs_in_the_verify_build_then_a_long_one_fans_out(world, tm
     assert props["shard_fan_out"] is True and props["shard_count"] == 2
     shards = world.wait_shard_builds(build["buildid"], 2)
     assert len(shards) == 2 and all(b["results"] == 0 for b in shards)
+    names = {w["workerid"]: w["name"] for w in world.api("workers")["workers"]}
+    assert {names[b["workerid"]] for b in shards} == {REMOTE, *local_worker_names(world.settings)}
     steps = _steps(world, build["buildid"])
     assert steps["tests"]["results"] == 3 and steps["tests"]["hidden"]
     assert steps["collect-shards"]["results"] == 0

@@ -1,6 +1,8 @@
 """The fan-out in Greenlight's master config: ``[shards] count = "auto"`` (the default) means one
-shard per worker, one worker means no fan-out, 0 or 1 turns it off, and every worker gets a
-slot for the waiting verify build plus one shard (a WorkerLock keeps it to one shard)."""
+shard per worker when ``[[workers.remote]]`` puts workers on more than one machine, and no
+fan-out with local workers only or one worker; 0 or 1 turns it off, an explicit count always
+fans out, and every worker gets a slot for the waiting verify build plus one shard (a
+WorkerLock keeps it to one shard)."""
 from __future__ import annotations
 
 import pytest
@@ -14,10 +16,14 @@ from greenlight import settings
 from greenlight_master import builders, config, shards_config
 
 
-def load(tmp_path, shards: str = "", workers: int = 2) -> settings.Settings:
+def load(tmp_path, shards: str = "", workers: int = 2, remote: int = 0) -> settings.Settings:
+    """Settings with ``workers`` local workers and ``remote`` ``[[workers.remote]]`` entries."""
     path = tmp_path / "greenlight.toml"
+    (tmp_path / "far.secret").write_text("pw\n")
+    entries = "".join(f'[[workers.remote]]\nname = "far-{k}"\npassword_file = '
+                      f'"{tmp_path / "far.secret"}"\n\n' for k in range(1, remote + 1))
     path.write_text(f'[greenlight]\nstate_dir = "{tmp_path / "var"}"\n\n'
-                    f"[workers]\ncount = {workers}\n\n{shards}")
+                    f"[workers]\ncount = {workers}\n\n{entries}{shards}")
     return settings.load(path)
 
 
@@ -33,22 +39,40 @@ def shape(loaded: settings.Settings) -> dict:
             "shard_builder": shard[0] if shard else None}
 
 
-def test_default_is_one_shard_per_worker(tmp_path):
+def test_default_is_one_shard_per_worker_across_machines(tmp_path):
     assert settings.load(None)["shards"]["count"] == "auto"
-    got = shape(load(tmp_path, workers=3))
+    loaded = load(tmp_path, workers=2, remote=1)
+    got = shape(loaded)
     assert got["shards"] == 3 and got["workers"] == 3 and got["triggerable"]
     # The verify build waits on one worker: each worker has a slot for it plus one shard.
     assert got["max_builds"] == [2]
     builder = got["shard_builder"]
     assert builder.collapseRequests is False
-    assert sorted(builder.workernames) == sorted(config.worker_names(load(tmp_path, workers=3)))
+    assert sorted(builder.workernames) == ["far-1", *config.worker_names(load(tmp_path))]
     [access] = builder.locks
     assert isinstance(access.lockid, WorkerLock) and access.lockid.maxCount == 1
     assert access.mode == "counting"
 
 
-def test_default_with_the_demo_two_workers_makes_two_shards(tmp_path):
-    assert shape(load(tmp_path))["shards"] == 2
+@pytest.mark.parametrize("workers", [2, 3])
+def test_default_with_local_workers_only_runs_the_tests_in_the_verify_build(tmp_path, workers):
+    # Shards on the master's own machine would share its cores with the verify build.
+    loaded = load(tmp_path, workers=workers)
+    assert shards_config.shard_count(loaded) == 1 and not shards_config.enabled(loaded)
+    assert shards_config.layout(loaded).reason.startswith(
+        f"run here: all {workers} workers are on this machine")
+    got = shape(loaded)
+    assert got == {"shards": 0, "max_builds": [1], "workers": workers, "triggerable": False,
+                   "shard_builder": None}
+    # The verify build is the one-worker build: its test step runs the tests.
+    (tmp_path / "one").mkdir()
+    assert [s.step_class for s in _verify(loaded).factory.steps] == \
+        [s.step_class for s in _verify(load(tmp_path / "one", workers=1)).factory.steps]
+
+
+def test_remote_workers_only_fan_out_one_shard_each(tmp_path):
+    got = shape(load(tmp_path, workers=0, remote=2))
+    assert got["shards"] == 2 and sorted(got["shard_builder"].workernames) == ["far-1", "far-2"]
 
 
 def test_one_worker_degrades_to_xdist_on_it(tmp_path):
@@ -79,14 +103,17 @@ def test_bad_count_names_file_and_line(tmp_path, value):
                                      "per worker) or a whole number (0 or 1 = no fan-out), got")
 
 
-def _steps(loaded: settings.Settings) -> dict:
+def _verify(loaded: settings.Settings):
     c = config.build_config(loaded)
-    verify = next(b for b in c["builders"] if b.name == builders.VERIFY)
-    return {s.step_class: s for s in verify.factory.steps}
+    return next(b for b in c["builders"] if b.name == builders.VERIFY)
+
+
+def _steps(loaded: settings.Settings) -> dict:
+    return {s.step_class: s for s in _verify(loaded).factory.steps}
 
 
 def test_auto_carries_both_paths_guarded_by_the_plan(tmp_path):
-    loaded = load(tmp_path)
+    loaded = load(tmp_path, remote=1)
     assert loaded["shards"]["min_suite_seconds"] == 30
     steps = _steps(loaded)
     assert steps[PlanShards].kwargs["min_suite_seconds"] == 30.0
@@ -108,7 +135,7 @@ def test_explicit_count_always_fans_out(tmp_path):
 
 
 def test_min_suite_seconds_is_read(tmp_path):
-    loaded = load(tmp_path, "[shards]\nmin_suite_seconds = 90.5\n")
+    loaded = load(tmp_path, "[shards]\nmin_suite_seconds = 90.5\n", remote=1)
     assert shards_config.min_suite_seconds(loaded) == 90.5
     assert _steps(loaded)[PlanShards].kwargs["min_suite_seconds"] == 90.5
 

@@ -48,12 +48,14 @@ def test_up_stops_when_shards_may_run_on_a_project_without_the_mapping(make_repo
     report = lifecycle.Report()
     with pytest.raises(SettingsError, match=r"(?s)greenlight.toml: \[shards\]: .*"
                                             r"\(pyproject.toml\).*relative_files = true"):
-        lifecycle.check_coverage_paths(_settings(tmp_path, bare, '"auto"'), report)
+        lifecycle.check_coverage_paths(_settings(tmp_path, bare, "2"), report)
     lifecycle.check_coverage_paths(_settings(tmp_path, bare, "1"), report)  # no shards: fine
+    # "auto" with local workers only never fans out: nothing to combine either
+    lifecycle.check_coverage_paths(_settings(tmp_path, bare, '"auto"'), report)
     work.write("pyproject.toml", RELATIVE)
     work.commit("coverage: paths relative to the checkout")
     git(work.path, "push", "-q", str(bare), "main")
-    lifecycle.check_coverage_paths(_settings(tmp_path, bare, '"auto"'), report)
+    lifecycle.check_coverage_paths(_settings(tmp_path, bare, "2"), report)
     assert report.lines == []
 
 
