@@ -145,9 +145,13 @@ class Deploy(CliReportStep):
             self.summarize(f"{self.verb}: no revision (got_revision unset)")
             return results.FAILURE
         self._phases_log = await self.addLog("phases")
-        cmd = await self.run_cli(args)
+        cmd = await self.run_cli(args, collectStdout=True)
         await self._phases_log.finish()
-        phases, result = self.observer.phases, self.observer.result
+        # The observer drives the live view; the command's whole stdout is the record (under
+        # load the observer may not have seen the last lines when the command completes).
+        phases, result = parse_phase_lines(cmd.stdout or "")
+        if not phases and not result:
+            phases, result = self.observer.phases, self.observer.result
         if phases:
             self.build.addStepsAfterCurrentStep([DeployPhase(p) for p in phases])
         if result is None:
