@@ -8,6 +8,7 @@ import argparse
 import getpass
 import json
 import sys
+import threading
 
 from greenlight.cli import deploys_import
 from greenlight.deploy import story
@@ -18,6 +19,15 @@ RESULT_PREFIX = "greenlight-result: "
 # After each phase start and host move: where the deploy is, and ``if_interrupted``, the
 # sentence to show if this is the last line the process prints (it was killed).
 PROGRESS_PREFIX = "greenlight-progress: "
+_OUT = threading.Lock()
+
+
+def _line(text: str) -> None:
+    """One whole line at a time: hosts move in parallel threads, and two prints interleaved
+    on one line made the step's JSON unreadable (a good deploy read as interrupted)."""
+    with _OUT:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def add_parser(subparsers) -> None:
@@ -87,7 +97,7 @@ def _context(args, with_judge: bool = True):
 def _phase_printer(args):
     def show(report: PhaseReport) -> None:
         if getattr(args, "phase_lines", False):
-            print(PHASE_PREFIX + json.dumps(report.to_json()), flush=True)
+            _line(PHASE_PREFIX + json.dumps(report.to_json()))
         elif not args.json:
             print(f"[{report.name}] {report.status}: {report.summary}", flush=True)
             if report.log and report.status != "ok":
@@ -98,7 +108,7 @@ def _phase_printer(args):
 def _progress_printer(args):
     def show(progress: Progress) -> None:
         if getattr(args, "phase_lines", False):
-            print(PROGRESS_PREFIX + json.dumps(progress.to_json()), flush=True)
+            _line(PROGRESS_PREFIX + json.dumps(progress.to_json()))
     return show
 
 
@@ -113,7 +123,7 @@ def _trigger(args) -> str:
 
 def _finish(args, result: DeployResult) -> int:
     if getattr(args, "phase_lines", False):
-        print(RESULT_PREFIX + json.dumps(result.to_json(), default=str), flush=True)
+        _line(RESULT_PREFIX + json.dumps(result.to_json(), default=str))
     elif args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:
