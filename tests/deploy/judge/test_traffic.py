@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -14,16 +13,14 @@ from greenlight.deploy.metrics import DirectSource
 from greenlight.deploy.traffic import check_loopback, generate_traffic, main
 from greenlight.errors import UsageError
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
-DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
+DEMO = ROOT / "examples" / "demo"
 
 
 @pytest.fixture
 def demo_host():
     """The real demo app (``python -m app.server``) on a free loopback port."""
-    if not (DEMO / "app" / "server.py").exists():
-        pytest.skip("examples/demo is not there yet")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app.server", "--host", "127.0.0.1",
                              "--port", str(port)], cwd=DEMO,
