@@ -10,7 +10,9 @@ Nothing here may fail a request: any error answers control and is logged.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import logging
 import os
 
@@ -23,8 +25,8 @@ GROUP_PREFIXES = {"admin": "admin", "qa-": "qa"}
 
 ATTRIBUTES = ("gender", "age_band", "platform")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45+")
-BUCKETS = {  # name -> (attribute filters, event filters), as `greenlight experiment bucket` saves
-    "logged_into_client": ({}, ["login:platform=client"]),
+BUCKETS = {  # name -> (attribute filters, event filters as (event, properties))
+    "logged_into_client": ({}, [("login", {"platform": "client"})]),
     "women": ({"gender": ("f",)}, []),
 }
 
@@ -69,22 +71,18 @@ def start(environ=None, lib=None, registry=None):
 
 def save_buckets(client, lib) -> None:
     """Save the demo's buckets with the experiment (unchanged ones are left alone)."""
-    if client.store is None:  # a client without a store (the shop's own tests) saves nothing
+    if client.store is None:  # a client without a store saves nothing
         return
-    from greenlight.experiments.buckets import parse_did  # only app hosts have greenlight
-
     for name, (where, did) in BUCKETS.items():
-        client.store.save_bucket(NAME, lib.Bucket(name, dict(where), parse_did(did)), "demo-app")
+        events = tuple(lib.EventFilter(event, dict(props)) for event, props in did)
+        client.store.save_bucket(NAME, lib.Bucket(name, dict(where), events), "demo-app")
 
 
 def _pick(user: str, salt: str, choices: tuple[str, ...], weights: tuple[int, ...]) -> str:
     """A stable pseudo-random choice per user: the demo's users have no profile to read."""
-    roll = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:4], "big") % 100
-    for choice, weight in zip(choices, weights):
-        if roll < weight:
-            return choice
-        roll -= weight
-    return choices[-1]
+    bounds = list(itertools.accumulate(weights))
+    roll = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:4], "big")
+    return choices[bisect.bisect_right(bounds, roll % bounds[-1])]
 
 
 def attributes_of(user: str) -> dict[str, str]:

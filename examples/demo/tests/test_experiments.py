@@ -37,9 +37,29 @@ class StandInExperiment:
         self.attributes = attributes
 
 
+class StandInBucket:
+    def __init__(self, name, attributes, events):
+        self.name, self.attributes, self.events = name, attributes, events
+
+
+class StandInEventFilter:
+    def __init__(self, name, where):
+        self.name, self.where = name, where
+
+
+class StandInStore:
+    def __init__(self):
+        self.saved = []
+
+    def save_bucket(self, experiment, bucket, by):
+        self.saved.append((experiment, bucket, by))
+
+
 class StandInLibrary:
     ExperimentClient = StandInClient
     Experiment = StandInExperiment
+    Bucket = StandInBucket
+    EventFilter = StandInEventFilter
 
 
 class Broken:
@@ -169,3 +189,24 @@ def test_exposures_carry_attributes_and_logins_their_platform():
     assert set(client.attributes[user]) == {"gender", "age_band", "platform"}
     assert client.properties[-2:] == [{"platform": "web"},
                                       {"platform": experiments.usual_platform(user)}]
+
+
+def test_a_client_with_a_store_saves_both_buckets():
+    client = StandInClient("sqlite://")
+    client.store = StandInStore()
+    experiments.save_buckets(client, StandInLibrary)
+    saved = {bucket.name: (experiment, bucket, by) for experiment, bucket, by in client.store.saved}
+    assert set(saved) == {"logged_into_client", "women"}
+    _, login, by = saved["logged_into_client"]
+    assert by == "demo-app" and login.attributes == {}
+    assert [(e.name, e.where) for e in login.events] == [("login", {"platform": "client"})]
+    assert saved["women"][1].attributes == {"gender": ("f",)} and saved["women"][1].events == ()
+
+
+def test_attributes_follow_the_weights_and_stay_put_per_user():
+    users = [f"user{i}" for i in range(2000)]
+    women = sum(experiments.attributes_of(u)["gender"] == "f" for u in users)
+    assert 0.63 < women / len(users) < 0.75  # 69% asked for
+    bands = {experiments.attributes_of(u)["age_band"] for u in users}
+    assert bands == set(experiments.AGE_BANDS)
+    assert experiments.attributes_of("Alice") == experiments.attributes_of("Alice")
