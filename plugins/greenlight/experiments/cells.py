@@ -133,3 +133,35 @@ def _bump(cells: dict, key: tuple, users: int, n: int, total: float, squares: fl
         cell[1] += n
         cell[2] += total
         cell[3] += squares
+
+
+def append(bucket: Bucket | None, exposed_at: float, attributes: dict[str, str],
+           old: Sequence[Event], added: Sequence[Event], metric_cells: dict,
+           attribute_cells: dict, key: tuple) -> None:
+    """The change of the user's cells when ``added`` (sorted) all come at or after every event
+    of ``old`` — the usual case, events arriving in time order: a user already in the bucket
+    moves each event's hour by that event's own increment, without recomputing the history.
+    ``old`` and ``added`` hold only events at or after the exposure; when some of ``added``
+    come before the last of ``old``, recompute with :func:`contributions` instead."""
+    if not added:
+        return
+    since = member_since(bucket, exposed_at, attributes, old)
+    if since is None:  # not in the bucket before: it may join now, with its whole history
+        contributions(bucket, exposed_at, attributes, list(old) + added, metric_cells,
+                      attribute_cells, key)
+        return
+    sums: dict[str, list] = {}
+    for at, name, value, _ in old:
+        entry = sums.setdefault(name, [0, 0.0])
+        entry[0] += 1
+        entry[1] += value
+    for at, name, value, _ in added:
+        entry = sums.get(name)
+        if entry is None:
+            entry = sums[name] = [0, 0.0]
+        before = entry[1]
+        after = before + value
+        _bump(metric_cells, key + (int(at // HOUR), name), 1 if entry[0] == 0 else 0,
+              1, value, after * after - before * before)
+        entry[0] += 1
+        entry[1] = after

@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from greenlight.db import create_tables, database_error, masked, open_engine
 from greenlight.errors import GreenlightError, UsageError
-from greenlight.experiments.cells import DAY, HOUR, add_state, contributions, state
+from greenlight.experiments.cells import DAY, HOUR, add_state, append, contributions, state
 from greenlight.experiments.buckets import ALL_USERS, Bucket, property_pattern
 from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
@@ -655,10 +655,19 @@ class ExperimentStore:
                 for v in values:
                     added.setdefault(v["user_key"], []).append(
                         (v["at"], v["name"], v["value"], v["props"]))
-                users = [(experiment, branch, at, attrs, old,
-                          sorted(old + [e for e in added[key] if e[0] >= at], key=_at))
-                         for key, (experiment, branch, at, attrs, old) in cell_users]
-                self._fold_cells(conn, materialized, users)
+                metric_cells: dict = {}
+                attribute_cells: dict = {}
+                recompute = []
+                for key, (experiment, branch, at, attrs, old) in cell_users:
+                    mine = sorted((e for e in added[key] if e[0] >= at), key=_at)
+                    if old and mine and mine[0][0] < old[-1][0]:  # out of time order
+                        recompute.append((experiment, branch, at, attrs, old,
+                                          sorted(old + mine, key=_at)))
+                        continue
+                    for bucket_key, bucket in materialized[experiment]:
+                        append(bucket, at, attrs, old, mine, metric_cells, attribute_cells,
+                               (experiment, bucket_key, int(at // DAY), branch))
+                self._fold_cells(conn, materialized, recompute, metric_cells, attribute_cells)
         return len(values)
 
     def _cell_histories(self, conn, materialized: dict, exposures: dict[int, list]) -> list:
@@ -686,20 +695,46 @@ class ExperimentStore:
                                   [e for e in mine if e[0] >= at])))
         return out
 
-    def _fold_cells(self, conn, materialized: dict, users: list) -> None:
+    def _fold_cells(self, conn, materialized: dict, users: list,
+                    metric_cells: dict | None = None, attribute_cells: dict | None = None
+                    ) -> None:
         """Move the cells of each (experiment, branch, exposed_at, attributes, old events or
         None for a new exposure, new events) user from the old history to the new one, in every materialized bucket.
         The whole history is recomputed, so events written out of time order land right."""
-        metric_cells: dict = {}
-        attribute_cells: dict = {}
+        metric_cells = {} if metric_cells is None else metric_cells
+        attribute_cells = {} if attribute_cells is None else attribute_cells
         for experiment, branch, at, attrs, old, new in users:
             x_day = int(at // DAY)
             for key, bucket in materialized[experiment]:
                 cell_key = (experiment, key, x_day, branch)
+                after_m: dict = {}
+                after_a: dict = {}
+                contributions(bucket, at, attrs, new, after_m, after_a, cell_key)
                 if old is not None:  # None: not exposed before
-                    contributions(bucket, at, attrs, old, metric_cells, attribute_cells,
-                                  cell_key, -1)
-                contributions(bucket, at, attrs, new, metric_cells, attribute_cells, cell_key)
+                    # The user's own difference first, so unchanged hours cancel exactly.
+                    before_m: dict = {}
+                    before_a: dict = {}
+                    contributions(bucket, at, attrs, old, before_m, before_a, cell_key)
+                    for k, cell in before_m.items():
+                        now = after_m.get(k)
+                        if now == cell:
+                            del after_m[k]
+                        elif now is None:
+                            after_m[k] = [-v for v in cell]
+                        else:
+                            after_m[k] = [a - b for a, b in zip(now, cell)]
+                    for k, users_before in before_a.items():
+                        after_a[k] = after_a.get(k, 0) - users_before
+                for k, cell in after_m.items():
+                    total = metric_cells.get(k)
+                    if total is None:
+                        metric_cells[k] = cell
+                    else:
+                        for i in range(4):
+                            total[i] += cell[i]
+                for k, users_now in after_a.items():
+                    if users_now:
+                        attribute_cells[k] = attribute_cells.get(k, 0) + users_now
         self._write_cells(conn, metric_cells, attribute_cells)
 
     def _write_cells(self, conn, metric_cells: dict, attribute_cells: dict) -> None:
