@@ -175,11 +175,14 @@ EXPOSED = ""  # the metric name of the exposure-count row
 # event), events, Σ user total, Σ user total² (the change of each user's square: see
 # greenlight.experiments.cells). Bucket 'all' is every exposed user. A report over a date range
 # sums the cells of its days and hours and reads raw rows only for a partial last hour and a
-# partial first or last day.
+# partial first day. Each change is kept twice: in its hour (span 1, ``hour`` = the hour) and
+# in its day (span 24, ``hour`` = the day's first hour), so a report reads the days before
+# its end's day and the hours of that day — a few thousand rows whatever the traffic.
 cells_table = Table(
     "gl_experiment_cells", metadata,
     Column("experiment", String(100), primary_key=True),
     Column("bucket", String(100), primary_key=True),
+    Column("span", Integer, primary_key=True, autoincrement=False),  # hours: 1 or 24
     Column("x_day", Integer, primary_key=True, autoincrement=False),
     Column("hour", Integer, primary_key=True, autoincrement=False),
     Column("branch", String(100), primary_key=True),
@@ -194,6 +197,7 @@ attribute_cells_table = Table(
     "gl_experiment_attribute_cells", metadata,
     Column("experiment", String(100), primary_key=True),
     Column("bucket", String(100), primary_key=True),
+    Column("span", Integer, primary_key=True, autoincrement=False),  # hours: 1 or 24
     Column("x_day", Integer, primary_key=True, autoincrement=False),
     Column("hour", Integer, primary_key=True, autoincrement=False),
     Column("branch", String(100), primary_key=True),
@@ -738,15 +742,36 @@ class ExperimentStore:
         self._write_cells(conn, metric_cells, attribute_cells)
 
     def _write_cells(self, conn, metric_cells: dict, attribute_cells: dict) -> None:
-        names = ("experiment", "bucket", "x_day", "branch", "hour", "metric")
-        rows = [dict(zip(names, key), users=u, n=n, total=t, squares=q)
-                for key, (u, n, t, q) in metric_cells.items() if u or n or t or q]
-        for chunk in _chunks(rows):
-            self._upsert_adding(conn, cells_table, chunk)
-        names = ("experiment", "bucket", "x_day", "branch", "hour", "name", "value")
-        rows = [dict(zip(names, key), users=u) for key, u in attribute_cells.items() if u]
-        for chunk in _chunks(rows):
-            self._upsert_adding(conn, attribute_cells_table, chunk)
+        """Add hourly changes keyed (experiment, bucket, x_day, branch, hour, ...) to their
+        hour's and their day's cells."""
+        for table, cells, names in (
+                (cells_table, metric_cells,
+                 ("experiment", "bucket", "x_day", "branch", "hour", "metric")),
+                (attribute_cells_table, attribute_cells,
+                 ("experiment", "bucket", "x_day", "branch", "hour", "name", "value"))):
+            days: dict = {}
+            for key, value in cells.items():
+                day_key = key[:4] + (key[4] - key[4] % 24,) + key[5:]
+                if isinstance(value, list):
+                    total = days.get(day_key)
+                    if total is None:
+                        days[day_key] = list(value)
+                    else:
+                        for i in range(4):
+                            total[i] += value[i]
+                else:
+                    days[day_key] = days.get(day_key, 0) + value
+            rows = []
+            for span, found in ((1, cells), (24, days)):
+                for key, value in found.items():
+                    if isinstance(value, list):
+                        if any(value):
+                            rows.append(dict(zip(names, key), span=span, users=value[0],
+                                             n=value[1], total=value[2], squares=value[3]))
+                    elif value:
+                        rows.append(dict(zip(names, key), span=span, users=value))
+            for chunk in _chunks(rows):
+                self._upsert_adding(conn, table, chunk)
 
     def _upsert_totals(self, conn, sums: dict[tuple[str, int, str], list]) -> None:
         """Add per-user increments to the per-user totals and, through the change of each
@@ -978,45 +1003,51 @@ class ExperimentStore:
                     x.c.experiment == name, x.c.at >= lo, x.c.at < hi).limit(1)).first() \
                     is not None
 
-            # Whole exposure days: from the first day with no exposure before ``start`` to the
-            # last with none at or after ``end``; the rest of the range is read raw.
+            # Whole exposure days: from the first day with no exposure before ``start``; the
+            # users of a partial first day are read raw. The last day needs no care: a user
+            # exposed after ``end`` has no cell before the hour of the exposure.
             first_day = int(start // DAY)
             if exposed_between(first_day * DAY, start):
                 first_day += 1
-            end_day = int(end // DAY)
-            if end > end_day * DAY and not exposed_between(end, (end_day + 1) * DAY):
-                end_day += 1
-            if first_day >= end_day:
-                raw = [(start, end)]
-            else:
-                raw = [(start, min(first_day * DAY, end)), (max(end_day * DAY, start), end)]
+            end_day = -int(-end // DAY)  # the day after the last with time before ``end``
+            raw = [(start, min(first_day * DAY, end))]
             # Hours: all before ``end``'s hour, and that hour too when nothing happened in it
-            # after ``end``; else its part before ``end`` is added from raw rows.
+            # from ``end`` on; else its part before ``end`` is added from raw rows.
             end_hour = int(end // HOUR)
             partial_hour = None
             if end > end_hour * HOUR:
-                if conn.execute(select(ev.c.at).where(ev.c.at >= end,
-                                                      ev.c.at < (end_hour + 1) * HOUR)
-                                .limit(1)).first() is None:
+                hour_end = (end_hour + 1) * HOUR
+                if conn.execute(select(ev.c.at).where(ev.c.at >= end, ev.c.at < hour_end)
+                                .limit(1)).first() is None \
+                        and not exposed_between(end, hour_end):
                     end_hour += 1
                 else:
                     partial_hour = end_hour * HOUR
-            if first_day < end_day:
-                where = (c.c.experiment == name, c.c.bucket == key, c.c.x_day >= first_day,
-                         c.c.x_day < end_day, c.c.hour < end_hour)
+            # The days before the cut's day, then that day's hours before the cut.
+            day_cut = end_hour - end_hour % 24
+            periods = ((24, 0, day_cut), (1, day_cut, end_hour))
+            for span, lo, hi in (periods if first_day < end_day else ()):
+                where = (c.c.experiment == name, c.c.bucket == key, c.c.span == span,
+                         c.c.x_day >= first_day, c.c.x_day < end_day, c.c.hour >= lo,
+                         c.c.hour < hi)
                 query = (select(c.c.branch, c.c.metric, func.sum(c.c.users), func.sum(c.c.n),
                                 func.sum(c.c.total), func.sum(c.c.squares))
                          .where(*where).group_by(c.c.branch, c.c.metric))
                 for branch, metric, users, n, total, squares in conn.execute(query):
-                    sums[(branch, metric)] = [int(users or 0), int(n or 0), float(total or 0),
-                                              float(squares or 0)]
-                where = (ac.c.experiment == name, ac.c.bucket == key, ac.c.x_day >= first_day,
-                         ac.c.x_day < end_day, ac.c.hour < end_hour)
+                    cell = sums.setdefault((branch, metric), [0, 0, 0.0, 0.0])
+                    cell[0] += int(users or 0)
+                    cell[1] += int(n or 0)
+                    cell[2] += float(total or 0)
+                    cell[3] += float(squares or 0)
+                where = (ac.c.experiment == name, ac.c.bucket == key, ac.c.span == span,
+                         ac.c.x_day >= first_day, ac.c.x_day < end_day, ac.c.hour >= lo,
+                         ac.c.hour < hi)
                 for branch, attribute, value, users in conn.execute(
                         select(ac.c.branch, ac.c.name, ac.c.value, func.sum(ac.c.users))
                         .where(*where).group_by(ac.c.branch, ac.c.name, ac.c.value)):
-                    attribute_sums[(branch, attribute, value)] = int(users or 0)
-            whole = (first_day * DAY, min(end_day * DAY, end))
+                    attribute_sums[(branch, attribute, value)] = attribute_sums.get(
+                        (branch, attribute, value), 0) + int(users or 0)
+            whole = (first_day * DAY, end)
             users: dict[int, tuple] = {}  # user_key -> (branch, exposed_at, in whole days)
             for lo, hi in raw:
                 if lo < hi:
