@@ -58,6 +58,7 @@ def _ranges(events):
             (T0 + 0.3 * DAY, T0 + 1.7 * DAY + 123.4),
             (T0 + DAY + 7 * HOUR + 5, T0 + DAY + 9 * HOUR + 1800),
             (T0 + 0.5 * DAY, T0 + 2 * DAY + 13 * HOUR),
+            (T0 + 0.8 * DAY + 11, T0 + 2.2 * DAY + 77), (T0 + 0.1 * DAY, T0 + 0.6 * DAY),
             (T0, an_event), (T0 + 2 * DAY, T0 + 3.5 * DAY)]
 
 

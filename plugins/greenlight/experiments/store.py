@@ -1003,14 +1003,25 @@ class ExperimentStore:
                     x.c.experiment == name, x.c.at >= lo, x.c.at < hi).limit(1)).first() \
                     is not None
 
-            # Whole exposure days: from the first day with no exposure before ``start``; the
-            # users of a partial first day are read raw. The last day needs no care: a user
+            # Whole exposure days. A first day that starts before ``start`` is read raw — its
+            # users from ``start`` on — or, when fewer users came before ``start`` that day,
+            # summed whole with those users taken away. The last day needs no care: a user
             # exposed after ``end`` has no cell before the hour of the exposure.
             first_day = int(start // DAY)
+            raw, excluded = (start, start), (start, start)
             if exposed_between(first_day * DAY, start):
-                first_day += 1
+                day_end = min((first_day + 1) * DAY, end)
+
+                def exposed(lo: float, hi: float) -> int:
+                    return conn.execute(select(func.count()).select_from(x).where(
+                        x.c.experiment == name, x.c.at >= lo, x.c.at < hi)).scalar()
+
+                if exposed(first_day * DAY, start) < exposed(start, day_end):
+                    excluded = (first_day * DAY, start)
+                else:
+                    raw = (start, day_end)
+                    first_day += 1
             end_day = -int(-end // DAY)  # the day after the last with time before ``end``
-            raw = [(start, min(first_day * DAY, end))]
             # Hours: all before ``end``'s hour, and that hour too when nothing happened in it
             # from ``end`` on; else its part before ``end`` is added from raw rows.
             end_hour = int(end // HOUR)
@@ -1047,16 +1058,17 @@ class ExperimentStore:
                         .where(*where).group_by(ac.c.branch, ac.c.name, ac.c.value)):
                     attribute_sums[(branch, attribute, value)] = attribute_sums.get(
                         (branch, attribute, value), 0) + int(users or 0)
-            whole = (first_day * DAY, end)
-            users: dict[int, tuple] = {}  # user_key -> (branch, exposed_at, in whole days)
-            for lo, hi in raw:
+            whole = (max(first_day * DAY, start), end)
+            # user_key -> (branch, exposed_at, how): "raw" (its state at the end), "hour" (the
+            # change in the partial last hour), "out" (exposed before the start: taken away).
+            users: dict[int, tuple] = {}
+            for (lo, hi), how in ((raw, "raw"), (excluded, "out")):
                 if lo < hi:
                     for k, branch, at in conn.execute(select(x.c.user_key, x.c.branch, x.c.at)
                                                       .where(x.c.experiment == name,
                                                              x.c.at >= lo, x.c.at < hi)):
-                        users[k] = (branch, at, False)
+                        users[k] = (branch, at, how)
             if partial_hour is not None and first_day < end_day:
-                lo = max(partial_hour, whole[0])
                 moved = {k for (k,) in conn.execute(select(ev.c.user_key).where(
                     ev.c.at >= partial_hour, ev.c.at < end).distinct())}
                 for chunk in _chunks(sorted(moved)):
@@ -1064,21 +1076,24 @@ class ExperimentStore:
                             select(x.c.user_key, x.c.branch, x.c.at)
                             .where(x.c.experiment == name, x.c.user_key.in_(chunk),
                                    x.c.at >= whole[0], x.c.at < whole[1])):
-                        users[k] = (branch, at, True)
+                        users[k] = (branch, at, "hour")
+                lo = max(partial_hour, whole[0])
                 if lo < whole[1]:
                     for k, branch, at in conn.execute(select(x.c.user_key, x.c.branch, x.c.at)
                                                       .where(x.c.experiment == name,
                                                              x.c.at >= lo, x.c.at < whole[1])):
-                        users[k] = (branch, at, True)
+                        users[k] = (branch, at, "hour")
             attrs, histories = self._histories(conn, name, list(users), end)
-        for k, (branch, at, in_cells) in users.items():
+        cells_cut = end if partial_hour is None else partial_hour  # what the cells hold
+        for k, (branch, at, how) in users.items():
             mine = attrs.get(k, {})
             history = histories.get(k, [])
-            add_state(sums, attribute_sums, (branch,),
-                      state(bucket, at, mine, history, end), mine)
-            if in_cells:  # the cells hold the user up to the partial hour: add the change
+            if how != "out":
                 add_state(sums, attribute_sums, (branch,),
-                          state(bucket, at, mine, history, partial_hour), mine, -1)
+                          state(bucket, at, mine, history, end), mine)
+            if how != "raw":
+                add_state(sums, attribute_sums, (branch,),
+                          state(bucket, at, mine, history, cells_cut), mine, -1)
         counts = {b: u for (b, metric), (u, _, _, _) in sums.items() if metric == "" and u}
         attributes: dict[str, dict[str, dict[str, int]]] = {}
         for (branch, attribute, value), n in sorted(attribute_sums.items()):
