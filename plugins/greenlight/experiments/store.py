@@ -703,8 +703,9 @@ class ExperimentStore:
                     metric_cells: dict | None = None, attribute_cells: dict | None = None
                     ) -> None:
         """Move the cells of each (experiment, branch, exposed_at, attributes, old events or
-        None for a new exposure, new events) user from the old history to the new one, in every materialized bucket.
-        The whole history is recomputed, so events written out of time order land right."""
+        None for a new exposure, new events) user from the old history to the new one, in
+        every materialized bucket, adding to ``metric_cells``/``attribute_cells`` and writing
+        them. The whole history is recomputed, so events written out of order land right."""
         metric_cells = {} if metric_cells is None else metric_cells
         attribute_cells = {} if attribute_cells is None else attribute_cells
         for experiment, branch, at, attrs, old, new in users:
@@ -826,8 +827,9 @@ class ExperimentStore:
         conn.execute(stmt, rows)
 
     def rebuild_totals(self, name: str | None = None) -> None:
-        """Recompute the running totals from the raw exposures and events (after a bulk load
-        that bypassed :meth:`write_events`, or to repair them)."""
+        """Recompute the running totals and the report cells (of 'all' and every saved bucket)
+        from the raw exposures and events (after a bulk load that bypassed
+        :meth:`write_events`, or to repair them)."""
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
             delete = totals_table.delete()
