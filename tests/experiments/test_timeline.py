@@ -30,6 +30,28 @@ def test_interval_excludes_zero_exactly_when_the_always_valid_p_is_below_alpha(t
     assert (not low <= 0.0 <= high) == (comparison["rate_p_always_valid"] < results["alpha"])
 
 
+@pytest.mark.parametrize("control,treated", [(1, 12), (0, 9), (40, 4000)])
+def test_interval_agrees_with_the_p_value_where_an_arm_sits_at_0_or_100_percent(control,
+                                                                                 treated):
+    """The results use the pooled rate there; the interval uses the same rule (one place)."""
+    n = 4000
+    aggregates = [BranchMetricAggregate("control", "signup", control, control, float(control),
+                                        float(control)),
+                  BranchMetricAggregate("enhanced", "signup", treated, treated,
+                                        float(treated), float(treated))]
+    results = compute_results(EXPERIMENT, {"control": n, "enhanced": n},
+                              [a for a in aggregates if a.converting])
+    metric = results["metrics"][0]
+    row = next(r for r in metric["branches"] if r["branch"] == "enhanced")
+    interval = always_valid_interval(results, metric, row, "rate")
+    p = row["vs_control"]["rate_p_always_valid"]
+    if interval is None:
+        assert p == 1.0
+    else:
+        low, high = interval
+        assert (not low <= 0.0 <= high) == (p < results["alpha"])
+
+
 def test_interval_is_none_before_anyone_in_the_branch_is_exposed():
     results = compute_results(EXPERIMENT, {"control": 10, "enhanced": 0},
                               [BranchMetricAggregate("control", "signup", 2, 2, 2.0, 2.0)])

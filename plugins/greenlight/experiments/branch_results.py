@@ -67,7 +67,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
     names = list(metrics) if metrics else sorted({a.metric for a in aggregates})
     # Holm shares alpha over every comparison shown (rate and per-user mean of each metric
     # and branch): the plan and the mixture are sized for the first Holm step, alpha / that
-    family_alpha = alpha / max(1, 2 * len(names) * (len(branches) - 1))
+    family = family_alpha(alpha, len(names), len(branches))
     metric_results = []
     p_slots: list[tuple[dict, str]] = []
     n_control = counts[CONTROL]
@@ -77,7 +77,7 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
         c_conv, c_sum, c_sq = _parts(control)
         c_mean, c_var = _mean_var(n_control, c_sum, c_sq)
         control_rate = c_conv / n_control if n_control else 0.0
-        planned = experiment.planned_users or _planned(control_rate, min_effect, family_alpha)
+        planned = experiment.planned_users or _planned(control_rate, min_effect, family)
         at_planned = planned is not None and min(counts.values() or [0]) >= planned
         for branch in branches:
             agg = by_key.get((branch, metric))
@@ -106,13 +106,12 @@ def compute_results(experiment: Experiment, exposed: dict[str, int],
                     # "significant" is decided on, safe to read at any time, however often.
                     "rate_p_always_valid": min(earlier.get((metric, branch, "rate"), 1.0),
                                                _rate_always_valid(
-                        rate, c_conv, n_control, conv, n, min_effect, planned,
-                        family_alpha)),
+                        rate, c_conv, n_control, conv, n, min_effect, planned, family)),
                     "mean_p_always_valid": min(earlier.get((metric, branch, "mean"), 1.0),
                                                _always_valid(
                         welch.difference, (c_var or 0.0) / n_control + (var or 0.0) / n
                         if n and n_control else 0.0, (c_var or 0.0) + (var or 0.0),
-                        min_effect * c_mean, planned, family_alpha)),
+                        min_effect * c_mean, planned, family)),
                     # The fixed-sample tests hold only when read once, at the planned size.
                     "rate_p_at_planned_size": rate.p_two_sided if at_planned else None,
                     "mean_p_at_planned_size": _finite(welch.p_two_sided) if at_planned else None,
@@ -201,29 +200,49 @@ def _rate_always_valid(rate, c_conv: int, n_control: int, conv: int, n: int,
     strong evidence instead of none."""
     if not (n and n_control):
         return 1.0
-    variance = rate.control_variance / n_control + rate.treatment_variance / n
-    unit = rate.control_variance + rate.treatment_variance
+    variance, unit, base = rate_variances(c_conv, n_control, conv, n, rate.control_variance,
+                                          rate.treatment_variance)
+    return _always_valid(rate.difference, variance, unit, min_effect * base, planned, alpha)
+
+
+def family_alpha(alpha: float, metrics: int, branches: int) -> float:
+    """Holm's first step: ``alpha`` over every comparison shown (rate and per-user mean of
+    each metric and treated branch); the plan and the mixture are sized for it."""
+    return alpha / max(1, 2 * metrics * (branches - 1))
+
+
+def rate_variances(c_conv: int, n_control: int, conv: int, n: int, control_variance: float,
+                   treatment_variance: float) -> tuple[float, float, float]:
+    """(variance of the rate difference, its unit variance, the base rate the effect scales)
+    for the always-valid test of a rate: each arm's own variance, or the pooled rate's where
+    an arm sits at 0% or 100% or control converts nobody."""
+    variance = control_variance / n_control + treatment_variance / n
+    unit = control_variance + treatment_variance
     base = c_conv / n_control
-    if rate.control_variance <= 0 or rate.treatment_variance <= 0 or base <= 0:
+    if control_variance <= 0 or treatment_variance <= 0 or base <= 0:
         pooled = (c_conv + conv) / (n_control + n)
         variance = pooled * (1 - pooled) * (1 / n_control + 1 / n)
         unit = 2 * pooled * (1 - pooled)
         base = max(base, pooled)
-    return _always_valid(rate.difference, variance, unit, min_effect * base, planned, alpha)
+    return variance, unit, base
+
+
+def mixture_variance(unit_variance: float, effect: float, planned: int | None,
+                     alpha: float) -> float:
+    """The mSPRT mixture's τ²: most powerful at the planned size (``unit_variance``/planned
+    is the estimate's variance there); without a plan, centred on the planned effect."""
+    if planned and unit_variance > 0:
+        return msprt_mixture_variance(unit_variance / planned, alpha)
+    return effect * effect
 
 
 def _always_valid(estimate: float, variance: float, unit_variance: float, effect: float,
                   planned: int | None, alpha: float) -> float:
-    """The mSPRT p-value with its mixture tuned to be most powerful at the planned size
-    (``unit_variance``/planned is the estimate's variance there); without a plan, centred on
-    the planned effect (τ = effect)."""
+    """The mSPRT p-value with the mixture of :func:`mixture_variance`."""
     if not effect or variance <= 0:
         return 1.0
-    if planned and unit_variance > 0:
-        tau2 = msprt_mixture_variance(unit_variance / planned, alpha)
-    else:
-        tau2 = effect * effect
-    return msprt_p_value(estimate, variance, tau2)
+    return msprt_p_value(estimate, variance,
+                         mixture_variance(unit_variance, effect, planned, alpha))
 
 
 def _always_valid_so_far(previous: dict | None) -> dict[tuple[str, str, str], float]:

@@ -13,13 +13,12 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from scipy.stats import norm
-
 from greenlight.errors import UsageError
 from greenlight.experiments.buckets import ALL_USERS, Bucket
 from greenlight.experiments.definition import CONTROL, Experiment
 from greenlight.experiments.store import BranchMetricAggregate, BucketRows
 from greenlight.stats.balance import attribute_balance, benjamini_hochberg
+from greenlight.stats.intervals import two_sided_z
 from greenlight.stats.means import welch_t_test
 from greenlight.stats.proportions import two_proportion_test
 from greenlight.stats.sequential import msprt_p_value
@@ -53,7 +52,7 @@ def build_report(experiment: Experiment, buckets: Sequence[tuple[Bucket | None, 
     branches = experiment.all_branches()
     for _, rows in buckets:
         branches += [b for b in rows.counts if b not in branches]
-    z = norm.ppf(0.5 + confidence / 2)
+    z = two_sided_z(confidence)
     warnings: list[str] = []
     slots: list[tuple[dict, str]] = []
     out_buckets = []

@@ -40,7 +40,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from greenlight.db import create_tables, database_error, masked, open_engine
 from greenlight.errors import GreenlightError, UsageError
-from greenlight.experiments.buckets import Bucket, property_pattern
+from greenlight.experiments.cells import DAY, HOUR, add_state, append, contributions, state
+from greenlight.experiments.buckets import ALL_USERS, Bucket, property_pattern
 from greenlight.experiments.definition import CLOSED, QA, ROLLOUT, Experiment, check_name
 
 DEFAULT_URL = "sqlite:///var/experiments.sqlite"
@@ -168,6 +169,52 @@ branch_totals_table = Table(
     Column("squares", Float, nullable=False),
 )
 EXPOSED = ""  # the metric name of the exposure-count row
+
+# Per (experiment, bucket, exposure day, hour, branch, metric): what the bucket's users
+# exposed that day add in that hour — users (metric ''; for a metric: users with their first
+# event), events, Σ user total, Σ user total² (the change of each user's square: see
+# greenlight.experiments.cells). Bucket 'all' is every exposed user. A report over a date range
+# sums the cells of its days and hours and reads raw rows only for a partial last hour and a
+# partial first day. Each change is kept twice: in its hour (span 1, ``hour`` = the hour) and
+# in its day (span 24, ``hour`` = the day's first hour), so a report reads the days before
+# its end's day and the hours of that day — a few thousand rows whatever the traffic.
+cells_table = Table(
+    "gl_experiment_cells", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("bucket", String(100), primary_key=True),
+    Column("span", Integer, primary_key=True, autoincrement=False),  # hours: 1 or 24
+    Column("x_day", Integer, primary_key=True, autoincrement=False),
+    Column("hour", Integer, primary_key=True, autoincrement=False),
+    Column("branch", String(100), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("users", BigInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+    Column("squares", Float, nullable=False),
+)
+# The same per attribute value: users who joined the bucket in that hour.
+attribute_cells_table = Table(
+    "gl_experiment_attribute_cells", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("bucket", String(100), primary_key=True),
+    Column("span", Integer, primary_key=True, autoincrement=False),  # hours: 1 or 24
+    Column("x_day", Integer, primary_key=True, autoincrement=False),
+    Column("hour", Integer, primary_key=True, autoincrement=False),
+    Column("branch", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", String(100), primary_key=True),
+    Column("users", BigInteger, nullable=False),
+)
+# Which buckets have cells, built from which definition: writes fold into these only, and a
+# report on a bucket without a row (a store from before the cells, a changed definition)
+# builds them first from the raw rows.
+cell_state_table = Table(
+    "gl_experiment_cell_state", metadata,
+    Column("experiment", String(100), primary_key=True),
+    Column("bucket", String(100), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("built_at", Float, nullable=False),
+)
 
 # A report's bucket members, per connection (a temporary table: dropped after each bucket).
 _members_table = Table(
@@ -423,6 +470,8 @@ class ExperimentStore:
                 conn.execute(insert(b).values(experiment=name, name=bucket.name, **values))
             _record_change(conn, name, now, by, "bucket", {"bucket": bucket.name,
                                                           "definition": bucket.describe()})
+        # Its report cells, built now from the raw rows (a saved bucket is there to be read).
+        self.build_cells(name, [bucket])
         return bucket
 
     def delete_bucket(self, name: str, bucket: str, by: str) -> None:
@@ -432,6 +481,7 @@ class ExperimentStore:
             if conn.execute(b.delete().where(b.c.experiment == name, b.c.name == bucket)
                             ).rowcount == 0:
                 raise UsageError(f"experiment {name} has no bucket {bucket!r}")
+            self._drop_cells(conn, name, [bucket])
             _record_change(conn, name, now, by, "delete bucket", {"bucket": bucket})
 
     def buckets(self, name: str) -> list[Bucket]:
@@ -546,14 +596,28 @@ class ExperimentStore:
             for row in new:
                 by_key.setdefault(row["user_key"], []).append(row)
             sums: dict[tuple[str, int, str], list] = {}
+            history: dict[int, list] = {}
             for chunk in _chunks(list(by_key)):
-                found = conn.execute(select(ev.c.user_key, ev.c.name, ev.c.value, ev.c.at)
+                found = conn.execute(select(ev.c.user_key, ev.c.name, ev.c.value, ev.c.at,
+                                            ev.c.props)
                                      .where(ev.c.user_key.in_(chunk))).all()
-                for key, metric, value, at in found:
+                for key, metric, value, at, props in found:
+                    history.setdefault(key, []).append((at, metric, value, props))
                     for row in by_key[key]:
                         if at >= row["at"]:
                             _add(sums, row["experiment"], key, metric, row["branch"], value)
             self._upsert_totals(conn, sums)
+            materialized = _materialized(conn, {r["experiment"] for r in new})
+            if materialized:
+                users = []
+                for r in new:
+                    if r["experiment"] in materialized:
+                        attrs = {str(k)[:100]: str(v)[:100] for k, v in attributes.get(
+                            (r["experiment"], r["user_id"]), {}).items()}
+                        events = sorted(history.get(r["user_key"], ()), key=_at)
+                        users.append((r["experiment"], r["branch"], r["at"], attrs, None,
+                                      events))
+                self._fold_cells(conn, materialized, users)
         return len(new)
 
     def write_events(self, rows: Iterable[tuple],
@@ -571,20 +635,144 @@ class ExperimentStore:
             _take_fold_lock(conn)
             if not _claim_batch(conn, batch_id):
                 return 0
-            conn.execute(insert(events_table), values)
             exposures: dict[int, list] = {}
             for chunk in _chunks(list({v["user_key"] for v in values})):
                 for experiment, key, branch, at in conn.execute(
                         select(x.c.experiment, x.c.user_key, x.c.branch, x.c.at)
                         .where(x.c.user_key.in_(chunk))):
                     exposures.setdefault(key, []).append((experiment, branch, at))
+            materialized = _materialized(conn, {e for found in exposures.values()
+                                                for e, _, _ in found})
+            if materialized:  # the users' histories before this batch, for their cells
+                cell_users = self._cell_histories(
+                    conn, materialized, {k: [e for e in found if e[0] in materialized]
+                                         for k, found in exposures.items()})
+            conn.execute(insert(events_table), values)
             sums: dict[tuple[str, int, str], list] = {}
             for v in values:
                 for experiment, branch, at in exposures.get(v["user_key"], ()):
                     if v["at"] >= at:
                         _add(sums, experiment, v["user_key"], v["name"], branch, v["value"])
             self._upsert_totals(conn, sums)
+            if materialized:
+                added: dict[int, list] = {}
+                for v in values:
+                    added.setdefault(v["user_key"], []).append(
+                        (v["at"], v["name"], v["value"], v["props"]))
+                metric_cells: dict = {}
+                attribute_cells: dict = {}
+                recompute = []
+                for key, (experiment, branch, at, attrs, old) in cell_users:
+                    mine = sorted((e for e in added[key] if e[0] >= at), key=_at)
+                    if old and mine and mine[0][0] < old[-1][0]:  # out of time order
+                        recompute.append((experiment, branch, at, attrs, old,
+                                          sorted(old + mine, key=_at)))
+                        continue
+                    for bucket_key, bucket in materialized[experiment]:
+                        append(bucket, at, attrs, old, mine, metric_cells, attribute_cells,
+                               (experiment, bucket_key, int(at // DAY), branch))
+                self._fold_cells(conn, materialized, recompute, metric_cells, attribute_cells)
         return len(values)
+
+    def _cell_histories(self, conn, materialized: dict, exposures: dict[int, list]) -> list:
+        """(user_key, (experiment, branch, exposed_at, attributes, events since exposure))
+        for every exposure of the users in ``exposures`` to an experiment with cells."""
+        ev, ua = events_table, user_attributes_table
+        keys = [k for k, found in exposures.items() if found]
+        events: dict[int, list] = {}
+        attrs: dict[tuple[str, int], dict] = {}
+        for chunk in _chunks(keys):
+            for key, at, name, value, props in conn.execute(
+                    select(ev.c.user_key, ev.c.at, ev.c.name, ev.c.value, ev.c.props)
+                    .where(ev.c.user_key.in_(chunk))):
+                events.setdefault(key, []).append((at, name, value, props))
+            for experiment, key, name, value in conn.execute(
+                    select(ua.c.experiment, ua.c.user_key, ua.c.name, ua.c.value)
+                    .where(ua.c.user_key.in_(chunk),
+                           ua.c.experiment.in_(list(materialized)))):
+                attrs.setdefault((experiment, key), {})[name] = value
+        out = []
+        for key in keys:
+            mine = sorted(events.get(key, ()), key=_at)
+            for experiment, branch, at in exposures[key]:
+                out.append((key, (experiment, branch, at, attrs.get((experiment, key), {}),
+                                  [e for e in mine if e[0] >= at])))
+        return out
+
+    def _fold_cells(self, conn, materialized: dict, users: list,
+                    metric_cells: dict | None = None, attribute_cells: dict | None = None
+                    ) -> None:
+        """Move the cells of each (experiment, branch, exposed_at, attributes, old events or
+        None for a new exposure, new events) user from the old history to the new one, in
+        every materialized bucket, adding to ``metric_cells``/``attribute_cells`` and writing
+        them. The whole history is recomputed, so events written out of order land right."""
+        metric_cells = {} if metric_cells is None else metric_cells
+        attribute_cells = {} if attribute_cells is None else attribute_cells
+        for experiment, branch, at, attrs, old, new in users:
+            x_day = int(at // DAY)
+            for key, bucket in materialized[experiment]:
+                cell_key = (experiment, key, x_day, branch)
+                after_m: dict = {}
+                after_a: dict = {}
+                contributions(bucket, at, attrs, new, after_m, after_a, cell_key)
+                if old is not None:  # None: not exposed before
+                    # The user's own difference first, so unchanged hours cancel exactly.
+                    before_m: dict = {}
+                    before_a: dict = {}
+                    contributions(bucket, at, attrs, old, before_m, before_a, cell_key)
+                    for k, cell in before_m.items():
+                        now = after_m.get(k)
+                        if now == cell:
+                            del after_m[k]
+                        elif now is None:
+                            after_m[k] = [-v for v in cell]
+                        else:
+                            after_m[k] = [a - b for a, b in zip(now, cell)]
+                    for k, users_before in before_a.items():
+                        after_a[k] = after_a.get(k, 0) - users_before
+                for k, cell in after_m.items():
+                    total = metric_cells.get(k)
+                    if total is None:
+                        metric_cells[k] = cell
+                    else:
+                        for i in range(4):
+                            total[i] += cell[i]
+                for k, users_now in after_a.items():
+                    if users_now:
+                        attribute_cells[k] = attribute_cells.get(k, 0) + users_now
+        self._write_cells(conn, metric_cells, attribute_cells)
+
+    def _write_cells(self, conn, metric_cells: dict, attribute_cells: dict) -> None:
+        """Add hourly changes keyed (experiment, bucket, x_day, branch, hour, ...) to their
+        hour's and their day's cells."""
+        for table, cells, names in (
+                (cells_table, metric_cells,
+                 ("experiment", "bucket", "x_day", "branch", "hour", "metric")),
+                (attribute_cells_table, attribute_cells,
+                 ("experiment", "bucket", "x_day", "branch", "hour", "name", "value"))):
+            days: dict = {}
+            for key, value in cells.items():
+                day_key = key[:4] + (key[4] - key[4] % 24,) + key[5:]
+                if isinstance(value, list):
+                    total = days.get(day_key)
+                    if total is None:
+                        days[day_key] = list(value)
+                    else:
+                        for i in range(4):
+                            total[i] += value[i]
+                else:
+                    days[day_key] = days.get(day_key, 0) + value
+            rows = []
+            for span, found in ((1, cells), (24, days)):
+                for key, value in found.items():
+                    if isinstance(value, list):
+                        if any(value):
+                            rows.append(dict(zip(names, key), span=span, users=value[0],
+                                             n=value[1], total=value[2], squares=value[3]))
+                    elif value:
+                        rows.append(dict(zip(names, key), span=span, users=value))
+            for chunk in _chunks(rows):
+                self._upsert_adding(conn, table, chunk)
 
     def _upsert_totals(self, conn, sums: dict[tuple[str, int, str], list]) -> None:
         """Add per-user increments to the per-user totals and, through the change of each
@@ -639,8 +827,9 @@ class ExperimentStore:
         conn.execute(stmt, rows)
 
     def rebuild_totals(self, name: str | None = None) -> None:
-        """Recompute the running totals from the raw exposures and events (after a bulk load
-        that bypassed :meth:`write_events`, or to repair them)."""
+        """Recompute the running totals and the report cells (of 'all' and every saved bucket)
+        from the raw exposures and events (after a bulk load that bypassed
+        :meth:`write_events`, or to repair them)."""
         with self.engine.begin() as conn:
             _take_fold_lock(conn)
             delete = totals_table.delete()
@@ -669,6 +858,63 @@ class ExperimentStore:
                     literal(0, BigInteger), literal(0.0, Float), literal(0.0, Float))
                     .where(x.c.experiment == experiment)
                     .group_by(x.c.experiment, x.c.branch)))
+        for experiment in names:
+            self.build_cells(experiment, [None, *self.buckets(experiment)])
+
+    def build_cells(self, name: str, buckets: Sequence[Bucket | None]) -> None:
+        """(Re)build the report cells of ``buckets`` (None: 'all') of experiment ``name`` from
+        the raw exposures, attributes and events, in one pass; from then on writes keep them."""
+        x, ev, ua = exposures_table, events_table, user_attributes_table
+        keyed = [(ALL_USERS if b is None else b.name, b) for b in buckets]
+        with self.engine.begin() as conn:
+            _take_fold_lock(conn)
+            self._drop_cells(conn, name, [k for k, _ in keyed])
+            stream = {"stream_results": True, "yield_per": 20_000}
+            exposures = conn.execute(
+                select(x.c.user_key, x.c.branch, x.c.at).where(x.c.experiment == name)
+                .order_by(x.c.user_key).execution_options(**stream))
+            attributes = iter(conn.execute(
+                select(ua.c.user_key, ua.c.name, ua.c.value).where(ua.c.experiment == name)
+                .order_by(ua.c.user_key).execution_options(**stream)))
+            events = iter(conn.execute(
+                select(ev.c.user_key, ev.c.at, ev.c.name, ev.c.value, ev.c.props)
+                .select_from(ev.join(x, (x.c.user_key == ev.c.user_key)
+                                     & (x.c.experiment == name)))
+                .where(ev.c.at >= x.c.at).order_by(ev.c.user_key)
+                .execution_options(**stream)))
+            metric_cells: dict = {}
+            attribute_cells: dict = {}
+            next_attribute = next(attributes, None)
+            next_event = next(events, None)
+            for key, branch, at in exposures:
+                while next_attribute is not None and next_attribute[0] < key:
+                    next_attribute = next(attributes, None)
+                attrs = {}
+                while next_attribute is not None and next_attribute[0] == key:
+                    attrs[next_attribute[1]] = next_attribute[2]
+                    next_attribute = next(attributes, None)
+                while next_event is not None and next_event[0] < key:
+                    next_event = next(events, None)
+                history = []
+                while next_event is not None and next_event[0] == key:
+                    history.append(tuple(next_event[1:]))
+                    next_event = next(events, None)
+                history.sort(key=_at)
+                x_day = int(at // DAY)
+                for bucket_key, bucket in keyed:
+                    contributions(bucket, at, attrs, history, metric_cells, attribute_cells,
+                                  (name, bucket_key, x_day, branch))
+            self._write_cells(conn, metric_cells, attribute_cells)
+            now = time.time()
+            conn.execute(insert(cell_state_table), [
+                {"experiment": name, "bucket": k, "definition": "" if b is None else b.to_json(),
+                 "built_at": now} for k, b in keyed])
+
+    @staticmethod
+    def _drop_cells(conn, name: str, keys: Sequence[str]) -> None:
+        for table in (cells_table, attribute_cells_table, cell_state_table):
+            conn.execute(table.delete().where(table.c.experiment == name,
+                                              table.c.bucket.in_(list(keys))))
 
     def report_losses(self, source: str, rows: Iterable[tuple[str, str, int, float, float]]
                       ) -> None:
@@ -733,10 +979,157 @@ class ExperimentStore:
         branch: how many, their attribute values, and per metric the users with an event,
         events, Σ and Σ² of per-user totals over the events from exposure to ``end``.
 
-        Per-user totals come from the running totals minus the events at or after ``end``
-        (an index range; small when the report ends near now), so no report joins every
-        event with every exposure.
+        Read from the bucket's hourly cells (built first if the bucket has none yet): the
+        cells of the whole exposure days in the range and of the hours before ``end``, plus,
+        from raw rows, the users exposed on a partial first or last day and the change inside
+        a last, partial hour. Equal to :meth:`bucket_report_raw` (the join it replaces).
         """
+        key = ALL_USERS if bucket is None else bucket.name
+        definition = "" if bucket is None else bucket.to_json()
+        cs = cell_state_table
+        with self.engine.connect() as conn:
+            built = conn.execute(select(cs.c.definition).where(
+                cs.c.experiment == name, cs.c.bucket == key)).first()
+        if built is None or built[0] != definition:
+            self.build_cells(name, [bucket])
+        x, ev, c, ac = exposures_table, events_table, cells_table, attribute_cells_table
+        wanted = set(metrics) if metrics else None
+        sums: dict[tuple, list] = {}
+        attribute_sums: dict[tuple, int] = {}
+        conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":  # one snapshot for every read below
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn, conn.begin():
+            def exposed_between(lo: float, hi: float) -> bool:
+                return lo < hi and conn.execute(select(x.c.at).where(
+                    x.c.experiment == name, x.c.at >= lo, x.c.at < hi).limit(1)).first() \
+                    is not None
+
+            # Whole exposure days. A first day that starts before ``start`` is read raw — its
+            # users from ``start`` on — or, when fewer users came before ``start`` that day,
+            # summed whole with those users taken away. The last day needs no care: a user
+            # exposed after ``end`` has no cell before the hour of the exposure.
+            first_day = int(start // DAY)
+            raw, excluded = (start, start), (start, start)
+            if exposed_between(first_day * DAY, start):
+                day_end = min((first_day + 1) * DAY, end)
+
+                def exposed(lo: float, hi: float) -> int:
+                    return conn.execute(select(func.count()).select_from(x).where(
+                        x.c.experiment == name, x.c.at >= lo, x.c.at < hi)).scalar()
+
+                if exposed(first_day * DAY, start) < exposed(start, day_end):
+                    excluded = (first_day * DAY, start)
+                else:
+                    raw = (start, day_end)
+                    first_day += 1
+            end_day = -int(-end // DAY)  # the day after the last with time before ``end``
+            # Hours: all before ``end``'s hour, and that hour too when nothing happened in it
+            # from ``end`` on; else its part before ``end`` is added from raw rows.
+            end_hour = int(end // HOUR)
+            partial_hour = None
+            if end > end_hour * HOUR:
+                hour_end = (end_hour + 1) * HOUR
+                if conn.execute(select(ev.c.at).where(ev.c.at >= end, ev.c.at < hour_end)
+                                .limit(1)).first() is None \
+                        and not exposed_between(end, hour_end):
+                    end_hour += 1
+                else:
+                    partial_hour = end_hour * HOUR
+            # The days before the cut's day, then that day's hours before the cut.
+            day_cut = end_hour - end_hour % 24
+            periods = ((24, 0, day_cut), (1, day_cut, end_hour))
+            for span, lo, hi in (periods if first_day < end_day else ()):
+                where = (c.c.experiment == name, c.c.bucket == key, c.c.span == span,
+                         c.c.x_day >= first_day, c.c.x_day < end_day, c.c.hour >= lo,
+                         c.c.hour < hi)
+                query = (select(c.c.branch, c.c.metric, func.sum(c.c.users), func.sum(c.c.n),
+                                func.sum(c.c.total), func.sum(c.c.squares))
+                         .where(*where).group_by(c.c.branch, c.c.metric))
+                for branch, metric, users, n, total, squares in conn.execute(query):
+                    cell = sums.setdefault((branch, metric), [0, 0, 0.0, 0.0])
+                    cell[0] += int(users or 0)
+                    cell[1] += int(n or 0)
+                    cell[2] += float(total or 0)
+                    cell[3] += float(squares or 0)
+                where = (ac.c.experiment == name, ac.c.bucket == key, ac.c.span == span,
+                         ac.c.x_day >= first_day, ac.c.x_day < end_day, ac.c.hour >= lo,
+                         ac.c.hour < hi)
+                for branch, attribute, value, users in conn.execute(
+                        select(ac.c.branch, ac.c.name, ac.c.value, func.sum(ac.c.users))
+                        .where(*where).group_by(ac.c.branch, ac.c.name, ac.c.value)):
+                    attribute_sums[(branch, attribute, value)] = attribute_sums.get(
+                        (branch, attribute, value), 0) + int(users or 0)
+            whole = (max(first_day * DAY, start), end)
+            # user_key -> (branch, exposed_at, how): "raw" (its state at the end), "hour" (the
+            # change in the partial last hour), "out" (exposed before the start: taken away).
+            users: dict[int, tuple] = {}
+            for (lo, hi), how in ((raw, "raw"), (excluded, "out")):
+                if lo < hi:
+                    for k, branch, at in conn.execute(select(x.c.user_key, x.c.branch, x.c.at)
+                                                      .where(x.c.experiment == name,
+                                                             x.c.at >= lo, x.c.at < hi)):
+                        users[k] = (branch, at, how)
+            if partial_hour is not None and first_day < end_day:
+                moved = {k for (k,) in conn.execute(select(ev.c.user_key).where(
+                    ev.c.at >= partial_hour, ev.c.at < end).distinct())}
+                for chunk in _chunks(sorted(moved)):
+                    for k, branch, at in conn.execute(
+                            select(x.c.user_key, x.c.branch, x.c.at)
+                            .where(x.c.experiment == name, x.c.user_key.in_(chunk),
+                                   x.c.at >= whole[0], x.c.at < whole[1])):
+                        users[k] = (branch, at, "hour")
+                lo = max(partial_hour, whole[0])
+                if lo < whole[1]:
+                    for k, branch, at in conn.execute(select(x.c.user_key, x.c.branch, x.c.at)
+                                                      .where(x.c.experiment == name,
+                                                             x.c.at >= lo, x.c.at < whole[1])):
+                        users[k] = (branch, at, "hour")
+            attrs, histories = self._histories(conn, name, list(users), end)
+        cells_cut = end if partial_hour is None else partial_hour  # what the cells hold
+        for k, (branch, at, how) in users.items():
+            mine = attrs.get(k, {})
+            history = histories.get(k, [])
+            if how != "out":
+                add_state(sums, attribute_sums, (branch,),
+                          state(bucket, at, mine, history, end), mine)
+            if how != "raw":
+                add_state(sums, attribute_sums, (branch,),
+                          state(bucket, at, mine, history, cells_cut), mine, -1)
+        counts = {b: u for (b, metric), (u, _, _, _) in sums.items() if metric == "" and u}
+        attributes: dict[str, dict[str, dict[str, int]]] = {}
+        for (branch, attribute, value), n in sorted(attribute_sums.items()):
+            if n:
+                attributes.setdefault(attribute, {}).setdefault(branch, {})[value] = n
+        aggregates = [BranchMetricAggregate(b, metric, u, n, total, squares)
+                      for (b, metric), (u, n, total, squares) in sorted(sums.items())
+                      if metric and u and (wanted is None or metric in wanted)]
+        return BucketRows(counts, attributes, aggregates)
+
+    @staticmethod
+    def _histories(conn, name: str, keys: list[int], end: float) -> tuple[dict, dict]:
+        """Attributes (in ``name``) and events before ``end`` of the users ``keys``."""
+        ev, ua = events_table, user_attributes_table
+        attrs: dict[int, dict] = {}
+        histories: dict[int, list] = {}
+        for chunk in _chunks(keys):
+            for k, attribute, value in conn.execute(
+                    select(ua.c.user_key, ua.c.name, ua.c.value)
+                    .where(ua.c.experiment == name, ua.c.user_key.in_(chunk))):
+                attrs.setdefault(k, {})[attribute] = value
+            for k, at, metric, value, props in conn.execute(
+                    select(ev.c.user_key, ev.c.at, ev.c.name, ev.c.value, ev.c.props)
+                    .where(ev.c.user_key.in_(chunk), ev.c.at < end)):
+                histories.setdefault(k, []).append((at, metric, value, props))
+        for history in histories.values():
+            history.sort(key=_at)
+        return attrs, histories
+
+    def bucket_report_raw(self, name: str, bucket: Bucket | None, start: float, end: float,
+                          metrics: Sequence[str] | None = None) -> BucketRows:
+        """What :meth:`bucket_report` answers, by joining the raw exposures and events (the
+        reference its cells are tested against). Per-user totals come from the running totals
+        minus the events at or after ``end``."""
         x, ua, t, ev = exposures_table, user_attributes_table, totals_table, events_table
         if bucket is None and self._covers_everything(name, start, end):
             # Every exposure and every event so far: the running per-branch sums answer, and
@@ -919,6 +1312,9 @@ class ExperimentStore:
             conn.execute(exposures_table.delete())
             conn.execute(events_table.delete())
             conn.execute(totals_table.delete())
+            conn.execute(cells_table.delete())
+            conn.execute(attribute_cells_table.delete())
+            conn.execute(cell_state_table.delete())
             conn.execute(branch_totals_table.delete())
             conn.execute(user_attributes_table.delete())
             conn.execute(batches_table.delete())
@@ -951,6 +1347,24 @@ def _claim_batch(conn, batch_id: str | None) -> bool:
     if hash(batch_id) % 1000 == 0:  # now and then, forget ids no spool can still hold
         conn.execute(b.delete().where(b.c.at < now - BATCH_MEMORY_SECONDS))
     return True
+
+
+def _at(event: tuple) -> float:
+    return event[0]
+
+
+def _materialized(conn, experiments: set[str]) -> dict[str, list[tuple[str, Bucket | None]]]:
+    """Per experiment, the buckets whose cells are kept: (key, bucket; None for 'all')."""
+    if not experiments:
+        return {}
+    cs = cell_state_table
+    found: dict[str, list] = {}
+    for experiment, key, definition in conn.execute(
+            select(cs.c.experiment, cs.c.bucket, cs.c.definition)
+            .where(cs.c.experiment.in_(sorted(experiments)))):
+        found.setdefault(experiment, []).append(
+            (key, None if key == ALL_USERS else Bucket.from_json(key, definition)))
+    return found
 
 
 def _take_fold_lock(conn) -> None:

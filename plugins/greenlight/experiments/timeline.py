@@ -15,10 +15,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from greenlight.experiments.branch_results import DEFAULT_MIN_EFFECT, compute_results
+from greenlight.experiments.branch_results import (DEFAULT_MIN_EFFECT, compute_results,
+                                                   family_alpha, mixture_variance,
+                                                   rate_variances)
 from greenlight.experiments.definition import CONTROL
 from greenlight.experiments.store import ExperimentStore
-from greenlight.stats.sequential import msprt_mixture_variance, msprt_p_value
+from greenlight.stats.sequential import msprt_p_value
 
 READS = 10
 
@@ -58,9 +60,10 @@ def always_valid_interval(results: dict, metric: dict, row: dict, kind: str = "r
     """The always-valid interval of ``row``'s difference to control (``kind`` "rate" or
     "mean") in ``metric`` of ``results``; None when the variance is not known yet.
 
-    The mixture is the one the results use: tuned to the planned size when there is one,
-    else centred on the planned effect (``min_effect`` of the control's value). The interval
-    excludes 0 exactly when that read's always-valid p-value is below ``alpha``."""
+    The variances and the mixture are the results' own (:mod:`branch_results`: tuned to the
+    planned size when there is one, else centred on the planned effect, ``min_effect`` of the
+    control's value), so the interval excludes 0 exactly when that read's always-valid
+    p-value is below ``alpha``."""
     comparison = row.get("vs_control")
     control = next((r for r in metric["branches"] if r["branch"] == CONTROL), None)
     if comparison is None or control is None or not row["exposed"] or not control["exposed"]:
@@ -68,26 +71,21 @@ def always_valid_interval(results: dict, metric: dict, row: dict, kind: str = "r
     n_t, n_c = row["exposed"], control["exposed"]
     if kind == "rate":
         p_t, p_c = row["rate"] or 0.0, control["rate"] or 0.0
-        var_t, var_c = p_t * (1 - p_t), p_c * (1 - p_c)
-        estimate, base = comparison["rate_difference"], p_c
+        variance, unit, base = rate_variances(control["converting"], n_c, row["converting"],
+                                              n_t, p_c * (1 - p_c), p_t * (1 - p_t))
+        estimate = comparison["rate_difference"]
     else:
         var_t, var_c = row["variance_per_user"], control["variance_per_user"]
         if var_t is None or var_c is None:
             return None
         estimate, base = comparison["mean_difference"], control["mean_per_user"] or 0.0
-    variance = var_c / n_c + var_t / n_t
-    unit = var_c + var_t
-    planned = metric.get("planned_users_per_branch")
+        variance, unit = var_c / n_c + var_t / n_t, var_c + var_t
     alpha = results["alpha"]
-    # the results size their mixture for Holm's first step: alpha over every comparison
-    # (rate and per-user mean of each metric and treated branch)
-    tuned_at = alpha / max(1, 2 * len(results["metrics"]) * (len(results["exposed"]) - 1))
-    if variance <= 0 or estimate is None:
+    if variance <= 0 or estimate is None or not base:
         return None
-    if planned and unit > 0:
-        tau2 = msprt_mixture_variance(unit / planned, tuned_at)
-    else:
-        tau2 = (min_effect * base) ** 2
+    tau2 = mixture_variance(unit, min_effect * base, metric.get("planned_users_per_branch"),
+                            family_alpha(alpha, len(results["metrics"]),
+                                         len(results["exposed"])))
     if tau2 <= 0:
         return None
     half = _rejection_distance(variance, tau2, alpha)

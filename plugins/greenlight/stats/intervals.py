@@ -19,3 +19,8 @@ def rate_interval(events: float, trials: float, level: float = 0.95,
     z = norm.isf((1 - level) / 2)
     spread = z * math.sqrt(max(events, 0.0))
     return max(0.0, (events - spread) / trials), (events + spread) / trials
+
+
+def two_sided_z(level: float = 0.95) -> float:
+    """The standard normal quantile of a two-sided interval at ``level`` (1.96 at 95%)."""
+    return float(norm.isf((1 - level) / 2))
