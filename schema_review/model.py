@@ -223,16 +223,35 @@ class Finding(Record):
         return data
 
 
-_QUOTED = re.compile(r"('(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`)", re.DOTALL)
-_SPACE = re.compile(r"\s+")
+# Runs of plain characters are taken whole (possessive ++: the same matches as one character
+# at a time, without stepping through each).
+_QUOTED = re.compile(r"('(?:[^'\\]++|\\.|'')*'|\"(?:[^\"\\]++|\\.|\"\")*\"|`[^`]*`)",
+                     re.DOTALL)
+
+
+def _collapse_space(text: str) -> str:
+    """Each run of whitespace as one space, as a regex substitution of whitespace runs would
+    (str.split and the regex whitespace class agree on what whitespace is), by split/join."""
+    words = text.split()
+    if not words:
+        return " " if text else ""
+    joined = " ".join(words)
+    if text[0].isspace():
+        joined = " " + joined
+    if text[-1].isspace():
+        joined += " "
+    return joined
 
 
 def normalize_statement(sql: str) -> str:
     """Collapse whitespace outside quotes and drop a trailing ';' so reformatting keeps an
     approval but any real edit (a different column, type or literal) loses it."""
-    parts = _QUOTED.split(sql.strip().rstrip(";").strip())
+    text = sql.strip().rstrip(";").strip()
+    if "'" not in text and '"' not in text and "`" not in text:
+        return " ".join(text.split()).lower()
+    parts = _QUOTED.split(text)
     for i in range(0, len(parts), 2):  # even pieces are outside quotes
-        parts[i] = _SPACE.sub(" ", parts[i]).lower()
+        parts[i] = _collapse_space(parts[i]).lower()
     return "".join(parts).strip()
 
 
