@@ -85,3 +85,17 @@ def test_normalize_statement_keeps_its_keys():
         assert normalize_statement(sql) == _reference_normalize(sql), sql
     assert normalize_statement("ALTER  TABLE t\n ADD c text DEFAULT 'A  B';") == \
         "alter table t add c text default 'A  B'"
+
+
+def test_to_dict_has_every_field_in_order():
+    finding = review_texts([("m.sql", "DROP TABLE t;")], ReviewSettings("postgres")).findings[0]
+    assert list(finding.to_dict()) == [*Finding._fields, "needs_review"]
+
+
+def test_finding_key_is_sha256_of_path_and_normalized_text():
+    import hashlib
+
+    from schema_review.model import finding_key
+
+    expected = hashlib.sha256("db/m.sql\0alter table t drop column c".encode()).hexdigest()
+    assert finding_key("db/m.sql", "ALTER TABLE t\n  DROP COLUMN c;") == expected[:32]
