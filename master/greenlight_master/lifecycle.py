@@ -22,6 +22,7 @@ import git
 import requests
 from greenlight.accounts import read_password_file, set_password
 from greenlight.errors import SettingsError
+from greenlight.git.repos import commit_all_and_push, create_bare_repo
 from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
@@ -170,7 +171,7 @@ def ensure_demo_repo(settings: Settings, report: Report) -> Path | None:
     fresh = not bare.exists()
     if fresh:
         bare.parent.mkdir(parents=True, exist_ok=True)
-        git.Repo.init(bare, bare=True, initial_branch=settings["repository"]["deploy_branch"])
+        create_bare_repo(bare, settings["repository"]["deploy_branch"])
     install_server(bare, url=settings.web_url,
                    user=settings["change_hook"]["username"],
                    password_file=settings.path("change_hook", "password_file"))
@@ -186,13 +187,8 @@ def seed_repo(bare: Path, source: Path, branch: str) -> None:
         work = Path(tmp) / "seed"
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(
             "__pycache__", ".coverage*", ".venv", ".pytest_cache", "junit.xml"))
-        repo = git.Repo.init(work, initial_branch=branch)
-        with repo.config_writer() as cfg:
-            cfg.set_value("user", "name", "Greenlight Demo")
-            cfg.set_value("user", "email", "demo@greenlight.invalid")
-        repo.git.add("-A")
-        repo.index.commit("Demo shop: first version")
-        repo.git.push(str(bare), f"HEAD:refs/heads/{branch}")
+        commit_all_and_push(work, bare, branch, "Demo shop: first version",
+                            "Greenlight Demo", "demo@greenlight.invalid")
 
 
 def wait_for_web(settings: Settings, timeout: float = 60) -> None:
