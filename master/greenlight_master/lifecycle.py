@@ -18,11 +18,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
 import requests
 from greenlight.accounts import read_password_file, set_password
 from greenlight.errors import SettingsError
-from greenlight.git.repos import commit_all_and_push, create_bare_repo
+from greenlight.git import open_repo
+from greenlight.git.repos import (
+    BranchUnreadable,
+    commit_all_and_push,
+    create_bare_repo,
+    files_at_branch,
+)
 from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
@@ -224,7 +229,7 @@ def flush_spool(bare: Path | None) -> int:
         return 0
     from greenlight.push.post_receive import flush_spool as flush
 
-    delivered, _ = flush(git.Repo(bare), wait=True)
+    delivered, _ = flush(open_repo(bare, search_parent_directories=False), wait=True)
     return delivered
 
 
@@ -428,15 +433,8 @@ def check_coverage_paths(settings: Settings, report: Report) -> None:
         return
     url, branch = settings.repo_url, settings["repository"]["deploy_branch"]
     try:
-        repo = git.Repo(url)
-        files = {}
-        for name in coverage_paths.config_file_names():
-            try:
-                files[name] = repo.git.show(f"refs/heads/{branch}:{name}")
-            except git.GitCommandError:
-                continue  # not in the project
-        repo.commit(f"refs/heads/{branch}")
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError):
+        files = files_at_branch(url, branch, coverage_paths.config_file_names())
+    except BranchUnreadable:
         report.say(f"coverage paths not checked: {url} is not a repository on this machine or "
                    f"has no branch {branch} yet; shards need the project's coverage setting "
                    "relative_files = true (docs/adopt.md)")

@@ -59,3 +59,19 @@ def test_is_ancestor_command_exits_as_documented(make_repo):
              for a, d in ((first, second), (second, first), ("0" * 40, second))]
     assert codes == [0, 1, 128]
     assert set(codes) == set(IS_ANCESTOR_EXIT_CODES)
+
+
+def test_files_at_a_branch_and_what_cannot_be_read(make_repo, tmp_path):
+    from greenlight.git import BranchUnreadable, files_at_branch
+
+    work = make_repo()
+    work.write("setup.cfg", "[coverage:run]\nrelative_files = true\n")
+    work.commit("config")
+    assert files_at_branch(work.path, "main", ["setup.cfg", ".coveragerc"]) == {
+        "setup.cfg": "[coverage:run]\nrelative_files = true"}
+    with pytest.raises(BranchUnreadable):
+        files_at_branch(work.path, "no-such-branch", ["setup.cfg"])
+    with pytest.raises(BranchUnreadable):
+        files_at_branch(tmp_path / "missing", "main", ["setup.cfg"])
+    with pytest.raises(BranchUnreadable):
+        files_at_branch("https://example.invalid/repo.git", "main", ["setup.cfg"])

@@ -23,3 +23,25 @@ def commit_all_and_push(work: Path | str, remote: Path | str, branch: str, messa
     repo.git.add("-A")
     repo.index.commit(message)
     repo.git.push(str(remote), f"HEAD:refs/heads/{branch}")
+
+
+class BranchUnreadable(Exception):
+    """The path is not a repository on this machine, or has no such branch."""
+
+
+def files_at_branch(path: Path | str, branch: str, names: list[str]) -> dict[str, str]:
+    """The text of each of ``names`` at ``refs/heads/<branch>`` of the repository at ``path``,
+    leaving out the names the branch does not have; BranchUnreadable when ``path`` is not a
+    repository here or has no such branch."""
+    try:
+        repo = git.Repo(path)
+        files = {}
+        for name in names:
+            try:
+                files[name] = repo.git.show(f"refs/heads/{branch}:{name}")
+            except git.GitCommandError:
+                continue  # not in the project
+        repo.commit(f"refs/heads/{branch}")
+    except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError) as exc:
+        raise BranchUnreadable(str(exc)) from exc
+    return files
