@@ -75,3 +75,13 @@ def test_files_at_a_branch_and_what_cannot_be_read(make_repo, tmp_path):
         files_at_branch(tmp_path / "missing", "main", ["setup.cfg"])
     with pytest.raises(BranchUnreadable):
         files_at_branch("https://example.invalid/repo.git", "main", ["setup.cfg"])
+
+
+def test_remote_branch_sha_reads_the_tip_or_none(make_repo):
+    from greenlight.git import remote_branch_sha
+
+    work = make_repo()
+    tip = work.commit("one")
+    work.git("branch", "main-old")  # a ref whose name starts like the branch's
+    assert remote_branch_sha(str(work.path), "main") == tip
+    assert remote_branch_sha(str(work.path), "nothing") is None

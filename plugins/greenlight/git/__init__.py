@@ -18,13 +18,13 @@ _EXPORTS = {
     "NotARepository": "config", "write_config": "config",
     "is_ancestor_command": "commands",
     "create_bare_repo": "repos", "commit_all_and_push": "repos", "files_at_branch": "repos",
-    "BranchUnreadable": "repos",
+    "BranchUnreadable": "repos", "remote_branch_sha": "repos",
 }
 __all__ = ["BranchUnreadable", "NotARepository", "PushRange", "changed_paths",
            "commit_all_and_push", "config_flag", "config_value", "create_bare_repo", "display_path",
            "files_at_branch", "git_dir", "has_commit", "is_ancestor", "is_ancestor_command",
-           "is_null_sha", "open_repo", "push_range", "resolve_commit", "unified_diff",
-           "write_config"]
+           "is_null_sha", "open_repo", "push_range", "remote_branch_sha", "resolve_commit",
+           "unified_diff", "write_config"]
 
 
 def __getattr__(name: str):

@@ -45,3 +45,14 @@ def files_at_branch(path: Path | str, branch: str, names: list[str]) -> dict[str
     except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError) as exc:
         raise BranchUnreadable(str(exc)) from exc
     return files
+
+
+def remote_branch_sha(url: str, branch: str) -> str | None:
+    """The sha at ``refs/heads/<branch>`` of the repository at ``url`` (``git ls-remote``), or
+    None when it has no such branch."""
+    out = git.cmd.Git().ls_remote("--", url, f"refs/heads/{branch}")
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
