@@ -85,3 +85,17 @@ def test_remote_branch_sha_reads_the_tip_or_none(make_repo):
     work.git("branch", "main-old")  # a ref whose name starts like the branch's
     assert remote_branch_sha(str(work.path), "main") == tip
     assert remote_branch_sha(str(work.path), "nothing") is None
+
+
+def test_a_file_as_a_commit_holds_it(make_repo):
+    from greenlight.git.files import file_at, work_tree
+
+    work = make_repo()
+    work.write("db/0001.sql", "CREATE TABLE t (a int);\n")
+    first = work.commit("one")
+    work.write("db/0001.sql", "changed in the work tree\n")
+    repo = open_repo(work.path / "db")
+    assert file_at(repo, first, "db/0001.sql") == b"CREATE TABLE t (a int);\n"
+    with pytest.raises(KeyError):
+        file_at(repo, first, "db/missing.sql")
+    assert work_tree(repo) == work.path
