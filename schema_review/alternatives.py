@@ -9,24 +9,24 @@ import shlex
 
 from schema_review.model import Operation
 
-_ALTER_PREFIX = re.compile(r"^\s*alter\s+(?:online\s+|ignore\s+)*table\s+(?:`[^`]*`|[\w$.]+)\s*",
-                           re.IGNORECASE)
-_ALG_LOCK = re.compile(r",?\s*\b(algorithm|lock)\s*=?\s*\w+", re.IGNORECASE)
-_CREATE_INDEX = re.compile(
-    r"^\s*create\s+(unique\s+|fulltext\s+|spatial\s+)?index\s+(`[^`]*`|[\w$]+)\s+"
-    r"(?:using\s+\w+\s+)?on\s+(?:`[^`]*`|[\w$.]+)\s*(\(.*\))", re.IGNORECASE | re.DOTALL)
+# Patterns as text, compiled (and cached by re) on first use: only MySQL's online-schema-change
+# advice needs them, and a PostgreSQL run should not compile them at every start.
+_ALTER_PREFIX = r"^\s*alter\s+(?:online\s+|ignore\s+)*table\s+(?:`[^`]*`|[\w$.]+)\s*"
+_ALG_LOCK = r",?\s*\b(algorithm|lock)\s*=?\s*\w+"
+_CREATE_INDEX = (r"^\s*create\s+(unique\s+|fulltext\s+|spatial\s+)?index\s+(`[^`]*`|[\w$]+)\s+"
+                 r"(?:using\s+\w+\s+)?on\s+(?:`[^`]*`|[\w$.]+)\s*(\(.*\))")
 
 
 def alter_clause(statement: str) -> str:
     """The part gh-ost / pt-osc want: ``ADD INDEX i (a)`` from ``ALTER TABLE t ADD INDEX i (a),
     ALGORITHM=INPLACE`` or from ``CREATE INDEX i ON t (a)``."""
-    index = _CREATE_INDEX.match(statement)
+    index = re.match(_CREATE_INDEX, statement, re.IGNORECASE | re.DOTALL)
     if index:
         kind = (index.group(1) or "").strip().upper()
-        columns = _ALG_LOCK.sub("", index.group(3)).strip()
+        columns = re.sub(_ALG_LOCK, "", index.group(3), flags=re.IGNORECASE).strip()
         return f"ADD {kind + ' ' if kind else ''}INDEX {index.group(2)} {columns}".strip()
-    clause = _ALTER_PREFIX.sub("", statement, count=1)
-    return _ALG_LOCK.sub("", clause).strip().strip(",").strip()
+    clause = re.sub(_ALTER_PREFIX, "", statement, count=1, flags=re.IGNORECASE)
+    return re.sub(_ALG_LOCK, "", clause, flags=re.IGNORECASE).strip().strip(",").strip()
 
 
 def _mysql_osc(statement: str, table: str, database: str = "app") -> str:

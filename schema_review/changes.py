@@ -1,16 +1,16 @@
-"""Which migration files a push changed, and their text at a commit.  The only git code of
-schema review (gitpython)."""
+"""Which migration files a push changed, and their text at a commit: schema review's questions
+to git, asked through ``greenlight.git``."""
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-import git
 from greenlight.git import changed_paths, config_value as git_config_value, open_repo, push_range
+from greenlight.git.files import file_at, work_tree
 
 MIGRATION_SUFFIXES = (".sql",)
 
 
-def _repo(repo_dir: Path | str) -> git.Repo:
+def _repo(repo_dir: Path | str):
     return open_repo(repo_dir)
 
 
@@ -37,13 +37,11 @@ def changed_migrations(repo_dir: Path | str, base: str | None, head: str,
 
 def read_at(repo_dir: Path | str, commit: str, path: str) -> str:
     """A file's text at ``commit`` (what is pushed, not the work tree)."""
-    repo = _repo(repo_dir)
-    blob = repo.commit(commit).tree / path
-    return blob.data_stream.read().decode("utf-8", "replace")
+    return file_at(_repo(repo_dir), commit, path).decode("utf-8", "replace")
 
 
 def repo_root(repo_dir: Path | str) -> Path:
-    return Path(_repo(repo_dir).working_dir)
+    return work_tree(_repo(repo_dir))
 
 
 def config_value(repo_dir: Path | str, key: str) -> str | None:

@@ -2,7 +2,8 @@
 
 The parse tree is read as libpg_query's JSON (plain dicts) rather than pglast's Python node
 objects: the rules only look at a few fields, and building those objects would cost more than
-the rest of the review.  Every statement the rules care about is typed, including VALIDATE CONSTRAINT, USING
+the rest of the review (``pg_query.py`` calls the parser without importing pglast's Python
+side).  Every statement the rules care about is typed, including VALIDATE CONSTRAINT, USING
 INDEX, ALTER TYPE ... ADD VALUE, ENABLE ROW LEVEL SECURITY and DO bodies, so nothing safe is
 flagged as unparsed.  DO blocks and PL/pgSQL or SQL function bodies are read with
 ``parse_plpgsql``; a DO body is reviewed where it stands, a function's body where a ``CALL`` or
@@ -10,12 +11,8 @@ flagged as unparsed.  DO blocks and PL/pgSQL or SQL function bodies are read wit
 """
 from __future__ import annotations
 
-import json
-
-from pglast import parse_plpgsql
-from pglast.parser import parse_sql_json
-
 from schema_review.model import ColumnInfo, Operation, ParsedStatement
+from schema_review.pg_query import parse_plpgsql, parse_sql
 
 # Functions whose value changes per row: a DEFAULT using them makes ADD COLUMN rewrite the table.
 VOLATILE_FUNCTIONS = {"random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v1",
@@ -261,7 +258,7 @@ def _plpgsql_sql(sql: str) -> tuple[list[str], list[str]]:
 def _string_constant(expression: str) -> str | None:
     """The value of a PL/pgSQL expression that is one string literal ('…' or $$…$$)."""
     try:
-        stmts = json.loads(parse_sql_json(f"SELECT {expression}"))["stmts"]
+        stmts = parse_sql(f"SELECT {expression}")["stmts"]
         targets = stmts[0]["stmt"]["SelectStmt"]["targetList"]
         kind, body = _node(targets[0]["ResTarget"]["val"])
     except Exception:  # noqa: BLE001 - not a plain expression
@@ -425,7 +422,7 @@ def _stmt_ops(kind: str, stmt: dict, sql: str, depth: int) -> list[Operation]:
 
 def _parse_text(sql: str, depth: int) -> list[Operation]:
     try:
-        stmts = json.loads(parse_sql_json(sql)).get("stmts") or []
+        stmts = parse_sql(sql).get("stmts") or []
     except Exception as exc:  # noqa: BLE001 - pglast.parser.ParseError and friends
         message = str(exc).split("\n")[0][:160]
         return [Operation("unparsed", None, {"reason": f"PostgreSQL parser: {message}"})]

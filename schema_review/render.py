@@ -13,8 +13,9 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def render_json(report: Report) -> str:
-    # one line: json's C encoder only runs without indent (indenting tripled the CLI's CPU)
-    return json.dumps(report.to_dict()) + "\n"
+    # one line: json's C encoder only runs without indent (indenting tripled the CLI's CPU);
+    # the report is a tree built here, so the encoder need not track containers for cycles
+    return json.dumps(report.to_dict(), check_circular=False) + "\n"
 
 
 def summary_line(data: dict) -> str:

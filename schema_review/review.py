@@ -7,9 +7,7 @@ from a ``SizeSource`` handed in; nothing here prints or touches git.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from schema_review import rules_mysql, rules_postgres
+from schema_review import rules_postgres
 from schema_review.alternatives import alternative_for
 from schema_review.context import SchemaContext
 from schema_review.model import (
@@ -17,11 +15,11 @@ from schema_review.model import (
     Finding,
     Operation,
     ParsedStatement,
+    Record,
     ServerVersion,
     TableSize,
     finding_key,
 )
-from schema_review.dynamic import fold_mysql, strip_control
 from schema_review.estimate import estimate
 from schema_review.sizes import SizesFile, SizeSource
 from schema_review.split import DIALECTS, split_statements
@@ -30,15 +28,19 @@ MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full
 MAX_NESTING = 4  # EXECUTE inside a procedure inside a procedure …: deeper is not followed
 
 
-@dataclass
-class ReviewSettings:
+class ReviewSettings(Record):
     """How to judge: dialect, server version, and what counts as a large table."""
 
-    dialect: str
-    server_version: str | None = None
-    large_rows: int = 1_000_000
-    large_bytes: int = 1 << 30
-    unknown_size: str = "review"  # "review" or "safe": verdict when a table's size is unknown
+    _fields = ("dialect", "server_version", "large_rows", "large_bytes", "unknown_size")
+
+    def __init__(self, dialect: str, server_version: str | None = None,
+                 large_rows: int = 1_000_000, large_bytes: int = 1 << 30,
+                 unknown_size: str = "review"):  # or "safe": verdict when the size is unknown
+        self.dialect = dialect
+        self.server_version = server_version
+        self.large_rows = large_rows
+        self.large_bytes = large_bytes
+        self.unknown_size = unknown_size
 
     def version(self, sizes: SizeSource) -> ServerVersion:
         flavour = self.dialect
@@ -46,16 +48,20 @@ class ReviewSettings:
         return ServerVersion.parse(flavour, live or self.server_version)
 
 
-@dataclass
-class Report:
+class Report(Record):
     """Every finding of one review, safe ones included, plus the settings used."""
 
-    dialect: str
-    server_version: str
-    settings: dict
-    findings: list[Finding] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    statements: int = 0
+    _fields = ("dialect", "server_version", "settings", "findings", "files", "statements")
+
+    def __init__(self, dialect: str, server_version: str, settings: dict,
+                 findings: list[Finding] | None = None, files: list[str] | None = None,
+                 statements: int = 0):
+        self.dialect = dialect
+        self.server_version = server_version
+        self.settings = settings
+        self.findings = [] if findings is None else findings
+        self.files = [] if files is None else files
+        self.statements = statements
 
     @property
     def needs_review(self) -> list[Finding]:
@@ -100,11 +106,16 @@ class Reviewer:
             raise UsageError(f"unknown dialect {settings.dialect!r}: use one of "
                              f"{', '.join(DIALECTS)}")
         self.settings = settings
-        # each dialect imports only its own parser (sqlglot alone costs 0.2 s of CPU at start)
+        # each dialect imports only its own parser and rules (sqlglot alone costs 0.2 s of CPU
+        # at start; MySQL's rules and dynamic-SQL folding compile regexes a PostgreSQL run
+        # never uses)
         if settings.dialect == "postgres":
             from schema_review.parse_postgres import parse_postgres as parse
         else:
+            from schema_review import rules_mysql
             from schema_review.parse_mysql import parse_mysql as parse
+
+            self._rules_mysql = rules_mysql
         self._parse = parse
         self.sizes = sizes or SizeSource()
         if isinstance(self.sizes, SizesFile):
@@ -178,6 +189,8 @@ class Reviewer:
         (a list of findings), or say it cannot be read (an unparsed operation)."""
         ctx, k = self.context, op.kind
         if k == "set_variable":
+            from schema_review.dynamic import fold_mysql
+
             ctx.variables[op.get("name")] = fold_mysql(op.get("expr"), ctx.variables)
             return Operation("other", None, {"what": "SET " + op.get("name")})
         if k == "prepare":
@@ -185,6 +198,8 @@ class Reviewer:
             if source:
                 texts, origin = ctx.variables.get(source), f"from {source}"
             else:
+                from schema_review.dynamic import fold_mysql
+
                 expr = op.get("expr")
                 texts = fold_mysql(expr, ctx.variables) if expr is not None else None
                 origin = "from an expression"
@@ -229,6 +244,8 @@ class Reviewer:
     def _routine_statements(self, routine: dict) -> list[str]:
         if "statements" in routine:
             return list(routine["statements"])
+        from schema_review.dynamic import strip_control
+
         body = split_statements(routine.get("body") or "", self.settings.dialect,
                                 self.version.numbers)
         return [text for text in (strip_control(s.sql) for s in body) if text]
@@ -260,9 +277,11 @@ class Reviewer:
             elif self.settings.dialect == "postgres":
                 results.append(rules_postgres.assess_postgres(op, self.context, self.version))
             else:
-                results.append(rules_mysql.assess_mysql(op, parsed, self.context, self.version))
+                results.append(self._rules_mysql.assess_mysql(op, parsed, self.context,
+                                                              self.version))
         if self.settings.dialect != "postgres":
-            rules_mysql.apply_statement_clauses(parsed, results, self.context, self.version)
+            self._rules_mysql.apply_statement_clauses(parsed, results, self.context,
+                                                      self.version)
         key = finding_key(path, sql)
         findings = []
         for op, assessment in zip(parsed.operations, results):

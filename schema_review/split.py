@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from schema_review.model import FrozenRecord
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
 DIALECTS = ("mysql", "mariadb", "postgres")
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(FrozenRecord):
     """One statement: its code (comments removed, executable comments unwrapped) and origin."""
 
-    sql: str
-    line: int
-    path: str = ""
+    _fields = ("sql", "line", "path")
+
+    def __init__(self, sql: str, line: int, path: str = ""):
+        object.__setattr__(self, "sql", sql)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "path", path)
 
 
 _DELIMITER_LINE = re.compile(r"[ \t]*delimiter[ \t]+(\S+)[^\n]*", re.IGNORECASE)

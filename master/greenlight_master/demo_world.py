@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import git
 from greenlight.deploy import demo_hosts
 from greenlight.deploy.health import check_health
 from greenlight.deploy.hosts import DeploySettings, Host
+from greenlight.git.repos import remote_branch_sha
 from greenlight.settings import Settings
 
 TRAFFIC_PID = "traffic.pid"
@@ -52,13 +52,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def branch_head(settings: Settings) -> str | None:
     """The sha at the tip of the deploy branch of the watched repository (None: no branch)."""
-    branch = settings["repository"]["deploy_branch"]
-    out = git.cmd.Git().ls_remote("--", settings.repo_url, f"refs/heads/{branch}")
-    for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
-        if ref == f"refs/heads/{branch}":
-            return sha
-    return None
+    return remote_branch_sha(settings.repo_url, settings["repository"]["deploy_branch"])
 
 
 def first_deploy(settings: Settings, sha: str, report) -> bool:

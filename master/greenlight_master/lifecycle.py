@@ -18,10 +18,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
 import requests
 from greenlight.accounts import read_password_file, set_password
 from greenlight.errors import SettingsError
+from greenlight.git import open_repo
+from greenlight.git.repos import (
+    BranchUnreadable,
+    commit_all_and_push,
+    create_bare_repo,
+    files_at_branch,
+)
 from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
@@ -170,7 +176,7 @@ def ensure_demo_repo(settings: Settings, report: Report) -> Path | None:
     fresh = not bare.exists()
     if fresh:
         bare.parent.mkdir(parents=True, exist_ok=True)
-        git.Repo.init(bare, bare=True, initial_branch=settings["repository"]["deploy_branch"])
+        create_bare_repo(bare, settings["repository"]["deploy_branch"])
     install_server(bare, url=settings.web_url,
                    user=settings["change_hook"]["username"],
                    password_file=settings.path("change_hook", "password_file"))
@@ -186,13 +192,8 @@ def seed_repo(bare: Path, source: Path, branch: str) -> None:
         work = Path(tmp) / "seed"
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(
             "__pycache__", ".coverage*", ".venv", ".pytest_cache", "junit.xml"))
-        repo = git.Repo.init(work, initial_branch=branch)
-        with repo.config_writer() as cfg:
-            cfg.set_value("user", "name", "Greenlight Demo")
-            cfg.set_value("user", "email", "demo@greenlight.invalid")
-        repo.git.add("-A")
-        repo.index.commit("Demo shop: first version")
-        repo.git.push(str(bare), f"HEAD:refs/heads/{branch}")
+        commit_all_and_push(work, bare, branch, "Demo shop: first version",
+                            "Greenlight Demo", "demo@greenlight.invalid")
 
 
 def wait_for_web(settings: Settings, timeout: float = 60) -> None:
@@ -228,7 +229,7 @@ def flush_spool(bare: Path | None) -> int:
         return 0
     from greenlight.push.post_receive import flush_spool as flush
 
-    delivered, _ = flush(git.Repo(bare), wait=True)
+    delivered, _ = flush(open_repo(bare, search_parent_directories=False), wait=True)
     return delivered
 
 
@@ -432,15 +433,8 @@ def check_coverage_paths(settings: Settings, report: Report) -> None:
         return
     url, branch = settings.repo_url, settings["repository"]["deploy_branch"]
     try:
-        repo = git.Repo(url)
-        files = {}
-        for name in coverage_paths.config_file_names():
-            try:
-                files[name] = repo.git.show(f"refs/heads/{branch}:{name}")
-            except git.GitCommandError:
-                continue  # not in the project
-        repo.commit(f"refs/heads/{branch}")
-    except (git.NoSuchPathError, git.InvalidGitRepositoryError, git.BadName, ValueError):
+        files = files_at_branch(url, branch, coverage_paths.config_file_names())
+    except BranchUnreadable:
         report.say(f"coverage paths not checked: {url} is not a repository on this machine or "
                    f"has no branch {branch} yet; shards need the project's coverage setting "
                    "relative_files = true (docs/adopt.md)")

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-import git
+from greenlight.git import NotARepository, git_dir, write_config
 
 HOOKS_DIR = Path(__file__).resolve().parents[3] / "hooks"
 
@@ -39,26 +39,22 @@ def _install_hook(folder: Path, name: str, python: str) -> Path:
 def install_server(bare: Path, url: str, user: str, password_file: Path,
                    repository: str | None = None, project: str | None = None,
                    python: str = sys.executable, timeout: float = 3.0) -> Path:
-    repo = git.Repo(bare)
-    target = _install_hook(Path(repo.git_dir) / "hooks", "post-receive", python)
-    with repo.config_writer() as cfg:
-        cfg.set_value("greenlight", "url", url)
-        cfg.set_value("greenlight", "user", user)
-        cfg.set_value("greenlight", "passwordFile", str(Path(password_file).resolve()))
-        cfg.set_value("greenlight", "repository", repository or str(Path(repo.git_dir).resolve()))
-        cfg.set_value("greenlight", "project", project or Path(repo.git_dir).stem)
-        cfg.set_value("greenlight", "timeout", str(timeout))
+    gitdir = git_dir(bare)
+    target = _install_hook(gitdir / "hooks", "post-receive", python)
+    write_config(bare, {"greenlight": {
+        "url": url, "user": user, "passwordFile": str(Path(password_file).resolve()),
+        "repository": repository or str(gitdir.resolve()), "project": project or gitdir.stem,
+        "timeout": str(timeout)}})
     return target
 
 
 def install_client(clone: Path, python: str = sys.executable,
                    schema_dialect: str | None = None) -> Path:
-    repo = git.Repo(clone)
-    target = _install_hook(Path(repo.git_dir) / "greenlight-hooks", "pre-push", python)
-    with repo.config_writer() as cfg:
-        cfg.set_value("core", "hooksPath", str(target.parent))
-        if schema_dialect:
-            cfg.set_value("greenlight.schema", "dialect", schema_dialect)
+    target = _install_hook(git_dir(clone) / "greenlight-hooks", "pre-push", python)
+    values = {"core": {"hooksPath": str(target.parent)}}
+    if schema_dialect:
+        values["greenlight.schema"] = {"dialect": schema_dialect}
+    write_config(clone, values)
     return target
 
 
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                   args.repository, args.project, timeout=args.timeout)
         else:
             path = install_client(args.repo, schema_dialect=args.schema_dialect)
-    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError) as exc:
+    except NotARepository as exc:
         print(f"hooks/install: not a git repository: {exc}", file=sys.stderr)
         return 2
     print(f"installed {path}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from buildbot.process import buildstep, results
 
 from greenlight.git import is_null_sha
+from greenlight.git.commands import IS_ANCESTOR_EXIT_CODES, is_ancestor_command
 from greenlight.green_shas import advance_green, last_green
 
 
@@ -45,8 +46,8 @@ class _GreenStep(buildstep.ShellMixin, buildstep.BuildStep):
     async def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """A commit the checkout does not have (history rewritten since) is no ancestor."""
         cmd = await self.makeRemoteShellCommand(
-            command=["git", "merge-base", "--is-ancestor", ancestor, descendant],
-            decodeRC={0: results.SUCCESS, 1: results.SUCCESS, 128: results.SUCCESS})
+            command=is_ancestor_command(ancestor, descendant),
+            decodeRC={code: results.SUCCESS for code in IS_ANCESTOR_EXIT_CODES})
         await self.runCommand(cmd)
         return cmd.rc == 0
 
