@@ -8,7 +8,7 @@ transaction, CREATE INDEX CONCURRENTLY inside BEGIN); session settings such as
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Callable
 
 from schema_review.model import ColumnInfo, Operation
 

@@ -7,6 +7,8 @@ from a ``SizeSource`` handed in; nothing here prints or touches git.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from schema_review import rules_postgres
 from schema_review.alternatives import alternative_for
 from schema_review.context import SchemaContext
@@ -15,7 +17,6 @@ from schema_review.model import (
     Finding,
     Operation,
     ParsedStatement,
-    Record,
     ServerVersion,
     TableSize,
     finding_key,
@@ -28,19 +29,15 @@ MAX_STATEMENT_CHARS = 2000  # statements are shortened to this in findings (full
 MAX_NESTING = 4  # EXECUTE inside a procedure inside a procedure …: deeper is not followed
 
 
-class ReviewSettings(Record):
+@dataclass
+class ReviewSettings:
     """How to judge: dialect, server version, and what counts as a large table."""
 
-    _fields = ("dialect", "server_version", "large_rows", "large_bytes", "unknown_size")
-
-    def __init__(self, dialect: str, server_version: str | None = None,
-                 large_rows: int = 1_000_000, large_bytes: int = 1 << 30,
-                 unknown_size: str = "review"):  # or "safe": verdict when the size is unknown
-        self.dialect = dialect
-        self.server_version = server_version
-        self.large_rows = large_rows
-        self.large_bytes = large_bytes
-        self.unknown_size = unknown_size
+    dialect: str
+    server_version: str | None = None
+    large_rows: int = 1_000_000
+    large_bytes: int = 1 << 30
+    unknown_size: str = "review"  # "review" or "safe": verdict when a table's size is unknown
 
     def version(self, sizes: SizeSource) -> ServerVersion:
         flavour = self.dialect
@@ -48,20 +45,16 @@ class ReviewSettings(Record):
         return ServerVersion.parse(flavour, live or self.server_version)
 
 
-class Report(Record):
+@dataclass
+class Report:
     """Every finding of one review, safe ones included, plus the settings used."""
 
-    _fields = ("dialect", "server_version", "settings", "findings", "files", "statements")
-
-    def __init__(self, dialect: str, server_version: str, settings: dict,
-                 findings: list[Finding] | None = None, files: list[str] | None = None,
-                 statements: int = 0):
-        self.dialect = dialect
-        self.server_version = server_version
-        self.settings = settings
-        self.findings = [] if findings is None else findings
-        self.files = [] if files is None else files
-        self.statements = statements
+    dialect: str
+    server_version: str
+    settings: dict
+    findings: list[Finding] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    statements: int = 0
 
     @property
     def needs_review(self) -> list[Finding]:

@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-from schema_review.model import FrozenRecord
+from dataclasses import dataclass
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
 DIALECTS = ("mysql", "mariadb", "postgres")
 
 
-class Statement(FrozenRecord):
+@dataclass(frozen=True)
+class Statement:
     """One statement: its code (comments removed, executable comments unwrapped) and origin."""
 
-    _fields = ("sql", "line", "path")
-
-    def __init__(self, sql: str, line: int, path: str = ""):
-        object.__setattr__(self, "sql", sql)
-        object.__setattr__(self, "line", line)
-        object.__setattr__(self, "path", path)
+    sql: str
+    line: int
+    path: str = ""
 
 
 _DELIMITER_LINE = re.compile(r"[ \t]*delimiter[ \t]+(\S+)[^\n]*", re.IGNORECASE)

@@ -8,6 +8,8 @@ an unapproved finding remains.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 from buildbot.process import results
 from schema_review.model import Finding
 from schema_review.render import render_text
@@ -50,7 +52,8 @@ def summary_of(report: dict) -> str:
 def engine_report(report: dict) -> Report:
     """The engine's Report again from its JSON contract, so the text log is the engine's own
     rendering (``schema_review.render.render_text``), the same text the CLI prints."""
-    findings = [Finding.from_dict(f) for f in report["findings"]]
+    names = {f.name for f in fields(Finding)}
+    findings = [Finding(**{k: v for k, v in f.items() if k in names}) for f in report["findings"]]
     return Report(report["dialect"], report["server_version"], report["settings"], findings,
                   list(report["files"]), report["summary"]["statements"])
 
