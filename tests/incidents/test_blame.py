@@ -1,0 +1,62 @@
+"""The report's blame: the walk runs without -C (cheap), -C is asked of the commit it names only,
+and the answer is the one a whole-file ``git blame -w -M -C`` gives."""
+from __future__ import annotations
+
+from greenlight.git.history import GitHistory
+
+BODY = ("def discount(order):\n"
+        "    rate = order.coupon.rate if order.coupon else None\n"
+        "    return order.total * (1 - rate)  # None when there is no coupon\n")
+HELPERS = "\n".join(f"def helper_{n}(x):\n    return x + {n}\n" for n in range(8))
+
+
+def test_code_moved_across_two_files_is_blamed_on_its_author_as_whole_file_minus_c_says(
+        make_repo):
+    repo = make_repo("shop")
+    repo.write("app/a.py", HELPERS)
+    repo.write("app/b.py", "B = 1\n")
+    repo.write("app/c.py", "C = 1\n")
+    repo.commit("base")
+    repo.write("app/a.py", HELPERS + "\n" + BODY)
+    author = repo.commit("discounts", author="Bob <bob@x>")
+    repo.write("app/other.py", "X = 1\n")
+    repo.commit("unrelated")
+    repo.write("app/a.py", HELPERS)                    # a.py -> b.py, reindented into a class
+    repo.write("app/b.py", "B = 1\n\n\nclass Pricing:\n"
+               + "".join(f"    {line}\n" for line in BODY.splitlines()))
+    repo.commit("move to b", author="Mo <mo@x>")
+    repo.write("app/b.py", "B = 1\n")                  # b.py -> c.py, at the end of the file
+    repo.write("app/c.py", "C = 1\n\n\nclass Pricing:\n"
+               + "".join(f"    {line}\n" for line in BODY.splitlines()))
+    last_move = repo.commit("move to c", author="Ann <ann@x>")
+    line = 7                                           # "        return order.total ..."
+    assert "return order.total" in repo.path.joinpath("app/c.py").read_text().splitlines()[6]
+
+    history = GitHistory(repo.path)
+    without_copies = history._blame(last_move, "app/c.py", copies=False)
+    assert without_copies[line].commit == last_move    # the walk alone names the mover
+    found = history.blame_lines(last_move, "app/c.py", [line, 1])
+    whole = GitHistory(repo.path).blame_file(last_move, "app/c.py")
+    assert found[line].commit == whole[line].commit == author
+    assert found[line].orig_path == whole[line].orig_path == "app/a.py"
+    assert found[line].path == "app/c.py" and found[line].line == line
+    assert "return order.total" in found[line].text
+    assert found[1].commit == whole[1].commit          # an untouched line: the base commit
+
+
+def test_a_line_older_than_the_bound_is_left_out_even_after_a_move(make_repo):
+    repo = make_repo("shop")
+    repo.write("app/a.py", HELPERS + "\n" + BODY)
+    repo.write("app/b.py", "B = 1\n")
+    old = repo.commit("base with the bug")
+    repo.write("app/x.py", "X = 1\n")
+    bound = repo.commit("the ledger starts here")
+    repo.write("app/a.py", HELPERS)
+    repo.write("app/b.py", "B = 1\n\n\n" + BODY)
+    mover = repo.commit("move to b")
+    history = GitHistory(repo.path)
+    assert old != bound
+    line = 6                                           # "    return order.total ..."
+    assert history._blame(mover, "app/b.py", bound, copies=False)[line].commit == mover
+    assert line not in history.blame_lines(mover, "app/b.py", [line], since=bound)
+    assert history.blame_lines(mover, "app/b.py", [line])[line].commit == old
