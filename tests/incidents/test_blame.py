@@ -33,7 +33,7 @@ def test_code_moved_across_two_files_is_blamed_on_its_author_as_whole_file_minus
     assert "return order.total" in repo.path.joinpath("app/c.py").read_text().splitlines()[6]
 
     history = GitHistory(repo.path)
-    without_copies = history._blame(last_move, "app/c.py", copies=False)
+    without_copies, _ = history._blame(last_move, "app/c.py", copies=False)
     assert without_copies[line].commit == last_move    # the walk alone names the mover
     found = history.blame_lines(last_move, "app/c.py", [line, 1])
     whole = GitHistory(repo.path).blame_file(last_move, "app/c.py")
@@ -57,6 +57,30 @@ def test_a_line_older_than_the_bound_is_left_out_even_after_a_move(make_repo):
     history = GitHistory(repo.path)
     assert old != bound
     line = 6                                           # "    return order.total ..."
-    assert history._blame(mover, "app/b.py", bound, copies=False)[line].commit == mover
+    assert history._blame(mover, "app/b.py", bound, copies=False)[0][line].commit == mover
     assert line not in history.blame_lines(mover, "app/b.py", [line], since=bound)
     assert history.blame_lines(mover, "app/b.py", [line])[line].commit == old
+
+
+def test_a_merge_that_keeps_the_branch_side_of_a_line_hands_it_to_the_fork_point(make_repo):
+    lines = [f"value_{n} = {n}\n" for n in range(1, 21)]
+    repo = make_repo("shop")
+    repo.write("app/logic.py", "".join(lines))
+    fork = repo.commit("base", author="Ada <ada@x>")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.write("app/logic.py", "".join(lines[:15] + ["value_16 = 'feature'\n"] + lines[16:]))
+    feature = repo.commit("feature", author="Fay <fay@x>")
+    repo.git("checkout", "-q", "main")
+    repo.write("app/logic.py", "".join(lines[:9] + ["value_10 = 'main'\n"] + lines[10:]))
+    mainline = repo.commit("main changes line 10", author="Max <max@x>")
+    repo.git("merge", "-q", "--no-ff", "--no-commit", "feature")
+    # The merge resolves line 10 back to the fork point's text (the branch's side).
+    repo.write("app/logic.py", "".join(lines[:15] + ["value_16 = 'feature'\n"] + lines[16:]))
+    merge = repo.commit("Merge feature, keeping its line 10")
+    history = GitHistory(repo.path)
+    found = history.blame_lines(merge, "app/logic.py", [10, 16, 3])
+    whole = GitHistory(repo.path).blame_file(merge, "app/logic.py")
+    assert mainline not in {hit.commit for hit in found.values()}
+    assert found[10].commit == whole[10].commit == fork     # not lost at the branch's edge
+    assert found[16].commit == whole[16].commit == feature
+    assert found[3].commit == whole[3].commit == fork

@@ -163,12 +163,12 @@ def parse_log(text: str) -> list[CommitInfo]:
 
 
 def parse_blame(text: str, at_sha: str, path: str, keep_boundary: bool = False,
-                ) -> dict[int, BlamedLine]:
+                boundaries: set[int] | None = None) -> dict[int, BlamedLine]:
     """Parse ``git blame --line-porcelain`` output into final line -> who last changed it.
 
     Lines attributed to the boundary of a bounded blame (``^since``) are left out: no commit
     after the boundary touched them (``keep_boundary`` keeps them, attributed to the boundary
-    commit, at their line in it).
+    commit, at their line in it, and adds their final line numbers to ``boundaries``).
     """
     result: dict[int, BlamedLine] = {}
     header: list[str] | None = None
@@ -197,8 +197,54 @@ def parse_blame(text: str, at_sha: str, path: str, keep_boundary: bool = False,
                                            commit=header[0], orig_path=orig_path,
                                            orig_line=int(header[1]), text=line[1:],
                                            committed_at=committed)
+                if boundary and boundaries is not None:
+                    boundaries.add(final)
             header = None
     return result
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One commit of a file's first-parent history: its -U0 hunks, (old start, old count, new
+    start, new count), against the first parent."""
+
+    sha: str
+    parents: tuple[str, ...]
+    committed_at: datetime
+    hunks: tuple[tuple[int, int, int, int], ...]
+
+
+def parse_file_log(text: str) -> list[FileChange]:
+    """Parse ``git log --format=%x1e%H %ct %P -p -U0 -- path`` into changes, newest first."""
+    changes = []
+    for record in text.split(_RECORD)[1:]:
+        head, _, diff = record.partition("\n")
+        sha, at, *parents = head.split()
+        hunks = []
+        for line in diff.splitlines():
+            if line.startswith("@@ "):
+                hunk = _HUNK.match(line)
+                if hunk:
+                    hunks.append((int(hunk["ostart"]),
+                                  1 if hunk["ocount"] is None else int(hunk["ocount"]),
+                                  int(hunk["start"]),
+                                  1 if hunk["count"] is None else int(hunk["count"])))
+        changes.append(FileChange(sha=sha, parents=tuple(parents), hunks=tuple(hunks),
+                                  committed_at=datetime.fromtimestamp(int(at), tz=timezone.utc)))
+    return changes
+
+
+def follow_line(change: FileChange, line: int) -> int | None:
+    """Where ``line`` of the file after ``change`` was before it; None when ``change`` wrote it."""
+    shift = 0
+    for _, old_count, new_start, new_count in change.hunks:
+        if new_count and new_start <= line < new_start + new_count:
+            return None
+        if line >= new_start + max(new_count, 1):       # the hunk lies before the line
+            shift += old_count - new_count
+        else:
+            break
+    return line + shift
 
 
 def parse_ignore_revs(text: str) -> list[str]:
@@ -269,7 +315,8 @@ class GitHistory:
         self._git = self.repo.git
         self._extra_ignore = [r.strip().lower() for r in ignore_revs if r.strip()]
         self._files: dict[str, list[str]] = {}
-        self._blames: dict[tuple[str, str, str | None, bool, bool], dict[int, BlamedLine]] = {}
+        self._blames: dict[tuple, tuple[dict[int, BlamedLine], set[int]]] = {}
+        self._histories: dict[tuple[str, str, str | None], list[FileChange]] = {}
         self._ranges: dict[tuple[str | None, str, int], list[CommitInfo]] = {}
         self._ancestry: dict[tuple[str, str], bool] = {}
         self._known: dict[str, bool] = {}
@@ -371,71 +418,120 @@ class GitHistory:
         With ``since`` (a commit), lines already there at ``since`` are left out and git stops
         walking history there: on a long history that is most of a whole-file blame's time.
         """
-        return self._blame(sha, path, since, copies=True)
+        return self._blame(sha, path, since, copies=True)[0]
 
     def _blame(self, sha: str, path: str, since: str | None = None, *, copies: bool,
-               only_commit: bool = False) -> dict[int, BlamedLine]:
-        """One ``git blame --line-porcelain -w -M [-C]`` of the whole file, cached.
+               only_commit: bool = False, exclude: str | None = None,
+               ignore: tuple[str, ...] | None = None,
+               ) -> tuple[dict[int, BlamedLine], set[int]]:
+        """One ``git blame --line-porcelain -w -M [-C]`` of the whole file, cached, and the
+        lines it left at a boundary.
 
-        ``only_commit`` blames ``sha`` against its parents alone (``sha ^sha^@``): lines it did
-        not write are kept, attributed to the parent they came from (another path and line when
-        it moved or copied them).
+        ``only_commit`` blames ``sha`` against its parents alone (``sha ^sha^@``), ``exclude``
+        stops at that commit too (``^exclude``, a merge's first parent): lines ``sha`` (or the
+        branch it merged) did not write are kept, attributed to the boundary commit they came
+        from, at their path and line there (another file when they were moved or copied).
         """
-        key = (sha, path, since, copies, only_commit)
+        ignore = tuple(self.ignore_revs(sha) if ignore is None else ignore)
+        key = (sha, path, since, copies, only_commit, exclude, ignore)
         if key not in self._blames:
-            ignore = [arg for rev in self.ignore_revs(sha) for arg in ("--ignore-rev", rev)]
-            bound = [f"^{sha}^@"] if only_commit else [f"^{since}"] if since else []
+            flags = [arg for rev in ignore for arg in ("--ignore-rev", rev)]
+            bound = ([f"^{sha}^@"] if only_commit else []) + (
+                [f"^{exclude}"] if exclude else []) + ([f"^{since}"] if since else [])
+            keep = only_commit or bool(exclude)
             try:
                 out = self._git.execute(
                     ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root",
-                     "-w", "-M", *(["-C"] if copies else []), *ignore, sha, *bound, "--", path],
+                     "-w", "-M", *(["-C"] if copies else []), *flags, sha, *bound, "--", path],
                     stdout_as_string=True, strip_newline_in_stdout=False)
             except git.GitCommandError as exc:
                 if "no such path" in str(exc.stderr):
-                    self._blames[key] = {}
-                    return {}
+                    self._blames[key] = ({}, set())
+                    return self._blames[key]
                 raise GreenlightError(f"{self.path}: git blame {path} at {sha[:12]} failed: "
                                       f"{str(exc.stderr).strip()[:500]}") from exc
-            self._blames[key] = parse_blame(out, sha, path, keep_boundary=only_commit)
+            boundaries: set[int] = set()
+            self._blames[key] = (parse_blame(out, sha, path, keep_boundary=keep,
+                                             boundaries=boundaries), boundaries)
         return self._blames[key]
+
+    def file_history(self, sha: str, path: str, since: str | None = None) -> list[FileChange]:
+        """The first-parent commits that changed ``path`` up to ``sha`` (after ``since``),
+        newest first, with their -U0 hunks ignoring whitespace; a merge's hunks are against
+        its first parent. One ``git log`` whose walk git's changed-path Bloom filters make
+        cheap, where ``blame`` with ``-C`` reads every commit's tree."""
+        key = (sha, path, since)
+        if key not in self._histories:
+            bound = [f"^{since}"] if since else []
+            out = self._run("log", "--first-parent", "--diff-merges=first-parent", "-p", "-U0",
+                            "-w", "--no-renames", "--no-color", "--no-ext-diff",
+                            "--format=%x1e%H %ct %P", sha, *bound, "--", path,
+                            what=f"log {path} at {sha[:12]}")
+            self._histories[key] = parse_file_log(out)
+        return self._histories[key]
 
     def blame_lines(self, sha: str, path: str, lines: Iterable[int],
                     since: str | None = None) -> dict[int, BlamedLine]:
-        """Who last changed each of ``lines`` (lines past the end are dropped): the answer of
+        """Who last changed each of ``lines`` of ``path`` at ``sha`` (lines past the end are
+        dropped; with ``since``, lines already there at ``since`` too): the answer of
         ``git blame -w -M -C`` of the whole file, at a fraction of its cost on a long history.
 
-        ``-C`` makes git read every commit's tree (its changed-path Bloom filters only help
-        when no other file is searched), so a whole-file ``-C`` blame over 30,000 commits
-        costs seconds. The walk is done with ``-w -M`` instead, and ``-C`` is asked only of the
-        commit that walk names, against its parents alone (one commit, milliseconds): when
-        that commit moved or copied the line from another file, the walk goes on from there.
+        A whole-file ``-C`` blame makes git read every commit's tree (the changed-path Bloom
+        filters only help when no other file is searched): seconds per file over 30,000
+        commits. Instead each line is followed back through the file's first-parent history
+        (``file_history``) to the commit that changed it; a merge hands it to the branch it
+        merged (``git blame`` of the merge down to its first parent: a short walk); and that
+        commit is asked alone, with ``-M -C`` against its parents, whether it wrote the line
+        or moved or copied it from another place — then the line is followed from there.
         """
-        whole = self._blame(sha, path, since, copies=False)
+        text = self.file_at(sha, path)
+        if text is None:
+            return {}
+        source = text.splitlines()
+        ignore = tuple(self.ignore_revs(sha))
         found = {}
         for n in lines:
-            hit = whole.get(n)
-            origin = self._origin(hit, since) if hit else None
+            if not 1 <= n <= len(source):
+                continue
+            origin = self._follow(sha, path, n, since, ignore)
             if origin is not None:
                 found[n] = BlamedLine(at_sha=sha, path=path, line=n, commit=origin.commit,
                                       orig_path=origin.orig_path, orig_line=origin.orig_line,
-                                      text=hit.text, committed_at=origin.committed_at)
+                                      text=source[n - 1], committed_at=origin.committed_at)
         return found
 
-    def _origin(self, hit: BlamedLine, since: str | None, hops: int = 8) -> BlamedLine | None:
-        """Follow a line blamed without ``-C`` through copies from other files: the commit
-        that wrote it as ``-C`` sees it (None when it is older than ``since``)."""
-        for _ in range(hops):
-            check = self._blame(hit.commit, hit.orig_path, copies=True,
-                                only_commit=True).get(hit.orig_line)
-            if check is None or check.commit == hit.commit:
+    def _follow(self, sha: str, path: str, line: int, since: str | None,
+                ignore: tuple[str, ...], hops: int = 8) -> BlamedLine | None:
+        """The commit that wrote ``path:line`` as of ``sha`` (None: before ``since``)."""
+        for change in self.file_history(sha, path, since):
+            before = follow_line(change, line)
+            if before is not None:
+                line = before
+                continue
+            if len(change.parents) > 1:          # a merge: ask blame over the merged branch
+                hits, edge = self._blame(change.sha, path, since, copies=False,
+                                         exclude=change.parents[0], ignore=ignore)
+                hit = hits.get(line)
+                if hit is None:
+                    return None
+                if line in edge:     # from the first parent's history, or before `since`
+                    if hops <= 0 or (since and self.is_ancestor(hit.commit, since)):
+                        return None
+                    return self._follow(hit.commit, hit.orig_path, hit.orig_line, since,
+                                        ignore, hops - 1)
+            else:
+                hit = BlamedLine(at_sha=change.sha, path=path, line=line, commit=change.sha,
+                                 orig_path=path, orig_line=line,
+                                 committed_at=change.committed_at)
+            # Did that commit write the line, or move or copy it (-M -C) from elsewhere?
+            hits, edge = self._blame(hit.commit, hit.orig_path, copies=True, only_commit=True,
+                                     ignore=ignore)
+            check = hits.get(hit.orig_line)
+            if check is None or check.commit == hit.commit or hops <= 0:
                 return hit
-            # Moved or copied by hit.commit from check.orig_path:check.orig_line of a parent.
-            earlier = self._blame(check.commit, check.orig_path, since,
-                                  copies=False).get(check.orig_line)
-            if earlier is None:
-                return None
-            hit = earlier
-        return hit
+            return self._follow(check.commit, check.orig_path, check.orig_line, since, ignore,
+                                hops - 1)
+        return None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True when ``ancestor`` is reachable from ``descendant`` (a commit is its own)."""
