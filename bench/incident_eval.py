@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from greenlight.deploy.ledger import Ledger, deploys  # noqa: E402
-from greenlight.git.history import GitHistory  # noqa: E402
+from greenlight.git.history import GitHistory, forget_shared_answers  # noqa: E402
 from greenlight.incidents.attribution import attribute  # noqa: E402
 from greenlight.incidents.build import build_report  # noqa: E402
 from greenlight.incidents.correlate import Weights  # noqa: E402
@@ -303,8 +303,21 @@ def trace(case: Case, shape: int, package: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _features(report) -> list[dict]:
+    """Each suspect's evidence in short (for --json): to study a ranking rule offline."""
+    return [{"deploy": s.deploy.id, "sha": s.commit.sha[:12], "tier": s.tier,
+             "score": round(s.score, 2),
+             "lines": [[e.frame.depth, round(e.points, 2)] for e in s.evidence
+                       if e.kind == "blamed_line"],
+             "other": round(sum(e.points for e in s.evidence if e.kind != "blamed_line"), 2),
+             "age_days": round((report.incident.started_at - s.deploy.live_from)
+                               .total_seconds() / 86400, 2)}
+            for s in report.suspects[:8]]
+
+
 def rank_greenlight(corpus: Corpus, case: Case, text: str, weights: Weights | None = None,
-                    ) -> tuple[list[int], float, float]:
+                    features: list | None = None) -> tuple[list[int], float, float]:
+    forget_shared_answers()             # each report timed with nothing cached
     before_self = time.process_time()
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
@@ -317,6 +330,8 @@ def rank_greenlight(corpus: Corpus, case: Case, text: str, weights: Weights | No
     cpu = (time.process_time() - before_self
            + after_children.ru_utime - before_children.ru_utime
            + after_children.ru_stime - before_children.ru_stime)
+    if features is not None:
+        features.extend(_features(report))
     return list(dict.fromkeys(s.deploy.id for s in report.suspects)), wall, cpu
 
 
@@ -372,8 +387,10 @@ def grid(args: argparse.Namespace) -> int:
         package = Path(args.repos[0]).parent.name.split("+")[-1]
         print(f"# {args.repos[0]}: {len(cases)} incidents")
         for decay in args.decays:
-            for strength, cap in [(s, c) for s in args.strengths for c in args.caps]:
-                weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap)
+            for strength, cap, margin in [(s, c, m) for s in args.strengths for c in args.caps
+                                          for m in args.margins]:
+                weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap,
+                                  innermost_margin=margin)
                 tops = []
                 for shape in (1, 2):
                     hits = 0
@@ -382,7 +399,8 @@ def grid(args: argparse.Namespace) -> int:
                                                      weights)
                         hits += bool(ours) and ours[0] == case.answer
                     tops.append(f"{100 * hits / len(cases):.0f}%")
-                print(f"depth decay {decay}, age strength {strength}, owned cap {cap}: "
+                print(f"depth decay {decay}, age strength {strength}, owned cap {cap}, "
+                      f"innermost margin {margin}: "
                       f"top-1 shape 1 {tops[0]}, "
                       f"shape 2 {tops[1]}", flush=True)
     return 0
@@ -403,6 +421,8 @@ def main() -> int:
                         default=[0.5, 1.0, 2.0], help="age strengths for --grid")
     parser.add_argument("--caps", type=lambda s: [float(x) for x in s.split(",")],
                         default=[1.0], help="caps on a commit's trace lines for --grid")
+    parser.add_argument("--margins", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[0.0], help="innermost margins for --grid")
     args = parser.parse_args()
     if args.grid:
         return grid(args)
@@ -421,9 +441,12 @@ def main() -> int:
             package = Path(path).parent.name.split("+")[-1]
             for case in cases:
                 row = {"repo": path, "fix": case.fix, "culprit": case.culprit,
-                       "answer": case.answer, "live": case.live, "age_days": case.age_days}
+                       "answer": case.answer, "live": case.live, "age_days": case.age_days,
+                       "frames": case.frames, "extra": case.extra}
                 for shape in (1, 2):
-                    ours, wall, cpu = rank_greenlight(corpus, case, trace(case, shape, package))
+                    row[f"shape{shape}_suspects"] = found = []
+                    ours, wall, cpu = rank_greenlight(corpus, case, trace(case, shape, package),
+                                                      features=found)
                     walls.append(wall)
                     cpus.append(cpu)
                     for i, ranking in enumerate([ours] + baselines(corpus, case, shape)):

@@ -2,6 +2,8 @@
 and the answer is the one a whole-file ``git blame -w -M -C`` gives."""
 from __future__ import annotations
 
+import pytest
+
 from greenlight.git.history import GitHistory
 
 BODY = ("def discount(order):\n"
@@ -84,3 +86,28 @@ def test_a_merge_that_keeps_the_branch_side_of_a_line_hands_it_to_the_fork_point
     assert found[10].commit == whole[10].commit == fork     # not lost at the branch's edge
     assert found[16].commit == whole[16].commit == feature
     assert found[3].commit == whole[3].commit == fork
+
+
+def test_answers_at_full_shas_are_shared_by_the_next_history_of_the_repository(make_repo):
+    repo = make_repo("shop")
+    repo.write("app/a.py", HELPERS + "\n" + BODY)
+    sha = repo.commit("base")
+    first = GitHistory(repo.path).blame_lines(sha, "app/a.py", [18])
+    assert first[18].commit == sha
+
+    class NoGit:
+        def execute(self, *args, **kwargs):
+            raise AssertionError("git ran again for an answer already known")
+
+    text_reader = GitHistory(repo.path).file_at       # the line's text is read each time
+    again = GitHistory(repo.path)
+    again._git = NoGit()
+    again.file_at = text_reader
+    again.ignore_revs = lambda at: []
+    assert again.blame_lines(sha, "app/a.py", [18]) == first
+    by_name = GitHistory(repo.path)                    # a branch name moves: not shared
+    by_name._git = NoGit()
+    by_name.ignore_revs = lambda at: []
+    by_name.file_at = text_reader
+    with pytest.raises(AssertionError, match="git ran again"):
+        by_name.blame_lines("main", "app/a.py", [18])

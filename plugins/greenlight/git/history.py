@@ -12,10 +12,12 @@ import codecs
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import git
 
@@ -286,6 +288,54 @@ def _funcname_attributes() -> str:
     return _attributes_file
 
 
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_SHARED: dict[tuple[str, str], OrderedDict] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+class _Answers:
+    """A cache of one kind of answer (blame, file history...) that lives as long as the process
+    for the repository when the question names full shas (its answer never changes: a page view
+    opens a new ``GitHistory`` and gets it at once), else as long as the ``GitHistory``."""
+
+    def __init__(self, git_dir: str, kind: str, size: int, revs: Callable[[Any], tuple]):
+        with _SHARED_LOCK:
+            self._shared = _SHARED.setdefault((git_dir, kind), OrderedDict())
+        self._size, self._revs = size, revs
+        self._local: dict = {}
+
+    def _home(self, key: Any) -> dict:
+        fixed = all(r is None or _FULL_SHA.match(r) for r in self._revs(key))
+        return self._shared if fixed else self._local
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._home(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        home = self._home(key)
+        with _SHARED_LOCK:
+            value = home[key]
+            if home is self._shared:
+                home.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        home = self._home(key)
+        with _SHARED_LOCK:
+            home[key] = value
+            if home is self._shared:
+                home.move_to_end(key)
+                while len(home) > self._size:
+                    home.popitem(last=False)
+
+
+def forget_shared_answers() -> None:
+    """Empty the process-wide caches (benchmarks time a report with nothing cached)."""
+    with _SHARED_LOCK:
+        for answers in _SHARED.values():
+            answers.clear()
+
+
 @dataclass(frozen=True)
 class RefPoint:
     """A commit of a branch's first-parent line or a tag, with the time it stands for."""
@@ -314,11 +364,12 @@ class GitHistory:
         self.repo.git.update_environment(GIT_DIR=str(Path(self.repo.git_dir).resolve()))
         self._git = self.repo.git
         self._extra_ignore = [r.strip().lower() for r in ignore_revs if r.strip()]
-        self._files: dict[str, list[str]] = {}
-        self._blames: dict[tuple, tuple[dict[int, BlamedLine], set[int]]] = {}
-        self._histories: dict[tuple[str, str, str | None], list[FileChange]] = {}
-        self._ranges: dict[tuple[str | None, str, int], list[CommitInfo]] = {}
-        self._ancestry: dict[tuple[str, str], bool] = {}
+        where = str(Path(self.repo.git_dir).resolve())
+        self._files = _Answers(where, "files", 64, lambda key: (key,))
+        self._blames = _Answers(where, "blames", 512, lambda key: (key[0], key[2], key[5]))
+        self._histories = _Answers(where, "histories", 4096, lambda key: (key[0], key[2]))
+        self._ranges = _Answers(where, "ranges", 2048, lambda key: key[:2])
+        self._ancestry = _Answers(where, "ancestry", 65536, lambda key: key)
         self._known: dict[str, bool] = {}
         self._ignored: dict[str, list[str]] = {}
 
@@ -447,7 +498,7 @@ class GitHistory:
             except git.GitCommandError as exc:
                 if "no such path" in str(exc.stderr):
                     self._blames[key] = ({}, set())
-                    return self._blames[key]
+                    return {}, set()
                 raise GreenlightError(f"{self.path}: git blame {path} at {sha[:12]} failed: "
                                       f"{str(exc.stderr).strip()[:500]}") from exc
             boundaries: set[int] = set()
