@@ -387,10 +387,10 @@ def grid(args: argparse.Namespace) -> int:
         package = Path(args.repos[0]).parent.name.split("+")[-1]
         print(f"# {args.repos[0]}: {len(cases)} incidents")
         for decay in args.decays:
-            for strength, cap, margin in [(s, c, m) for s in args.strengths for c in args.caps
-                                          for m in args.margins]:
+            for strength, cap, further in [(s, c, m) for s in args.strengths for c in args.caps
+                                          for m in args.further]:
                 weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap,
-                                  innermost_margin=margin)
+                                  further_frames=further)
                 tops = []
                 for shape in (1, 2):
                     hits = 0
@@ -400,7 +400,7 @@ def grid(args: argparse.Namespace) -> int:
                         hits += bool(ours) and ours[0] == case.answer
                     tops.append(f"{100 * hits / len(cases):.0f}%")
                 print(f"depth decay {decay}, age strength {strength}, owned cap {cap}, "
-                      f"innermost margin {margin}: "
+                      f"further frames {further}: "
                       f"top-1 shape 1 {tops[0]}, "
                       f"shape 2 {tops[1]}", flush=True)
     return 0
@@ -421,8 +421,8 @@ def main() -> int:
                         default=[0.5, 1.0, 2.0], help="age strengths for --grid")
     parser.add_argument("--caps", type=lambda s: [float(x) for x in s.split(",")],
                         default=[1.0], help="caps on a commit's trace lines for --grid")
-    parser.add_argument("--margins", type=lambda s: [float(x) for x in s.split(",")],
-                        default=[0.0], help="innermost margins for --grid")
+    parser.add_argument("--further", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[1.0], help="weights of a commit's further frames for --grid")
     args = parser.parse_args()
     if args.grid:
         return grid(args)
