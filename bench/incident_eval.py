@@ -362,6 +362,21 @@ def _top(ranks: list[int | None], k: int) -> str:
     return f"{100 * hits / len(ranks):.0f}%" if ranks else "-"
 
 
+def per_repo_tables(rows: list[dict]) -> None:
+    """Top-1/3/5 of every ranking and shape, one table per repository (hits out of its cases)."""
+    for repo in dict.fromkeys(r["repo"] for r in rows):
+        mine = [r for r in rows if r["repo"] == repo]
+        print(f"\n{repo} ({len(mine)} incidents): hits top-1 / top-3 / top-5\n\n"
+              f"| ranking | shape 1 | shape 2 |\n|---|---|---|")
+        for i, name in enumerate(RANKINGS):
+            cells = []
+            for shape in (1, 2):
+                got = [r.get(f"shape{shape}_{i}") for r in mine]
+                cells.append(" / ".join(str(sum(1 for g in got if g is not None and g < k))
+                                        for k in (1, 3, 5)))
+            print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
 def import_figure(count: int = 10_000) -> tuple[float, float, int]:
     """Seconds (wall, CPU) to parse and import ``count`` JSON-lines deploys into a fresh SQLite
     ledger."""
@@ -423,7 +438,12 @@ def main() -> int:
                         default=[1.0], help="caps on a commit's trace lines for --grid")
     parser.add_argument("--further", type=lambda s: [float(x) for x in s.split(",")],
                         default=[1.0], help="weights of a commit's further frames for --grid")
+    parser.add_argument("--tables-from", metavar="JSON",
+                        help="only print the per-repository tables of a --json file")
     args = parser.parse_args()
+    if args.tables_from:
+        per_repo_tables(json.loads(Path(args.tables_from).read_text()))
+        return 0
     if args.grid:
         return grid(args)
     rng = random.Random(args.seed)
@@ -465,6 +485,7 @@ def main() -> int:
         for i, name in enumerate(RANKINGS):
             got = ranks.get((shape, i), [])
             print(f"| {name} | {_top(got, 1)} | {_top(got, 3)} | {_top(got, 5)} |")
+    per_repo_tables(rows)
     walls.sort()
     cpus.sort()
     print(f"\nGreenlight report time over {len(walls)} reports: wall median "
