@@ -364,11 +364,13 @@ class GitHistory:
         self.repo.git.update_environment(GIT_DIR=str(Path(self.repo.git_dir).resolve()))
         self._git = self.repo.git
         self._extra_ignore = [r.strip().lower() for r in ignore_revs if r.strip()]
+        # Bounded per repository (least recently used first out): a tree listing and a
+        # whole-file blame can be large, file histories and ancestry answers are small.
         where = str(Path(self.repo.git_dir).resolve())
-        self._files = _Answers(where, "files", 64, lambda key: (key,))
-        self._blames = _Answers(where, "blames", 512, lambda key: (key[0], key[2], key[5]))
-        self._histories = _Answers(where, "histories", 4096, lambda key: (key[0], key[2]))
-        self._ranges = _Answers(where, "ranges", 2048, lambda key: key[:2])
+        self._files = _Answers(where, "files", 8, lambda key: (key,))
+        self._blames = _Answers(where, "blames", 128, lambda key: (key[0], key[2], key[5]))
+        self._histories = _Answers(where, "histories", 2048, lambda key: (key[0], key[2]))
+        self._ranges = _Answers(where, "ranges", 256, lambda key: key[:2])
         self._ancestry = _Answers(where, "ancestry", 65536, lambda key: key)
         self._known: dict[str, bool] = {}
         self._ignored: dict[str, list[str]] = {}
