@@ -128,6 +128,13 @@ def parse_log(text: str) -> list[CommitInfo]:
                           message=message.strip("\n"))
         old_path = current = None
         for line in diff.splitlines():
+            head = line[:1]                 # most lines are the hunks' bodies: decide them first
+            if head == "-" and not line.startswith("--- "):
+                continue
+            if head == "+" and not line.startswith("+++ "):
+                if current is not None and len(info.added) < _ADDED_CAP:
+                    info.added.append(line[1:])
+                continue
             if line.startswith("diff --git "):
                 old_path = current = None
             elif line.startswith("rename from "):
@@ -158,8 +165,6 @@ def parse_log(text: str) -> list[CommitInfo]:
                         info.changed[current].append((start, start + count - 1))
                     else:                           # -U0: a pure deletion after line `start`
                         info.deleted.setdefault(current, []).append(start)
-            elif line.startswith("+") and current is not None and len(info.added) < _ADDED_CAP:
-                info.added.append(line[1:])
         commits.append(info)
     return commits
 
