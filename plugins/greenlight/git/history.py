@@ -120,7 +120,7 @@ def _unquote(path: str) -> str:
 def parse_log(text: str) -> list[CommitInfo]:
     """Parse ``git log --format=_FORMAT -p -U0 -M`` output into commits with line ranges."""
     commits: list[CommitInfo] = []
-    for record in text.split(_RECORD)[1:]:
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
         sha, parents, author, email, at, rest = record.split(_FIELD, 5)
         message, _, diff = rest.partition(_FIELD)
         info = CommitInfo(sha=sha.strip(), parents=parents.split(), author=author, email=email,
@@ -224,7 +224,7 @@ class FileChange:
 def parse_file_log(text: str) -> list[FileChange]:
     """Parse ``git log --format=%x1e%H %ct %P -p -U0 -- path`` into changes, newest first."""
     changes = []
-    for record in text.split(_RECORD)[1:]:
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
         head, _, diff = record.partition("\n")
         sha, at, *parents = head.split()
         hunks = []
@@ -239,6 +239,53 @@ def parse_file_log(text: str) -> list[FileChange]:
         changes.append(FileChange(sha=sha, parents=tuple(parents), hunks=tuple(hunks),
                                   committed_at=datetime.fromtimestamp(int(at), tz=timezone.utc)))
     return changes
+
+
+@dataclass(frozen=True)
+class CommitChanges:
+    """One first-parent commit and the -U0 -w hunks of every file it changed against its first
+    parent (what ``file_history`` reads one file at a time), for an index of changes."""
+
+    sha: str
+    parents: tuple[str, ...]
+    committed_at: datetime
+    files: dict[str, tuple[tuple[int, int, int, int], ...]]
+
+
+def parse_change_log(text: str) -> list[CommitChanges]:
+    """Parse ``git log --format=%x1e%H %ct %P -p -U0 -w --no-renames`` of every file into
+    commits, newest first. A file whose diff is empty under -w (whitespace only, a mode or a
+    binary change) has no entry: it moves no line."""
+    commits = []
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
+        head, _, diff = record.partition("\n")
+        sha, at, *parents = head.split()
+        files: dict[str, list[tuple[int, int, int, int]]] = {}
+        old = current = None
+        in_header = False        # between "diff --git" and the first hunk: "---"/"+++" name it
+        for line in diff.splitlines():
+            head = line[:1]
+            if head == "-" or head == "+":
+                if in_header:
+                    if line.startswith("--- "):
+                        old = None if line[4:] == "/dev/null" else _unquote(line[4:])[2:]
+                    elif line.startswith("+++ "):
+                        current = old if line[4:] == "/dev/null" else _unquote(line[4:])[2:]
+                continue
+            if head == "@" and current is not None:
+                in_header = False
+                hunk = _HUNK.match(line)
+                if hunk:
+                    files.setdefault(current, []).append((
+                        int(hunk["ostart"]), 1 if hunk["ocount"] is None else int(hunk["ocount"]),
+                        int(hunk["start"]), 1 if hunk["count"] is None else int(hunk["count"])))
+            elif line.startswith("diff --git "):
+                old = current = None
+                in_header = True
+        commits.append(CommitChanges(sha=sha, parents=tuple(parents),
+                                     committed_at=datetime.fromtimestamp(int(at), tz=timezone.utc),
+                                     files={p: tuple(h) for p, h in files.items()}))
+    return commits
 
 
 def follow_line(change: FileChange, line: int) -> int | None:
@@ -358,7 +405,8 @@ class GitHistory:
     pointed at the directory with ``GIT_DIR`` instead of guessing a work tree around it.
     """
 
-    def __init__(self, path: str | Path, ignore_revs: Iterable[str] = ()):
+    def __init__(self, path: str | Path, ignore_revs: Iterable[str] = (),
+                 changes: Any = None):
         path = Path(path)
         try:
             self.repo = git.Repo(str(path))
@@ -377,6 +425,11 @@ class GitHistory:
         self._histories = _Answers(where, "histories", 2048, lambda key: (key[0], key[2]))
         self._ranges = _Answers(where, "ranges", 256, lambda key: key[:2])
         self._ancestry = _Answers(where, "ancestry", 65536, lambda key: key)
+        self._chains = _Answers(where, "chains", 8, lambda key: (key,))
+        # An index of first-parent changes (``greenlight.incidents.change_index``): its
+        # ``file_history(history, sha, path, since)`` answers from a database, or None.
+        self.changes = changes
+        self._lines: list[dict[str, int]] = []      # first-parent lines asked of this object
         self._known: dict[str, bool] = {}
         self._ignored: dict[str, list[str]] = {}
 
@@ -440,6 +493,10 @@ class GitHistory:
         history is not news. Merge commits are listed; their lines come from blame, not diffs.
         """
         key = (previous, sha, limit)
+        if key not in self._ranges and self.changes is not None:
+            stored = self.changes.commits_between(self, previous, sha, limit)
+            if stored is not None:
+                self._ranges[key] = stored
         if key not in self._ranges:
             spec = [f"{previous}..{sha}"] if previous else ["-1", sha]
             out = self._run("-c", f"core.attributesFile={_funcname_attributes()}",
@@ -519,6 +576,10 @@ class GitHistory:
         its first parent. One ``git log`` whose walk git's changed-path Bloom filters make
         cheap, where ``blame`` with ``-C`` reads every commit's tree."""
         key = (sha, path, since)
+        if key not in self._histories and self.changes is not None:
+            indexed = self.changes.file_history(self, sha, path, since)
+            if indexed is not None:
+                self._histories[key] = indexed
         if key not in self._histories:
             bound = [f"^{since}"] if since else []
             out = self._run("log", "--first-parent", "--diff-merges=first-parent", "-p", "-U0",
@@ -527,6 +588,49 @@ class GitHistory:
                             what=f"log {path} at {sha[:12]}")
             self._histories[key] = parse_file_log(out)
         return self._histories[key]
+
+    def first_parent_chain(self, sha: str) -> list[str]:
+        """``sha`` and its first-parent ancestors, newest first (one ``git rev-list``)."""
+        return list(self.first_parent_positions(sha))
+
+    def first_parent_positions(self, sha: str) -> dict[str, int]:
+        """``sha`` and its first-parent ancestors -> their distance from ``sha``. Once asked,
+        ``is_ancestor`` answers for two commits of this line without running git."""
+        if sha not in self._chains:
+            out = self._run("rev-list", "--first-parent", sha, "--",
+                            what=f"rev-list --first-parent {sha[:12]}")
+            self._chains[sha] = {c: i for i, c in enumerate(out.split())}
+        chain = self._chains[sha]
+        if not any(known is chain for known in self._lines):
+            self._lines.append(chain)
+        return chain
+
+    def range_shas(self, previous: str | None, sha: str, limit: int = 500) -> list[str]:
+        """The shas ``commits_between`` lists, in its order (one ``git rev-list``)."""
+        spec = [f"{previous}..{sha}"] if previous else ["-1", sha]
+        return self._run("rev-list", f"--max-count={limit}", *spec, "--",
+                         what=f"rev-list {' '.join(spec)}").split()
+
+    def commit_infos(self, previous: str | None, sha: str) -> list[CommitInfo]:
+        """Every commit of ``previous..sha`` (all of ``sha``'s history without ``previous``),
+        as ``commits_between`` describes them, for an index of changes."""
+        spec = [f"{previous}..{sha}"] if previous else [sha]
+        out = self._run("-c", f"core.attributesFile={_funcname_attributes()}",
+                        "log", f"--format={_FORMAT}", "-p", "-U0", "-M", "--no-color",
+                        "--no-ext-diff", "--diff-merges=off", *spec, "--",
+                        what=f"log {' '.join(spec)}")
+        return parse_log(out)
+
+    def first_parent_changes(self, sha: str, stop: str | None = None) -> list[CommitChanges]:
+        """The first-parent commits up to ``sha`` after ``stop`` (all of them without it),
+        newest first, each with the -U0 -w hunks of every file it changed: the flags of
+        ``file_history``, all files in one walk, for an index of changes."""
+        bound = [f"^{stop}"] if stop else []
+        out = self._run("log", "--first-parent", "--diff-merges=first-parent", "-p", "-U0",
+                        "-w", "--no-renames", "--no-color", "--no-ext-diff",
+                        "--format=%x1e%H %ct %P", sha, *bound, "--",
+                        what=f"log --first-parent {sha[:12]}")
+        return parse_change_log(out)
 
     def blame_lines(self, sha: str, path: str, lines: Iterable[int],
                     since: str | None = None) -> dict[int, BlamedLine]:
@@ -595,8 +699,12 @@ class GitHistory:
         """True when ``ancestor`` is reachable from ``descendant`` (a commit is its own)."""
         key = (ancestor, descendant)
         if key not in self._ancestry:
+            line = next((chain for chain in self._lines
+                         if ancestor in chain and descendant in chain), None)
             if ancestor == descendant:
                 self._ancestry[key] = True
+            elif line is not None:      # one first-parent line: the older is the ancestor
+                self._ancestry[key] = line[ancestor] > line[descendant]
             else:
                 status = self._git.execute(
                     ["git", "merge-base", "--is-ancestor", ancestor, descendant],
