@@ -51,6 +51,7 @@ from greenlight.deploy.ledger import Ledger, deploys  # noqa: E402
 from greenlight.git.history import GitHistory, forget_shared_answers  # noqa: E402
 from greenlight.incidents.attribution import attribute  # noqa: E402
 from greenlight.incidents.build import build_report  # noqa: E402
+from greenlight.incidents.change_index import index_deploys  # noqa: E402
 from greenlight.incidents.correlate import Weights  # noqa: E402
 from greenlight.incidents.deploy_import import (  # noqa: E402
     ImportedDeploy,
@@ -96,8 +97,9 @@ class Case:
 class Corpus:
     """One repository, its first-parent deploy ledger and the git questions the bench asks."""
 
-    def __init__(self, path: str, workdir: Path):
+    def __init__(self, path: str, workdir: Path, change_index: bool = True):
         self.path = path
+        self.change_index = change_index
         self.history = GitHistory(path)
         self.head = self.history.resolve("HEAD")
         self.line = self.history.first_parent_line("HEAD")
@@ -106,6 +108,13 @@ class Corpus:
                                hosts=("web1",), origin=f"git:{i}")
                 for i, p in enumerate(self.line)]
         import_deploys(self.ledger, rows, source="bench")
+        self.index_seconds = 0.0
+        if change_index:        # as `greenlight deploys import` does after importing
+            began = time.perf_counter()
+            problem = index_deploys(self.ledger.engine, self.history, [self.head])
+            if problem:
+                raise SystemExit(problem)
+            self.index_seconds = time.perf_counter() - began
         with self.ledger.engine.connect() as conn:
             records = conn.execute(select(deploys.c.id, deploys.c.sha, deploys.c.started_at,
                                           deploys.c.previous_sha)).all()
@@ -323,7 +332,8 @@ def rank_greenlight(corpus: Corpus, case: Case, text: str, weights: Weights | No
     began = time.perf_counter()
     with GitHistory(corpus.path) as history:
         report = build_report(Incident(title="bench", started_at=case.at, trace=text),
-                              corpus.ledger, history, {"window": "6h", "horizon": "365d"},
+                              corpus.ledger, history, {"window": "6h", "horizon": "365d",
+                                                       "change_index": corpus.change_index},
                               weights)
     wall = time.perf_counter() - began
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -427,6 +437,8 @@ def main() -> int:
     parser.add_argument("--per-repo", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write every case and rank to this file")
+    parser.add_argument("--no-change-index", action="store_true",
+                        help="reports walk each file's history in git (no index of changes)")
     parser.add_argument("--grid", action="store_true",
                         help="only rank the first repository's incidents under a grid of weights "
                              "(depth decay x age strength) and print top-1 per shape")
@@ -452,12 +464,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.repos:
             began = time.perf_counter()
-            corpus = Corpus(path, Path(tmp))
+            corpus = Corpus(path, Path(tmp), change_index=not args.no_change_index)
             cases, skipped = build_cases(corpus, args.per_repo, rng)
             span = (corpus.deploys[-1].live_from - corpus.deploys[0].live_from).days
             print(f"# {path}: HEAD {corpus.head[:12]}, {len(corpus.deploys)} deploys over "
                   f"{span} days; {len(cases)} incidents (skipped: {skipped}); "
-                  f"built in {time.perf_counter() - began:.0f} s", flush=True)
+                  f"built in {time.perf_counter() - began:.0f} s (change index "
+                  f"{corpus.index_seconds:.1f} s)", flush=True)
             package = Path(path).parent.name.split("+")[-1]
             for case in cases:
                 row = {"repo": path, "fix": case.fix, "culprit": case.culprit,
