@@ -204,3 +204,19 @@ def test_a_report_reads_the_index_and_ranks_as_without_it(world, tmp_path):
     assert indexed.suspects[0].commit.sha == bad
     assert [s.score for s in indexed.suspects] == pytest.approx(
         [s.score for s in plain.suspects])
+
+
+def test_deploys_import_fills_the_index(make_repo, tmp_path, capsys):
+    from greenlight.cli.main import main
+
+    repo = make_repo("shop")
+    _, _, head = _history(repo, tmp_path)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    assert main(["deploys", "import", "--from-git", "--branch", "main", "--repo",
+                 str(repo.path), "--ledger", url]) == 0
+    assert "change index not updated" not in capsys.readouterr().out
+    engine = create_engine(url)
+    history = GitHistory(repo.path)
+    assert ChangeIndex(engine).missing(history, head) == (0, head)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ci.change_commits)).scalar() == 7
