@@ -93,10 +93,13 @@ def test_the_index_answers_what_the_walk_answers_through_a_rename_a_merge_and_a_
     _, _, gone_walk, gone_index = _walk_and_index(repo, engine, before, "app/gone.py", [1, 5])
     assert gone_index == gone_walk and set(gone_index) == {1, 5}
     # What a deploy's range shipped: the same commits, described the same way.
-    forget_shared_answers()
     for previous, sha in ((root, head), (renamed, head), (None, renamed)):
-        assert indexed.commits_between(previous, sha) == GitHistory(repo.path).commits_between(
-            previous, sha)
+        forget_shared_answers()                  # each asked with nothing cached
+        by_git = GitHistory(repo.path).commits_between(previous, sha)
+        forget_shared_answers()
+        from_index = GitHistory(repo.path, changes=ChangeIndex(engine))
+        assert from_index.changes.commits_between(from_index, previous, sha) == by_git
+        assert from_index.commits_between(previous, sha) == by_git and by_git
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ci.change_commits)).scalar() == 7
 
@@ -220,3 +223,21 @@ def test_deploys_import_fills_the_index(make_repo, tmp_path, capsys):
     assert ChangeIndex(engine).missing(history, head) == (0, head)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ci.change_commits)).scalar() == 7
+
+
+def test_the_index_on_postgresql(make_repo, tmp_path):
+    from tests.conftest import PG_SERVER, fresh_pg_database
+
+    repo = make_repo("shop")
+    _, renamed, head = _history(repo, tmp_path)
+    with fresh_pg_database("gl_ci") as name:
+        engine = create_engine(f"{PG_SERVER}/{name}")
+        try:
+            assert index_deploys(engine, repo.path, [renamed]) is None
+            # The report catches up the rest itself, and answers as the walk does.
+            _, indexed, by_walk, by_index = _walk_and_index(repo, engine, head, "app/rules.py",
+                                                            list(range(1, 41)))
+            assert by_index == by_walk
+            assert ChangeIndex(engine).missing(indexed, head) == (0, head)
+        finally:
+            engine.dispose()
