@@ -241,3 +241,21 @@ def test_the_index_on_postgresql(make_repo, tmp_path):
             assert ChangeIndex(engine).missing(indexed, head) == (0, head)
         finally:
             engine.dispose()
+
+
+def test_a_read_only_index_walks_git_for_a_sha_it_lacks_and_writes_nothing(world, tmp_path):
+    repo = world.repo
+    repo.write("app/logic.py", logic_source())
+    base = repo.commit("base")
+    repo.write("app/logic.py", logic_source({7: "value_7 = 1 / 0"}))
+    bad = repo.commit("latent bug", author="Bob <bob@x>")
+    world.deploy(base, None, T0 - timedelta(days=30))
+    world.deploy(bad, base, T0 - timedelta(days=12))
+    assert index_deploys(world.ledger.engine, repo.path, [base]) is None
+    incident = Incident(title="boom", started_at=T0, trace=trace_for(("app/logic.py", 7, "f")))
+    forget_shared_answers()
+    history = GitHistory(repo.path)
+    report = build_report(incident, world.ledger, history, {"change_index": "read"})
+    assert report.suspects[0].commit.sha == bad
+    assert history.changes is not None and not history.changes.may_write
+    assert ChangeIndex(world.ledger.engine).missing(history, bad) == (1, base)

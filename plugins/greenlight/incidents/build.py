@@ -118,8 +118,10 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
     history = repo if isinstance(repo, GitHistory) else GitHistory(
         repo, ignore_revs=conf.get("mechanical_commits") or ())
     engine = getattr(ledger, "engine", None)
-    if history.changes is None and engine is not None and conf.get("change_index", True):
-        history.changes = ChangeIndex(engine)    # a file's history in one query, not a walk
+    use_index = conf.get("change_index", True)       # True, False or "read" (never write)
+    if history.changes is None and engine is not None and use_index:
+        # A file's history in one query, not a walk in git.
+        history.changes = ChangeIndex(engine, catch_up=use_index != "read")
     window = _duration(conf.get("window", DEFAULT_WINDOW))
     horizon = max(_duration(conf.get("horizon", DEFAULT_HORIZON)), window)
     links = LinkTemplates.from_settings(conf.get("links"))

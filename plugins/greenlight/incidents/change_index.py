@@ -92,8 +92,11 @@ def _hunks(text: str) -> tuple[tuple[int, int, int, int], ...]:
 class ChangeIndex:
     """The index in one database (the ledger's engine)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, catch_up: bool = True):
+        """``catch_up=False``: a report only reads the index (a sha it lacks is walked in git),
+        for a caller that must not write, such as a page's GET."""
         self.engine = engine
+        self.may_write = catch_up
         with _ready_lock:
             if id(engine) not in _ready:
                 create_tables(metadata, engine, what="change index")
@@ -174,7 +177,8 @@ class ChangeIndex:
         the database failing."""
         try:
             if sha not in self._caught_up:
-                self._caught_up[sha] = self.catch_up(history, sha, LAZY_LIMIT) is not None
+                limit = LAZY_LIMIT if self.may_write else 0
+                self._caught_up[sha] = self.catch_up(history, sha, limit) is not None
             if not self._caught_up[sha]:
                 return None
             positions = history.first_parent_positions(sha)
