@@ -48,9 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from greenlight.deploy.ledger import Ledger, deploys  # noqa: E402
-from greenlight.git.history import GitHistory  # noqa: E402
+from greenlight.git.history import GitHistory, forget_shared_answers  # noqa: E402
 from greenlight.incidents.attribution import attribute  # noqa: E402
 from greenlight.incidents.build import build_report  # noqa: E402
+from greenlight.incidents.change_index import index_deploys  # noqa: E402
 from greenlight.incidents.correlate import Weights  # noqa: E402
 from greenlight.incidents.deploy_import import (  # noqa: E402
     ImportedDeploy,
@@ -96,8 +97,9 @@ class Case:
 class Corpus:
     """One repository, its first-parent deploy ledger and the git questions the bench asks."""
 
-    def __init__(self, path: str, workdir: Path):
+    def __init__(self, path: str, workdir: Path, change_index: bool = True):
         self.path = path
+        self.change_index = change_index
         self.history = GitHistory(path)
         self.head = self.history.resolve("HEAD")
         self.line = self.history.first_parent_line("HEAD")
@@ -106,6 +108,13 @@ class Corpus:
                                hosts=("web1",), origin=f"git:{i}")
                 for i, p in enumerate(self.line)]
         import_deploys(self.ledger, rows, source="bench")
+        self.index_seconds = 0.0
+        if change_index:        # as `greenlight deploys import` does after importing
+            began = time.perf_counter()
+            problem = index_deploys(self.ledger.engine, self.history, [self.head])
+            if problem:
+                raise SystemExit(problem)
+            self.index_seconds = time.perf_counter() - began
         with self.ledger.engine.connect() as conn:
             records = conn.execute(select(deploys.c.id, deploys.c.sha, deploys.c.started_at,
                                           deploys.c.previous_sha)).all()
@@ -303,20 +312,36 @@ def trace(case: Case, shape: int, package: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _features(report) -> list[dict]:
+    """Each suspect's evidence in short (for --json): to study a ranking rule offline."""
+    return [{"deploy": s.deploy.id, "sha": s.commit.sha[:12], "tier": s.tier,
+             "score": round(s.score, 2),
+             "lines": [[e.frame.depth, round(e.points, 2)] for e in s.evidence
+                       if e.kind == "blamed_line"],
+             "other": round(sum(e.points for e in s.evidence if e.kind != "blamed_line"), 2),
+             "age_days": round((report.incident.started_at - s.deploy.live_from)
+                               .total_seconds() / 86400, 2)}
+            for s in report.suspects[:8]]
+
+
 def rank_greenlight(corpus: Corpus, case: Case, text: str, weights: Weights | None = None,
-                    ) -> tuple[list[int], float, float]:
+                    features: list | None = None) -> tuple[list[int], float, float]:
+    forget_shared_answers()             # each report timed with nothing cached
     before_self = time.process_time()
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     with GitHistory(corpus.path) as history:
         report = build_report(Incident(title="bench", started_at=case.at, trace=text),
-                              corpus.ledger, history, {"window": "6h", "horizon": "365d"},
+                              corpus.ledger, history, {"window": "6h", "horizon": "365d",
+                                                       "change_index": corpus.change_index},
                               weights)
     wall = time.perf_counter() - began
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (time.process_time() - before_self
            + after_children.ru_utime - before_children.ru_utime
            + after_children.ru_stime - before_children.ru_stime)
+    if features is not None:
+        features.extend(_features(report))
     return list(dict.fromkeys(s.deploy.id for s in report.suspects)), wall, cpu
 
 
@@ -347,6 +372,21 @@ def _top(ranks: list[int | None], k: int) -> str:
     return f"{100 * hits / len(ranks):.0f}%" if ranks else "-"
 
 
+def per_repo_tables(rows: list[dict]) -> None:
+    """Top-1/3/5 of every ranking and shape, one table per repository (hits out of its cases)."""
+    for repo in dict.fromkeys(r["repo"] for r in rows):
+        mine = [r for r in rows if r["repo"] == repo]
+        print(f"\n{repo} ({len(mine)} incidents): hits top-1 / top-3 / top-5\n\n"
+              f"| ranking | shape 1 | shape 2 |\n|---|---|---|")
+        for i, name in enumerate(RANKINGS):
+            cells = []
+            for shape in (1, 2):
+                got = [r.get(f"shape{shape}_{i}") for r in mine]
+                cells.append(" / ".join(str(sum(1 for g in got if g is not None and g < k))
+                                        for k in (1, 3, 5)))
+            print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
 def import_figure(count: int = 10_000) -> tuple[float, float, int]:
     """Seconds (wall, CPU) to parse and import ``count`` JSON-lines deploys into a fresh SQLite
     ledger."""
@@ -372,8 +412,10 @@ def grid(args: argparse.Namespace) -> int:
         package = Path(args.repos[0]).parent.name.split("+")[-1]
         print(f"# {args.repos[0]}: {len(cases)} incidents")
         for decay in args.decays:
-            for strength, cap in [(s, c) for s in args.strengths for c in args.caps]:
-                weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap)
+            for strength, cap, further in [(s, c, m) for s in args.strengths for c in args.caps
+                                          for m in args.further]:
+                weights = Weights(depth_decay=decay, age_strength=strength, owned_cap=cap,
+                                  further_frames=further)
                 tops = []
                 for shape in (1, 2):
                     hits = 0
@@ -382,7 +424,8 @@ def grid(args: argparse.Namespace) -> int:
                                                      weights)
                         hits += bool(ours) and ours[0] == case.answer
                     tops.append(f"{100 * hits / len(cases):.0f}%")
-                print(f"depth decay {decay}, age strength {strength}, owned cap {cap}: "
+                print(f"depth decay {decay}, age strength {strength}, owned cap {cap}, "
+                      f"further frames {further}: "
                       f"top-1 shape 1 {tops[0]}, "
                       f"shape 2 {tops[1]}", flush=True)
     return 0
@@ -394,6 +437,8 @@ def main() -> int:
     parser.add_argument("--per-repo", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="write every case and rank to this file")
+    parser.add_argument("--no-change-index", action="store_true",
+                        help="reports walk each file's history in git (no index of changes)")
     parser.add_argument("--grid", action="store_true",
                         help="only rank the first repository's incidents under a grid of weights "
                              "(depth decay x age strength) and print top-1 per shape")
@@ -403,7 +448,14 @@ def main() -> int:
                         default=[0.5, 1.0, 2.0], help="age strengths for --grid")
     parser.add_argument("--caps", type=lambda s: [float(x) for x in s.split(",")],
                         default=[1.0], help="caps on a commit's trace lines for --grid")
+    parser.add_argument("--further", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[1.0], help="weights of a commit's further frames for --grid")
+    parser.add_argument("--tables-from", metavar="JSON",
+                        help="only print the per-repository tables of a --json file")
     args = parser.parse_args()
+    if args.tables_from:
+        per_repo_tables(json.loads(Path(args.tables_from).read_text()))
+        return 0
     if args.grid:
         return grid(args)
     rng = random.Random(args.seed)
@@ -412,18 +464,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.repos:
             began = time.perf_counter()
-            corpus = Corpus(path, Path(tmp))
+            corpus = Corpus(path, Path(tmp), change_index=not args.no_change_index)
             cases, skipped = build_cases(corpus, args.per_repo, rng)
             span = (corpus.deploys[-1].live_from - corpus.deploys[0].live_from).days
             print(f"# {path}: HEAD {corpus.head[:12]}, {len(corpus.deploys)} deploys over "
                   f"{span} days; {len(cases)} incidents (skipped: {skipped}); "
-                  f"built in {time.perf_counter() - began:.0f} s", flush=True)
+                  f"built in {time.perf_counter() - began:.0f} s (change index "
+                  f"{corpus.index_seconds:.1f} s)", flush=True)
             package = Path(path).parent.name.split("+")[-1]
             for case in cases:
                 row = {"repo": path, "fix": case.fix, "culprit": case.culprit,
-                       "answer": case.answer, "live": case.live, "age_days": case.age_days}
+                       "answer": case.answer, "live": case.live, "age_days": case.age_days,
+                       "frames": case.frames, "extra": case.extra}
                 for shape in (1, 2):
-                    ours, wall, cpu = rank_greenlight(corpus, case, trace(case, shape, package))
+                    row[f"shape{shape}_suspects"] = found = []
+                    ours, wall, cpu = rank_greenlight(corpus, case, trace(case, shape, package),
+                                                      features=found)
                     walls.append(wall)
                     cpus.append(cpu)
                     for i, ranking in enumerate([ours] + baselines(corpus, case, shape)):
@@ -442,6 +498,7 @@ def main() -> int:
         for i, name in enumerate(RANKINGS):
             got = ranks.get((shape, i), [])
             print(f"| {name} | {_top(got, 1)} | {_top(got, 3)} | {_top(got, 5)} |")
+    per_repo_tables(rows)
     walls.sort()
     cpus.sort()
     print(f"\nGreenlight report time over {len(walls)} reports: wall median "

@@ -201,3 +201,36 @@ def test_a_commit_owning_many_outer_frames_weighs_one_and_a_half_lines_at_most(w
     assert len(changed) == 1 and changed[0].detail.startswith("changed 12 file(s) of the trace")
     assert changed[0].points == 12
     assert "and 7 more" in changed[0].detail
+
+
+def test_the_failing_lines_author_outranks_a_refactor_of_two_callers_of_the_same_age(world):
+    """pallets/flask's miss: a refactor a day younger owned the two frames out of the failing
+    line (0.7 + 0.49 of the weight) and outranked the commit that wrote the failing line (1.0).
+    A commit's frames after its innermost one now count half."""
+    repo = world.repo
+    repo.write("app/logic.py", logic_source())
+    base = repo.commit("base")
+    world.deploy(base, None, T0 - timedelta(days=60))
+    repo.write("app/logic.py", logic_source({30: "value_30 = totals[0] / count"}))
+    wrote = repo.commit("average over the count", author="Wri Ter <w@x>")
+    wrote_deploy = world.deploy(wrote, base, T0 - timedelta(days=19))
+    repo.write("app/logic.py", logic_source({10: "value_10 = middle(request.args)",
+                                             20: "value_20 = inner(args, strict=True)",
+                                             30: "value_30 = totals[0] / count"}))
+    refactor = repo.commit("refactor the callers", author="Re Factor <r@x>")
+    world.deploy(refactor, wrote, T0 - timedelta(days=18))
+    trace = trace_for(("app/logic.py", 10, "outer"), ("app/logic.py", 20, "middle"),
+                      ("app/logic.py", 30, "inner"))
+
+    report = build_report(_incident(trace), world.ledger, repo.path)
+
+    assert _deploy_ids(report)[0] == wrote_deploy
+    first, second = report.suspects[:2]
+    assert first.commit.sha == wrote and second.commit.sha == refactor
+    assert first.tier == second.tier == 2
+    rows = [e for e in second.evidence if e.kind == "blamed_line"]
+    assert [e.frame.depth for e in rows] == [1, 2]
+    assert "another frame of the same commit" in rows[1].detail
+    assert "another frame" not in rows[0].detail
+    # The same refactor, had it owned the callers alone with no rival line, still ranks:
+    assert second.score > 40

@@ -41,6 +41,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     from greenlight.deploy.ledger import Ledger
     from greenlight.git.history import GitHistory
+    from greenlight.incidents.change_index import index_deploys
     from greenlight.incidents.deploy_import import (
         history_from_git,
         import_deploys,
@@ -72,6 +73,10 @@ def run_import(args: argparse.Namespace) -> int:
     ledger = Ledger(url)
     try:
         result = import_deploys(ledger, rows, source=source[:255])
+        # Incident reports read files' histories from an index of changes (best effort).
+        repo = args.repo or settings.repo_url
+        index_note = index_deploys(ledger.engine, repo, [
+            r.sha for r in sorted(rows, key=lambda r: r.deployed_at)]) if repo else None
     finally:
         ledger.close()
     took = time.perf_counter() - began
@@ -83,6 +88,8 @@ def run_import(args: argparse.Namespace) -> int:
     if result.first:
         print(f"from {result.first.isoformat()} to {result.last.isoformat()}; "
               f"{result.host_rows} host release row(s)")
+    if index_note:
+        print(index_note)
     if result.hosts_with_history:
         print(f"hosts with their own release history, left as they were: "
               f"{', '.join(result.hosts_with_history)}")

@@ -595,6 +595,10 @@ class Deployer:
             except HostError:
                 pass  # pruning is housekeeping; the next deploy tries again
         releases.clean_staging(os.path.join(self.settings.state_dir, "staging"), [sha])
+        # Incident reports read files' histories from an index of changes (best effort).
+        from greenlight.incidents.change_index import index_deploys
+        if getattr(self.ledger, "engine", None) is not None:
+            index_deploys(self.ledger.engine, self.settings.repo, [sha])
 
     # ---- convergence: rollback and crash recovery -----------------------------------------
     def _converge(self, deploy_id: int, hosts: list[Host], target: str, phase: str) -> str:

@@ -12,10 +12,12 @@ import codecs
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import git
 
@@ -118,7 +120,7 @@ def _unquote(path: str) -> str:
 def parse_log(text: str) -> list[CommitInfo]:
     """Parse ``git log --format=_FORMAT -p -U0 -M`` output into commits with line ranges."""
     commits: list[CommitInfo] = []
-    for record in text.split(_RECORD)[1:]:
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
         sha, parents, author, email, at, rest = record.split(_FIELD, 5)
         message, _, diff = rest.partition(_FIELD)
         info = CommitInfo(sha=sha.strip(), parents=parents.split(), author=author, email=email,
@@ -126,6 +128,13 @@ def parse_log(text: str) -> list[CommitInfo]:
                           message=message.strip("\n"))
         old_path = current = None
         for line in diff.splitlines():
+            head = line[:1]                 # most lines are the hunks' bodies: decide them first
+            if head == "-" and not line.startswith("--- "):
+                continue
+            if head == "+" and not line.startswith("+++ "):
+                if current is not None and len(info.added) < _ADDED_CAP:
+                    info.added.append(line[1:])
+                continue
             if line.startswith("diff --git "):
                 old_path = current = None
             elif line.startswith("rename from "):
@@ -156,17 +165,17 @@ def parse_log(text: str) -> list[CommitInfo]:
                         info.changed[current].append((start, start + count - 1))
                     else:                           # -U0: a pure deletion after line `start`
                         info.deleted.setdefault(current, []).append(start)
-            elif line.startswith("+") and current is not None and len(info.added) < _ADDED_CAP:
-                info.added.append(line[1:])
         commits.append(info)
     return commits
 
 
-def parse_blame(text: str, at_sha: str, path: str) -> dict[int, BlamedLine]:
+def parse_blame(text: str, at_sha: str, path: str, keep_boundary: bool = False,
+                boundaries: set[int] | None = None) -> dict[int, BlamedLine]:
     """Parse ``git blame --line-porcelain`` output into final line -> who last changed it.
 
     Lines attributed to the boundary of a bounded blame (``^since``) are left out: no commit
-    after the boundary touched them.
+    after the boundary touched them (``keep_boundary`` keeps them, attributed to the boundary
+    commit, at their line in it, and adds their final line numbers to ``boundaries``).
     """
     result: dict[int, BlamedLine] = {}
     header: list[str] | None = None
@@ -190,13 +199,106 @@ def parse_blame(text: str, at_sha: str, path: str) -> dict[int, BlamedLine]:
             orig_path = _unquote(line[len("filename "):])
         elif line.startswith("\t"):
             final = int(header[2])
-            if not boundary:
+            if keep_boundary or not boundary:
                 result[final] = BlamedLine(at_sha=at_sha, path=path, line=final,
                                            commit=header[0], orig_path=orig_path,
                                            orig_line=int(header[1]), text=line[1:],
                                            committed_at=committed)
+                if boundary and boundaries is not None:
+                    boundaries.add(final)
             header = None
     return result
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One commit of a file's first-parent history: its -U0 hunks, (old start, old count, new
+    start, new count), against the first parent."""
+
+    sha: str
+    parents: tuple[str, ...]
+    committed_at: datetime
+    hunks: tuple[tuple[int, int, int, int], ...]
+
+
+def parse_file_log(text: str) -> list[FileChange]:
+    """Parse ``git log --format=%x1e%H %ct %P -p -U0 -- path`` into changes, newest first."""
+    changes = []
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
+        head, _, diff = record.partition("\n")
+        sha, at, *parents = head.split()
+        hunks = []
+        for line in diff.splitlines():
+            if line.startswith("@@ "):
+                hunk = _HUNK.match(line)
+                if hunk:
+                    hunks.append((int(hunk["ostart"]),
+                                  1 if hunk["ocount"] is None else int(hunk["ocount"]),
+                                  int(hunk["start"]),
+                                  1 if hunk["count"] is None else int(hunk["count"])))
+        changes.append(FileChange(sha=sha, parents=tuple(parents), hunks=tuple(hunks),
+                                  committed_at=datetime.fromtimestamp(int(at), tz=timezone.utc)))
+    return changes
+
+
+@dataclass(frozen=True)
+class CommitChanges:
+    """One first-parent commit and the -U0 -w hunks of every file it changed against its first
+    parent (what ``file_history`` reads one file at a time), for an index of changes."""
+
+    sha: str
+    parents: tuple[str, ...]
+    committed_at: datetime
+    files: dict[str, tuple[tuple[int, int, int, int], ...]]
+
+
+def parse_change_log(text: str) -> list[CommitChanges]:
+    """Parse ``git log --format=%x1e%H %ct %P -p -U0 -w --no-renames`` of every file into
+    commits, newest first. A file whose diff is empty under -w (whitespace only, a mode or a
+    binary change) has no entry: it moves no line."""
+    commits = []
+    for record in ("\n" + text).split("\n" + _RECORD)[1:]:     # a record starts a line
+        head, _, diff = record.partition("\n")
+        sha, at, *parents = head.split()
+        files: dict[str, list[tuple[int, int, int, int]]] = {}
+        old = current = None
+        in_header = False        # between "diff --git" and the first hunk: "---"/"+++" name it
+        for line in diff.splitlines():
+            head = line[:1]
+            if head == "-" or head == "+":
+                if in_header:
+                    if line.startswith("--- "):
+                        old = None if line[4:] == "/dev/null" else _unquote(line[4:])[2:]
+                    elif line.startswith("+++ "):
+                        current = old if line[4:] == "/dev/null" else _unquote(line[4:])[2:]
+                continue
+            if head == "@" and current is not None:
+                in_header = False
+                hunk = _HUNK.match(line)
+                if hunk:
+                    files.setdefault(current, []).append((
+                        int(hunk["ostart"]), 1 if hunk["ocount"] is None else int(hunk["ocount"]),
+                        int(hunk["start"]), 1 if hunk["count"] is None else int(hunk["count"])))
+            elif line.startswith("diff --git "):
+                old = current = None
+                in_header = True
+        commits.append(CommitChanges(sha=sha, parents=tuple(parents),
+                                     committed_at=datetime.fromtimestamp(int(at), tz=timezone.utc),
+                                     files={p: tuple(h) for p, h in files.items()}))
+    return commits
+
+
+def follow_line(change: FileChange, line: int) -> int | None:
+    """Where ``line`` of the file after ``change`` was before it; None when ``change`` wrote it."""
+    shift = 0
+    for _, old_count, new_start, new_count in change.hunks:
+        if new_count and new_start <= line < new_start + new_count:
+            return None
+        if line >= new_start + max(new_count, 1):       # the hunk lies before the line
+            shift += old_count - new_count
+        else:
+            break
+    return line + shift
 
 
 def parse_ignore_revs(text: str) -> list[str]:
@@ -238,6 +340,54 @@ def _funcname_attributes() -> str:
     return _attributes_file
 
 
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_SHARED: dict[tuple[str, str], OrderedDict] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+class _Answers:
+    """A cache of one kind of answer (blame, file history...) that lives as long as the process
+    for the repository when the question names full shas (its answer never changes: a page view
+    opens a new ``GitHistory`` and gets it at once), else as long as the ``GitHistory``."""
+
+    def __init__(self, git_dir: str, kind: str, size: int, revs: Callable[[Any], tuple]):
+        with _SHARED_LOCK:
+            self._shared = _SHARED.setdefault((git_dir, kind), OrderedDict())
+        self._size, self._revs = size, revs
+        self._local: dict = {}
+
+    def _home(self, key: Any) -> dict:
+        fixed = all(r is None or _FULL_SHA.match(r) for r in self._revs(key))
+        return self._shared if fixed else self._local
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._home(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        home = self._home(key)
+        with _SHARED_LOCK:
+            value = home[key]
+            if home is self._shared:
+                home.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        home = self._home(key)
+        with _SHARED_LOCK:
+            home[key] = value
+            if home is self._shared:
+                home.move_to_end(key)
+                while len(home) > self._size:
+                    home.popitem(last=False)
+
+
+def forget_shared_answers() -> None:
+    """Empty the process-wide caches (benchmarks time a report with nothing cached)."""
+    with _SHARED_LOCK:
+        for answers in _SHARED.values():
+            answers.clear()
+
+
 @dataclass(frozen=True)
 class RefPoint:
     """A commit of a branch's first-parent line or a tag, with the time it stands for."""
@@ -255,7 +405,8 @@ class GitHistory:
     pointed at the directory with ``GIT_DIR`` instead of guessing a work tree around it.
     """
 
-    def __init__(self, path: str | Path, ignore_revs: Iterable[str] = ()):
+    def __init__(self, path: str | Path, ignore_revs: Iterable[str] = (),
+                 changes: Any = None):
         path = Path(path)
         try:
             self.repo = git.Repo(str(path))
@@ -266,10 +417,19 @@ class GitHistory:
         self.repo.git.update_environment(GIT_DIR=str(Path(self.repo.git_dir).resolve()))
         self._git = self.repo.git
         self._extra_ignore = [r.strip().lower() for r in ignore_revs if r.strip()]
-        self._files: dict[str, list[str]] = {}
-        self._blame: dict[tuple[str, str, str | None], dict[int, BlamedLine]] = {}
-        self._ranges: dict[tuple[str | None, str, int], list[CommitInfo]] = {}
-        self._ancestry: dict[tuple[str, str], bool] = {}
+        # Bounded per repository (least recently used first out): a tree listing and a
+        # whole-file blame can be large, file histories and ancestry answers are small.
+        where = str(Path(self.repo.git_dir).resolve())
+        self._files = _Answers(where, "files", 8, lambda key: (key,))
+        self._blames = _Answers(where, "blames", 128, lambda key: (key[0], key[2], key[5]))
+        self._histories = _Answers(where, "histories", 2048, lambda key: (key[0], key[2]))
+        self._ranges = _Answers(where, "ranges", 256, lambda key: key[:2])
+        self._ancestry = _Answers(where, "ancestry", 65536, lambda key: key)
+        self._chains = _Answers(where, "chains", 8, lambda key: (key,))
+        # An index of first-parent changes (``greenlight.incidents.change_index``): its
+        # ``file_history(history, sha, path, since)`` answers from a database, or None.
+        self.changes = changes
+        self._lines: list[dict[str, int]] = []      # first-parent lines asked of this object
         self._known: dict[str, bool] = {}
         self._ignored: dict[str, list[str]] = {}
 
@@ -333,6 +493,10 @@ class GitHistory:
         history is not news. Merge commits are listed; their lines come from blame, not diffs.
         """
         key = (previous, sha, limit)
+        if key not in self._ranges and self.changes is not None:
+            stored = self.changes.commits_between(self, previous, sha, limit)
+            if stored is not None:
+                self._ranges[key] = stored
         if key not in self._ranges:
             spec = [f"{previous}..{sha}"] if previous else ["-1", sha]
             out = self._run("-c", f"core.attributesFile={_funcname_attributes()}",
@@ -363,41 +527,184 @@ class GitHistory:
 
     def blame_file(self, sha: str, path: str, since: str | None = None,
                    ) -> dict[int, BlamedLine]:
-        """Who last changed every line of ``path`` as of ``sha`` (empty if no such file).
+        """Who last changed every line of ``path`` as of ``sha`` (empty if no such file), by
+        ``git blame -w -M -C`` of the whole file.
 
         With ``since`` (a commit), lines already there at ``since`` are left out and git stops
         walking history there: on a long history that is most of a whole-file blame's time.
         """
-        key = (sha, path, since)
-        if key not in self._blame:
-            ignore = [arg for rev in self.ignore_revs(sha) for arg in ("--ignore-rev", rev)]
-            bound = [f"^{since}"] if since else []
+        return self._blame(sha, path, since, copies=True)[0]
+
+    def _blame(self, sha: str, path: str, since: str | None = None, *, copies: bool,
+               only_commit: bool = False, exclude: str | None = None,
+               ignore: tuple[str, ...] | None = None,
+               ) -> tuple[dict[int, BlamedLine], set[int]]:
+        """One ``git blame --line-porcelain -w -M [-C]`` of the whole file, cached, and the
+        lines it left at a boundary.
+
+        ``only_commit`` blames ``sha`` against its parents alone (``sha ^sha^@``), ``exclude``
+        stops at that commit too (``^exclude``, a merge's first parent): lines ``sha`` (or the
+        branch it merged) did not write are kept, attributed to the boundary commit they came
+        from, at their path and line there (another file when they were moved or copied).
+        """
+        ignore = tuple(self.ignore_revs(sha) if ignore is None else ignore)
+        key = (sha, path, since, copies, only_commit, exclude, ignore)
+        if key not in self._blames:
+            flags = [arg for rev in ignore for arg in ("--ignore-rev", rev)]
+            bound = ([f"^{sha}^@"] if only_commit else []) + (
+                [f"^{exclude}"] if exclude else []) + ([f"^{since}"] if since else [])
+            keep = only_commit or bool(exclude)
             try:
                 out = self._git.execute(
                     ["git", "-c", "core.quotePath=false", "blame", "--line-porcelain", "--root",
-                     "-w", "-M", "-C", *ignore, sha, *bound, "--", path],
+                     "-w", "-M", *(["-C"] if copies else []), *flags, sha, *bound, "--", path],
                     stdout_as_string=True, strip_newline_in_stdout=False)
             except git.GitCommandError as exc:
                 if "no such path" in str(exc.stderr):
-                    self._blame[key] = {}
-                    return {}
+                    self._blames[key] = ({}, set())
+                    return {}, set()
                 raise GreenlightError(f"{self.path}: git blame {path} at {sha[:12]} failed: "
                                       f"{str(exc.stderr).strip()[:500]}") from exc
-            self._blame[key] = parse_blame(out, sha, path)
-        return self._blame[key]
+            boundaries: set[int] = set()
+            self._blames[key] = (parse_blame(out, sha, path, keep_boundary=keep,
+                                             boundaries=boundaries), boundaries)
+        return self._blames[key]
+
+    def file_history(self, sha: str, path: str, since: str | None = None) -> list[FileChange]:
+        """The first-parent commits that changed ``path`` up to ``sha`` (after ``since``),
+        newest first, with their -U0 hunks ignoring whitespace; a merge's hunks are against
+        its first parent. One ``git log`` whose walk git's changed-path Bloom filters make
+        cheap, where ``blame`` with ``-C`` reads every commit's tree."""
+        key = (sha, path, since)
+        if key not in self._histories and self.changes is not None:
+            indexed = self.changes.file_history(self, sha, path, since)
+            if indexed is not None:
+                self._histories[key] = indexed
+        if key not in self._histories:
+            bound = [f"^{since}"] if since else []
+            out = self._run("log", "--first-parent", "--diff-merges=first-parent", "-p", "-U0",
+                            "-w", "--no-renames", "--no-color", "--no-ext-diff",
+                            "--format=%x1e%H %ct %P", sha, *bound, "--", path,
+                            what=f"log {path} at {sha[:12]}")
+            self._histories[key] = parse_file_log(out)
+        return self._histories[key]
+
+    def first_parent_chain(self, sha: str) -> list[str]:
+        """``sha`` and its first-parent ancestors, newest first (one ``git rev-list``)."""
+        return list(self.first_parent_positions(sha))
+
+    def first_parent_positions(self, sha: str) -> dict[str, int]:
+        """``sha`` and its first-parent ancestors -> their distance from ``sha``. Once asked,
+        ``is_ancestor`` answers for two commits of this line without running git."""
+        if sha not in self._chains:
+            out = self._run("rev-list", "--first-parent", sha, "--",
+                            what=f"rev-list --first-parent {sha[:12]}")
+            self._chains[sha] = {c: i for i, c in enumerate(out.split())}
+        chain = self._chains[sha]
+        if not any(known is chain for known in self._lines):
+            self._lines.append(chain)
+        return chain
+
+    def range_shas(self, previous: str | None, sha: str, limit: int = 500) -> list[str]:
+        """The shas ``commits_between`` lists, in its order (one ``git rev-list``)."""
+        spec = [f"{previous}..{sha}"] if previous else ["-1", sha]
+        return self._run("rev-list", f"--max-count={limit}", *spec, "--",
+                         what=f"rev-list {' '.join(spec)}").split()
+
+    def commit_infos(self, previous: str | None, sha: str) -> list[CommitInfo]:
+        """Every commit of ``previous..sha`` (all of ``sha``'s history without ``previous``),
+        as ``commits_between`` describes them, for an index of changes."""
+        spec = [f"{previous}..{sha}"] if previous else [sha]
+        out = self._run("-c", f"core.attributesFile={_funcname_attributes()}",
+                        "log", f"--format={_FORMAT}", "-p", "-U0", "-M", "--no-color",
+                        "--no-ext-diff", "--diff-merges=off", *spec, "--",
+                        what=f"log {' '.join(spec)}")
+        return parse_log(out)
+
+    def first_parent_changes(self, sha: str, stop: str | None = None) -> list[CommitChanges]:
+        """The first-parent commits up to ``sha`` after ``stop`` (all of them without it),
+        newest first, each with the -U0 -w hunks of every file it changed: the flags of
+        ``file_history``, all files in one walk, for an index of changes."""
+        bound = [f"^{stop}"] if stop else []
+        out = self._run("log", "--first-parent", "--diff-merges=first-parent", "-p", "-U0",
+                        "-w", "--no-renames", "--no-color", "--no-ext-diff",
+                        "--format=%x1e%H %ct %P", sha, *bound, "--",
+                        what=f"log --first-parent {sha[:12]}")
+        return parse_change_log(out)
 
     def blame_lines(self, sha: str, path: str, lines: Iterable[int],
                     since: str | None = None) -> dict[int, BlamedLine]:
-        """The whole-file blame, restricted to ``lines`` (lines past the end are dropped)."""
-        whole = self.blame_file(sha, path, since)
-        return {n: whole[n] for n in lines if n in whole}
+        """Who last changed each of ``lines`` of ``path`` at ``sha`` (lines past the end are
+        dropped; with ``since``, lines already there at ``since`` too): the answer of
+        ``git blame -w -M -C`` of the whole file, at a fraction of its cost on a long history.
+
+        A whole-file ``-C`` blame makes git read every commit's tree (the changed-path Bloom
+        filters only help when no other file is searched): seconds per file over 30,000
+        commits. Instead each line is followed back through the file's first-parent history
+        (``file_history``) to the commit that changed it; a merge hands it to the branch it
+        merged (``git blame`` of the merge down to its first parent: a short walk); and that
+        commit is asked alone, with ``-M -C`` against its parents, whether it wrote the line
+        or moved or copied it from another place — then the line is followed from there.
+        """
+        text = self.file_at(sha, path)
+        if text is None:
+            return {}
+        source = text.splitlines()
+        ignore = tuple(self.ignore_revs(sha))
+        found = {}
+        for n in lines:
+            if not 1 <= n <= len(source):
+                continue
+            origin = self._follow(sha, path, n, since, ignore)
+            if origin is not None:
+                found[n] = BlamedLine(at_sha=sha, path=path, line=n, commit=origin.commit,
+                                      orig_path=origin.orig_path, orig_line=origin.orig_line,
+                                      text=source[n - 1], committed_at=origin.committed_at)
+        return found
+
+    def _follow(self, sha: str, path: str, line: int, since: str | None,
+                ignore: tuple[str, ...], hops: int = 8) -> BlamedLine | None:
+        """The commit that wrote ``path:line`` as of ``sha`` (None: before ``since``)."""
+        for change in self.file_history(sha, path, since):
+            before = follow_line(change, line)
+            if before is not None:
+                line = before
+                continue
+            if len(change.parents) > 1:          # a merge: ask blame over the merged branch
+                hits, edge = self._blame(change.sha, path, since, copies=False,
+                                         exclude=change.parents[0], ignore=ignore)
+                hit = hits.get(line)
+                if hit is None:
+                    return None
+                if line in edge:     # from the first parent's history, or before `since`
+                    if hops <= 0 or (since and self.is_ancestor(hit.commit, since)):
+                        return None
+                    return self._follow(hit.commit, hit.orig_path, hit.orig_line, since,
+                                        ignore, hops - 1)
+            else:
+                hit = BlamedLine(at_sha=change.sha, path=path, line=line, commit=change.sha,
+                                 orig_path=path, orig_line=line,
+                                 committed_at=change.committed_at)
+            # Did that commit write the line, or move or copy it (-M -C) from elsewhere?
+            hits, edge = self._blame(hit.commit, hit.orig_path, copies=True, only_commit=True,
+                                     ignore=ignore)
+            check = hits.get(hit.orig_line)
+            if check is None or check.commit == hit.commit or hops <= 0:
+                return hit
+            return self._follow(check.commit, check.orig_path, check.orig_line, since, ignore,
+                                hops - 1)
+        return None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """True when ``ancestor`` is reachable from ``descendant`` (a commit is its own)."""
         key = (ancestor, descendant)
         if key not in self._ancestry:
+            line = next((chain for chain in self._lines
+                         if ancestor in chain and descendant in chain), None)
             if ancestor == descendant:
                 self._ancestry[key] = True
+            elif line is not None:      # one first-parent line: the older is the ancestor
+                self._ancestry[key] = line[ancestor] > line[descendant]
             else:
                 status = self._git.execute(
                     ["git", "merge-base", "--is-ancestor", ancestor, descendant],

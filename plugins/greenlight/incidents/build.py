@@ -14,6 +14,7 @@ from typing import Any
 from greenlight.errors import UsageError
 from greenlight.git.history import GitHistory
 from greenlight.incidents.attribution import attribute, shipping_deploys
+from greenlight.incidents.change_index import ChangeIndex
 from greenlight.incidents.correlate import Facts, Weights, rank
 from greenlight.incidents.intake import parse_duration
 from greenlight.incidents.links import LinkTemplates
@@ -116,6 +117,11 @@ def build_report(incident: Incident, ledger: Any, repo: GitHistory | str | Path,
     check_start(start)
     history = repo if isinstance(repo, GitHistory) else GitHistory(
         repo, ignore_revs=conf.get("mechanical_commits") or ())
+    engine = getattr(ledger, "engine", None)
+    use_index = conf.get("change_index", True)       # True, False or "read" (never write)
+    if history.changes is None and engine is not None and use_index:
+        # A file's history in one query, not a walk in git.
+        history.changes = ChangeIndex(engine, catch_up=use_index != "read")
     window = _duration(conf.get("window", DEFAULT_WINDOW))
     horizon = max(_duration(conf.get("horizon", DEFAULT_HORIZON)), window)
     links = LinkTemplates.from_settings(conf.get("links"))

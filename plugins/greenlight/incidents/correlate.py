@@ -41,6 +41,7 @@ class Weights:
     blamed_line: float = 60.0        # the innermost application frame's line is the commit's
     depth_decay: float = 0.7         # ... each frame further out counts this much less
     owned_cap: float = 1.5           # a commit's trace lines together weigh at most this much
+    further_frames: float = 0.5      # a commit's frames after its innermost one count this much
     age_scale_days: float = 30.0     # a line's points shrink with the age of the deploy that
     age_strength: float = 0.5        # shipped it: 1 / (1 + strength * log2(1 + age / scale))
     changed_file_innermost: float = 12.0
@@ -211,10 +212,16 @@ def _suspect(commit: CommitInfo, deploy: Deploy, facts: Facts, ctx: dict[str, An
     # being more suspect for each.
     total = sum(w.depth_decay ** frame.depth for frame, _ in owned)
     scale = min(1.0, w.owned_cap / total) if total else 1.0
-    for frame, hit in sorted(owned, key=lambda p: p[0].depth):
+    for n, (frame, hit) in enumerate(sorted(owned, key=lambda p: p[0].depth)):
         tier = 2
         depth_weight = w.depth_decay ** frame.depth * scale
         capped = f" (x{scale:.2f}: its lines weigh {w.owned_cap:g} at most)" if scale < 1 else ""
+        if n and w.further_frames != 1:
+            # Each further frame of the same commit adds less: a refactor that rewrote two
+            # callers (0.7 + 0.49) must not outweigh the commit that wrote the failing line
+            # (1.0) of about the same age.
+            depth_weight *= w.further_frames
+            capped += f" (x{w.further_frames:g}: another frame of the same commit)"
         fresh = age_factor(delta, w)
         # Blame followed the line to the file it was written in (a move or copy across files).
         moved = (f" (written in {hit.orig_path}:{hit.orig_line}, moved since)"

@@ -19,7 +19,7 @@ import functools
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request
 from markupsafe import Markup
@@ -114,17 +114,39 @@ def _top_suspect(report: dict | None) -> dict | None | bool:
 
 @blueprint.route("/")
 def incident_list() -> str:
-    ingest_error = None
-    try:
-        ingest_rollbacks(ledger(), incident_store(), build)
-    except GreenlightError as exc:
-        ingest_error = str(exc)         # listing what is stored matters more
+    """Read only: the judge's rollbacks become incidents in the deploy's ``incident report``
+    step (``greenlight incident rollbacks``) or by the POST below, never by a page view."""
     store = incident_store()
     rows = [{"id": i.id, "url": _url(i.id), "title": i.title, "started": iso(i.started_at),
              "source": i.source, "service": i.service or "",
              "top": _top_suspect(store.report(i.id))} for i in store.list(limit=100)]
+    waiting, read_error = 0, None
+    try:
+        waiting = len(ledger().incidents(status="open"))
+    except Exception as exc:             # noqa: BLE001 - listing what is stored matters more
+        read_error = str(exc)[:300]
+    user = g.user
+    may_ingest = not user.anonymous and any(user.has(r) for r in INTAKE_ROLES)
     return _page("Incidents", "list.html", incidents=rows, intake_url=_url("intake"),
-                 ingest_error=ingest_error)
+                 waiting=waiting, read_error=read_error, ingest_url=_url("rollbacks"),
+                 ingest_fields=Markup(dashboard.csrf_field()) if may_ingest else None,
+                 ingest_error=request.args.get("ingest_error"))
+
+
+@blueprint.route("/rollbacks", methods=["POST"])
+def report_rollbacks():
+    """Turn the judge's open rollback requests into incidents now (role engineers or
+    deployers, CSRF token): what the deploy's ``incident report`` step does after a deploy."""
+    user = g.user
+    if user.anonymous:
+        abort(401, "log in first")
+    if not any(user.has(role) for role in INTAKE_ROLES):
+        abort(403, "needs the role engineers or deployers")
+    try:
+        ingest_rollbacks(ledger(), incident_store(), build)
+    except GreenlightError as exc:
+        return redirect(_url("") + "?" + urlencode({"ingest_error": str(exc)[:300]}), code=303)
+    return redirect(_url(""), code=303)
 
 
 def _get_incident(incident_id: int):
