@@ -93,8 +93,9 @@ def incident_settings() -> dict[str, Any]:
 
 
 def build(incident):
-    """Correlate ``incident`` with the ledger and the repository (one git session)."""
-    conf = incident_settings()
+    """Correlate ``incident`` with the ledger and the repository (one git session). A page
+    view only reads: the change index is used where filled, never written (deploys fill it)."""
+    conf = {**incident_settings(), "change_index": "read"}
     with GitHistory(repo_path(), ignore_revs=conf.get("mechanical_commits") or ()) as history:
         return build_report(incident, ledger(), history, conf)
 
