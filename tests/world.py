@@ -27,10 +27,12 @@ def _stop_leftover_worlds() -> None:
 
 
 def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
-                   shards: int | str = 1) -> Path:
+                   shards: int | str = 1, master: str = "", workers_extra: str = "") -> Path:
     """The world's settings file. ``shards``: ``[shards] count`` (default 1: the verify build
     runs its tests in one step, whatever the workers; "auto" or N >= 2 fans out), unless
-    ``extra`` has its own ``[shards]`` section."""
+    ``extra`` has its own ``[shards]`` section. ``extra`` follows ``[deploy] demo_hosts`` (more
+    ``[deploy]`` keys, then sections of its own); ``master`` is more ``[master]`` keys;
+    ``workers_extra`` follows ``[workers] count`` (``[[workers.remote]]`` tables)."""
     web, pb = free_ports(2)
     shards_section = "" if "[shards]" in extra else f"[shards]\ncount = {json.dumps(shards)}\n"
     settings = base / "greenlight.toml"
@@ -42,10 +44,10 @@ state_dir = "{base / 'var'}"
 basedir = "{base / 'master'}"
 web_port = {web}
 worker_port = {pb}
-
+{master}
 [workers]
 count = {workers}
-
+{workers_extra}
 [verify]
 setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--requirements", "requirements.txt",
                  "--cache", "{VENV_CACHE}", "--link", ".venv"]
@@ -67,10 +69,12 @@ TRANSIENT = (requests.ConnectionError, requests.Timeout,
 
 class World:
     def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
-                 shards: int | str = 1):
+                 shards: int | str = 1, master: str = "", workers_extra: str = ""):
+        """A world not started yet (``up()``); the arguments are write_settings'."""
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
-        self.settings_file = write_settings(base, workers, extra, demo_hosts, shards)
+        self.settings_file = write_settings(base, workers, extra, demo_hosts, shards, master,
+                                            workers_extra)
         from greenlight import settings as settings_mod
 
         self.settings = settings_mod.load(self.settings_file)

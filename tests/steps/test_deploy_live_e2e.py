@@ -15,12 +15,10 @@ HOSTS = 2
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from greenlight import settings as settings_mod
-
     first = free_ports(HOSTS, contiguous=True)[0]
     # A healthy canary stays undecided until its window ends: 30 s of judge in which the
     # earlier phases must already be on the build page.
-    world = World(tmp_path_factory.mktemp("live-deploy"), extra=f"""
+    world = World(tmp_path_factory.mktemp("live-deploy"), demo_hosts=HOSTS, extra=f"""
 demo_first_port = {first}
 canary_fraction = 0.5
 observe_seconds = 30
@@ -28,9 +26,6 @@ on_window_end = "pass"
 demo_traffic_rate = 10
 health_interval = 0.1
 """)
-    text = world.settings_file.read_text().replace("demo_hosts = 0\n", f"demo_hosts = {HOSTS}\n")
-    world.settings_file.write_text(text)
-    world.settings = settings_mod.load(world.settings_file)
     world.up()
     yield world
     world.down()
