@@ -17,7 +17,9 @@ HOSTS = 2
 def world(tmp_path_factory):
     first = free_ports(HOSTS, contiguous=True)[0]
     # A healthy canary stays undecided until its window ends: 30 s of judge in which the
-    # earlier phases must already be on the build page.
+    # earlier phases must already be on the build page. The 60-s health and 120-s restart
+    # budgets are ceilings for a loaded machine (as in test_buildbot_e2e.py), never waited for
+    # on a quiet one.
     world = World(tmp_path_factory.mktemp("live-deploy"), demo_hosts=HOSTS, extra=f"""
 demo_first_port = {first}
 canary_fraction = 0.5
@@ -25,6 +27,8 @@ observe_seconds = 30
 on_window_end = "pass"
 demo_traffic_rate = 10
 health_interval = 0.1
+health_retries = 600
+restart_timeout = 120
 """)
     world.up()
     yield world
@@ -59,6 +63,13 @@ def test_phases_appear_in_the_log_while_the_deploy_runs(world, tmp_path):
     def canary_shown_while_running() -> bool:
         step = running_deploy_step(world)
         if step is None:
+            ended = [b for b in world.builds_for(sha, "deploy") if b["complete"]]
+            if ended:  # nothing left to wait for: say how it ended
+                steps = world.api(f"builds/{ended[-1]['buildid']}/steps")["steps"]
+                deploy = next((s for s in steps if s["name"] == "deploy"), None)
+                raise AssertionError(f"the deploy of {sha[:10]} ended before the test saw it "
+                                     f"run: {ended[-1]['state_string']}\n"
+                                     + (phases_log(world, deploy) if deploy else ""))
             return False
         state["seen"] = phases_log(world, step)
         state["after"] = world.api(f"steps/{step['stepid']}")["steps"][0]
