@@ -208,3 +208,45 @@ def pytest_runtest_makereport(item, call):
     if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where nothing may skip: {report.longrepr}"
+
+
+# Seconds each slow module took in the whole suite (2 xdist workers, load 5-7, 2026-12-07; they
+# only order the run, so a stale figure costs time, never a result). With `--dist loadfile`
+# a module is one unit of work for one xdist worker: the long ones must start first, or the
+# one that starts last sets the suite's wall time while the other worker sits idle. Modules
+# not named here come after them, in collection order; an unnamed e2e module (a real master
+# or browser) counts as E2E_SECONDS.
+MODULE_SECONDS = {
+    "tests/adopt/test_adopt_e2e.py": 149,
+    "tests/push/test_push_to_verdict_e2e.py": 148,
+    "tests/shards/test_fanout_e2e.py": 113,
+    "tests/deploy/test_buildbot_e2e.py": 105,
+    "tests/steps/test_deploy_live_e2e.py": 100,
+    "tests/master/test_remote_workers_e2e.py": 98,
+    "tests/master/test_postgres_db_e2e.py": 71,
+    "tests/experiments/test_spool.py": 66,
+    "tests/shards/test_auto_fanout_e2e.py": 57,
+    "tests/deploy/test_failures.py": 56,
+    "tests/push/test_master_down.py": 54,
+    "tests/shards/test_e2e_fanout.py": 49,
+    "tests/experiments/test_page_e2e.py": 46,
+    "tests/shards/test_pytest_plugin.py": 44,
+    "tests/deploy/test_phases.py": 38,
+    "tests/deploy/judge/test_demo_canary.py": 31,
+}
+E2E_SECONDS = 35
+
+
+def module_seconds(item: pytest.Item) -> float:
+    """How long ``item``'s module is expected to take (0: not known to be slow)."""
+    path = item.nodeid.split("::", 1)[0]
+    if path in MODULE_SECONDS:
+        return MODULE_SECONDS[path]
+    return E2E_SECONDS if item.get_closest_marker("e2e") else 0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Slowest modules first (a stable sort: each module's tests keep their order and stay
+    together). xdist hands out modules in this order (``--no-loadscope-reorder`` in
+    pyproject.toml: its own reorder would put the modules with the most tests first)."""
+    items.sort(key=lambda item: -module_seconds(item))

@@ -5,10 +5,12 @@ Everything runs for real (processes, git, HTTP); only the ports and folders are 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import requests
@@ -16,6 +18,8 @@ import requests
 from tests.conftest import GIT_ENV, ROOT, free_ports, git, scaled, wait_for
 
 VENV_CACHE = ROOT / "var" / "test-worker-venvs"  # shared by all tests: built once per machine
+MASTER_DB_CACHE = ROOT / "var" / "test-master-db"   # likewise: an upgraded, empty master database
+DEFAULT_MASTER_DB = "sqlite:///state.sqlite"
 _STARTED: list["World"] = []
 
 
@@ -26,11 +30,23 @@ def _stop_leftover_worlds() -> None:
         world.down()
 
 
+# The demo's own test command without `-n auto`: the demo's 28 tests take 1 s, and three
+# processes starting under coverage take 2-6 s more per build. The default command (xdist,
+# coverage through subprocesses) is the one test_push_to_verdict_e2e.py builds with.
+SERIAL_TESTS = '[".venv/bin/python", "-m", "pytest", "-q", "-p", "no:cacheprovider"]'
+
+
 def write_settings(base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
-                   shards: int | str = 1) -> Path:
+                   shards: int | str = 1, master: str = "", workers_extra: str = "",
+                   xdist: bool = False) -> Path:
     """The world's settings file. ``shards``: ``[shards] count`` (default 1: the verify build
     runs its tests in one step, whatever the workers; "auto" or N >= 2 fans out), unless
-    ``extra`` has its own ``[shards]`` section."""
+    ``extra`` has its own ``[shards]`` section. ``extra`` follows ``[deploy] demo_hosts`` (more
+    ``[deploy]`` keys, then sections of its own); ``master`` is more ``[master]`` keys;
+    ``workers_extra`` follows ``[workers] count`` (``[[workers.remote]]`` tables).
+    ``xdist``: the verify build runs the demo's tests with the default ``pytest -n auto``
+    (else SERIAL_TESTS)."""
+    test_command = "" if xdist else f"test_command = {SERIAL_TESTS}\n"
     web, pb = free_ports(2)
     shards_section = "" if "[shards]" in extra else f"[shards]\ncount = {json.dumps(shards)}\n"
     settings = base / "greenlight.toml"
@@ -42,20 +58,57 @@ state_dir = "{base / 'var'}"
 basedir = "{base / 'master'}"
 web_port = {web}
 worker_port = {pb}
-
+{master}
 [workers]
 count = {workers}
-
+{workers_extra}
 [verify]
 setup_command = ["{{python}}", "-m", "greenlight.worker.venv", "--requirements", "requirements.txt",
                  "--cache", "{VENV_CACHE}", "--link", ".venv"]
-
+{test_command}
 {shards_section}
 [deploy]
 demo_hosts = {demo_hosts}
 {extra}
 """)
     return settings
+
+
+def master_db_template() -> Path:
+    """A master basedir holding an empty ``state.sqlite`` made by ``buildbot upgrade-master``
+    (and ``greenlight up``'s record that it is ready), built once per machine and Buildbot
+    version. A World copies it instead of running the upgrade (~5 s of CPU, 10-15 s at load),
+    as a venv comes from VENV_CACHE; worlds with their own ``[master] db_url``, and the adopt
+    walk, still upgrade their own."""
+    import buildbot
+
+    template = MASTER_DB_CACHE / buildbot.version
+    if (template / ".db-ready").exists():
+        return template
+    MASTER_DB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(MASTER_DB_CACHE / ".lock", "a") as lock:   # parallel test processes build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (template / ".db-ready").exists():
+            scratch = MASTER_DB_CACHE / f"scratch-{os.getpid()}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir()
+            settings = write_settings(scratch)
+            code = ("from greenlight.settings import load\n"
+                    "from greenlight_master.lifecycle import Report, ensure_master, "
+                    "master_basedir\n"
+                    "s = load()\nensure_master(s, master_basedir(s), Report())\n")
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           env={**os.environ, "GREENLIGHT_SETTINGS": str(settings)},
+                           timeout=scaled(300))
+            made = scratch / "master"
+            assert not list(made.glob("state.sqlite-*")), "the upgrade left a WAL behind"
+            shutil.rmtree(template, ignore_errors=True)
+            template.mkdir()
+            shutil.copy2(made / "state.sqlite", template / "state.sqlite")
+            shutil.copy2(made / ".db-ready", template / ".db-ready.tmp")
+            (template / ".db-ready.tmp").replace(template / ".db-ready")
+            shutil.rmtree(scratch, ignore_errors=True)
+    return template
 
 
 # see World.rest_get
@@ -67,10 +120,15 @@ TRANSIENT = (requests.ConnectionError, requests.Timeout,
 
 class World:
     def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
-                 shards: int | str = 1):
+                 shards: int | str = 1, master: str = "", workers_extra: str = "",
+                 xdist: bool = False):
+        """A world not started yet (``up()``); the arguments are write_settings'."""
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
-        self.settings_file = write_settings(base, workers, extra, demo_hosts, shards)
+        self.settings_file = write_settings(base, workers, extra, demo_hosts, shards, master,
+                                            workers_extra, xdist)
+        self.upgrade_master = False  # True: `up` runs `buildbot upgrade-master` itself
+        self._builder_ids: dict[str, int] = {}
         from greenlight import settings as settings_mod
 
         self.settings = settings_mod.load(self.settings_file)
@@ -91,6 +149,7 @@ class World:
 
     def up(self) -> str:
         """Start the world; if start-up fails half-way, stop what did start, then fail."""
+        self._seed_master_db()
         _STARTED.append(self)
         try:
             return self.greenlight("up").stdout
@@ -98,8 +157,30 @@ class World:
             self.down()
             raise
 
+    def _seed_master_db(self) -> None:
+        """A new master with the default database starts from the upgraded template."""
+        from greenlight import settings as settings_mod
+
+        settings = settings_mod.load(self.settings_file)   # as `up` will read it
+        basedir = settings.path("master", "basedir")
+        if self.upgrade_master or settings["master"]["db_url"] != DEFAULT_MASTER_DB \
+                or (basedir / ".db-ready").exists():
+            return
+        template = master_db_template()
+        basedir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(template / "state.sqlite", basedir / "state.sqlite")
+        shutil.copy2(template / ".db-ready", basedir / ".db-ready")
+
     def down(self) -> None:
-        self.greenlight("down", check=False)
+        """Stop what ``up`` started: ``greenlight down``'s own code, run in this process (the
+        command's start-up alone is 2 s of imports; test_buildbot_e2e runs the command)."""
+        from greenlight import settings as settings_mod
+        from greenlight_master import lifecycle
+
+        try:
+            lifecycle.down(settings_mod.load(self.settings_file))
+        except Exception:  # whatever it was, the command has its own go at it
+            self.greenlight("down", check=False)
         if self in _STARTED:
             _STARTED.remove(self)
 
@@ -165,7 +246,10 @@ class World:
                         interval=0.5, retry_on=TRANSIENT)
 
     def builder_id(self, name: str) -> int:
-        return self.api("builders", name=name)["builders"][0]["builderid"]
+        """A builder's id (asked once: the master keeps a builder's id across restarts)."""
+        if name not in self._builder_ids:
+            self._builder_ids[name] = self.api("builders", name=name)["builders"][0]["builderid"]
+        return self._builder_ids[name]
 
     def builds_for(self, revision: str, builder: str = "verify") -> list[dict]:
         """Builds of ``revision`` on ``builder`` (the deploy builder builds it too)."""

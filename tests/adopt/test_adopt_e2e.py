@@ -210,6 +210,7 @@ def team(tmp_path, sshd):  # noqa: F811
               "ssh_port": sshd["port"], "identity": sshd["identity"],
               "known_hosts": sshd["known_hosts"]} for i in range(2)]
     world = World(tmp_path / "greenlight")
+    world.upgrade_master = True  # the walk of docs/adopt.md: `up` upgrades its new database
     with fresh_pg_database("lending") as db:
         db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
         world.settings_file.write_text(settings_text(world.base, bare, ports[0], ports[1],

@@ -27,8 +27,6 @@ INCIDENTS = "plugins/wsgi_dashboards/greenlight/incidents/"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from greenlight import settings as settings_mod
-
     first = free_ports(HOSTS, contiguous=True)[0]
     # One canary of four hosts; a short window that passes a healthy canary still undecided at
     # its end (the breakage path decides a broken one in seconds, well inside it). A started
@@ -36,7 +34,7 @@ def world(tmp_path_factory):
     # are ceilings for a loaded machine (at load 20-40 the demo app took more than the default
     # 2 s to answer; in the full suite beside the heavy e2e modules, more than 15 s), never
     # waited for on a quiet one.
-    world = World(tmp_path_factory.mktemp("deploy-world"), extra=f"""
+    world = World(tmp_path_factory.mktemp("deploy-world"), demo_hosts=HOSTS, extra=f"""
 demo_first_port = {first}
 canary_fraction = 0.25
 observe_seconds = 8
@@ -46,9 +44,6 @@ health_interval = 0.1
 health_retries = 600
 restart_timeout = 120
 """)
-    text = world.settings_file.read_text().replace("demo_hosts = 0\n", f"demo_hosts = {HOSTS}\n")
-    world.settings_file.write_text(text)
-    world.settings = settings_mod.load(world.settings_file)
     world.up_output = world.up()
     yield world
     world.down()

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import requests
 from greenlight.deploy import demo_hosts as demo
 from greenlight.errors import SettingsError
 
-from tests.conftest import free_port
+from tests.conftest import free_port, scaled, wait_for
 from tests.deploy.conftest import TINY_SERVER
 
 
@@ -37,28 +36,68 @@ def test_concurrent_restarts_leave_one_server_named_by_the_pid_file(tmp_path):
         restarts = [subprocess.Popen([sys.executable, "-m", "greenlight.deploy.demo_hosts",
                                       "restart", str(host), "--port", str(port)])
                     for _ in range(4)]
-        assert [p.wait(timeout=60) for p in restarts] == [0, 0, 0, 0]
+        assert [p.wait(timeout=scaled(60)) for p in restarts] == [0, 0, 0, 0]
         pid = demo.read_pid(host)
         assert pid is not None, "the pid file names a server that is not running"
         assert demo.served_release(host) == "r1"
-        for _ in range(100):   # the last one started may still be binding its port
-            try:
-                body = requests.get(f"http://127.0.0.1:{port}/version", timeout=2).text
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        # the last one started may still be binding its port
+        body = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/version",
+                                             timeout=scaled(2)).text, 10,
+                        "the restarted server to answer", interval=0.05,
+                        retry_on=(requests.ConnectionError,))
         assert body == "r1"
-        assert _servers(port) == [pid]
+        assert _servers(host, port) == [pid]
     finally:
         demo.stop_host(host)
-        for stray in _servers(port):   # what a failed run may have left
+        for stray in _servers(host, port):   # what a failed run may have left
             os.kill(stray, signal.SIGKILL)
 
 
-def _servers(port: int) -> list[int]:
+UP = ("import sys; from greenlight.deploy.demo_hosts import start_demo_hosts; "
+      "start_demo_hosts(sys.argv[1], 1, int(sys.argv[2]))")
+
+
+def test_up_starting_the_hosts_while_one_restarts_leaves_one_server(tmp_path):
+    """`greenlight up` starts every demo host that has a release and no server; run while a
+    deploy restarts one, it must not start a second server between the restart's stop and
+    its start."""
+    host, port = tmp_path / "host01", free_port()   # start_demo_hosts' name for host 1
+    _release(host, "r1")
+    os.symlink("releases/r1", host / "current")
+    try:
+        both = [[sys.executable, "-m", "greenlight.deploy.demo_hosts", "restart", str(host),
+                 "--port", str(port)], [sys.executable, "-c", UP, str(tmp_path), str(port)]]
+        started = [subprocess.Popen(both[i % 2]) for i in range(8)]
+        assert [p.wait(timeout=scaled(60)) for p in started] == [0] * 8
+        pid = demo.read_pid(host)
+        assert pid is not None, "the pid file names a server that is not running"
+        body = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/version",
+                                             timeout=scaled(2)).text, 10,
+                        "the server to answer", interval=0.05,
+                        retry_on=(requests.ConnectionError,))
+        assert body == "r1"
+        assert _servers(host, port) == [pid]
+    finally:
+        demo.stop_host(host)
+        for stray in _servers(host, port):
+            os.kill(stray, signal.SIGKILL)
+
+
+def _servers(host: Path, port: int) -> list[int]:
+    """This host's servers: the processes serving ``port`` from one of its releases (another
+    test, or another checkout's suite on the machine, may run a server for the same port
+    number that has not bound it yet, from its own folder)."""
     found = subprocess.run(["pgrep", "-f", f"app.server --host 127.0.0.1 --port {port}"],
                            capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+    mine = []
+    for pid in map(int, found):
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue   # gone meanwhile
+        if cwd.is_relative_to(host.resolve()):
+            mine.append(pid)
+    return mine
 
 
 def test_experiments_env_of_a_broken_settings_file_raises(tmp_path, monkeypatch):

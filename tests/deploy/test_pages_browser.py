@@ -7,7 +7,6 @@ Screenshots: ``var/test-artifacts/deploy-pages/`` (or $GREENLIGHT_TEST_ARTIFACTS
 """
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from greenlight import settings as settings_mod
 from greenlight.cli.main import main
@@ -26,10 +24,10 @@ from greenlight.deploy import demo_hosts as demo
 from greenlight.deploy import story, trending
 from greenlight.deploy.ledger import Ledger
 from greenlight.deploy.traffic import generate_traffic
-from greenlight.www.dashboard import MOUNT, make_app
+from greenlight.www.dashboard import MOUNT
 
 from tests.conftest import free_ports, git, wait_for
-from tests.schema_review.test_browser import Browser  # skips without Chromium
+from tests.browser import Browser, serve_pages  # skips without Chromium
 
 from .conftest import ROOT_DIR
 from .test_cli_demo import DEMO, write_settings
@@ -154,41 +152,19 @@ def start_prometheus(tmp: Path, targets: list[str]) -> _Prometheus:
     return prometheus
 
 
-def _serve(settings):
-    server = make_server("127.0.0.1", 0, _Mounted(make_app(settings, session_secret=lambda: "s")),
-                         threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def site(deploys):
     """The pages as Buildbot serves them (the same Flask app, under the same path)."""
-    server = _serve(deploys["settings"])
+    server = serve_pages(deploys["settings"])
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def prometheus_site(deploys):
-    server = _serve(deploys["prometheus_settings"])
+    server = serve_pages(deploys["prometheus_settings"])
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-class _Mounted:
-    """Serves the dashboard under Buildbot's mount path, so the pages' links work as they do
-    inside the master."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(MOUNT):
-            environ["SCRIPT_NAME"] = MOUNT
-            environ["PATH_INFO"] = path[len(MOUNT):] or "/"
-        return self.app(environ, start_response)
 
 
 @pytest.fixture(scope="module")
@@ -199,35 +175,28 @@ def browser(tmp_path_factory):
     browser.quit()
 
 
-def _script(browser, script: str):
-    return browser._call("POST", f"{browser.session}/execute/sync",
-                         {"script": script, "args": []})
-
-
 def _shoot(browser, name: str) -> Path:
     """A screenshot at 1280 px and one at phone width; the page's content fits the width
     (wide tables scroll inside their own box)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for label, width in (("1280", 1280), ("phone", 390)):
-        height = _script(browser, "return Math.min(document.documentElement.scrollHeight, 6000)")
-        browser._call("POST", f"{browser.session}/window/rect",
-                      {"width": width, "height": max(800, int(height) + 140)})
+        height = browser.script("return Math.min(document.documentElement.scrollHeight, 6000)")
+        browser.resize(width, max(800, int(height) + 140))
         # this page's content (the shared menu above it is the layout's)
-        wide = _script(browser, "const w = document.documentElement.clientWidth; return "
-                                "[...document.querySelectorAll('.gl-page *')].filter(e => "
-                                "e.getBoundingClientRect().right > w + 2 && "
-                                "!e.closest('details:not([open]), .gl-table-wrap')).slice(0, 8)"
-                                ".map(e => e.tagName + ' ' + "
-                                "Math.round(e.getBoundingClientRect().right))")
+        wide = browser.script("const w = document.documentElement.clientWidth; return "
+                              "[...document.querySelectorAll('.gl-page *')].filter(e => "
+                              "e.getBoundingClientRect().right > w + 2 && "
+                              "!e.closest('details:not([open]), .gl-table-wrap')).slice(0, 8)"
+                              ".map(e => e.tagName + ' ' + "
+                              "Math.round(e.getBoundingClientRect().right))")
         assert wide == [], f"{name} is wider than {width} px: {wide}"
-        png = base64.b64decode(browser._call("GET", f"{browser.session}/screenshot"))
-        (ARTIFACTS / f"{name}-{label}.png").write_bytes(png)
-    browser._call("POST", f"{browser.session}/window/rect", {"width": 1280, "height": 900})
+        browser.screenshot(ARTIFACTS / f"{name}-{label}.png")
+    browser.resize(1280, 900)
     return ARTIFACTS / f"{name}-1280.png"
 
 
 def _charts(browser) -> list[dict]:
-    return _script(browser, """
+    return browser.script("""
         return [...document.querySelectorAll('figure.gl-line-chart')].map(f => ({
           id: f.id,
           series: [...f.querySelectorAll('g.series')].map(g => ({
@@ -276,7 +245,7 @@ def test_rolled_back_deploy_says_which_metric_decided_and_ships_nothing(deploys,
                     r"[\d,]+/[\d,]+ on the baseline, decided after [\d.]+ s", verdict), verdict
     assert "Not shipped" in browser.text(browser.find("#not-shipped"))
     assert "refactor login" in browser.text(browser.find(".commits-not-shipped"))
-    rows = _script(browser, "return document.querySelectorAll('figure.gl-gantt rect.bar')"
+    rows = browser.script("return document.querySelectorAll('figure.gl-gantt rect.bar')"
                             ".length")
     assert rows >= 2  # the canary's move and its rollback, in parts
     _shoot(browser, "deploy-rolled-back")
@@ -301,14 +270,14 @@ def test_trending_page_marks_every_deploy_and_links_to_it(deploys, site, browser
     hrefs = {m["label"]: m["href"] for m in timeline["markers"]}
     for name in ("v1", "v2", "v3", "v4"):
         assert hrefs[f"#{ids[name]}"] == f"{MOUNT}/deploys/{ids[name]}"
-    kinds = _script(browser, "return [...document.querySelectorAll('a.marker')].map(a => "
+    kinds = browser.script("return [...document.querySelectorAll('a.marker')].map(a => "
                              "a.getAttribute('class'))")
     assert kinds.count("marker marker-rollback") == 2 and kinds.count("marker marker-deploy") == 2
     assert kinds.count("marker marker-incident") == 2  # the two rollbacks' incident requests
     v3 = next(m for m in timeline["markers"] if m["label"] == f"#{ids['v3']}")
     assert "refactor login (breaks it)" in v3["title"]  # what a hover shows
     top = timeline["markers"][-1]
-    _script(browser, f"document.querySelector('a.marker[data-label=\"{top['label']}\"]')"
+    browser.script(f"document.querySelector('a.marker[data-label=\"{top['label']}\"]')"
                      ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
     browser.find("#verdict")  # the deploy page it links to
     assert browser.url().endswith(top["href"])

@@ -19,7 +19,14 @@ PG_TABLES = ("gl_experiment_fold_lock, gl_experiment_exposures, gl_experiment_ev
              "gl_experiment_user_totals, gl_experiment_branch_totals")
 
 
-def app_process(url: str, proc: int, users: int, events_per_user: int, start_at: float,
+def _ready_then_start(ready, go, start) -> float:
+    """Say this process is ready; the common start time, once every process is."""
+    ready.release()
+    go.wait()
+    return start.value
+
+
+def app_process(url: str, proc: int, users: int, events_per_user: int, ready, go, start,
                 seconds: float) -> None:
     """One app process: a new user every ``seconds / users`` s, exposed, then
     ``events_per_user`` events; then a normal shutdown (which flushes)."""
@@ -27,6 +34,7 @@ def app_process(url: str, proc: int, users: int, events_per_user: int, start_at:
     deadline = time.monotonic() + 120
     while not client.available and time.monotonic() < deadline:  # a real app's warm-up:
         time.sleep(0.1)  # until it has read the experiments, nobody is assigned
+    start_at = _ready_then_start(ready, go, start)
     interval = seconds / users
     for i in range(users):
         delay = start_at + i * interval - time.time()
@@ -39,9 +47,12 @@ def app_process(url: str, proc: int, users: int, events_per_user: int, start_at:
     client.close()
 
 
-def hold_store(url: str, start_at: float, holds: list[tuple[float, float]]) -> None:
+def hold_store(url: str, ready, go, start, holds: list[tuple[float, float]]) -> None:
     """Another connection holding the whole store for ``seconds`` at each ``offset``: SQLite's
     ``BEGIN EXCLUSIVE``, PostgreSQL's ``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE``."""
+    if not url.startswith("sqlite"):
+        import psycopg2  # imported before the start, like the apps' own imports
+    start_at = _ready_then_start(ready, go, start)
     for offset, seconds in holds:
         delay = start_at + offset - time.time()
         if delay > 0:
@@ -52,7 +63,6 @@ def hold_store(url: str, start_at: float, holds: list[tuple[float, float]]) -> N
             time.sleep(seconds)
             conn.execute("COMMIT")
         else:
-            import psycopg2
             conn = psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))
             with conn.cursor() as cur:
                 cur.execute(f"LOCK TABLE {PG_TABLES} IN ACCESS EXCLUSIVE MODE")
@@ -63,20 +73,28 @@ def hold_store(url: str, start_at: float, holds: list[tuple[float, float]]) -> N
 
 def run_contention(url: str, spool_dir: str, processes: int = 20, users: int = 30_000,
                    events: int = 120_000, seconds: float = 20.0,
-                   holds=((4.0, 5.0), (12.0, 5.0)), warmup: float = 5.0) -> tuple[int, int]:
-    """Run the reproduction; returns the (exposures, events) the results count."""
+                   holds=((4.0, 5.0), (12.0, 5.0)), warmup: float = 120.0) -> tuple[int, int]:
+    """Run the reproduction; returns the (exposures, events) the results count. The clock
+    starts once every process has imported, connected and read the experiments (at most
+    ``warmup`` seconds: a process not ready by then is late, as an app would be)."""
     store = ExperimentStore(url)
     store.define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100),
                  "contention")
     os.environ["GREENLIGHT_EXPERIMENTS_SPOOL"] = spool_dir  # inherited by the app processes
     context = multiprocessing.get_context("spawn")
-    start_at = time.time() + warmup  # processes imported and connected by then
+    ready, go, start = context.Semaphore(0), context.Event(), context.Value("d", 0.0)
     apps = [context.Process(target=app_process, args=(url, p, users // processes,
-                                                      events // users, start_at, seconds))
+                                                      events // users, ready, go, start,
+                                                      seconds))
             for p in range(processes)]
-    locker = context.Process(target=hold_store, args=(url, start_at, list(holds)))
+    locker = context.Process(target=hold_store, args=(url, ready, go, start, list(holds)))
     for process in [*apps, locker]:
         process.start()
+    deadline = time.monotonic() + warmup
+    for _ in range(processes + 1):
+        ready.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    start.value = time.time() + 0.2
+    go.set()
     for process in [*apps, locker]:
         process.join()
     exposed, counted = counts(store)

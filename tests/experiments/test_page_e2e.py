@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from greenlight.experiments import Experiment, ExperimentStore, report, results, set_qa
-from tests.conftest import ROOT
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port, scaled, wait_for
 from tests.world import World
 
 pytestmark = pytest.mark.e2e
@@ -164,15 +163,13 @@ def shop(store_url, tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "app.server", "--port", str(port)],
                             cwd=source, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if requests.get(base + "/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.05)
-    else:
+    try:
+        wait_for(lambda: requests.get(base + "/health", timeout=scaled(1)).ok, 10,
+                 "the demo shop to answer /health", interval=0.05,
+                 retry_on=(requests.RequestException,))
+    except AssertionError as exc:
         proc.kill()
-        raise AssertionError(f"the demo shop did not start: {(source / 'server.log').read_text()}")
+        raise AssertionError(f"{exc}: {(source / 'server.log').read_text()}") from None
     yield Shop(base)
     proc.terminate()
     proc.wait(10)
@@ -193,14 +190,14 @@ class Shop:
                              timeout=10).status_code
 
 
-def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def flushed(store: ExperimentStore, shop: Shop, user: str) -> None:
+    """A barrier: once a purchase ``user`` makes now is in the store, so is every exposure the
+    shop queued before it (its client writes queued exposures, then queued events, in one
+    flush). Nothing else may be in flight: it waits for exactly one more purchase."""
+    before = _events(store, "purchase")
+    assert shop.hit("/purchase", user, amount="1.00") == 200
+    wait_for(lambda: _events(store, "purchase") == before + 1, 15,
+             f"{user}'s purchase to reach the store")
 
 
 def exposed(store: ExperimentStore) -> dict[str, int]:
@@ -214,14 +211,14 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     assert {shop.branch_seen(f"user-{i}") for i in range(150)} == {"control"}
     qa_branches = {shop.branch_seen(f"qa-{i}") for i in range(30)}
     assert qa_branches == {"control", "enhanced"}          # QA users are assigned at random
-    wait_for(lambda: sum(exposed(store).values()) == 30, what="30 QA exposures")
+    wait_for(lambda: sum(exposed(store).values()) == 30, 15, "30 QA exposures")
 
     # 2. raised to 50% on the page, traffic splits within seconds, without a deploy
     raised = act(world, admin, "DemoSignup", "rollout", pct="50")
     assert raised.status_code == 200 and "Rolled out to 50%" in raised.text
     probes = iter(range(10_000))
-    wait_for(lambda: shop.branch_seen(f"probe-{next(probes)}") == "enhanced", timeout=10,
-             what="the shop to follow the new rollout")
+    wait_for(lambda: shop.branch_seen(f"probe-{next(probes)}") == "enhanced", 10,
+             "the shop to follow the new rollout")
     seen = {f"user-{i}": shop.branch_seen(f"user-{i}") for i in range(600)}
     enhanced = [u for u, b in seen.items() if b == "enhanced"]
     assert 0.17 <= len(enhanced) / len(seen) <= 0.33       # 50% assigned × 50% enhanced
@@ -231,8 +228,8 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     for user in enhanced + control_registered:
         assert shop.hit("/register", user) in (200, 201)
         assert shop.hit("/purchase", user, amount="12.50") == 200
-    wait_for(lambda: _converting(store, "registration", "enhanced") >= len(enhanced),
-             what="the shop's registrations to reach the store")
+    wait_for(lambda: _converting(store, "registration", "enhanced") >= len(enhanced), 15,
+             "the shop's registrations to reach the store")
     data = results("DemoSignup", store=store, metrics=["registration"])
     (metric,) = data["metrics"]
     rows = {row["branch"]: row for row in metric["branches"]}
@@ -251,8 +248,8 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     # 3b. the report breaks it down by the demo's two buckets, from attributes and logins
     for user in enhanced[:20]:
         assert shop.hit("/login", user, platform="client") == 200
-    wait_for(lambda: sum(_bucket_users(store, "logged_into_client").values()) >= 20,
-             what="client logins to reach the store")
+    wait_for(lambda: sum(_bucket_users(store, "logged_into_client").values()) >= 20, 15,
+             "client logins to reach the store")
     data = report("DemoSignup", store=store)
     assert [b["name"] for b in data["buckets"]] == ["all", "logged_into_client", "women"]
     everyone = data["buckets"][0]
@@ -266,12 +263,12 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
     assert closed.status_code == 200 and "Closed on enhanced" in closed.text
     # at 50% a new user sees enhanced one time in four: 20 in a row means the close arrived
     wait_for(lambda: all(shop.branch_seen(f"late-{next(probes)}") == "enhanced"
-                         for _ in range(20)), timeout=10, what="the shop to follow the close")
-    time.sleep(1.5)                                          # let the last exposures flush
+                         for _ in range(20)), 10, "the shop to follow the close")
+    flushed(store, shop, enhanced[0])        # the exposures of the requests before the close
     before = sum(exposed(store).values())
     assert {shop.branch_seen(f"new-{i}") for i in range(200)} == {"enhanced"}
     assert all(shop.branch_seen(u) == "enhanced" for u in list(seen)[:100])
-    time.sleep(1.5)
+    flushed(store, shop, enhanced[0])        # whatever these 300 requests queued
     assert sum(exposed(store).values()) == before
     listing = requests.get(url(world), timeout=30).text
     assert "closed: enhanced launched" in row_of(listing, "DemoSignup")
@@ -280,6 +277,10 @@ def test_done_means_qa_then_fifty_percent_then_results_then_closed(world, store,
 def _bucket_users(store: ExperimentStore, bucket: str) -> dict[str, int]:
     data = report("DemoSignup", store=store, bucket_names=[bucket])
     return data["buckets"][-1]["users"]
+
+
+def _events(store: ExperimentStore, metric: str) -> int:
+    return sum(a.events for a in store.metric_aggregates("DemoSignup", [metric]))
 
 
 def _converting(store: ExperimentStore, metric: str, branch: str) -> int:

@@ -25,9 +25,7 @@ def push_and_build(world, tmp_path, name: str) -> dict:
 def test_buildbot_on_postgresql_builds_across_a_restart(tmp_path):
     with fresh_pg_database("glbb") as name:
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-        world = World(tmp_path / "world", workers=1)
-        world.settings_file.write_text(world.settings_file.read_text().replace(
-            "[master]\n", f'[master]\ndb_url = "{url}"\n', 1))
+        world = World(tmp_path / "world", workers=1, master=f'db_url = "{url}"\n')
         try:
             world.up()
             first = push_and_build(world, tmp_path, "before-restart")

@@ -91,14 +91,8 @@ def far(tmp_path_factory):
         remote += (f'\n[[workers.remote]]\nname = "{name}"\npassword_file = '
                    f'"{base / (name + ".secret")}"\nmax_builds = 2\n'
                    f'properties = {{ site = "netns" }}\n')
-    world = World(base, workers=0, shards=2, extra="")
-    text = world.settings_file.read_text()
-    text = text.replace("[master]\n", '[master]\nworker_bind = "0.0.0.0"\n')
-    text = text.replace("count = 0\n", "count = 0\n" + remote, 1)
-    world.settings_file.write_text(text)
-    from greenlight import settings as settings_mod
-
-    world.settings = settings_mod.load(world.settings_file)
+    world = World(base, workers=0, shards=2, master='worker_bind = "0.0.0.0"\n',
+                  workers_extra=remote)
     subnet = random.randrange(200, 250)
     spaces, dirs = [], {}
     try:

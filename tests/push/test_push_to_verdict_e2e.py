@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("world"))
+    world = World(tmp_path_factory.mktemp("world"), xdist=True)  # the default test command
     world.up()
     yield world
     world.down()

@@ -7,15 +7,12 @@ Screenshots: ``var/test-artifacts/www-pages/`` (or $GREENLIGHT_TEST_ARTIFACTS).
 """
 from __future__ import annotations
 
-import base64
 import os
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from greenlight import settings as settings_mod
 from greenlight.deploy.ledger import Ledger
@@ -23,9 +20,9 @@ from greenlight.experiments import ROLLOUT, Experiment, ExperimentClient, Experi
 from greenlight.experiments.timeline import READS
 from greenlight.incidents import IncidentStore
 from greenlight.incidents.model import Incident
-from greenlight.www.dashboard import MOUNT, make_app
+from greenlight.www.dashboard import MOUNT
 from tests.conftest import ROOT, Repo, wait_for
-from tests.schema_review.test_browser import Browser  # skips without Chromium
+from tests.browser import Browser, serve_pages  # skips without Chromium
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(os.environ.get("GREENLIGHT_TEST_ARTIFACTS")
@@ -116,26 +113,9 @@ def incident(world):
     ledger.close()
 
 
-class _Mounted:
-    """The dashboard under Buildbot's mount path, so the pages' links work as in the master."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path.startswith(MOUNT):
-            environ["SCRIPT_NAME"] = MOUNT
-            environ["PATH_INFO"] = path[len(MOUNT):] or "/"
-        return self.app(environ, start_response)
-
-
 @pytest.fixture(scope="module")
 def site(world):
-    server = make_server("127.0.0.1", 0, _Mounted(make_app(world["settings"],
-                                                           session_secret=lambda: "s")),
-                         threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_pages(world["settings"])
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 
@@ -148,22 +128,16 @@ def browser(tmp_path_factory):
     browser.quit()
 
 
-def _script(browser, script: str):
-    return browser._call("POST", f"{browser.session}/execute/sync",
-                         {"script": script, "args": []})
-
-
 def _shoot(browser, name: str) -> list[Path]:
     """Screenshots at 1280 px and at phone width; nothing on the page (the menu included)
     reaches past the window's right edge, except inside a box that scrolls by itself."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shots = []
     for label, width in (("1280", 1280), ("phone", 390)):
-        browser._call("POST", f"{browser.session}/window/rect", {"width": width, "height": 900})
-        height = _script(browser, "return Math.min(document.documentElement.scrollHeight, 7000)")
-        browser._call("POST", f"{browser.session}/window/rect",
-                      {"width": width, "height": max(900, int(height) + 140)})
-        wide = _script(browser, """
+        browser.resize(width, 900)
+        height = browser.script("return Math.min(document.documentElement.scrollHeight, 7000)")
+        browser.resize(width, max(900, int(height) + 140))
+        wide = browser.script("""
             const w = document.documentElement.clientWidth;
             const scrolls = e => { for (let p = e.parentElement; p; p = p.parentElement) {
               const s = getComputedStyle(p).overflowX;
@@ -175,16 +149,14 @@ def _shoot(browser, name: str) -> list[Path]:
               e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));
             """)
         assert wide == [], f"{name} is wider than {width} px: {wide}"
-        assert _script(browser, "return document.documentElement.scrollWidth") <= width
-        png = base64.b64decode(browser._call("GET", f"{browser.session}/screenshot"))
-        shots.append(ARTIFACTS / f"{name}-{label}.png")
-        shots[-1].write_bytes(png)
-    browser._call("POST", f"{browser.session}/window/rect", {"width": 1280, "height": 900})
+        assert browser.script("return document.documentElement.scrollWidth") <= width
+        shots.append(browser.screenshot(ARTIFACTS / f"{name}-{label}.png"))
+    browser.resize(1280, 900)
     return shots
 
 
 def _figures(browser) -> dict:
-    return {f["id"]: f for f in _script(browser, """
+    return {f["id"]: f for f in browser.script("""
         return [...document.querySelectorAll('figure.gl-figure')].map(f => ({
           id: f.id,
           series: [...f.querySelectorAll('g.series')].map(g => ({
@@ -235,7 +207,7 @@ def test_experiment_results_draw_forest_over_time_and_sample_ratio(experiment, s
     drawn = next(r for r in figures["forest-1-mean"]["rows"] if r["branch"] == "fast")
     assert drawn["sig"] == fast["mean_significant"]
     assert browser.find("#results table")  # the table stays, below the charts
-    assert _script(browser, "return document.querySelector('#experiment-charts')"
+    assert browser.script("return document.querySelector('#experiment-charts')"
                             ".compareDocumentPosition(document.querySelector('#results')) & 4")
     _shoot(browser, "experiment-results")
 
@@ -256,7 +228,7 @@ def test_incident_page_draws_its_timeline_and_wraps_its_evidence(incident, site,
     assert incident["suspect"][:12] in top["title"], [m["title"] for m in by_css["suspect"]]
     assert "<b>total</b>" in top["title"]  # a commit's markup is text, never markup
     assert timeline["table"] == len(timeline["markers"]) + 1
-    evidence = _script(browser, "const p = document.querySelector('.incident-report pre'); "
+    evidence = browser.script("const p = document.querySelector('.incident-report pre'); "
                                 "return p && [getComputedStyle(p).whiteSpace, p.scrollWidth <= "
                                 "p.clientWidth, p.textContent.length]")
     assert evidence and evidence[:2] == ["pre-wrap", True], browser.source()[-3000:]
@@ -269,9 +241,9 @@ def test_every_page_menu_wraps_on_a_phone(experiment, incident, site, browser):
                  "flaky/"):
         browser.open(f"{site}{MOUNT}/{page}")
         browser.find("body > nav")
-        browser._call("POST", f"{browser.session}/window/rect", {"width": 390, "height": 900})
-        assert _script(browser, "return document.documentElement.scrollWidth") <= 390, page
-        assert _script(browser, "return getComputedStyle(document.querySelector('body > nav'))"
+        browser.resize(390, 900)
+        assert browser.script("return document.documentElement.scrollWidth") <= 390, page
+        assert browser.script("return getComputedStyle(document.querySelector('body > nav'))"
                                 ".flexWrap") == "wrap"
     _shoot(browser, "experiments-list")
 
@@ -281,16 +253,16 @@ def test_the_menu_entry_keeps_every_page_inside_its_frame(experiment, site, brow
     own, no global style) whose frame shows the pages, their menu moving within it."""
     browser.open(f"{site}{MOUNT}/index.html")
     browser.find("iframe[name=greenlight-page]")
-    assert _script(browser, "return [...document.querySelectorAll('style')].map(s => "
+    assert browser.script("return [...document.querySelectorAll('style')].map(s => "
                             "s.textContent.split('}').every(r => !r.trim() || "
                             "r.trim().startsWith('.greenlight-shell')))") == [True]
     frame = "document.querySelector('iframe').contentDocument"
-    wait_for(lambda: _script(browser, f"return !!{frame}.querySelector('body > nav')"), 30,
+    wait_for(lambda: browser.script(f"return !!{frame}.querySelector('body > nav')"), 30,
              "the first page in the frame")
-    assert _script(browser, f"return {frame}.querySelector('body > nav a').target") == "_top"
-    _script(browser, f"[...{frame}.querySelectorAll('body > nav a')].find(a => "
+    assert browser.script(f"return {frame}.querySelector('body > nav a').target") == "_top"
+    browser.script(f"[...{frame}.querySelectorAll('body > nav a')].find(a => "
                      "a.textContent === 'Experiments').click()")
-    wait_for(lambda: _script(browser, f"const d = {frame}; return d.location.pathname"
+    wait_for(lambda: browser.script(f"const d = {frame}; return d.location.pathname"
                                       ".endsWith('/experiments/') && "
                                       "!!d.querySelector('#experiments')"), 30,
              "the experiments list in the frame")

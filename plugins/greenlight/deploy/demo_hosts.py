@@ -158,8 +158,12 @@ def start_demo_hosts(base: str | Path, n: int, first_port: int) -> list[Host]:
     hosts = demo_hosts(str(Path(base).absolute()), n, first_port)
     for host in hosts:
         Path(host.path, "releases").mkdir(parents=True, exist_ok=True)
-        if Path(host.path, "current").exists() and read_pid(host.path) is None:
-            start_host(host.path, host.port)
+        # Under the host's lock, like every other start and stop: `up` run while a deploy
+        # restarts the host would otherwise start a second server between the restart's stop
+        # and its start (one loses the port and exits; the pid file may name that one).
+        with host_lock(host.path):
+            if Path(host.path, "current").exists() and read_pid(host.path) is None:
+                start_host(host.path, host.port)
     return hosts
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import requests
 from greenlight.deploy.metric_spec import series_key
 from greenlight.deploy.metrics import DirectSource
-from greenlight.deploy.traffic import check_loopback, generate_traffic, main
+from greenlight.deploy.traffic import TrafficReport, check_loopback, generate_traffic, main
 from greenlight.errors import UsageError
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_for
 
 DEMO = ROOT / "examples" / "demo"
 
@@ -26,12 +26,8 @@ def demo_host():
                              "--port", str(port)], cwd=DEMO,
                             env={**os.environ, "PYTHONPATH": str(DEMO)})
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/health", timeout=0.5)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
+    wait_for(lambda: requests.get(url + "/health", timeout=2).ok, 10, "the demo app to answer",
+             interval=0.1, retry_on=(requests.RequestException,))
     yield url
     proc.terminate()
     proc.wait(10)
@@ -53,17 +49,33 @@ def test_loopback_only():
     assert main(["http://8.8.8.8:80", "--duration", "1"]) == 2
 
 
+def _generate(seconds: float, **kwargs) -> TrafficReport:
+    """generate_traffic in a thread; its report once it has returned by itself, which it must
+    within ``seconds`` (on a quiet machine)."""
+    stop, done = threading.Event(), []
+    thread = threading.Thread(target=lambda: done.append(generate_traffic(stop=stop, **kwargs)),
+                              daemon=True)
+    thread.start()
+    try:
+        return wait_for(lambda: done, seconds, "the traffic to end at its bound")[0]
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_traffic_moves_the_demo_metrics_and_stops_at_its_bounds(demo_host):
     source = DirectSource({"h": demo_host + "/metrics"})
     source.start()
-    report = generate_traffic([demo_host], rate=100, duration_s=10, max_requests=120, seed=3)
-    assert report.sent == 120  # the count bound, well before the 10 s bound
-    assert report.elapsed_s < 8
+    # 120 requests at 100/s: only the count bound can end it in time, not the 10-minute one
+    report = _generate(20, urls=[demo_host], rate=100, duration_s=600, max_requests=120, seed=3)
+    assert report.sent == 120
     assert set(report.by_status) <= {"200", "201"}, report.by_status
     totals = source.totals()["h"]
     served = sum(v for (name, _), v in totals.items() if name == "demo_requests_total")
     assert served == 120
     assert totals[series_key("demo_logins_total")] > 0
     assert totals[series_key("demo_registrations_total")] > 0
-    timed = generate_traffic([demo_host], rate=20, duration_s=1.0, max_requests=10_000)
-    assert 10 <= timed.sent <= 25 and timed.elapsed_s < 3
+    # 10,000 requests at 20/s would take 500 s: only the 1-s duration can end it in time
+    timed = _generate(10, urls=[demo_host], rate=20, duration_s=1.0, max_requests=10_000)
+    assert timed.elapsed_s >= 1.0
+    assert 1 <= timed.sent <= 20 * timed.elapsed_s + 1  # at most one request per 1/20 s
