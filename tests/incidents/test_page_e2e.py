@@ -203,6 +203,12 @@ def test_judge_rollback_appears_as_an_incident_naming_the_commit(master, ledger,
                         at=failed_at)
     title = f"judge failed the canary of {sha[:12]}"
     ledger.record_incident(title, deploy_id=markup_incident["deploy"], sha=sha, at=failed_at)
+    waiting = requests.get(url(master), timeout=30).text    # an anonymous view only reads
+    assert title not in waiting and "wait" in waiting
+    dev = master.login("dev")
+    listing = dev.get(url(master), timeout=30).text
+    assert dev.post(url(master, "rollbacks"), data={"csrf": csrf_of(listing)}, timeout=30,
+                    allow_redirects=False).status_code == 303
     page = requests.get(url(master), timeout=30).text
     row = next(r for r in re.findall(r"<tr id=\"incident-\d+\">.*?</tr>", page, re.S)
                if title in r)
