@@ -10,16 +10,17 @@ import json
 from buildbot.process.results import FAILURE, SUCCESS
 from buildbot.test.reactor import TestReactorMixin
 from buildbot.test.steps import ExpectShell, TestBuildStepMixin
+from buildbot.util.lineboundaries import LineBoundaryFinder
 from twisted.trial import unittest
 
 from greenlight.cli.deploy import _finish, _phase_printer, _progress_printer
 from greenlight.deploy.phases import DeployResult, PhaseReport, Progress
-from greenlight.steps.deploy import Deploy, Rollback, parse_phase_lines
+from greenlight.steps.deploy import Deploy, PhaseLines, Rollback, parse_phase_lines
 
 SHA, PREV = "b" * 40, "a" * 40
 
 
-def cli_output(outcome: str, judge_status: str) -> str:
+def cli_output(outcome: str, judge_status: str, judge_log: str = "metric  canary  baseline\nlogins 0 40") -> str:
     args = argparse.Namespace(phase_lines=True, json=False)
     result = DeployResult(outcome, SHA, PREV, "judge failed the canary", deploy_id=7,
                           incident_id=3 if outcome == "rolled_back" else None)
@@ -27,7 +28,7 @@ def cli_output(outcome: str, judge_status: str) -> str:
     with contextlib.redirect_stdout(out):
         show = _phase_printer(args)
         for name, status, log in (("prepare", "ok", ""), ("canary", "ok", ""),
-                                  ("judge", judge_status, "metric  canary  baseline\nlogins 0 40")):
+                                  ("judge", judge_status, judge_log)):
             report = PhaseReport(name, status, f"{name} {status}", log)
             result.phases.append(report)
             show(report)
@@ -40,6 +41,29 @@ def test_parse_phase_lines_ignores_other_output():
     phases, result = parse_phase_lines(text)
     assert [p["name"] for p in phases] == ["prepare", "canary", "judge"]
     assert result["outcome"] == "success" and result["deploy_id"] == 7
+
+
+def through_buildbot_lines(output: str, chunk: int) -> str:
+    """``output`` as Buildbot's master stores it when the worker sends it in ``chunk``-sized
+    pieces: its LineBoundaryFinder cuts lines longer than 4,096 characters."""
+    finder, kept = LineBoundaryFinder(), []
+    for start in range(0, len(output), chunk):
+        kept.append(finder.append(output[start:start + chunk]) or "")
+    kept.append(finder.flush() or "")
+    return "".join(kept)
+
+
+def test_a_long_judge_table_survives_buildbots_line_cutting():
+    table = "\n".join(f"metric{i:03d}  pending  {i}/211  {2 * i}/632  -4.6%" for i in range(400))
+    output = cli_output("success", "ok", table)
+    assert max(map(len, output.splitlines())) < LineBoundaryFinder.MAX_LINELENGTH
+    for chunk in (512, 4000, 4097, 65536):
+        phases, result = parse_phase_lines(through_buildbot_lines(output, chunk))
+        assert result is not None and result["outcome"] == "success", chunk
+        assert result["phases"][-1]["log"] == table and phases[-1]["log"] == table
+    # the same payload on one line is what Buildbot cut before (the deploy read as interrupted)
+    raw = "greenlight-result: " + json.dumps({"outcome": "success", "log": table}) + "\n"
+    assert parse_phase_lines(through_buildbot_lines(raw, 512))[1] is None
 
 
 class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
@@ -144,3 +168,18 @@ class DeployStepTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
         self.expect_log_file("summary", "judge: fail — failing: logins (after 2.4 s) [3.2 s]\n")
         self.expect_result_summary({"step": "judge: fail — failing: logins (after 2.4 s) [3.2 s]"})
         await self.run_step()
+
+
+def test_the_live_observer_rejoins_a_long_phase_line():
+    table = "x" * 9000
+    seen = []
+
+    class Step:
+        def phase_done(self, phase):
+            seen.append(phase)
+
+    observer = PhaseLines(Step())
+    for line in cli_output("success", "ok", table).splitlines():
+        observer.outLineReceived(line)
+    assert [p["name"] for p in seen] == ["prepare", "canary", "judge"]
+    assert seen[-1]["log"] == table and observer.result["outcome"] == "success"

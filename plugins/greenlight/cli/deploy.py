@@ -22,11 +22,26 @@ PROGRESS_PREFIX = "greenlight-progress: "
 _OUT = threading.Lock()
 
 
-def _line(text: str) -> None:
-    """One whole line at a time: hosts move in parallel threads, and two prints interleaved
-    on one line made the step's JSON unreadable (a good deploy read as interrupted)."""
+# Buildbot cuts a log line longer than 4,096 characters where the worker's chunks fall
+# (buildbot.util.lineboundaries), so a long JSON payload goes as pieces of at most this many
+# characters: continuation lines ``<prefix>~ piece`` and then the prefixed last piece.
+PIECE = 3000
+
+
+def framed(prefix: str, payload: str) -> str:
+    """``prefix + payload`` as lines Buildbot will not cut (see PIECE)."""
+    pieces = [payload[i:i + PIECE] for i in range(0, len(payload), PIECE)] or [""]
+    more = prefix.rstrip(": ") + "~ "
+    return "".join(more + piece + "\n" for piece in pieces[:-1]) + prefix + pieces[-1] + "\n"
+
+
+def _line(prefix: str, payload: str) -> None:
+    """One payload's lines together: hosts move in parallel threads, and two prints
+    interleaved on one line made the step's JSON unreadable (a good deploy read as
+    interrupted)."""
+    text = framed(prefix, payload)
     with _OUT:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
         sys.stdout.flush()
 
 
@@ -97,7 +112,7 @@ def _context(args, with_judge: bool = True):
 def _phase_printer(args):
     def show(report: PhaseReport) -> None:
         if getattr(args, "phase_lines", False):
-            _line(PHASE_PREFIX + json.dumps(report.to_json()))
+            _line(PHASE_PREFIX, json.dumps(report.to_json()))
         elif not args.json:
             print(f"[{report.name}] {report.status}: {report.summary}", flush=True)
             if report.log and report.status != "ok":
@@ -108,7 +123,7 @@ def _phase_printer(args):
 def _progress_printer(args):
     def show(progress: Progress) -> None:
         if getattr(args, "phase_lines", False):
-            _line(PROGRESS_PREFIX + json.dumps(progress.to_json()))
+            _line(PROGRESS_PREFIX, json.dumps(progress.to_json()))
     return show
 
 
@@ -123,7 +138,7 @@ def _trigger(args) -> str:
 
 def _finish(args, result: DeployResult) -> int:
     if getattr(args, "phase_lines", False):
-        _line(RESULT_PREFIX + json.dumps(result.to_json(), default=str))
+        _line(RESULT_PREFIX, json.dumps(result.to_json(), default=str))
     elif args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:

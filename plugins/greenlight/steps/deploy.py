@@ -17,13 +17,32 @@ from greenlight.steps.cli_report import CliReportStep
 PHASE_PREFIX = "greenlight-phase: "  # the same as greenlight.cli.deploy (no import: no engine)
 RESULT_PREFIX = "greenlight-result: "
 PROGRESS_PREFIX = "greenlight-progress: "
+_PREFIXES = (PHASE_PREFIX, RESULT_PREFIX, PROGRESS_PREFIX)
+_FRAMED = {p.rstrip(": ") for p in _PREFIXES}
 STATUS = {"ok": results.SUCCESS, "failed": results.FAILURE, "skipped": results.SKIPPED}
+
+
+def unframe(lines) -> list[str]:
+    """The CLI's lines with each long payload whole again: ``<prefix>~ piece`` lines (see
+    greenlight.cli.deploy.framed) are joined onto the prefixed line that ends them."""
+    whole, pending = [], ""
+    for line in lines:
+        head, sep, piece = line.partition("~ ")
+        if sep and head in _FRAMED:
+            pending += piece
+            continue
+        if pending:
+            prefix = next((p for p in _PREFIXES if line.startswith(p)), None)
+            line = prefix + pending + line[len(prefix):] if prefix else line
+            pending = ""
+        whole.append(line)
+    return whole
 
 
 def parse_phase_lines(stdout: str) -> tuple[list[dict], dict | None]:
     """(phase reports, final result) from the CLI's ``--phase-lines`` output."""
     phases, result = [], None
-    for line in stdout.splitlines():
+    for line in unframe(stdout.splitlines()):
         if line.startswith(PHASE_PREFIX):
             try:
                 phases.append(json.loads(line[len(PHASE_PREFIX):]))
@@ -71,13 +90,19 @@ class PhaseLines(logobserver.LogLineObserver):
 
     def __init__(self, step: "Deploy"):
         super().__init__()
-        self.setMaxLineLength(1 << 24)  # a judge table travels inside its phase's JSON line
+        self.setMaxLineLength(1 << 24)  # a rejoined judge table (unframe) is one long line
         self.step = step
         self.phases: list[dict] = []
         self.result: dict | None = None
         self.progress: dict | None = None   # the last "where the deploy is" line
+        self.pending: list[str] = []        # pieces of a long payload (unframe)
 
     def outLineReceived(self, line: str) -> None:
+        head, sep, piece = line.partition("~ ")
+        if sep and head in _FRAMED:      # a long payload's piece: wait for its last line
+            self.pending.append(line)
+            return
+        line, self.pending = unframe([*self.pending, line])[0], []
         if line.startswith(PROGRESS_PREFIX):
             try:
                 self.progress = json.loads(line[len(PROGRESS_PREFIX):])
