@@ -22,14 +22,19 @@ _FRAMED = {p.rstrip(": ") for p in _PREFIXES}
 STATUS = {"ok": results.SUCCESS, "failed": results.FAILURE, "skipped": results.SKIPPED}
 
 
+def _is_piece(line: str) -> bool:
+    """A continuation line ``<prefix>~ piece`` of a long payload (greenlight.cli.deploy.framed)."""
+    head, sep, _ = line.partition("~ ")
+    return bool(sep) and head in _FRAMED
+
+
 def unframe(lines) -> list[str]:
     """The CLI's lines with each long payload whole again: ``<prefix>~ piece`` lines (see
     greenlight.cli.deploy.framed) are joined onto the prefixed line that ends them."""
     whole, pending = [], ""
     for line in lines:
-        head, sep, piece = line.partition("~ ")
-        if sep and head in _FRAMED:
-            pending += piece
+        if _is_piece(line):
+            pending += line.partition("~ ")[2]
             continue
         if pending:
             prefix = next((p for p in _PREFIXES if line.startswith(p)), None)
@@ -98,8 +103,7 @@ class PhaseLines(logobserver.LogLineObserver):
         self.pending: list[str] = []        # pieces of a long payload (unframe)
 
     def outLineReceived(self, line: str) -> None:
-        head, sep, piece = line.partition("~ ")
-        if sep and head in _FRAMED:      # a long payload's piece: wait for its last line
+        if _is_piece(line):             # a long payload's piece: wait for its last line
             self.pending.append(line)
             return
         line, self.pending = unframe([*self.pending, line])[0], []
