@@ -112,7 +112,15 @@ def contributions(bucket: Bucket | None, exposed_at: float, attributes: dict[str
         else:
             rest.append(event)
     add_state(metric_cells, attribute_cells, key + (first_hour,), sums, attributes, sign)
-    for at, name, value, _ in rest:
+    _add_events(metric_cells, key, sums, rest, sign)
+
+
+def _add_events(metric_cells: dict, key: tuple, sums: dict[str, list],
+                events: Sequence[Event], sign: int) -> None:
+    """Each event moves its own hour's cell by its increment: a first event of its metric
+    brings the user, and Σ² grows by the change of the user's total squared. ``sums`` holds
+    the user's [count, total] per metric so far and is updated."""
+    for at, name, value, _ in events:
         entry = sums.get(name)
         if entry is None:
             entry = sums[name] = [0, 0.0]
@@ -155,13 +163,4 @@ def append(bucket: Bucket | None, exposed_at: float, attributes: dict[str, str],
         entry = sums.setdefault(name, [0, 0.0])
         entry[0] += 1
         entry[1] += value
-    for at, name, value, _ in added:
-        entry = sums.get(name)
-        if entry is None:
-            entry = sums[name] = [0, 0.0]
-        before = entry[1]
-        after = before + value
-        _bump(metric_cells, key + (int(at // HOUR), name), 1 if entry[0] == 0 else 0,
-              1, value, after * after - before * before)
-        entry[0] += 1
-        entry[1] = after
+    _add_events(metric_cells, key, sums, added, 1)
