@@ -56,38 +56,32 @@ def _bind():
             _fields_ = [("plpgsql_funcs", ctypes.c_void_p), ("error", ctypes.c_void_p)]
 
         bindings = []
-        for name, free_name, result in (
-                ("pg_query_parse", "pg_query_free_parse_result", ParseResult),
-                ("pg_query_parse_plpgsql", "pg_query_free_plpgsql_parse_result", PlpgsqlResult)):
+        for name, free_name, result, tree_field in (
+                ("pg_query_parse", "pg_query_free_parse_result", ParseResult, "parse_tree"),
+                ("pg_query_parse_plpgsql", "pg_query_free_plpgsql_parse_result", PlpgsqlResult,
+                 "plpgsql_funcs")):
             call, free = getattr(lib, name), getattr(lib, free_name)
             call.argtypes, call.restype = [ctypes.c_char_p], result
             free.argtypes, free.restype = [result], None
-            bindings.append((call, free))
+            bindings.append(_caller(call, free, tree_field, ctypes.string_at))
     except (OSError, AttributeError, ImportError):
         return None
-    string_at = ctypes.string_at
-    (parse, free_parse), (parse_plpgsql, free_plpgsql) = bindings
+    return tuple(bindings)
 
-    def parse_sql(sql: str) -> str | None:
-        """The JSON tree, or None when libpg_query reports an error (or returns no tree)."""
-        result = parse(sql.encode("utf-8"))
+
+def _caller(call, free, tree_field: str, string_at):
+    """``text -> JSON text``, or None when libpg_query reports an error (or returns no tree);
+    the C result is always freed."""
+    def parse(sql: str) -> str | None:
+        result = call(sql.encode("utf-8"))
         try:
-            if result.error or not result.parse_tree:
+            tree = getattr(result, tree_field)
+            if result.error or not tree:
                 return None
-            return string_at(result.parse_tree).decode("utf-8")
+            return string_at(tree).decode("utf-8")
         finally:
-            free_parse(result)
-
-    def parse_plpgsql_text(sql: str) -> str | None:
-        result = parse_plpgsql(sql.encode("utf-8"))
-        try:
-            if result.error or not result.plpgsql_funcs:
-                return None
-            return string_at(result.plpgsql_funcs).decode("utf-8")
-        finally:
-            free_plpgsql(result)
-
-    return parse_sql, parse_plpgsql_text
+            free(result)
+    return parse
 
 
 _BOUND = _bind()
