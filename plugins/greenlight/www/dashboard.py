@@ -54,13 +54,13 @@ def csrf_field() -> str:
     return f'<input type="hidden" name="csrf" value="{html.escape(g.csrf)}">'
 
 
-def require_role(role: str) -> None:
-    """Abort with 401 for anonymous users and 403 for users without ``role``."""
+def require_role(*roles: str) -> None:
+    """Abort with 401 for anonymous users and 403 for users with none of ``roles``."""
     user = g.user
     if user.anonymous:
         abort(401, "log in first")
-    if not user.has(role):
-        abort(403, f"needs the role {role}")
+    if not any(user.has(role) for role in roles):
+        abort(403, f"needs the role {' or '.join(roles)}")
 
 
 def make_app(settings: Any, session_secret=None) -> Flask:

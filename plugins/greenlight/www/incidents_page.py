@@ -138,11 +138,7 @@ def incident_list() -> str:
 def report_rollbacks():
     """Turn the judge's open rollback requests into incidents now (role engineers or
     deployers, CSRF token): what the deploy's ``incident report`` step does after a deploy."""
-    user = g.user
-    if user.anonymous:
-        abort(401, "log in first")
-    if not any(user.has(role) for role in INTAKE_ROLES):
-        abort(403, "needs the role engineers or deployers")
+    dashboard.require_role(*INTAKE_ROLES)
     try:
         ingest_rollbacks(ledger(), incident_store(), build)
     except GreenlightError as exc:
