@@ -217,7 +217,7 @@ class DeploySettings:
                                             "health_interval", "judge_interval",
                                             "final_observe_seconds")},
             health_retries=value["health_retries"], parallel=value["parallel"])
-        from greenlight.deploy.judge import Judge  # scipy: only once the rest is valid
+        from greenlight.deploy.judge import Judge  # numpy: only once the rest is valid
 
         Judge.from_settings(deploy.judge, max_window_s=deploy.observe_seconds,
                             on_timeout=deploy.on_window_end,

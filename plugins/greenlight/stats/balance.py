@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scipy.stats import chi2_contingency
+from greenlight.stats.distributions import chi2_contingency
 
 from greenlight.errors import UsageError
 

@@ -16,10 +16,8 @@ from functools import cached_property, lru_cache
 from typing import Protocol
 
 import numpy as np
-from scipy.stats import beta as beta_dist
-from scipy.stats import chi2, gamma
-from scipy.stats import norm
-from scipy.stats import t as student_t
+from greenlight.stats.distributions import beta as beta_dist
+from greenlight.stats.distributions import chi2, gamma, norm, student_t
 
 from greenlight.errors import UsageError
 from greenlight.stats.ranks import BLOCK, superiority_arrays, superiority_design_effect

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from scipy.stats import binomtest, norm
+from greenlight.stats.distributions import binomtest, norm
 
 
 def rate_interval(events: float, trials: float, level: float = 0.95,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from scipy.stats import t as student_t
+from greenlight.stats.distributions import student_t
 
 from greenlight.errors import UsageError
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from scipy import optimize
-from scipy.stats import binomtest, norm
+from greenlight.stats.distributions import binomtest, norm, optimize
 
 from greenlight.errors import UsageError
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import norm
+from greenlight.stats.distributions import norm
 
 from greenlight.errors import UsageError
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import norm
+from greenlight.stats.distributions import norm
 
 from greenlight.errors import UsageError
 from greenlight.stats.proportions import binomial_rate_test

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from scipy.stats import chisquare
+from greenlight.stats.distributions import chisquare
 
 from greenlight.errors import UsageError
 
