@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,19 +134,40 @@ def worker_dir(settings: Settings, name: str) -> Path:
 
 
 def ensure_workers(settings: Settings, report: Report) -> None:
+    """Create the local workers that have no buildbot.tac for this master's port, then start
+    the ones not running, side by side: each ``buildbot-worker start`` waits until its worker
+    is attached to the master (about a second each)."""
     password = config.worker_password(settings)
     port = settings["master"]["worker_port"]
+    stopped = []
     for name in workers_config.local_worker_names(settings):
         wdir = worker_dir(settings, name)
         tac = wdir / "buildbot.tac"
         if not tac.exists() or f"\nport = {port}\n" not in tac.read_text():
             wdir.parent.mkdir(parents=True, exist_ok=True)
-            _run([str(BIN / "buildbot-worker"), "create-worker", "--umask=0o022", "--force",
-                  str(wdir), f"127.0.0.1:{port}", name, password])
-        if _pid_alive(wdir / "twistd.pid"):
-            continue
-        _run([str(BIN / "buildbot-worker"), "start", str(wdir)], env=_env(settings))
-        report.say(f"worker {name} started")
+            create_worker(wdir, f"127.0.0.1:{port}", name, password)
+        if not _pid_alive(wdir / "twistd.pid"):
+            stopped.append((name, wdir))
+    if not stopped:
+        return
+    with ThreadPoolExecutor(len(stopped)) as pool:
+        started = pool.map(lambda job: _run([str(BIN / "buildbot-worker"), "start", str(job[1])],
+                                            env=_env(settings)), stopped)
+        for (name, _), _proc in zip(stopped, started):
+            report.say(f"worker {name} started")
+
+
+def create_worker(wdir: Path, master: str, name: str, password: str) -> None:
+    """``buildbot-worker create-worker --force`` run in this process through Buildbot's own
+    option parser and function (a subprocess per worker costs half a second of CPU)."""
+    from buildbot_worker.scripts.create_worker import createWorker
+    from buildbot_worker.scripts.runner import CreateWorkerOptions
+
+    options = CreateWorkerOptions()
+    options.parseOptions(["--umask=0o022", "--force", "--quiet", str(wdir), master, name,
+                          password])
+    if createWorker(options) != 0:
+        raise RuntimeError(f"buildbot-worker create-worker failed for {name} in {wdir}")
 
 
 def ensure_users(settings: Settings, report: Report) -> dict[str, str]:
