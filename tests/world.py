@@ -121,8 +121,15 @@ TRANSIENT = (requests.ConnectionError, requests.Timeout,
 class World:
     def __init__(self, base: Path, workers: int = 2, extra: str = "", demo_hosts: int = 0,
                  shards: int | str = 1, master: str = "", workers_extra: str = "",
-                 xdist: bool = False):
-        """A world not started yet (``up()``); the arguments are write_settings'."""
+                 xdist: bool = False, seed_build: bool = False):
+        """A world not started yet (``up()``); the other arguments are write_settings'.
+
+        ``seed_build``: the first ``up`` builds the demo repository's first commit, as it does
+        for a user. Off by default: no test but the ``auto`` shard plan's looks at that build,
+        and it costs every world a verify build (with shards, a fan-out; with demo hosts, a
+        deploy) before its own tests start. Off, ``up`` finds the demo repository made with
+        its first change not sent (the one a user's ``up`` would send is dropped here)."""
+        self.seed_build = seed_build
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.settings_file = write_settings(base, workers, extra, demo_hosts, shards, master,
@@ -150,6 +157,8 @@ class World:
     def up(self) -> str:
         """Start the world; if start-up fails half-way, stop what did start, then fail."""
         self._seed_master_db()
+        if not self.seed_build:
+            self._make_demo_repo_unbuilt()
         _STARTED.append(self)
         try:
             return self.greenlight("up").stdout
@@ -170,6 +179,23 @@ class World:
         basedir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(template / "state.sqlite", basedir / "state.sqlite")
         shutil.copy2(template / ".db-ready", basedir / ".db-ready")
+
+    def _make_demo_repo_unbuilt(self) -> None:
+        """Create the demo repository as ``up`` would, then drop the first commit's change the
+        server hook kept (no master was listening): ``up`` has nothing to send."""
+        from greenlight import settings as settings_mod
+        from greenlight.git import open_repo
+        from greenlight.push.post_receive import hook_settings, raw_dirs
+        from greenlight_master.lifecycle import Report, ensure_demo_repo
+
+        settings = settings_mod.load(self.settings_file)
+        if settings["repository"]["url"] or settings.demo_repo_path.exists():
+            return
+        bare = ensure_demo_repo(settings, Report())
+        repo = open_repo(bare, search_parent_directories=False)
+        _, spool_dir, _, _ = hook_settings(repo)
+        for folder in raw_dirs(repo, spool_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def down(self) -> None:
         """Stop what ``up`` started: ``greenlight down``'s own code, run in this process (the

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_push_while_master_down_is_spooled_then_built_once(tmp_path):
-    world = World(tmp_path / "w")
+    world = World(tmp_path / "w", workers=1)
     world.up()
     try:
         clone = world.clone(tmp_path / "c")

@@ -17,7 +17,7 @@ RISKY = "CREATE INDEX idx_users_created ON users (created_at);\n"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("prepush-world"))
+    world = World(tmp_path_factory.mktemp("prepush-world"), workers=1)
     world.up()
     yield world
     world.down()

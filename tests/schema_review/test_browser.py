@@ -21,7 +21,7 @@ PAGE = "plugins/wsgi_dashboards/greenlight/schema/"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("browser-world"))
+    world = World(tmp_path_factory.mktemp("browser-world"), workers=1)
     world.up()
     yield world
     world.down()

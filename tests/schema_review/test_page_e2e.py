@@ -26,7 +26,7 @@ SUBJECT = "index users for the admin search <img src=x onerror=alert('msg')>"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("schema-world"))
+    world = World(tmp_path_factory.mktemp("schema-world"), workers=1)
     world.up()
     yield world
     world.down()

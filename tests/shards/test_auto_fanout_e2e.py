@@ -27,7 +27,8 @@ def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("autofan")
     secret = base / f"{REMOTE}.secret"
     secret.write_text("remote-worker-password\n")
-    world = World(base, workers=1, shards="auto", extra=(
+    # seed_build: the demo's first build is the plan's first decision (no durations yet)
+    world = World(base, workers=1, shards="auto", seed_build=True, extra=(
         f'\n[[workers.remote]]\nname = "{REMOTE}"\npassword_file = "{secret}"\n'))
     machine = base / "machines" / REMOTE
     try:
