@@ -210,29 +210,27 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where nothing may skip: {report.longrepr}"
 
 
-# Seconds each slow module took in the whole suite (2 xdist workers, load 5-7, 2026-12-07; they
-# only order the run, so a stale figure costs time, never a result). With `--dist loadfile`
-# a module is one unit of work for one xdist worker: the long ones must start first, or the
-# one that starts last sets the suite's wall time while the other worker sits idle. Modules
-# not named here come after them, in collection order; an unnamed e2e module (a real master
-# or browser) counts as E2E_SECONDS.
+# Seconds each slow module took in the whole suite (2 xdist workers, quiet 2-core machine,
+# 2026-12-07; they only order the run, so a stale figure costs time, never a result). With
+# `--dist loadfile` a module is one unit of work for one xdist worker: the long ones must start
+# first, or the one that starts last sets the suite's wall time while the other worker sits
+# idle. Modules not named here come after them, in collection order; an unnamed e2e module (a
+# real master or browser) counts as E2E_SECONDS.
 MODULE_SECONDS = {
-    "tests/adopt/test_adopt_e2e.py": 149,
-    "tests/push/test_push_to_verdict_e2e.py": 148,
-    "tests/shards/test_fanout_e2e.py": 113,
-    "tests/deploy/test_buildbot_e2e.py": 105,
-    "tests/steps/test_deploy_live_e2e.py": 100,
-    "tests/master/test_remote_workers_e2e.py": 98,
-    "tests/master/test_postgres_db_e2e.py": 71,
-    "tests/experiments/test_spool.py": 66,
-    "tests/shards/test_auto_fanout_e2e.py": 57,
-    "tests/deploy/test_failures.py": 56,
-    "tests/push/test_master_down.py": 54,
-    "tests/shards/test_e2e_fanout.py": 49,
-    "tests/experiments/test_page_e2e.py": 46,
-    "tests/shards/test_pytest_plugin.py": 44,
-    "tests/deploy/test_phases.py": 38,
-    "tests/deploy/judge/test_demo_canary.py": 31,
+    "tests/adopt/test_adopt_e2e.py": 80,
+    "tests/push/test_push_to_verdict_e2e.py": 75,
+    "tests/deploy/test_buildbot_e2e.py": 70,
+    "tests/experiments/test_spool.py": 57,
+    "tests/shards/test_fanout_e2e.py": 55,
+    "tests/shards/test_pytest_plugin.py": 47,
+    "tests/master/test_postgres_db_e2e.py": 45,
+    "tests/master/test_remote_workers_e2e.py": 40,
+    "tests/shards/test_e2e_fanout.py": 39,
+    "tests/deploy/test_pages_browser.py": 37,
+    "tests/shards/test_auto_fanout_e2e.py": 30,
+    "tests/deploy/judge/test_demo_canary.py": 30,
+    "tests/steps/test_deploy_live_e2e.py": 27,
+    "tests/experiments/test_page_e2e.py": 27,
 }
 E2E_SECONDS = 35
 
