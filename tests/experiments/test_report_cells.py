@@ -85,6 +85,14 @@ def _compare(store, events, metrics=None):
     assert checked > 500  # the ranges hold users, so equality says something
 
 
+def _defined_store(db_url: str) -> ExperimentStore:
+    """A store holding the experiment every test here reports on (rolled out to everyone)."""
+    store = ExperimentStore(db_url)
+    store.define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100,
+                            attributes=("gender", "platform")), "test")
+    return store
+
+
 @pytest.mark.parametrize("seed,in_time_order", [(1, False), (2, True)])
 def test_cells_equal_the_raw_join(db_url, seed, in_time_order):
     """Shuffled batches take the recomputation of each user's history; batches in time order
@@ -92,9 +100,7 @@ def test_cells_equal_the_raw_join(db_url, seed, in_time_order):
     exposures, events = _data(seed)
     if in_time_order:
         events.sort(key=lambda e: e[3])
-    store = ExperimentStore(db_url)
-    store.define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100,
-                            attributes=("gender", "platform")), "test")
+    store = _defined_store(db_url)
     third = len(events) // 3
     store.write_events(events[:third])  # before their users are exposed
     store.save_bucket(NAME, BUCKETS[0], "test")  # built from the raw rows, then kept by writes
@@ -113,9 +119,7 @@ def test_cells_equal_the_raw_join(db_url, seed, in_time_order):
 
 def test_a_store_from_before_the_cells_gets_them_on_the_first_report(db_url):
     exposures, events = _data(3)
-    store = ExperimentStore(db_url)
-    store.define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100,
-                            attributes=("gender", "platform")), "test")
+    store = _defined_store(db_url)
     store.write_exposures(exposures)
     store.write_events(events)
     for bucket in BUCKETS:
@@ -130,9 +134,7 @@ def test_a_store_from_before_the_cells_gets_them_on_the_first_report(db_url):
 
 def test_a_changed_bucket_is_rebuilt(db_url):
     exposures, events = _data(4)
-    store = ExperimentStore(db_url)
-    store.define(Experiment(NAME, {"enhanced": 0.5}, status="rollout", rollout_pct=100,
-                            attributes=("gender", "platform")), "test")
+    store = _defined_store(db_url)
     store.write_exposures(exposures)
     store.write_events(events)
     store.save_bucket(NAME, Bucket("b", {"gender": ("m",)}), "test")

@@ -184,18 +184,27 @@ def test_index_deploys_says_why_it_could_not(tmp_path):
     assert note and note.startswith("change index not updated")
 
 
-def test_a_report_reads_the_index_and_ranks_as_without_it(world, tmp_path):
-    repo = world.repo
+def _latent_bug(repo) -> tuple[str, str]:
+    """A base commit, then Bob's commit putting a division by zero on app/logic.py line 7."""
     repo.write("app/logic.py", logic_source())
     base = repo.commit("base")
     repo.write("app/logic.py", logic_source({7: "value_7 = 1 / 0"}))
-    bad = repo.commit("latent bug", author="Bob <bob@x>")
+    return base, repo.commit("latent bug", author="Bob <bob@x>")
+
+
+def _incident_on_line_7() -> Incident:
+    return Incident(title="boom", started_at=T0, trace=trace_for(("app/logic.py", 7, "f")))
+
+
+def test_a_report_reads_the_index_and_ranks_as_without_it(world, tmp_path):
+    repo = world.repo
+    base, bad = _latent_bug(repo)
     repo.write("docs.md", "docs\n")
     docs = repo.commit("docs only")
     world.deploy(base, None, T0 - timedelta(days=30))
     world.deploy(bad, base, T0 - timedelta(days=12))
     world.deploy(docs, bad, T0 - timedelta(hours=1))
-    incident = Incident(title="boom", started_at=T0, trace=trace_for(("app/logic.py", 7, "f")))
+    incident = _incident_on_line_7()
     forget_shared_answers()
     plain = build_report(incident, world.ledger, repo.path, {"change_index": False})
     assert index_deploys(world.ledger.engine, repo.path, [base, bad, docs]) is None
@@ -245,14 +254,11 @@ def test_the_index_on_postgresql(make_repo, tmp_path):
 
 def test_a_read_only_index_walks_git_for_a_sha_it_lacks_and_writes_nothing(world, tmp_path):
     repo = world.repo
-    repo.write("app/logic.py", logic_source())
-    base = repo.commit("base")
-    repo.write("app/logic.py", logic_source({7: "value_7 = 1 / 0"}))
-    bad = repo.commit("latent bug", author="Bob <bob@x>")
+    base, bad = _latent_bug(repo)
     world.deploy(base, None, T0 - timedelta(days=30))
     world.deploy(bad, base, T0 - timedelta(days=12))
     assert index_deploys(world.ledger.engine, repo.path, [base]) is None
-    incident = Incident(title="boom", started_at=T0, trace=trace_for(("app/logic.py", 7, "f")))
+    incident = _incident_on_line_7()
     forget_shared_answers()
     history = GitHistory(repo.path)
     report = build_report(incident, world.ledger, history, {"change_index": "read"})
