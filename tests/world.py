@@ -156,9 +156,12 @@ class World:
 
     def up(self) -> str:
         """Start the world; if start-up fails half-way, stop what did start, then fail."""
-        self._seed_master_db()
+        from greenlight import settings as settings_mod
+
+        settings = settings_mod.load(self.settings_file)   # as `up` will read it
+        self._seed_master_db(settings)
         if not self.seed_build:
-            self._make_demo_repo_unbuilt()
+            self._make_demo_repo_unbuilt(settings)
         _STARTED.append(self)
         try:
             return self.greenlight("up").stdout
@@ -166,11 +169,8 @@ class World:
             self.down()
             raise
 
-    def _seed_master_db(self) -> None:
+    def _seed_master_db(self, settings) -> None:
         """A new master with the default database starts from the upgraded template."""
-        from greenlight import settings as settings_mod
-
-        settings = settings_mod.load(self.settings_file)   # as `up` will read it
         basedir = settings.path("master", "basedir")
         if self.upgrade_master or settings["master"]["db_url"] != DEFAULT_MASTER_DB \
                 or (basedir / ".db-ready").exists():
@@ -180,15 +180,13 @@ class World:
         shutil.copy2(template / "state.sqlite", basedir / "state.sqlite")
         shutil.copy2(template / ".db-ready", basedir / ".db-ready")
 
-    def _make_demo_repo_unbuilt(self) -> None:
+    def _make_demo_repo_unbuilt(self, settings) -> None:
         """Create the demo repository as ``up`` would, then drop the first commit's change the
         server hook kept (no master was listening): ``up`` has nothing to send."""
-        from greenlight import settings as settings_mod
         from greenlight.git import open_repo
         from greenlight.push.post_receive import hook_settings, raw_dirs
         from greenlight_master.lifecycle import Report, ensure_demo_repo
 
-        settings = settings_mod.load(self.settings_file)
         if settings["repository"]["url"] or settings.demo_repo_path.exists():
             return
         bare = ensure_demo_repo(settings, Report())
