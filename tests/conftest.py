@@ -24,6 +24,29 @@ GIT_ENV = {
 }
 
 
+# Pytest runs the tests start (the demo's suite, the shard plugin's targets, builds of worlds
+# whose python is this venv's) need no hypothesis plugin, which imports all of hypothesis when it
+# prints its summary: 0.65 s of CPU in each of ~65 processes. Set in each test process by the
+# fixture below, never in xdist's controller: its workers would inherit it, and three of the
+# suite's own modules use hypothesis.
+CHILD_PYTEST_ADDOPTS = "-p no:hypothesispytest"
+
+
+def child_env(**extra: str) -> dict:
+    """This process's environment for a pytest (or coverage) run a test starts: without the
+    outer run's pytest and coverage variables (xdist's worker id, a coverage process start)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "COV_CORE", "COVERAGE_"))}
+    env["PYTEST_ADDOPTS"] = CHILD_PYTEST_ADDOPTS
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _children_without_the_hypothesis_plugin() -> None:
+    os.environ["PYTEST_ADDOPTS"] = CHILD_PYTEST_ADDOPTS
+
+
 T = TypeVar("T")
 
 # A deadline is how long the wait takes on a quiet machine; it stretches with the machine's load

@@ -1,20 +1,16 @@
 """Helpers for coverage tests: run real ``coverage run`` in a test repository."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import child_env
 
-def clean_env(**extra: str) -> dict:
-    """The environment without any coverage/pytest settings of the outer test run."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COVERAGE_", "PYTEST_", "COV_CORE"))}
-    env.update(extra)
-    return env
+
+clean_env = child_env  # the environment without the outer run's coverage/pytest settings
 
 
 def coverage_run(cwd: Path, *args: str, branch: bool = True) -> None:

@@ -3,7 +3,6 @@ run's coverage, and every test runs exactly once."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,12 +12,13 @@ import pytest
 
 from greenlight.shards.collect import judge_shards
 
+from tests.conftest import child_env
+
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
 
 def _env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PYTEST_", "COV_CORE", "COVERAGE_"))}
+    return child_env()
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import requests
 from greenlight.shards.durations import DurationStore
 from greenlight.shards.flaky import FlakyLedger
 
-from tests.conftest import free_ports, scaled, wait_for
+from tests.conftest import child_env, free_ports, scaled, wait_for
 from tests.world import REST_HEADERS
 
 REST = requests.Session()   # uncompressed replies (see tests.world.World.rest_get)
@@ -98,7 +98,7 @@ c["schedulers"] = [
 
 
 def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV"))}
+    env = child_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["START_TIMEOUT"] = f"{scaled(30):.0f}"   # `buildbot start` gives up after 10 s of silence
     return env

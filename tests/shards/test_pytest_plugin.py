@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ import pytest
 
 from greenlight.cli.main import main as cli
 from greenlight.shards.planner import plan_shards
+
+from tests.conftest import child_env
 
 MODULE = '''
 import pytest
@@ -36,8 +37,7 @@ class TestGroup:
 
 
 def _env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("PYTEST_", "COV_CORE")) and k != "COVERAGE_PROCESS_START"}
+    return child_env()
 
 
 def _pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess:

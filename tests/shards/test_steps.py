@@ -23,13 +23,14 @@ from greenlight.steps.shards import (DEFAULT_COLLECT, CollectShards, FetchShardC
                                      PlanShards, TriggerShards, plugin_source,
                                      shard_builder_steps)
 
+from tests.conftest import child_env
+
 SUITE = "import pytest\n\n@pytest.mark.parametrize('k', range(6))\ndef test_k(k):\n" \
         "    assert k != 4\n"
 
 
 def _clean_env():
-    import os
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return child_env()
 
 
 class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
