@@ -233,29 +233,50 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where nothing may skip: {report.longrepr}"
 
 
-# Seconds each slow module took in the whole suite (2 xdist workers, quiet 2-core machine,
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """``-n auto``: one xdist worker more than the cores this process may run on. A good part of
+    the suite waits rather than computes (builds in a master, a store held down for 30 s, a
+    canary's window, a browser): with one worker per core, a core idles whenever its worker
+    waits. Quiet 2-core machine, the whole suite: 2 workers 375-383 s, 3 workers 297 s,
+    4 workers 284 s for 7% more CPU (bench/RESULTS.md, "test suite"). xdist's own
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
+
+
+# Seconds each slow module took in the whole suite (3 xdist workers, quiet 2-core machine,
 # 2026-12-07; they only order the run, so a stale figure costs time, never a result). With
 # `--dist loadfile` a module is one unit of work for one xdist worker: the long ones must start
-# first, or the one that starts last sets the suite's wall time while the other worker sits
+# first, or the one that starts last sets the suite's wall time while the other workers sit
 # idle. Modules not named here come after them, in collection order; an unnamed e2e module (a
 # real master or browser) counts as E2E_SECONDS.
 MODULE_SECONDS = {
-    "tests/adopt/test_adopt_e2e.py": 80,
-    "tests/push/test_push_to_verdict_e2e.py": 75,
-    "tests/deploy/test_buildbot_e2e.py": 70,
-    "tests/experiments/test_spool.py": 57,
-    "tests/shards/test_fanout_e2e.py": 55,
-    "tests/shards/test_pytest_plugin.py": 47,
-    "tests/master/test_postgres_db_e2e.py": 45,
-    "tests/master/test_remote_workers_e2e.py": 40,
-    "tests/shards/test_e2e_fanout.py": 39,
-    "tests/deploy/test_pages_browser.py": 37,
-    "tests/shards/test_auto_fanout_e2e.py": 30,
-    "tests/deploy/judge/test_demo_canary.py": 30,
-    "tests/steps/test_deploy_live_e2e.py": 27,
-    "tests/experiments/test_page_e2e.py": 27,
+    "tests/adopt/test_adopt_e2e.py": 72,
+    "tests/push/test_push_to_verdict_e2e.py": 62,
+    "tests/experiments/test_spool.py": 56,
+    "tests/deploy/test_buildbot_e2e.py": 53,
+    "tests/shards/test_fanout_e2e.py": 33,
+    "tests/shards/test_auto_fanout_e2e.py": 31,
+    "tests/deploy/test_pages_browser.py": 30,
+    "tests/master/test_postgres_db_e2e.py": 29,
+    "tests/deploy/judge/test_demo_canary.py": 25,
+    "tests/master/test_remote_workers_e2e.py": 24,
+    "tests/steps/test_deploy_live_e2e.py": 23,
+    "tests/experiments/test_page_e2e.py": 22,
+    "tests/deploy/test_phases.py": 20,
+    "tests/deploy/test_failures.py": 18,
+    "tests/shards/test_e2e_fanout.py": 17,
+    "tests/push/test_pre_push_e2e.py": 16,
+    "tests/schema_review/test_page_e2e.py": 16,
+    "tests/schema_review/test_browser.py": 15,
+    "tests/push/test_webhooks_e2e.py": 14,
+    "tests/shards/test_pytest_plugin.py": 13,
+    "tests/experiments/test_report.py": 13,
+    "tests/deploy/test_crash.py": 12,
 }
-E2E_SECONDS = 35
+E2E_SECONDS = 20
 
 
 def module_seconds(item: pytest.Item) -> float:
