@@ -104,13 +104,12 @@ def _run(*argv: str) -> None:
 
 
 @pytest.fixture
-def master(request, tmp_path):
-    suite_text = getattr(request, "param", SUITE)
+def master(tmp_path):
     web, pb = free_ports(2)
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
-    (suite / "test_suite.py").write_text(suite_text.format(marker=str(tmp_path / "marker")))
+    (suite / "test_suite.py").write_text(SUITE.format(marker=str(tmp_path / "marker")))
     db = f"sqlite:///{tmp_path}/store.sqlite"
     basedir = tmp_path / "master"
     _run(str(BIN / "buildbot"), "create-master", "-q", str(basedir))
@@ -136,7 +135,7 @@ def master(request, tmp_path):
         url = f"http://127.0.0.1:{web}/api/v2/"
         _wait(lambda: {w["name"] for w in REST.get(url + "workers", timeout=scaled(5)).json()
                        ["workers"] if w["connected_to"]} >= {"parent", "s1", "s2", "s3"}, 90)
-        yield url, db, tmp_path
+        yield url, db
     finally:
         def stop(path: Path) -> None:
             tool = "buildbot" if path == basedir else "buildbot-worker"
@@ -184,7 +183,7 @@ def _outcome(url: str, verify_id: int, number: int = 1) -> tuple[dict, dict, lis
 
 
 def test_three_shards_one_verdict(master):
-    url, db, _ = master
+    url, db = master
     parent, props, shard_builds = _outcome(url, _force_verify(url))
     assert len(shard_builds) == 3
     assert sorted(b["properties"]["shard_index"][0] for b in shard_builds) == [1, 2, 3]
