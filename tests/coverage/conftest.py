@@ -10,15 +10,12 @@ import pytest
 from tests.conftest import child_env
 
 
-clean_env = child_env  # the environment without the outer run's coverage/pytest settings
-
-
 def coverage_run(cwd: Path, *args: str, branch: bool = True) -> None:
     """``coverage run [--branch] ARGS`` in ``cwd`` (the data file lands in cwd/.coverage)."""
     cmd = [sys.executable, "-m", "coverage", "run"]
     if branch:
         cmd.append("--branch")
-    subprocess.run([*cmd, *args], cwd=cwd, env=clean_env(), check=True, capture_output=True)
+    subprocess.run([*cmd, *args], cwd=cwd, env=child_env(), check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.coverage.conftest import clean_env
+from tests.conftest import child_env
 
 GREENLIGHT = Path(sys.executable).parent / "greenlight"
 
@@ -15,7 +15,7 @@ GREENLIGHT = Path(sys.executable).parent / "greenlight"
 def cli(*args: str, cwd: Path, console_script: bool = False) -> subprocess.CompletedProcess:
     cmd = [str(GREENLIGHT), "coverage"] if console_script else \
         [sys.executable, "-m", "greenlight.cli.coverage"]
-    return subprocess.run([*cmd, *args], cwd=cwd, env=clean_env(), capture_output=True,
+    return subprocess.run([*cmd, *args], cwd=cwd, env=child_env(), capture_output=True,
                           text=True, check=False)
 
 

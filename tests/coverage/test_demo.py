@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.coverage.conftest import clean_env
+from tests.conftest import child_env
 from tests.coverage.test_parallel import DEMO, PYTEST, demo_copy, run
 
 UNTESTED = '''
@@ -35,7 +35,7 @@ def measure_and_gate(repo, base: str, measure: bool = True) -> tuple[int, dict]:
         run(repo.path, "-m", "coverage", "combine", "-q")
     out = subprocess.run([sys.executable, "-m", "greenlight.cli.coverage", "--base", base,
                           "--head", repo.head(), "--format", "json"], cwd=repo.path,
-                         env=clean_env(), capture_output=True, text=True, check=False)
+                         env=child_env(), capture_output=True, text=True, check=False)
     return out.returncode, json.loads(out.stdout)
 
 

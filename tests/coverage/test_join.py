@@ -130,7 +130,7 @@ def test_join_matches_coverage_on_every_statement_of_a_file_full_of_branches(mak
     import coverage
     from greenlight.coverage.static import StaticAnalysis
 
-    from tests.coverage.conftest import clean_env
+    from tests.conftest import child_env
 
     repo = make_repo()
     repo.write("complex.py", COMPLEX)
@@ -141,7 +141,7 @@ def test_join_matches_coverage_on_every_statement_of_a_file_full_of_branches(mak
         for stale in repo.path.glob(".coverage*"):
             stale.unlink()
         subprocess.run([sys.executable, "-m", "coverage", "run", "--branch", "run.py"],
-                       cwd=repo.path, env=clean_env(), check=True, capture_output=True)
+                       cwd=repo.path, env=child_env(), check=True, capture_output=True)
         cov = coverage.Coverage(data_file=str(repo.path / ".coverage"))
         cov.load()
         data = cov.get_data()

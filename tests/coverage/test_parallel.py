@@ -11,7 +11,8 @@ import pytest
 from greenlight.coverage import combine_data
 from greenlight.errors import UsageError
 
-from tests.coverage.conftest import clean_env, coverage_run
+from tests.conftest import child_env
+from tests.coverage.conftest import coverage_run
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:greenlight_shard"]
@@ -25,7 +26,7 @@ def demo_copy(dest: Path) -> Path:
 
 
 def run(cwd: Path, *args: str) -> None:
-    out = subprocess.run([sys.executable, *args], cwd=cwd, env=clean_env(), capture_output=True,
+    out = subprocess.run([sys.executable, *args], cwd=cwd, env=child_env(), capture_output=True,
                          text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 

@@ -15,8 +15,8 @@ from buildbot.test.steps import ExpectRemoteRef, ExpectShell, ExpectUploadFile, 
 from greenlight.steps.coverage_gate import CoverageGate, gate_arguments
 from twisted.trial import unittest
 
-from tests.conftest import Repo
-from tests.coverage.conftest import clean_env, coverage_run
+from tests.conftest import Repo, child_env
+from tests.coverage.conftest import coverage_run
 
 
 def real_reports(tmp: Path, tested: bool) -> tuple[str, str, dict[str, str]]:
@@ -33,7 +33,7 @@ def real_reports(tmp: Path, tested: bool) -> tuple[str, str, dict[str, str]]:
     coverage_run(repo.path, "run_tests.py")
     args = gate_arguments(base, head, ".coverage", 100.0)
     out = subprocess.run([sys.executable, "-m", "greenlight.cli.coverage", *args[1:]],
-                         cwd=repo.path, env=clean_env(), capture_output=True, text=True,
+                         cwd=repo.path, env=child_env(), capture_output=True, text=True,
                          check=False)
     assert out.returncode == (0 if tested else 1), out.stderr
     files = {name: (repo.path / name).read_text() for name in

@@ -12,18 +12,18 @@ from pathlib import Path
 import coverage
 from greenlight.coverage import diff_coverage
 
-from tests.coverage.conftest import clean_env
+from tests.conftest import child_env
 
 DIFF_COVER = Path(sys.executable).parent / "diff-cover"
 
 
 def diff_cover(repo, base: str) -> dict:
     subprocess.run([sys.executable, "-m", "coverage", "xml", "-q", "-o", "coverage.xml"],
-                   cwd=repo.path, env=clean_env(), check=True)
+                   cwd=repo.path, env=child_env(), check=True)
     out = repo.path / "diff-cover.json"
     subprocess.run([str(DIFF_COVER), "coverage.xml", f"--compare-branch={base}",
                     "--ignore-staged", "--ignore-unstaged", f"--format=json:{out}", "-q"],
-                   cwd=repo.path, env=clean_env(), check=True, capture_output=True)
+                   cwd=repo.path, env=child_env(), check=True, capture_output=True)
     return json.loads(out.read_text())
 
 

@@ -17,12 +17,8 @@ from tests.conftest import child_env
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
 
-def _env() -> dict:
-    return child_env()
-
-
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=_env(), capture_output=True,
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=child_env(), capture_output=True,
                           text=True, timeout=300)
 
 

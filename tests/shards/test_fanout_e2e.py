@@ -4,8 +4,8 @@ of a long predicted suite are in test_auto_fanout_e2e.py): a push runs 3 shard b
 (one per worker, the waiting verify build does not starve them), one verdict with every test run
 exactly once, the combined coverage gate in the verify build, a flaky test recorded and shown on
 the flaky tests page. The shard builds get the pytest plugin from the master (the demo's venv has
-no Greenlight). The engine-level fan-out (a failing test failing the parent and named, a worker
-lost mid-shard) is in test_e2e_fanout.py."""
+no Greenlight). The engine-level fan-out (a failing test failing the parent and named) is in
+test_e2e_fanout.py; a worker lost mid-shard, in tests/master/test_remote_workers_e2e.py."""
 from __future__ import annotations
 
 import base64

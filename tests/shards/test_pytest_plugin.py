@@ -36,13 +36,9 @@ class TestGroup:
 '''
 
 
-def _env() -> dict:
-    return child_env()
-
-
 def _pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120)
+                          cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -240,7 +236,7 @@ def test_shipped_file_runs_a_shard_where_greenlight_is_not_installed(flaky_suite
     (ship / "shipped_shard.py").write_bytes(Path(plugin_source()).read_bytes())
     script = ("import sys; sys.modules['greenlight'] = None; import pytest; "
               "sys.exit(pytest.main(sys.argv[1:]))")
-    env = {**_env(), "PYTHONPATH": str(ship), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {**child_env(), "PYTHONPATH": str(ship), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", script, "-q", "-p", "no:cacheprovider", "-p", "shipped_shard",
          "--shard=1/2", "--shard-plan=plan.json", "--shard-report=report.json",
@@ -266,7 +262,7 @@ def test_p_greenlight_shard_means_the_entry_point_where_greenlight_is_installed(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
          "greenlight_shard", "--shard=1/2", "--shard-plan=plan.json",
          "--shard-report=report.json", "--shard-rerun-report=rerun.json"],
-        cwd=flaky_suite, env={**_env(), "PYTHONPATH": str(ship)}, capture_output=True,
+        cwd=flaky_suite, env={**child_env(), "PYTHONPATH": str(ship)}, capture_output=True,
         text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     _check_reruns(flaky_suite)

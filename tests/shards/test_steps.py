@@ -29,10 +29,6 @@ SUITE = "import pytest\n\n@pytest.mark.parametrize('k', range(6))\ndef test_k(k)
         "    assert k != 4\n"
 
 
-def _clean_env():
-    return child_env()
-
-
 class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
     def setUp(self):
         self.tmp = Path(tempfile.mkdtemp(prefix="shard-steps-"))
@@ -45,7 +41,7 @@ class ShardStepsTest(TestBuildStepMixin, TestReactorMixin, unittest.TestCase):
 
     def pytest(self, *args):
         return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                              cwd=self.tmp, env=_clean_env(), capture_output=True, text=True)
+                              cwd=self.tmp, env=child_env(), capture_output=True, text=True)
 
     async def test_plan_sets_the_plan_property_from_recorded_durations(self):
         collected = self.pytest("--collect-only", "-q").stdout
