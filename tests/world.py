@@ -222,20 +222,21 @@ class World:
                               env={**os.environ, **GIT_ENV, **(env or {})},
                               capture_output=True, text=True, timeout=scaled(60))
 
-    def api(self, path: str, **params):
-        """GET a REST resource's JSON, asking again while the request fails in transit."""
+    def api(self, path: str, read_timeout: float = 30, **params):
+        """GET a REST resource's JSON, asking again while the request fails in transit (or
+        gets no reply within ``read_timeout`` seconds, stretched by the load)."""
         # (a list: a Response is falsy when its status is an error, which must raise at once)
-        [response] = wait_for(lambda: [self.rest_get(path, **params)], 120,
+        [response] = wait_for(lambda: [self.rest_get(path, read_timeout, **params)], 120,
                               f"GET api/v2/{path}", interval=1, retry_on=TRANSIENT)
         response.raise_for_status()
         return response.json()
 
-    def rest_get(self, path: str, **params) -> requests.Response:
+    def rest_get(self, path: str, read_timeout: float = 30, **params) -> requests.Response:
         """GET ``api/v2/<path>`` uncompressed: Buildbot's REST resource gzips on the fly, and
         under load a reply now and then came back with a body that was not a gzip stream
         ("incorrect header check"), failing a test that had done nothing wrong."""
         return requests.get(self.url + "api/v2/" + path, params=params,
-                            timeout=(scaled(10), scaled(30)), headers=REST_HEADERS)
+                            timeout=(scaled(10), scaled(read_timeout)), headers=REST_HEADERS)
 
     def changes_for(self, revision: str) -> list[dict]:
         return self.api("changes", revision=revision)["changes"]
