@@ -7,7 +7,6 @@ import sys
 from collections import Counter
 
 import pytest
-from scipy.stats import chi2_contingency, chisquare
 
 from greenlight.experiments import (CLOSED, CONTROL, QA, ROLLOUT, CompiledExperiment,
                                     Experiment, explain, parse_branches, user_hash)
@@ -25,6 +24,8 @@ def _counts(experiment, ids=IDS):
 @pytest.mark.parametrize("branches", [{"enhanced": 0.5}, {"a": 0.2, "b": 0.3},
                                       {"small": 0.05}])
 def test_assignment_matches_weights(branches):
+    from scipy.stats import chisquare  # here: every xdist worker collects this module
+
     e = Experiment("Weights", branches, status=ROLLOUT, rollout_pct=100)
     counts = _counts(e)
     names = e.all_branches()
@@ -34,6 +35,8 @@ def test_assignment_matches_weights(branches):
 
 
 def test_rollout_share_and_split_inside_it():
+    from scipy.stats import chisquare
+
     e = Experiment("Share", {"enhanced": 0.5}, status=ROLLOUT, rollout_pct=30)
     compiled = CompiledExperiment(e)
     assigned = Counter(compiled.assign(u)[0] for u in IDS if compiled.assign(u)[1])
@@ -43,6 +46,8 @@ def test_rollout_share_and_split_inside_it():
 
 
 def test_experiments_are_independent():
+    from scipy.stats import chi2_contingency
+
     a = CompiledExperiment(Experiment("First", {"x": 0.5}, status=ROLLOUT, rollout_pct=100))
     b = CompiledExperiment(Experiment("Second", {"y": 0.5}, status=ROLLOUT, rollout_pct=100))
     pairs = Counter((a.assign(u)[0], b.assign(u)[0]) for u in IDS)

@@ -115,14 +115,16 @@ def test_the_seeds_numbers_reproduce(tmp_path):
     for branch, users, converted in (("control", 148_266, 64_630),
                                      ("enhanced", 150_702, 66_903)):
         for i in range(users):
-            rows.append({"experiment": "Seed", "user_id": f"{branch}-{i}",
-                         "user_key": hash((branch, i)), "branch": branch, "at": T0})
+            rows.append(("Seed", f"{branch}-{i}", hash((branch, i)), branch, T0))
             if i < converted:
-                converting.append({"user_id": f"{branch}-{i}", "user_key": hash((branch, i)),
-                                   "name": "purchase", "value": 1.0, "at": T0 + 1})
-    with store.engine.begin() as conn:  # a bulk load, then the running totals rebuilt
-        conn.execute(exposures_table.insert(), rows)
-        conn.execute(events_table.insert(), converting)
+                converting.append((f"{branch}-{i}", hash((branch, i)), "purchase", 1.0, T0 + 1))
+    # A bulk load through the driver (SQLAlchemy's executemany of 430,000 dicts took 2.4 s more
+    # than SQLite's own), then the running totals rebuilt.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO {exposures_table.name} (experiment, user_id, "
+                             "user_key, branch, at) VALUES (?, ?, ?, ?, ?)", rows)
+        conn.exec_driver_sql(f"INSERT INTO {events_table.name} (user_id, user_key, name, "
+                             "value, at) VALUES (?, ?, ?, ?, ?)", converting)
     store.rebuild_totals("Seed")
     data = report("Seed", T0, T0 + DAY, store=store)
     everyone = _bucket(data, "all")

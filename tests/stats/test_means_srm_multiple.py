@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats as sp
 
 from greenlight.errors import UsageError
 from greenlight.stats import (
@@ -18,6 +17,8 @@ from greenlight.stats import (
 
 
 def test_welch_matches_scipy_on_raw_samples():
+    from scipy import stats as sp  # here: every xdist worker collects this module
+
     rng = np.random.default_rng(7)
     control, treatment = rng.exponential(2.0, 400), rng.exponential(2.4, 300)
     result = welch_t_test(len(control), control.mean(), control.var(ddof=1),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import mannwhitneyu
 
 from greenlight.errors import UsageError
 from greenlight.stats.ranks import (
@@ -25,6 +24,8 @@ def bucketed(samples: np.ndarray) -> tuple[np.ndarray, list[int]]:
 @pytest.mark.parametrize("seed,shift,n1,n2", [(0, 0.0, 300, 500), (1, 0.3, 200, 2000),
                                               (2, -0.5, 50, 60), (3, 1.0, 1000, 1000)])
 def test_matches_scipy_on_raw_samples_with_ties(seed, shift, n1, n2):
+    from scipy.stats import mannwhitneyu  # here: every xdist worker collects this module
+
     rng = np.random.default_rng(seed)
     x, cx = bucketed(rng.lognormal(-4 + shift, 1.2, n1))
     y, cy = bucketed(rng.lognormal(-4, 1.2, n2))

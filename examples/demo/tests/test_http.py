@@ -16,7 +16,9 @@ def base_url():
     # see those lines run before the process ends.
     httpd.daemon_threads = False
     httpd.block_on_close = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # (a short poll: shutdown() waits for the loop's next look, 0.5 s by default)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
