@@ -233,6 +233,29 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where nothing may skip: {report.longrepr}"
 
 
+_WARMING: list = []
+
+
+def pytest_sessionstart(session) -> None:
+    """xdist's controller, idle while its workers collect (10-15 s of CPU each), makes the
+    caches the first worlds need meanwhile (tests.world.warm_caches); workers that need one
+    before it is made wait on its lock as before."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    from tests.world import warm_caches
+
+    _WARMING.extend(warm_caches(child_env()))
+
+
+def pytest_sessionfinish(session) -> None:
+    for proc in _WARMING:
+        try:
+            proc.wait(timeout=scaled(300))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_auto_num_workers(config) -> int | None:
     """``-n auto``: one xdist worker more than the cores this process may run on. A good part of

@@ -106,6 +106,26 @@ def seed_accounts(settings) -> None:
     shutil.copy2(template / "demo-credentials", creds)
 
 
+def warm_caches(env: dict) -> list[subprocess.Popen]:
+    """Start making, side by side, what the first worlds would otherwise make one after the
+    other while every other test process waits on its lock: the master database template and
+    the demo's worker venv (VENV_CACHE, the key a verify build of the demo asks for). The
+    xdist controller calls this while its workers collect; each is a no-op once made."""
+    procs = []
+    if not (MASTER_DB_CACHE / __import__("buildbot").version / ".db-ready").exists():
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", "from tests.world import master_db_template as m; m()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    scratch = ROOT / "var" / "warm-venv"   # where the venv's link lands
+    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "examples" / "demo" / "requirements.txt", scratch)
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "greenlight.worker.venv", "--requirements", "requirements.txt",
+         "--cache", str(VENV_CACHE), "--link", ".venv"],
+        cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
 def master_db_template() -> Path:
     """A master basedir holding an empty ``state.sqlite`` made by ``buildbot upgrade-master``
     (and ``greenlight up``'s record that it is ready), built once per machine and Buildbot
