@@ -262,7 +262,8 @@ def pytest_xdist_auto_num_workers(config) -> int | None:
     the suite waits rather than computes (builds in a master, a store held down for 30 s, a
     canary's window, a browser): with one worker per core, a core idles whenever its worker
     waits. Quiet 2-core machine, the whole suite: 2 workers 375-383 s, 3 workers 297 s,
-    4 workers 284 s for 7% more CPU (bench/RESULTS.md, "test suite"). xdist's own
+    4 workers 284 s for 7% more CPU; session 8: 3 workers 297-334 s, 4 workers 310 s
+    (bench/RESULTS.md, "test suite"). xdist's own
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
