@@ -135,8 +135,8 @@ def worker_dir(settings: Settings, name: str) -> Path:
 
 def ensure_workers(settings: Settings, report: Report) -> None:
     """Create the local workers that have no buildbot.tac for this master's port, then start
-    the ones not running, side by side: each ``buildbot-worker start`` waits until its worker
-    is attached to the master (about a second each)."""
+    the ones not running, side by side, each waited for until it is attached to the master
+    (about a second each on a quiet machine; see ``start_worker``)."""
     password = config.worker_password(settings)
     port = settings["master"]["worker_port"]
     stopped = []
@@ -151,10 +151,77 @@ def ensure_workers(settings: Settings, report: Report) -> None:
     if not stopped:
         return
     with ThreadPoolExecutor(len(stopped)) as pool:
-        started = pool.map(lambda job: _run([str(BIN / "buildbot-worker"), "start", str(job[1])],
-                                            env=_env(settings)), stopped)
+        started = pool.map(lambda job: start_worker(job[0], job[1], settings), stopped)
         for (name, _), _proc in zip(stopped, started):
             report.say(f"worker {name} started")
+
+
+WORKER_ATTACHED = "message from master: attached"
+
+
+def attach_timeout() -> float:
+    """Seconds a starting worker gets to attach to the master: ``$START_TIMEOUT`` (the variable
+    ``buildbot start`` reads for the master), else 60."""
+    try:
+        return float(os.environ.get("START_TIMEOUT", "60"))
+    except ValueError:
+        return 60.0
+
+
+def start_worker(name: str, wdir: Path, settings: Settings) -> None:
+    """``buildbot-worker start --quiet``, then wait for the worker's log to say it attached.
+
+    Buildbot's own wait (without ``--quiet``) gives up after 10 s, and a worker started beside
+    the master on a loaded machine can take longer: it was still starting, and ``up`` failed.
+    This wait has its own deadline and, when it passes or the worker dies, says why with the
+    end of the worker's log."""
+    log = wdir / "twistd.log"
+    offset = log.stat().st_size if log.exists() else 0
+    _run([str(BIN / "buildbot-worker"), "start", "--quiet", str(wdir)], env=_env(settings))
+    timeout = attach_timeout()
+    deadline = time.monotonic() + timeout
+    pid = None
+    while True:
+        text = _log_since(log, offset)
+        if WORKER_ATTACHED in text:
+            return
+        if pid is None:
+            pid = _pid_in(wdir / "twistd.pid")
+        died = pid is not None and not _alive(pid)
+        if died or time.monotonic() > deadline:
+            why = "stopped" if died else f"did not attach to the master within {timeout:g} s " \
+                                         "(START_TIMEOUT)"
+            tail = "".join(text.splitlines(True)[-20:])
+            raise RuntimeError(f"worker {name} {why}; the end of {log}:\n{tail}")
+        time.sleep(0.1)
+
+
+def _pid_in(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _log_since(log: Path, offset: int) -> str:
+    """What ``log`` got after ``offset`` (all of it when it was rotated since)."""
+    try:
+        with open(log, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) >= offset:
+                fh.seek(offset)
+            else:
+                fh.seek(0)
+            return fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 def create_worker(wdir: Path, master: str, name: str, password: str) -> None:
