@@ -75,11 +75,22 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def _pid_alive(pidfile: Path) -> bool:
+    pid = _pid_in(pidfile)
+    return pid is not None and _alive(pid)
+
+
+def _pid_in(pidfile: Path) -> int | None:
     try:
-        pid = int(pidfile.read_text().strip())
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
         os.kill(pid, 0)
         return True
-    except (OSError, ValueError):
+    except OSError:
         return False
 
 
@@ -194,21 +205,6 @@ def start_worker(name: str, wdir: Path, settings: Settings) -> None:
             tail = "".join(text.splitlines(True)[-20:])
             raise RuntimeError(f"worker {name} {why}; the end of {log}:\n{tail}")
         time.sleep(0.1)
-
-
-def _pid_in(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def _log_since(log: Path, offset: int) -> str:
