@@ -86,14 +86,6 @@ def _pid_in(pidfile: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
 def master_basedir(settings: Settings) -> Path:
     return settings.path("master", "basedir")
 
