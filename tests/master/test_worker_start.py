@@ -11,7 +11,7 @@ import pytest
 from greenlight import settings
 from greenlight_master import lifecycle
 
-from tests.conftest import free_ports
+from tests.conftest import free_ports, scaled, wait_for
 
 
 def test_a_worker_that_cannot_attach_is_named_with_its_log(tmp_path, monkeypatch):
@@ -34,7 +34,7 @@ def test_a_worker_that_cannot_attach_is_named_with_its_log(tmp_path, monkeypatch
                               "(START_TIMEOUT); the end of "), message
     assert str(wdir / "twistd.log") in message
     assert "Scheduling retry" in message, message   # what the worker did meanwhile
-    assert 3 <= took < 30
+    assert 3 <= took < scaled(30)
 
 
 def test_the_attach_deadline_reads_start_timeout(monkeypatch):
@@ -52,8 +52,14 @@ def test_a_worker_that_dies_while_awaited_is_named_at_once(tmp_path, monkeypatch
     loaded = settings.load(path)
     wdir = tmp_path / "worker"
     lifecycle.create_worker(wdir, f"127.0.0.1:{free_ports(1)[0]}", "shortlived", "secret")
-    monkeypatch.setenv("START_TIMEOUT", "120")
-    killer = threading.Timer(1.5, lifecycle.stop_pidfiles, args=([wdir / "twistd.pid"],))
+    monkeypatch.setenv("START_TIMEOUT", "600")
+    pidfile = wdir / "twistd.pid"
+
+    def kill_once_running() -> None:   # (under load the pid file can take seconds to appear)
+        wait_for(pidfile.exists, 60, "the worker's pid file")
+        lifecycle.stop_pidfiles([pidfile])
+
+    killer = threading.Thread(target=kill_once_running)
     killer.start()
     started = time.monotonic()
     try:
@@ -62,4 +68,4 @@ def test_a_worker_that_dies_while_awaited_is_named_at_once(tmp_path, monkeypatch
     finally:
         killer.join()
         lifecycle.stop_pidfiles([wdir / "twistd.pid"])
-    assert time.monotonic() - started < 60   # not the 120-s deadline
+    assert time.monotonic() - started < 300   # well before the 600-s deadline
