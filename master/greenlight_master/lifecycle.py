@@ -370,8 +370,9 @@ def _print_welcome(settings: Settings, bare: Path | None, creds: dict, report: R
     if bare is not None:
         branch = settings["repository"]["deploy_branch"]
         report.say("Try a push:")
-        report.say(f"  git clone {bare} demo && {PROJECT_ROOT / 'hooks' / 'install'} client demo "
-                   f"--schema-dialect {settings['schema']['dialect']} && cd demo")
+        # ~/demo: a clone outside this checkout (`demo` would land inside it, run from here)
+        report.say(f"  git clone {bare} ~/demo && {PROJECT_ROOT / 'hooks' / 'install'} client "
+                   f"~/demo --schema-dialect {settings['schema']['dialect']} && cd ~/demo")
         report.say("  echo '# a change' >> README.md && git commit -am 'my first change'")
         report.say(f"  git push origin {branch}")
         report.say(f"then watch the build at {url}#/builders")

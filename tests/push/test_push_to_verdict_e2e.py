@@ -23,7 +23,7 @@ def world(tmp_path_factory):
 def test_up_prints_where_to_push_and_logins(world):
     out = world.up()  # running it again is safe
     assert world.url in out
-    assert f"git clone {world.bare}" in out
+    assert f"git clone {world.bare} ~/demo && " in out   # a clone outside the checkout
     assert "admin" in out and "viewer" in out
     assert "master already running" in out
 
