@@ -112,7 +112,7 @@ def warm_caches(env: dict) -> list[subprocess.Popen]:
     the demo's worker venv (VENV_CACHE, the key a verify build of the demo asks for). The
     xdist controller calls this while its workers collect; each is a no-op once made."""
     procs = []
-    if not (MASTER_DB_CACHE / __import__("buildbot").version / ".db-ready").exists():
+    if not (master_db_template_dir() / ".db-ready").exists():
         procs.append(subprocess.Popen(
             [sys.executable, "-c", "from tests.world import master_db_template as m; m()"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -126,15 +126,20 @@ def warm_caches(env: dict) -> list[subprocess.Popen]:
     return procs
 
 
+def master_db_template_dir() -> Path:
+    """Where this Buildbot version's master database template lives (made or not)."""
+    import buildbot
+
+    return MASTER_DB_CACHE / buildbot.version
+
+
 def master_db_template() -> Path:
     """A master basedir holding an empty ``state.sqlite`` made by ``buildbot upgrade-master``
     (and ``greenlight up``'s record that it is ready), built once per machine and Buildbot
     version. A World copies it instead of running the upgrade (~5 s of CPU, 10-15 s at load),
     as a venv comes from VENV_CACHE; worlds with their own ``[master] db_url``, and the adopt
     walk, still upgrade their own."""
-    import buildbot
-
-    template = MASTER_DB_CACHE / buildbot.version
+    template = master_db_template_dir()
     if (template / ".db-ready").exists():
         return template
     MASTER_DB_CACHE.mkdir(parents=True, exist_ok=True)
@@ -291,8 +296,8 @@ class World:
         return requests.get(self.url + "api/v2/" + path, params=params,
                             timeout=(scaled(10), scaled(read_timeout)), headers=REST_HEADERS)
 
-    def changes_for(self, revision: str) -> list[dict]:
-        return self.api("changes", revision=revision)["changes"]
+    def changes_for(self, revision: str, read_timeout: float = 30) -> list[dict]:
+        return self.api("changes", read_timeout, revision=revision)["changes"]
 
     def wait_build(self, revision: str, timeout: float = 180, builder: str = "verify") -> dict:
         """Wait until a ``builder`` build of ``revision`` completes; return it. ``timeout`` is
@@ -329,12 +334,14 @@ class World:
             self._builder_ids[name] = self.api("builders", name=name)["builders"][0]["builderid"]
         return self._builder_ids[name]
 
-    def builds_for(self, revision: str, builder: str = "verify") -> list[dict]:
+    def builds_for(self, revision: str, builder: str = "verify",
+                   read_timeout: float = 30) -> list[dict]:
         """Builds of ``revision`` on ``builder`` (the deploy builder builds it too)."""
         builder_id = self.builder_id(builder)
         builds = []
-        for change in self.changes_for(revision):
-            builds += [b for b in self.api(f"changes/{change['changeid']}/builds")["builds"]
+        for change in self.changes_for(revision, read_timeout):
+            builds += [b for b in self.api(f"changes/{change['changeid']}/builds",
+                                           read_timeout)["builds"]
                        if b["builderid"] == builder_id]
         return builds
 

@@ -46,14 +46,6 @@ def get(world, path: str, **params) -> dict:
     return world.api(path, read_timeout=POLL_READ_TIMEOUT, **params)
 
 
-def deploy_builds(world, sha: str) -> list[dict]:
-    """``sha``'s builds on the deploy builder (the changes of ``sha`` link to them)."""
-    builder_id = world.builder_id("deploy")
-    return [b for change in get(world, "changes", revision=sha)["changes"]
-            for b in get(world, f"changes/{change['changeid']}/builds")["builds"]
-            if b["builderid"] == builder_id]
-
-
 def deploy_step(world, build: dict) -> dict | None:
     steps = get(world, f"builds/{build['buildid']}/steps")["steps"]
     return next((s for s in steps if s["name"] == "deploy"), None)
@@ -77,7 +69,7 @@ def test_phases_appear_in_the_log_while_the_deploy_runs(world, tmp_path):
 
     def canary_shown_while_running() -> bool:
         state["polls"] += 1
-        builds = deploy_builds(world, sha)
+        builds = world.builds_for(sha, "deploy", POLL_READ_TIMEOUT)
         running = [b for b in builds if not b["complete"]]
         step = deploy_step(world, running[0]) if running else None
         if step is None or not step["started_at"] or step["complete"]:
