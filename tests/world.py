@@ -201,9 +201,9 @@ class World:
         self.env = {**os.environ, "GREENLIGHT_SETTINGS": str(self.settings_file)}
 
     def greenlight(self, *args: str, check: bool = True, timeout: float = 300):
-        # `buildbot start` gives up when the master's log is silent for START_TIMEOUT seconds
-        # (10 by default); loading master.cfg alone takes longer than that on a loaded machine.
-        env = {**self.env, "START_TIMEOUT": f"{scaled(30):.0f}"}
+        # `up` gives the master START_TIMEOUT seconds to say it runs and each worker as long to
+        # attach (60 by default): stretched here with the load, as every deadline of the tests.
+        env = {**self.env, "START_TIMEOUT": f"{scaled(60):.0f}"}
         proc = subprocess.run([str(ROOT / ".venv" / "bin" / "greenlight"), *args], env=env,
                               capture_output=True, text=True, timeout=scaled(timeout))
         if check and proc.returncode != 0:

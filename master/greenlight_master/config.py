@@ -9,7 +9,7 @@ from greenlight.www.dashboard import dashboard_config
 from twisted.cred import checkers
 
 from greenlight_master import auth, builders, workers_config
-from greenlight_master.secrets_store import read_or_create
+from greenlight_master.secrets_store import change_hook_password
 
 
 def worker_names(settings: Settings) -> list[str]:
@@ -17,14 +17,6 @@ def worker_names(settings: Settings) -> list[str]:
     state and ledger; with no local worker (``count = 0``), every worker."""
     return workers_config.local_worker_names(settings) or \
         workers_config.all_worker_names(settings)
-
-
-def worker_password(settings: Settings) -> str:
-    return workers_config.local_password(settings)
-
-
-def change_hook_password(settings: Settings) -> str:
-    return read_or_create(settings.path("change_hook", "password_file"))
 
 
 def _db_url(settings: Settings) -> str:

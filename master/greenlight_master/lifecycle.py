@@ -33,7 +33,8 @@ from greenlight.push.install import install_server
 from greenlight.settings import PROJECT_ROOT, Settings
 from greenlight.worker import coverage_paths
 
-from greenlight_master import config, shards_config, workers_config
+from greenlight_master import shards_layout, workers_config
+from greenlight_master.secrets_store import change_hook_password
 
 MASTER_CFG = PROJECT_ROOT / "master.cfg"
 DEMO_SOURCE = PROJECT_ROOT / "examples" / "demo"
@@ -122,12 +123,7 @@ def start_master(settings: Settings, basedir: Path, report: Report) -> None:
         report.say(f"settings changed since the master started ({', '.join(changed)}): "
                    "restarting the master and its workers")
         stop_started(basedir, settings)
-    proc = subprocess.run([str(BIN / "buildbot"), "start", str(basedir)], env=_env(settings),
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "".join((basedir / "twistd.log").read_text().splitlines(True)[-30:]) \
-            if (basedir / "twistd.log").exists() else proc.stdout + proc.stderr
-        raise RuntimeError(f"the Buildbot master did not start:\n{tail}")
+    launch_master(basedir, _env(settings))
     record_started(settings, basedir)
     report.say(f"master started ({basedir})")
 
@@ -140,7 +136,7 @@ def ensure_workers(settings: Settings, report: Report) -> None:
     """Create the local workers that have no buildbot.tac for this master's port, then start
     the ones not running, side by side, each waited for until it is attached to the master
     (about a second each on a quiet machine; see ``start_worker``)."""
-    password = config.worker_password(settings)
+    password = workers_config.local_password(settings)
     port = settings["master"]["worker_port"]
     stopped = []
     for name in workers_config.local_worker_names(settings):
@@ -160,15 +156,47 @@ def ensure_workers(settings: Settings, report: Report) -> None:
 
 
 WORKER_ATTACHED = "message from master: attached"
+# What the master's twistd.log says when it started, or failed to (the lines Buildbot's own
+# `buildbot start` watches for: buildbot/scripts/logwatcher.py).
+MASTER_RUNNING = "BuildMaster is running"
+MASTER_FAILED = ("BuildMaster startup failed", "configuration update aborted",
+                 "configuration update partially applied", "Server Shut Down")
+TWISTD = "from twisted.scripts import twistd; twistd.run()"
 
 
-def attach_timeout() -> float:
-    """Seconds a starting worker gets to attach to the master: ``$START_TIMEOUT`` (the variable
-    ``buildbot start`` reads for the master), else 60."""
+def start_timeout() -> float:
+    """Seconds a starting master gets to say it runs, and a starting worker to attach:
+    ``$START_TIMEOUT`` (the variable ``buildbot start`` reads), else 60."""
     try:
         return float(os.environ.get("START_TIMEOUT", "60"))
     except ValueError:
         return 60.0
+
+
+def launch_master(basedir: Path, env: dict[str, str]) -> None:
+    """Start the master in ``basedir`` as ``buildbot start`` does (twistd on its
+    ``buildbot.tac``, daemonized), then wait for its log to say it runs.
+
+    Not ``buildbot start`` itself: that command is a Python process of its own (half a second
+    of CPU to import Buildbot and Twisted, in every ``up``) and its wait gives up after 10 s
+    of a silent log, where loading master.cfg alone takes longer on a loaded machine. This
+    wait has one deadline (``START_TIMEOUT``) and, when it passes or the master stops, names
+    why with the end of the log."""
+    log = basedir / "twistd.log"
+    offset = log.stat().st_size if log.exists() else 0
+    _drop_stale_pidfile(basedir / "twistd.pid")
+    with tempfile.TemporaryFile() as err:
+        launcher = subprocess.run([sys.executable, "-c", TWISTD, "--no_save",
+                                   "--logfile=twistd.log", "--python=buildbot.tac"],
+                                  cwd=basedir, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=err)
+        err.seek(0)
+        said = err.read().decode("utf-8", "replace")
+    if launcher.returncode != 0:   # twistd's parent exits 0 once the daemon is forked
+        raise RuntimeError(f"the Buildbot master did not start (twistd exit "
+                           f"{launcher.returncode}):\n{said}{_log_since(log, offset)[-3000:]}")
+    _await_log("the Buildbot master", log, offset, basedir / "twistd.pid", MASTER_RUNNING,
+               MASTER_FAILED, "did not say it runs")
 
 
 def start_worker(name: str, wdir: Path, settings: Settings) -> None:
@@ -180,22 +208,40 @@ def start_worker(name: str, wdir: Path, settings: Settings) -> None:
     end of the worker's log."""
     log = wdir / "twistd.log"
     offset = log.stat().st_size if log.exists() else 0
+    _drop_stale_pidfile(wdir / "twistd.pid")
     _run([str(BIN / "buildbot-worker"), "start", "--quiet", str(wdir)], env=_env(settings))
-    timeout = attach_timeout()
+    _await_log(f"worker {name}", log, offset, wdir / "twistd.pid", WORKER_ATTACHED, (),
+               "did not attach to the master")
+
+
+def _drop_stale_pidfile(pidfile: Path) -> None:
+    """A pid file left by a process that was killed: the wait below would read that pid, find
+    it dead and call the new process stopped before it wrote its own."""
+    if pidfile.exists() and not _pid_alive(pidfile):
+        pidfile.unlink(missing_ok=True)
+
+
+def _await_log(who: str, log: Path, offset: int, pidfile: Path, done: str,
+               failed: tuple[str, ...], not_done: str) -> None:
+    """Return once ``log`` says ``done`` after ``offset``; raise, naming ``who`` with the end
+    of the log, when it says one of ``failed``, the process in ``pidfile`` stops, or
+    ``start_timeout()`` passes."""
+    timeout = start_timeout()
     deadline = time.monotonic() + timeout
     pid = None
     while True:
         text = _log_since(log, offset)
-        if WORKER_ATTACHED in text:
+        if done in text:
             return
         if pid is None:
-            pid = _pid_in(wdir / "twistd.pid")
+            pid = _pid_in(pidfile)
+        failure = next((line for line in failed if line in text), None)
         died = pid is not None and not _alive(pid)
-        if died or time.monotonic() > deadline:
-            why = "stopped" if died else f"did not attach to the master within {timeout:g} s " \
-                                         "(START_TIMEOUT)"
+        if failure or died or time.monotonic() > deadline:
+            why = f"failed ({failure})" if failure else "stopped" if died else \
+                f"{not_done} within {timeout:g} s (START_TIMEOUT)"
             tail = "".join(text.splitlines(True)[-20:])
-            raise RuntimeError(f"worker {name} {why}; the end of {log}:\n{tail}")
+            raise RuntimeError(f"{who} {why}; the end of {log}:\n{tail}")
         time.sleep(0.1)
 
 
@@ -257,7 +303,7 @@ def ensure_demo_repo(settings: Settings, report: Report) -> Path | None:
     install_server(bare, url=settings.web_url,
                    user=settings["change_hook"]["username"],
                    password_file=settings.path("change_hook", "password_file"))
-    config.change_hook_password(settings)
+    change_hook_password(settings)
     if fresh:
         seed_repo(bare, DEMO_SOURCE, settings["repository"]["deploy_branch"])
         report.say(f"demo repository created: {bare}")
@@ -324,7 +370,7 @@ def up(settings: Settings) -> Report:
     ensure_workers(settings, report)
     wait_for_workers(settings)
     _say_remote_workers(settings, report)
-    report.say(f"tests: {shards_config.layout(settings).reason}")
+    report.say(f"tests: {shards_layout.layout(settings).reason}")
     flushed = flush_spool(bare)
     if flushed:
         report.say(f"{flushed} spooled change(s) delivered")
@@ -483,7 +529,7 @@ def ensure_server_hook(settings: Settings, report: Report) -> str:
     on this machine (unless another post-receive hook is there); otherwise, or then, say how
     pushes reach the master."""
     url = settings.repo_url
-    config.change_hook_password(settings)
+    change_hook_password(settings)
     hook = Path(url) / "hooks" / "post-receive"
     local_bare = Path(url).is_dir() and (Path(url) / "HEAD").is_file() \
         and (Path(url) / "objects").is_dir()
@@ -505,9 +551,7 @@ def ensure_server_hook(settings: Settings, report: Report) -> str:
 def check_coverage_paths(settings: Settings, report: Report) -> None:
     """Stop ``up`` when shards may run and the project's coverage data would not combine
     across checkouts (greenlight.worker.coverage_paths), with the lines to paste."""
-    from greenlight_master import shards_config
-
-    if not (settings["coverage"]["enabled"] and shards_config.enabled(settings)):
+    if not (settings["coverage"]["enabled"] and shards_layout.enabled(settings)):
         return
     url, branch = settings.repo_url, settings["repository"]["deploy_branch"]
     try:

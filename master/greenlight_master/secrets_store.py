@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from greenlight.settings import Settings
+
 
 def read_or_create(path: Path, nbytes: int = 18) -> str:
     if path.exists():
@@ -22,3 +24,8 @@ def read_or_create(path: Path, nbytes: int = 18) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
     return value
+
+
+def change_hook_password(settings: Settings) -> str:
+    """The password the server hook sends to the master's change hook."""
+    return read_or_create(settings.path("change_hook", "password_file"))

@@ -25,29 +25,13 @@ from __future__ import annotations
 
 from buildbot.plugins import schedulers, util
 from greenlight.settings import Settings
-from greenlight.shards.fanout import ShardLayout, shard_layout
 
 from greenlight_master import builders, workers_config
+from greenlight_master.shards_layout import enabled, shard_count
 
 # At most one shard build per worker at a time, whatever else the worker runs.
 SHARD_SLOT = util.WorkerLock("greenlight-shard-slot", maxCount=1)
 WORKER_SLOTS = 2  # the waiting verify build + one shard
-
-
-def layout(settings: Settings) -> ShardLayout:
-    """The shard count and why, from ``[shards] count`` and where the workers run."""
-    return shard_layout(settings["shards"]["count"],
-                        len(workers_config.local_worker_names(settings)),
-                        len(workers_config.remote_workers(settings)))
-
-
-def shard_count(settings: Settings) -> int:
-    """The number of shards a verify build fans out to (below 2: no fan-out)."""
-    return layout(settings).count
-
-
-def enabled(settings: Settings) -> bool:
-    return shard_count(settings) >= 2
 
 
 def min_suite_seconds(settings: Settings) -> float | None:

@@ -14,10 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildbot.plugins import worker
 from greenlight.errors import SettingsError
 from greenlight.settings import PROJECT_ROOT, Settings
-from twisted.python import log as twisted_log
 
 from greenlight_master.secrets_store import read_or_create
 
@@ -94,6 +92,8 @@ def local_password(settings: Settings) -> str:
 
 def workers(settings: Settings) -> list:
     """Buildbot's worker objects, local ones first."""
+    from buildbot.plugins import worker   # here: ``up`` reads this module without Buildbot
+
     password = local_password(settings)
     local = [worker.Worker(name, password, max_builds=1) for name in local_worker_names(settings)]
     return local + [worker.Worker(w.name, w.password, max_builds=w.max_builds,
@@ -127,6 +127,8 @@ def pb_port(settings: Settings) -> str:
                             "give both or neither")
     warning = bind_warning(settings)
     if warning:
+        from twisted.python import log as twisted_log
+
         log.warning("%s", warning)
         twisted_log.msg(f"WARNING: {warning}")
     if master["worker_tls_cert"]:

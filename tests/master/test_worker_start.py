@@ -39,11 +39,11 @@ def test_a_worker_that_cannot_attach_is_named_with_its_log(tmp_path, monkeypatch
 
 def test_the_attach_deadline_reads_start_timeout(monkeypatch):
     monkeypatch.delenv("START_TIMEOUT", raising=False)
-    assert lifecycle.attach_timeout() == 60
+    assert lifecycle.start_timeout() == 60
     monkeypatch.setenv("START_TIMEOUT", "95")
-    assert lifecycle.attach_timeout() == 95
+    assert lifecycle.start_timeout() == 95
     monkeypatch.setenv("START_TIMEOUT", "soon")
-    assert lifecycle.attach_timeout() == 60
+    assert lifecycle.start_timeout() == 60
 
 
 def test_a_worker_that_dies_while_awaited_is_named_at_once(tmp_path, monkeypatch):

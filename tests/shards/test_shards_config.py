@@ -13,7 +13,7 @@ from greenlight.steps.shards import (CollectShards, PlanShards, TriggerShards, f
                                      runs_here)
 from greenlight.steps.tests import RunTests
 from greenlight import settings
-from greenlight_master import builders, config, shards_config
+from greenlight_master import builders, config, shards_config, shards_layout
 
 
 def load(tmp_path, shards: str = "", workers: int = 2, remote: int = 0) -> settings.Settings:
@@ -58,8 +58,8 @@ def test_default_is_one_shard_per_worker_across_machines(tmp_path):
 def test_default_with_local_workers_only_runs_the_tests_in_the_verify_build(tmp_path, workers):
     # Shards on the master's own machine would share its cores with the verify build.
     loaded = load(tmp_path, workers=workers)
-    assert shards_config.shard_count(loaded) == 1 and not shards_config.enabled(loaded)
-    assert shards_config.layout(loaded).reason.startswith(
+    assert shards_layout.shard_count(loaded) == 1 and not shards_layout.enabled(loaded)
+    assert shards_layout.layout(loaded).reason.startswith(
         f"run here: all {workers} workers are on this machine")
     got = shape(loaded)
     assert got == {"shards": 0, "max_builds": [1], "workers": workers, "triggerable": False,
@@ -77,7 +77,7 @@ def test_remote_workers_only_fan_out_one_shard_each(tmp_path):
 
 def test_one_worker_degrades_to_xdist_on_it(tmp_path):
     loaded = load(tmp_path, workers=1)
-    assert shards_config.shard_count(loaded) == 1 and not shards_config.enabled(loaded)
+    assert shards_layout.shard_count(loaded) == 1 and not shards_layout.enabled(loaded)
     got = shape(loaded)
     assert got == {"shards": 0, "max_builds": [1], "workers": 1, "triggerable": False,
                    "shard_builder": None}
