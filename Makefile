@@ -37,5 +37,9 @@ up: deps
 down: venv
 	$(BIN)/greenlight down
 
+# Plugins named, not found through every installed package's entry points: hypothesis's plugin
+# alone made each test process import hypothesis and assertion-rewrite all of it (2 s of CPU per
+# xdist worker). tests/conftest.py gives the processes the tests start the usual autoload back.
 test: deps
-	$(BIN)/python -m pytest -n auto -q --durations=15 $(PYTEST_ARGS)
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest -p xdist.plugin -n auto -q \
+	    --durations=15 $(PYTEST_ARGS)

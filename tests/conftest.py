@@ -45,6 +45,9 @@ def child_env(**extra: str) -> dict:
 @pytest.fixture(scope="session", autouse=True)
 def _children_without_the_hypothesis_plugin() -> None:
     os.environ["PYTEST_ADDOPTS"] = CHILD_PYTEST_ADDOPTS
+    # `make test` names this run's plugins (Makefile); the pytest runs the tests start (builds
+    # with xdist, the shard plugin's entry point) find theirs as usual.
+    os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
 
 
 T = TypeVar("T")
