@@ -168,6 +168,12 @@ def master_db_template() -> Path:
     return template
 
 
+# How long a REST read may go unanswered before it is asked again (seconds on a quiet machine,
+# stretched by the load). A reply takes 5-15 ms here; now and then one never comes: the master
+# logged the request's connection as idle ("Timing out client", 60 s later) while it served the
+# builds of the same test, and the test waited out a 30-s timeout stretched to 60 s before the
+# retry was answered at once (tests/shards/test_fanout_e2e.py: 70 s instead of 15).
+READ_TIMEOUT = 10
 # see World.rest_get
 REST_HEADERS = {"Accept-Encoding": "identity"}
 # A GET that failed in transit (a read timeout on a loaded machine, a dropped connection) is
@@ -280,7 +286,7 @@ class World:
                               env={**os.environ, **GIT_ENV, **(env or {})},
                               capture_output=True, text=True, timeout=scaled(60))
 
-    def api(self, path: str, read_timeout: float = 30, **params):
+    def api(self, path: str, read_timeout: float = READ_TIMEOUT, **params):
         """GET a REST resource's JSON, asking again while the request fails in transit (or
         gets no reply within ``read_timeout`` seconds, stretched by the load)."""
         # (a list: a Response is falsy when its status is an error, which must raise at once)
@@ -289,14 +295,15 @@ class World:
         response.raise_for_status()
         return response.json()
 
-    def rest_get(self, path: str, read_timeout: float = 30, **params) -> requests.Response:
+    def rest_get(self, path: str, read_timeout: float = READ_TIMEOUT,
+                 **params) -> requests.Response:
         """GET ``api/v2/<path>`` uncompressed: Buildbot's REST resource gzips on the fly, and
         under load a reply now and then came back with a body that was not a gzip stream
         ("incorrect header check"), failing a test that had done nothing wrong."""
         return requests.get(self.url + "api/v2/" + path, params=params,
                             timeout=(scaled(10), scaled(read_timeout)), headers=REST_HEADERS)
 
-    def changes_for(self, revision: str, read_timeout: float = 30) -> list[dict]:
+    def changes_for(self, revision: str, read_timeout: float = READ_TIMEOUT) -> list[dict]:
         return self.api("changes", read_timeout, revision=revision)["changes"]
 
     def wait_build(self, revision: str, timeout: float = 180, builder: str = "verify") -> dict:
@@ -335,7 +342,7 @@ class World:
         return self._builder_ids[name]
 
     def builds_for(self, revision: str, builder: str = "verify",
-                   read_timeout: float = 30) -> list[dict]:
+                   read_timeout: float = READ_TIMEOUT) -> list[dict]:
         """Builds of ``revision`` on ``builder`` (the deploy builder builds it too)."""
         builder_id = self.builder_id(builder)
         builds = []
