@@ -305,13 +305,56 @@ MODULE_SECONDS = {
 }
 E2E_SECONDS = 20
 
+# Modules whose tests share one plain world (the ``shared_world`` fixture) instead of starting
+# one each: a world's start and stop cost ~4.5 s of CPU. xdist hands them to one worker as one
+# unit of work (``pytest_xdist_make_scheduler`` below), which runs them one after the other.
+SHARED_WORLD_MODULES = (
+    "tests/experiments/test_page_e2e.py",
+    "tests/incidents/test_page_e2e.py",
+    "tests/push/test_webhooks_e2e.py",
+)
+
 
 def module_seconds(item: pytest.Item) -> float:
-    """How long ``item``'s module is expected to take (0: not known to be slow)."""
+    """How long ``item``'s unit of work is expected to take (0: not known to be slow)."""
     path = item.nodeid.split("::", 1)[0]
+    if path in SHARED_WORLD_MODULES:
+        return sum(MODULE_SECONDS.get(shared, E2E_SECONDS) for shared in SHARED_WORLD_MODULES)
     if path in MODULE_SECONDS:
         return MODULE_SECONDS[path]
     return E2E_SECONDS if item.get_closest_marker("e2e") else 0
+
+
+@pytest.fixture(scope="session")
+def shared_world(tmp_path_factory):
+    """The world of the SHARED_WORLD_MODULES (tests.world.start_shared_world), started by the
+    first of them that runs in this process and stopped when the session ends."""
+    from tests.world import start_shared_world   # (tests.world imports this module)
+
+    world = start_shared_world(tmp_path_factory.mktemp("shared-world"))
+    yield world
+    world.down()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` (pyproject.toml), with the SHARED_WORLD_MODULES as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedWorldScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of_work(nodeid)
+
+    return SharedWorldScheduling(config, log)
+
+
+def unit_of_work(nodeid: str) -> str:
+    """What xdist hands to one worker with the test ``nodeid``: its module, or all the
+    SHARED_WORLD_MODULES together."""
+    path = nodeid.split("::", 1)[0]
+    return "shared-world" if path in SHARED_WORLD_MODULES else path
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -366,6 +366,23 @@ class World:
         return session
 
 
+# The forge secret of the shared world's webhooks (tests/push/test_webhooks_e2e.py signs with it).
+SHARED_WEBHOOK_SECRET = b"s3cret-shared-with-the-forge"
+
+
+def start_shared_world(base: Path) -> World:
+    """The plain world the modules of ``tests.conftest.SHARED_WORLD_MODULES`` share (the
+    ``shared_world`` fixture): one local worker, the default database, webhooks on, no demo
+    hosts. Each of those modules keeps to what is its own in it (its branch, its pages, its
+    ledger rows), so their order does not matter."""
+    (base / "webhook.secret").write_bytes(SHARED_WEBHOOK_SECRET + b"\n")
+    world = World(base, workers=1,
+                  extra=f'\n[webhooks]\nsecret_file = "{base / "webhook.secret"}"\n')
+    world.env.pop("GREENLIGHT_EXPERIMENTS_DB", None)   # the world's own store, not the caller's
+    world.up()
+    return world
+
+
 def commit_all(clone: Path, message: str, **env: str) -> str:
     git(clone, "add", "-A")
     git(clone, "commit", "-q", "-m", message, env=env or None)

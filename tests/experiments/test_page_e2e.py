@@ -1,6 +1,7 @@
 """The Experiments page on a real master, and the issue's "Done means" on the real demo shop.
 
-One World (master + worker) for the module. The demo shop runs as its own process with the
+One World (master + worker), shared with two other modules (tests.conftest.SHARED_WORLD_MODULES).
+The demo shop runs as its own process with the
 project's python and $GREENLIGHT_EXPERIMENTS_DB pointing at the world's store, exactly like a
 demo host: the page changes the state, the shop picks it up within seconds.
 """
@@ -28,12 +29,8 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("experiments-world"), workers=1)
-    world.env.pop("GREENLIGHT_EXPERIMENTS_DB", None)
-    world.up()
-    yield world
-    world.down()
+def world(shared_world):
+    return shared_world
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The incidents pages and the intake webhook on a real master (one World for the module)."""
+"""The incidents pages and the intake webhook on a real master (the World shared with
+two other modules: tests.conftest.SHARED_WORLD_MODULES)."""
 from __future__ import annotations
 
 import re
@@ -19,11 +20,8 @@ MARKUP = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def master(tmp_path_factory):
-    world = World(tmp_path_factory.mktemp("incidents-world"), workers=1)
-    world.up()
-    yield world
-    world.down()
+def master(shared_world):
+    return shared_world
 
 
 @pytest.fixture(scope="module")

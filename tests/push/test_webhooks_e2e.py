@@ -8,20 +8,16 @@ import requests
 
 from tests.conftest import git
 from tests.push.test_webhooks import gitea_payload, github_payload, gitlab_payload, signed
-from tests.world import World, commit_all
+from tests.world import SHARED_WEBHOOK_SECRET, commit_all
 
 pytestmark = pytest.mark.e2e
-SECRET = b"s3cret-shared-with-the-forge"
+SECRET = SHARED_WEBHOOK_SECRET
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    base = tmp_path_factory.mktemp("webhooks")
-    (base / "webhook.secret").write_bytes(SECRET + b"\n")
-    world = World(base, workers=1, extra=f'\n[webhooks]\nsecret_file = "{base / "webhook.secret"}"\n')
-    world.up()
-    yield world
-    world.down()
+def world(shared_world):
+    """The shared world (tests.conftest.SHARED_WORLD_MODULES), its webhooks signed with SECRET."""
+    return shared_world
 
 
 def land_without_hook(world, clone, message: str) -> tuple[str, str]:
