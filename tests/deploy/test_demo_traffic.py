@@ -78,3 +78,33 @@ def test_unknown_lock_state_means_full_rate_and_bad_urls_are_refused():
     assert demo_traffic.rate_now(40, 2, False) == 2
     with pytest.raises(UsageError, match="loopback"):
         demo_traffic.run(["http://example.com:80"], 1, 1, 1, "/nonexistent/lock")
+
+
+def test_a_deploy_segment_cut_short_before_its_first_request_does_not_stop_the_traffic(server):
+    """The lock held for a moment, again and again: each deploy segment ends before its first
+    request is answered (0 sent); the generator goes on (it used to stop for good)."""
+    httpd, handler = server
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    flips = iter([True, False] * 10)   # each segment reads the state, then finds it changed
+    stop, segments = threading.Event(), []
+    runner = threading.Thread(target=demo_traffic.run, kwargs=dict(
+        urls=[url], rate=50, idle_rate=20, duration_s=120, lock_file="unused", stop=stop,
+        held=lambda: next(flips, False), poll=0.01, segments=segments))
+    runner.start()
+    try:
+        wait_for(lambda: len(segments) >= 10, 60, "ten short deploy segments")
+        after = handler.hits
+        wait_for(lambda: handler.hits >= after + 5, 60, "idle traffic after them")
+    finally:
+        stop.set()
+        runner.join(60)
+    assert not runner.is_alive()
+    assert [rate for rate, _ in segments[:11]] == [50] * 10 + [20]
+    assert any(sent == 0 for _, sent in segments[:10])   # the case that used to stop it
+
+
+def test_only_a_generator_that_ended_by_itself_with_nothing_sent_gave_up():
+    assert demo_traffic.generator_gave_up(ended_itself=True, sent=0, rate=25)
+    assert not demo_traffic.generator_gave_up(ended_itself=False, sent=0, rate=25)
+    assert not demo_traffic.generator_gave_up(ended_itself=True, sent=3, rate=25)
+    assert not demo_traffic.generator_gave_up(ended_itself=True, sent=0, rate=0)

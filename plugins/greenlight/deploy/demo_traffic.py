@@ -92,6 +92,7 @@ def run(urls: list[str], rate: float, idle_rate: float, duration_s: float, lock_
             if worker is not None and not worker.is_alive():
                 break
             stop.wait(poll)
+        ended_itself = worker is not None and not worker.is_alive()
         segment_stop.set()
         if worker is not None:
             worker.join()
@@ -100,9 +101,17 @@ def run(urls: list[str], rate: float, idle_rate: float, duration_s: float, lock_
         print(f"demo traffic: {current:g} requests/s per host"
               f" ({'deploy running' if state else 'between deploys'}): {report.sent} sent",
               flush=True)
-        if worker is not None and report.sent == 0 and current > 0 and not stop.is_set():
-            break  # the generator refused (bad URL) or the budget is spent
+        if generator_gave_up(ended_itself, report.sent, current) and not stop.is_set():
+            break
     return segments
+
+
+def generator_gave_up(ended_itself: bool, sent: int, rate: float) -> bool:
+    """Whether a segment's generator returned on its own having sent nothing at a rate above
+    0: it refused (a bad URL) or the budget is spent. A segment that the deploy lock's change
+    cut short before its first request came back is not that: the demo's traffic stopped for
+    good after a deploy that held the lock for a moment ("…(deploy running): 0 sent")."""
+    return ended_itself and sent == 0 and rate > 0
 
 
 def main(argv: list[str] | None = None) -> int:
