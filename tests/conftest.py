@@ -313,12 +313,13 @@ SHARED_WORLD_MODULES = (
     "tests/incidents/test_page_e2e.py",
     "tests/push/test_webhooks_e2e.py",
 )
+SHARED_WORLD = "shared-world"   # their unit of work's name
 
 
 def module_seconds(item: pytest.Item) -> float:
     """How long ``item``'s unit of work is expected to take (0: not known to be slow)."""
-    path = item.nodeid.split("::", 1)[0]
-    if path in SHARED_WORLD_MODULES:
+    path = unit_of_work(item.nodeid)
+    if path == SHARED_WORLD:
         return sum(MODULE_SECONDS.get(shared, E2E_SECONDS) for shared in SHARED_WORLD_MODULES)
     if path in MODULE_SECONDS:
         return MODULE_SECONDS[path]
@@ -354,7 +355,7 @@ def unit_of_work(nodeid: str) -> str:
     """What xdist hands to one worker with the test ``nodeid``: its module, or all the
     SHARED_WORLD_MODULES together."""
     path = nodeid.split("::", 1)[0]
-    return "shared-world" if path in SHARED_WORLD_MODULES else path
+    return SHARED_WORLD if path in SHARED_WORLD_MODULES else path
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -194,7 +194,7 @@ def launch_master(basedir: Path, env: dict[str, str]) -> None:
         said = err.read().decode("utf-8", "replace")
     if launcher.returncode != 0:   # twistd's parent exits 0 once the daemon is forked
         raise RuntimeError(f"the Buildbot master did not start (twistd exit "
-                           f"{launcher.returncode}):\n{said}{_log_since(log, offset)[-3000:]}")
+                           f"{launcher.returncode}):\n{said}{_tail(_log_since(log, offset))}")
     _await_log("the Buildbot master", log, offset, basedir / "twistd.pid", MASTER_RUNNING,
                MASTER_FAILED, "did not say it runs")
 
@@ -217,7 +217,7 @@ def start_worker(name: str, wdir: Path, settings: Settings) -> None:
 def _drop_stale_pidfile(pidfile: Path) -> None:
     """A pid file left by a process that was killed: the wait below would read that pid, find
     it dead and call the new process stopped before it wrote its own."""
-    if pidfile.exists() and not _pid_alive(pidfile):
+    if not _pid_alive(pidfile):
         pidfile.unlink(missing_ok=True)
 
 
@@ -240,9 +240,13 @@ def _await_log(who: str, log: Path, offset: int, pidfile: Path, done: str,
         if failure or died or time.monotonic() > deadline:
             why = f"failed ({failure})" if failure else "stopped" if died else \
                 f"{not_done} within {timeout:g} s (START_TIMEOUT)"
-            tail = "".join(text.splitlines(True)[-20:])
-            raise RuntimeError(f"{who} {why}; the end of {log}:\n{tail}")
+            raise RuntimeError(f"{who} {why}; the end of {log}:\n{_tail(text)}")
         time.sleep(0.1)
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log, for an error that names why a start failed."""
+    return "".join(text.splitlines(True)[-lines:])
 
 
 def _log_since(log: Path, offset: int) -> str:
